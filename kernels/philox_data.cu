@@ -1,0 +1,32 @@
+// Sparse-parity batch generation on the GPU.
+// Each thread expands one sample: its Philox blocks (stream, a, sample, block) give the task
+// (Zipf, integer thresholds) and the n_bits data bits; the label is the XOR over S_task.
+// The per-sample logic is parity_sample(), shared verbatim with the CPU backend.
+#include "common.cuh"
+#include "philox_data.cuh"
+
+namespace skillrun::cuda {
+
+// kernels
+
+__global__ void sparse_parity_kernel(ParityDraw draw, ParityTables tables, int count, float* x, int32_t* labels,
+                                     int32_t* tasks) {
+  const int i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= count) return;
+  const int row = draw.n_tasks + draw.n_bits;
+  tasks[i] = parity_sample(draw, tables, draw.first_sample + static_cast<uint32_t>(i),
+                           x + static_cast<size_t>(i) * row, labels + i);
+}
+
+// launchers
+
+void launch_sparse_parity(const ParityDraw& draw, const ParityTables& tables, int count, float* x, int32_t* labels,
+                          int32_t* tasks, cudaStream_t stream) {
+  if (count <= 0) return;
+  const int threads = 256;
+  const int blocks = (count + threads - 1) / threads;
+  sparse_parity_kernel<<<blocks, threads, 0, stream>>>(draw, tables, count, x, labels, tasks);
+  SKR_CUDA_CHECK(cudaGetLastError());
+}
+
+}  // namespace skillrun::cuda

@@ -1,0 +1,177 @@
+// The one numeric interface of skillrun. Model, optimizers, tasks and trainer hold a Backend&
+// and call only these methods, so the same code and the same tests run on the CPU backend
+// (OpenBLAS + LAPACKE) and the CUDA backend (cuBLAS + cuSOLVER + kernels/).
+//
+// Conventions, for every method:
+//  - Pointers are backend memory obtained from allocate() (device memory on CUDA).
+//  - Matrices are ROW-MAJOR. A matrix (rows x cols) has leading dimension ld >= cols; element
+//    (i, j) is at p[i * ld + j]. Ops are asynchronous on CUDA unless they return a host value
+//    or are download()/synchronize().
+//  - Sizes are element counts, not bytes, except in allocate/upload/download.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tasks/sparse_parity_gen.h"
+
+namespace skillrun {
+
+enum class Trans { No, Yes };
+
+// Matrix sign msign(G) = U V^T for G = U S V^T. Newton-Schulz variants and the exact SVD.
+enum class MsignMethod { NewtonSchulz5, PolarExpress, Svd };
+
+// One iteration X <- a X + b (X X^T) X + c (X X^T)^2 X of an odd matrix polynomial.
+struct NsCoefficients {
+  double a, b, c;
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  Backend() = default;
+  Backend(const Backend&) = delete;
+  Backend& operator=(const Backend&) = delete;
+
+  // "cpu (OpenBLAS 0.3.21, 2 threads)" or "cuda:0 (NVIDIA H100 ...)": goes into summary.json.
+  virtual std::string name() const = 0;
+  virtual bool is_cpu() const = 0;
+
+  // ---- memory -------------------------------------------------------------------------------
+  // Throws RuntimeError when the memory cannot be had. Returned memory is not initialised.
+  virtual void* allocate(std::size_t bytes) = 0;
+  virtual void deallocate(void* p) noexcept = 0;
+  virtual void upload(void* dst, const void* host_src, std::size_t bytes) = 0;
+  virtual void download(void* host_dst, const void* src, std::size_t bytes) = 0;
+  virtual void copy(void* dst, const void* src, std::size_t bytes) = 0;
+  virtual void synchronize() = 0;
+
+  // ---- dense linear algebra -----------------------------------------------------------------
+  // C (m x n) = alpha * op(A) * op(B) + beta * C, op(A) is m x k, op(B) is k x n; row-major.
+  // beta == 0 overwrites C without reading it (C may hold NaN garbage).
+  virtual void gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda,
+                    const float* B, int ldb, float beta, float* C, int ldc) = 0;
+
+  // ---- elementwise and reductions -----------------------------------------------------------
+  virtual void fill(float* x, std::size_t n, float value) = 0;
+  // y = alpha * x + beta * y  (beta == 0 does not read y)
+  virtual void axpby(float* y, const float* x, std::size_t n, float alpha, float beta) = 0;
+  // sum of squares, accumulated in double, returned to the host (synchronises)
+  virtual double sum_squares(const float* x, std::size_t n) = 0;
+
+  // ---- MLP pieces ---------------------------------------------------------------------------
+  // H (rows x cols, ld = cols) += bias (broadcast over rows); then H = max(H, 0) if relu.
+  virtual void bias_activation(float* H, const float* bias, int rows, int cols, bool relu) = 0;
+  // dH *= (H > 0): back through ReLU, where H is the post-activation.
+  virtual void relu_backward(float* dH, const float* H, std::size_t n) = 0;
+  // out (cols) = sum over rows of A (rows x cols): bias gradients.
+  virtual void column_sums(const float* A, int rows, int cols, float* out) = 0;
+  // Softmax cross-entropy over `classes` logits per row (row-major rows x classes).
+  // loss[i] = -log softmax(logits[i])[label[i]] in nats; correct[i] = 1 if argmax == label
+  // (ties count as wrong). If dlogits != nullptr: dlogits = grad_scale * (softmax - onehot).
+  virtual void cross_entropy(const float* logits, const int32_t* labels, int rows, int classes,
+                             float* loss, float* correct, float* dlogits, float grad_scale) = 0;
+
+  // ---- data ---------------------------------------------------------------------------------
+  // Fills `count` samples of multi-task sparse parity (see tasks/sparse_parity_gen.h):
+  // x (count x (n_tasks + n_bits)) as 0/1 floats, labels (count), task ids (count).
+  // `tables` points at backend memory holding the subsets and Zipf thresholds.
+  virtual void sparse_parity(const ParityDraw& draw, const ParityTables& tables, int count,
+                             float* x, int32_t* labels, int32_t* tasks) = 0;
+
+  // ---- optimizer updates (n elements, in place on w and the state buffers) ------------------
+  // SGD (PyTorch semantics): g' = g + wd w; m = mu m + g'; d = nesterov ? g' + mu m : m
+  // (d = g' and m unused when mu == 0); w -= lr d.
+  virtual void sgd_update(float* w, const float* g, float* m, std::size_t n, float lr,
+                          float momentum, bool nesterov, float weight_decay) = 0;
+  // NMD: m = beta m + g; w = w (1 - lr wd) - lr m / ||m||_F (no step when ||m||_F == 0).
+  virtual void nmd_update(float* w, const float* g, float* m, std::size_t n, float lr, float beta,
+                          float weight_decay) = 0;
+  // Adam / AdamW, bias-corrected, eps outside the sqrt (PyTorch): m = b1 m + (1-b1) g;
+  // v = b2 v + (1-b2) g^2; w -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps).
+  // decoupled: w *= 1 - lr wd first (AdamW); else g += wd w before the moments (Adam + L2).
+  // t is the 1-based step count.
+  virtual void adam_update(float* w, const float* g, float* m, float* v, std::size_t n, float lr,
+                           float beta1, float beta2, float eps, float weight_decay, bool decoupled,
+                           int64_t t) = 0;
+  // SignGD: m = mu m + g (m = g when mu == 0, m may be nullptr); w = w (1 - lr wd) - lr sign(m).
+  virtual void signgd_update(float* w, const float* g, float* m, std::size_t n, float lr,
+                             float momentum, float weight_decay) = 0;
+  // Muon momentum: m = beta m + g; out = nesterov ? g + beta m : m.
+  virtual void momentum_accumulate(float* m, const float* g, float* out, std::size_t n, float beta,
+                                   bool nesterov) = 0;
+
+  // ---- msign ----------------------------------------------------------------------------------
+  // out (rows x cols) = msign(G) approximated by Newton-Schulz with one coefficient triple per
+  // iteration, after X0 = G / (norm_scale * ||G||_F + norm_eps); the Gram matrix is formed on
+  // the small side. The default implementation (optim/msign.cpp) is built from gemm/axpby;
+  // a backend may override it with fused kernels. G and out may not alias.
+  virtual void msign_newton_schulz(const float* G, float* out, int rows, int cols,
+                                   std::span<const NsCoefficients> iterations, double norm_scale,
+                                   double norm_eps);
+  // out = U V^T from the thin SVD of G (rows x cols): the exact polar factor.
+  virtual void msign_svd(const float* G, float* out, int rows, int cols) = 0;
+};
+
+// Owning, move-only typed buffer in a backend's memory.
+template <class T>
+class Buffer {
+ public:
+  Buffer() = default;
+  Buffer(Backend& backend, std::size_t count)
+      : backend_(&backend), count_(count),
+        data_(count ? static_cast<T*>(backend.allocate(count * sizeof(T))) : nullptr) {}
+  ~Buffer() { reset(); }
+  Buffer(Buffer&& o) noexcept { *this = std::move(o); }
+  Buffer& operator=(Buffer&& o) noexcept {
+    if (this != &o) {
+      reset();
+      backend_ = std::exchange(o.backend_, nullptr);
+      count_ = std::exchange(o.count_, 0);
+      data_ = std::exchange(o.data_, nullptr);
+    }
+    return *this;
+  }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+
+  T* data() { return data_; }
+  const T* data() const { return data_; }
+  std::size_t size() const { return count_; }
+  bool empty() const { return count_ == 0; }
+
+  void upload(std::span<const T> host) {
+    if (host.size() != count_) throw std::length_error("Buffer::upload: size mismatch");
+    if (count_) backend_->upload(data_, host.data(), count_ * sizeof(T));
+  }
+  std::vector<T> download() const {
+    std::vector<T> host(count_);
+    if (count_) backend_->download(host.data(), data_, count_ * sizeof(T));
+    return host;
+  }
+
+ private:
+  void reset() noexcept {
+    if (data_) backend_->deallocate(data_);
+    data_ = nullptr;
+    count_ = 0;
+  }
+  Backend* backend_ = nullptr;
+  std::size_t count_ = 0;
+  T* data_ = nullptr;
+};
+
+enum class DeviceChoice { Auto, Cpu, Cuda };
+
+// Registry (backend/registry.cpp): Auto picks CUDA when built with it and a device is present,
+// else the CPU. Cuda without CUDA support or without a device throws RuntimeError.
+std::unique_ptr<Backend> make_backend(DeviceChoice choice);
+bool cuda_backend_available();  // built with CUDA and at least one device visible
+
+}  // namespace skillrun

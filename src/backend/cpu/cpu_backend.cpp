@@ -1,0 +1,392 @@
+// CpuBackend: OpenBLAS for gemm, LAPACKE (in double) for the exact msign, OpenMP loops for the
+// elementwise ops, reductions and the data generator. Loops are kept flat and branch-free inside
+// so that GCC vectorises them; small inputs stay on one thread, where forking costs more than
+// the work.
+#include "backend/cpu/cpu_backend.h"
+
+#include <cblas.h>
+#include <lapacke.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+#include <stdexcept>
+#include <vector>
+
+#include "core/error.h"
+
+namespace skillrun {
+namespace {
+
+// Below this many elements an OpenMP fork/join (a few microseconds) costs more than the loop.
+constexpr std::size_t kParallelMin = std::size_t{1} << 15;
+constexpr std::size_t kAlignment = 64;  // a cache line, and enough for any AVX-512 load
+
+CBLAS_TRANSPOSE to_cblas(Trans t) { return t == Trans::Yes ? CblasTrans : CblasNoTrans; }
+
+float sign_of(float v) { return static_cast<float>((v > 0.0f) - (v < 0.0f)); }
+
+}  // namespace
+
+std::string CpuBackend::name() const {
+  std::ostringstream out;
+  out << "cpu (";
+#ifdef OPENBLAS_VERSION
+  // The config string reads "OpenBLAS 0.3.21 DYNAMIC_ARCH NO_AFFINITY Haswell MAX_THREADS=64":
+  // the first two words are the library and its version.
+  std::istringstream config(openblas_get_config());
+  std::string library, version;
+  config >> library >> version;
+  out << library << ' ' << version << ", ";
+  const int blas_threads = openblas_get_num_threads();
+#else
+  out << "CBLAS, ";
+  const int blas_threads = omp_get_max_threads();
+#endif
+  const int omp_threads = omp_get_max_threads();
+  if (blas_threads == omp_threads) {
+    out << omp_threads << (omp_threads == 1 ? " thread" : " threads");
+  } else {
+    out << omp_threads << " OpenMP + " << blas_threads << " BLAS threads";
+  }
+  out << ')';
+  return out.str();
+}
+
+// ---- memory -------------------------------------------------------------------------------
+
+void* CpuBackend::allocate(std::size_t bytes) {
+  // aligned_alloc wants a multiple of the alignment; 0 bytes still gets a unique pointer.
+  if (bytes > SIZE_MAX - kAlignment) {
+    throw RuntimeError("cpu backend: cannot allocate " + std::to_string(bytes) + " bytes");
+  }
+  const std::size_t rounded = std::max(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
+  void* p = std::aligned_alloc(kAlignment, rounded);
+  if (p == nullptr) {
+    throw RuntimeError("cpu backend: cannot allocate " + std::to_string(bytes) + " bytes");
+  }
+  return p;
+}
+
+void CpuBackend::deallocate(void* p) noexcept { std::free(p); }
+
+void CpuBackend::upload(void* dst, const void* host_src, std::size_t bytes) {
+  if (bytes) std::memcpy(dst, host_src, bytes);
+}
+
+void CpuBackend::download(void* host_dst, const void* src, std::size_t bytes) {
+  if (bytes) std::memcpy(host_dst, src, bytes);
+}
+
+void CpuBackend::copy(void* dst, const void* src, std::size_t bytes) {
+  if (bytes) std::memmove(dst, src, bytes);  // memmove: a self-copy or overlap stays defined
+}
+
+// ---- dense linear algebra -----------------------------------------------------------------
+
+void CpuBackend::gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A,
+                      int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+  // OpenBLAS reports a bad leading dimension through xerbla (a printed line, then it returns
+  // with C untouched); a thrown error is far easier to trace, and these checks cost nothing.
+  const int a_cols = ta == Trans::No ? k : m;
+  const int b_cols = tb == Trans::No ? n : k;
+  if (m < 0 || n < 0 || k < 0 || lda < std::max(1, a_cols) || ldb < std::max(1, b_cols) ||
+      ldc < std::max(1, n)) {
+    std::ostringstream msg;
+    msg << "cpu gemm: bad shape m=" << m << " n=" << n << " k=" << k << " lda=" << lda
+        << " ldb=" << ldb << " ldc=" << ldc;
+    throw std::invalid_argument(msg.str());
+  }
+  if (m == 0 || n == 0) return;
+  if (k == 0) {  // an empty product: C = beta C, and beta == 0 must not read C
+    for (int i = 0; i < m; ++i) {
+      float* c = C + static_cast<std::size_t>(i) * ldc;
+      for (int j = 0; j < n; ++j) c[j] = beta == 0.0f ? 0.0f : beta * c[j];
+    }
+    return;
+  }
+  cblas_sgemm(CblasRowMajor, to_cblas(ta), to_cblas(tb), m, n, k, alpha, A, lda, B, ldb, beta, C,
+              ldc);
+}
+
+// ---- elementwise and reductions -----------------------------------------------------------
+
+void CpuBackend::fill(float* x, std::size_t n, float value) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+  for (std::size_t i = 0; i < n; ++i) x[i] = value;
+}
+
+void CpuBackend::axpby(float* y, const float* x, std::size_t n, float alpha, float beta) {
+  if (beta == 0.0f) {  // y may hold garbage (NaN): never read it
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+    for (std::size_t i = 0; i < n; ++i) y[i] = alpha * x[i];
+  } else {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+    for (std::size_t i = 0; i < n; ++i) y[i] = alpha * x[i] + beta * y[i];
+  }
+}
+
+double CpuBackend::sum_squares(const float* x, std::size_t n) {
+  double acc = 0.0;
+#pragma omp parallel for simd schedule(static) reduction(+ : acc) if (n >= kParallelMin)
+  for (std::size_t i = 0; i < n; ++i) {
+    const double v = x[i];
+    acc += v * v;
+  }
+  return acc;
+}
+
+// ---- MLP pieces ---------------------------------------------------------------------------
+
+void CpuBackend::bias_activation(float* H, const float* bias, int rows, int cols, bool relu) {
+  const bool parallel = static_cast<std::size_t>(rows) * cols >= kParallelMin;
+  // The relu branch sits outside the row loop so each inner loop is one straight SIMD loop.
+  if (relu) {
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int i = 0; i < rows; ++i) {
+      float* h = H + static_cast<std::size_t>(i) * cols;
+#pragma omp simd
+      for (int j = 0; j < cols; ++j) h[j] = std::max(h[j] + bias[j], 0.0f);
+    }
+  } else {
+#pragma omp parallel for schedule(static) if (parallel)
+    for (int i = 0; i < rows; ++i) {
+      float* h = H + static_cast<std::size_t>(i) * cols;
+#pragma omp simd
+      for (int j = 0; j < cols; ++j) h[j] += bias[j];
+    }
+  }
+}
+
+void CpuBackend::relu_backward(float* dH, const float* H, std::size_t n) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+  for (std::size_t i = 0; i < n; ++i) dH[i] = H[i] > 0.0f ? dH[i] : 0.0f;
+}
+
+void CpuBackend::column_sums(const float* A, int rows, int cols, float* out) {
+  // Threads split the columns, not the rows, so no per-thread partial vectors (and no
+  // allocation) are needed: each tile of columns keeps its double accumulators on the stack
+  // and streams down all rows, reading a contiguous stretch of each row.
+  constexpr int kTile = 64;
+  const int tiles = (cols + kTile - 1) / kTile;
+  const bool parallel = static_cast<std::size_t>(rows) * cols >= kParallelMin;
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int t = 0; t < tiles; ++t) {
+    const int j0 = t * kTile;
+    const int width = std::min(kTile, cols - j0);
+    double acc[kTile] = {};
+    for (int i = 0; i < rows; ++i) {
+      const float* a = A + static_cast<std::size_t>(i) * cols + j0;
+#pragma omp simd
+      for (int j = 0; j < width; ++j) acc[j] += a[j];
+    }
+    for (int j = 0; j < width; ++j) out[j0 + j] = static_cast<float>(acc[j]);
+  }
+}
+
+void CpuBackend::cross_entropy(const float* logits, const int32_t* labels, int rows, int classes,
+                               float* loss, float* correct, float* dlogits, float grad_scale) {
+  bool bad_label = false;
+  const bool parallel = static_cast<std::size_t>(rows) * classes >= kParallelMin / 4;
+#pragma omp parallel for schedule(static) reduction(|| : bad_label) if (parallel)
+  for (int i = 0; i < rows; ++i) {
+    const float* l = logits + static_cast<std::size_t>(i) * classes;
+    const int32_t label = labels[i];
+    if (label < 0 || label >= classes) {
+      bad_label = true;
+      continue;
+    }
+    // log-softmax about the row maximum, so that exp never overflows (logits of +-1000 are fine).
+    float max_logit = l[0];
+    for (int j = 1; j < classes; ++j) max_logit = std::max(max_logit, l[j]);
+    float sum = 0.0f;
+    for (int j = 0; j < classes; ++j) sum += std::exp(l[j] - max_logit);
+    // loss = log(sum) - (l_label - max): no cancellation of two large numbers.
+    loss[i] = std::log(sum) - (l[label] - max_logit);
+    // Correct only when the label's logit beats every other strictly: a tie is a wrong
+    // answer, and so is a NaN (the negated comparison is true for NaN).
+    bool strictly_best = true;
+    for (int j = 0; j < classes; ++j) {
+      if (j != label && !(l[label] > l[j])) strictly_best = false;
+    }
+    correct[i] = strictly_best ? 1.0f : 0.0f;
+    if (dlogits != nullptr) {
+      float* d = dlogits + static_cast<std::size_t>(i) * classes;
+      const float scale = grad_scale / sum;
+      for (int j = 0; j < classes; ++j) d[j] = scale * std::exp(l[j] - max_logit);
+      d[label] -= grad_scale;
+    }
+  }
+  if (bad_label) {
+    throw std::out_of_range("cpu cross_entropy: a label lies outside [0, " +
+                            std::to_string(classes) + ")");
+  }
+}
+
+// ---- data ---------------------------------------------------------------------------------
+
+void CpuBackend::sparse_parity(const ParityDraw& draw, const ParityTables& tables, int count,
+                               float* x, int32_t* labels, int32_t* tasks) {
+  // Every sample is a pure function of (seed, stream, a, sample index), so the rows can be
+  // generated in any order by any thread and still match the CUDA kernel bit for bit.
+  const std::size_t row = static_cast<std::size_t>(draw.n_tasks) + draw.n_bits;
+#pragma omp parallel for schedule(static) if (count >= 512)
+  for (int i = 0; i < count; ++i) {
+    tasks[i] = parity_sample(draw, tables, draw.first_sample + static_cast<uint32_t>(i),
+                             x + static_cast<std::size_t>(i) * row, labels + i);
+  }
+}
+
+// ---- optimizer updates --------------------------------------------------------------------
+// Each rule branches on its flags outside the element loop, so every loop body is branch-free.
+
+void CpuBackend::sgd_update(float* w, const float* g, float* m, std::size_t n, float lr,
+                            float momentum, bool nesterov, float weight_decay) {
+  const float mu = momentum, wd = weight_decay;
+  if (mu == 0.0f) {  // plain SGD: m is not touched (it may be nullptr)
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+    for (std::size_t i = 0; i < n; ++i) w[i] -= lr * (g[i] + wd * w[i]);
+  } else if (nesterov) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+    for (std::size_t i = 0; i < n; ++i) {
+      const float gi = g[i] + wd * w[i];
+      const float mi = mu * m[i] + gi;
+      m[i] = mi;
+      w[i] -= lr * (gi + mu * mi);
+    }
+  } else {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+    for (std::size_t i = 0; i < n; ++i) {
+      const float mi = mu * m[i] + g[i] + wd * w[i];
+      m[i] = mi;
+      w[i] -= lr * mi;
+    }
+  }
+}
+
+void CpuBackend::nmd_update(float* w, const float* g, float* m, std::size_t n, float lr,
+                            float beta, float weight_decay) {
+  // Pass 1 updates the momentum and measures it; pass 2 steps along its direction.
+  double norm_sq = 0.0;
+#pragma omp parallel for simd schedule(static) reduction(+ : norm_sq) if (n >= kParallelMin)
+  for (std::size_t i = 0; i < n; ++i) {
+    const float mi = beta * m[i] + g[i];
+    m[i] = mi;
+    norm_sq += static_cast<double>(mi) * mi;
+  }
+  if (norm_sq == 0.0) return;  // no direction, so no step (weight decay included)
+  const float step = static_cast<float>(static_cast<double>(lr) / std::sqrt(norm_sq));
+  const float decay = 1.0f - lr * weight_decay;
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+  for (std::size_t i = 0; i < n; ++i) w[i] = w[i] * decay - step * m[i];
+}
+
+void CpuBackend::adam_update(float* w, const float* g, float* m, float* v, std::size_t n,
+                             float lr, float beta1, float beta2, float eps, float weight_decay,
+                             bool decoupled, int64_t t) {
+  if (t < 1) throw std::invalid_argument("cpu adam_update: step t must be >= 1");
+  // Bias corrections in double: 1 - 0.999^t loses most of its digits in float for small t.
+  const double bc1 = 1.0 - std::pow(static_cast<double>(beta1), static_cast<double>(t));
+  const double bc2 = 1.0 - std::pow(static_cast<double>(beta2), static_cast<double>(t));
+  const float step = static_cast<float>(lr / bc1);
+  const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
+  // AdamW shrinks w before the step; Adam + L2 folds wd w into the gradient instead.
+  const float decay = decoupled ? 1.0f - lr * weight_decay : 1.0f;
+  const float l2 = decoupled ? 0.0f : weight_decay;
+  const float one_minus_b1 = 1.0f - beta1, one_minus_b2 = 1.0f - beta2;
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+  for (std::size_t i = 0; i < n; ++i) {
+    const float gi = g[i] + l2 * w[i];
+    const float mi = beta1 * m[i] + one_minus_b1 * gi;
+    const float vi = beta2 * v[i] + one_minus_b2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    w[i] = w[i] * decay - step * mi / (std::sqrt(vi) * inv_sqrt_bc2 + eps);
+  }
+}
+
+void CpuBackend::signgd_update(float* w, const float* g, float* m, std::size_t n, float lr,
+                               float momentum, float weight_decay) {
+  const float decay = 1.0f - lr * weight_decay;
+  if (momentum == 0.0f) {
+    if (m != nullptr) copy(m, g, n * sizeof(float));  // m = g, kept for checkpoints
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+    for (std::size_t i = 0; i < n; ++i) w[i] = w[i] * decay - lr * sign_of(g[i]);
+  } else {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+    for (std::size_t i = 0; i < n; ++i) {
+      const float mi = momentum * m[i] + g[i];
+      m[i] = mi;
+      w[i] = w[i] * decay - lr * sign_of(mi);
+    }
+  }
+}
+
+void CpuBackend::momentum_accumulate(float* m, const float* g, float* out, std::size_t n,
+                                     float beta, bool nesterov) {
+  // out may alias g or m: each element is read before it is written.
+  if (nesterov) {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+    for (std::size_t i = 0; i < n; ++i) {
+      const float gi = g[i];
+      const float mi = beta * m[i] + gi;
+      m[i] = mi;
+      out[i] = gi + beta * mi;
+    }
+  } else {
+#pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
+    for (std::size_t i = 0; i < n; ++i) {
+      const float mi = beta * m[i] + g[i];
+      m[i] = mi;
+      out[i] = mi;
+    }
+  }
+}
+
+// ---- msign --------------------------------------------------------------------------------
+
+void CpuBackend::msign_svd(const float* G, float* out, int rows, int cols) {
+  if (rows <= 0 || cols <= 0) return;
+  // Row-major G (rows x cols) is, read column-major, G^T (cols x rows). Since
+  // msign(G^T) = msign(G)^T, the column-major polar factor of that view, stored back, is
+  // row-major msign(G): LAPACK works on our memory as is, with no transposing copies.
+  const lapack_int M = cols, N = rows, K = std::min(M, N);
+  const std::size_t size = static_cast<std::size_t>(rows) * cols;
+  std::vector<double> a(size), s(K), u(static_cast<std::size_t>(M) * K),
+      vt(static_cast<std::size_t>(K) * N), q(size);
+  std::copy(G, G + size, a.begin());  // double throughout: the polar factor to ~1e-12
+
+  lapack_int info = LAPACKE_dgesdd(LAPACK_COL_MAJOR, 'S', M, N, a.data(), M, s.data(), u.data(),
+                                   M, vt.data(), K);
+  if (info > 0) {
+    // gesdd's divide and conquer did not converge; the QR-iteration gesvd is slower but more
+    // robust. It needs G afresh, as gesdd overwrote a.
+    std::copy(G, G + size, a.begin());
+    std::vector<double> superb(static_cast<std::size_t>(K));
+    info = LAPACKE_dgesvd(LAPACK_COL_MAJOR, 'S', 'S', M, N, a.data(), M, s.data(), u.data(), M,
+                          vt.data(), K, superb.data());
+  }
+  if (info != 0) {
+    // info < 0: argument |info| was illegal (LAPACKE reports NaN in G this way, as -5);
+    // info > 0: the SVD did not converge.
+    throw RuntimeError("cpu msign_svd: LAPACK SVD of a " + std::to_string(rows) + "x" +
+                       std::to_string(cols) + " matrix failed, info = " + std::to_string(info));
+  }
+  // msign maps each singular value to its sign, so a direction with sigma ~ 0 gets 0, not an
+  // arbitrary pair of unit vectors: msign(0) = 0, as Newton-Schulz gives. "~ 0" is the
+  // numerical rank of fp32 data (numpy's matrix_rank rule): below sigma_max max(m, n) eps_fp32
+  // a singular value is indistinguishable from the rounding of G itself.
+  const double cutoff = s[0] * std::max(M, N) * static_cast<double>(FLT_EPSILON);
+  for (lapack_int j = 0; j < K; ++j) {
+    if (s[j] <= cutoff) std::fill_n(u.data() + static_cast<std::size_t>(j) * M, M, 0.0);
+  }
+  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0, u.data(), M, vt.data(), K,
+              0.0, q.data(), M);
+  std::transform(q.begin(), q.end(), out, [](double v) { return static_cast<float>(v); });
+}
+
+}  // namespace skillrun

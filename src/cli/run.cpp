@@ -1,0 +1,80 @@
+// `skillrun run` and `skillrun validate`: config -> backend -> trainer -> run directory, then
+// the per-subtask result table on stdout.
+#include <csignal>
+#include <cstdio>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "backend/backend.h"
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/version.h"
+#include "io/run_dir.h"
+#include "train/trainer.h"
+
+namespace skillrun {
+namespace {
+
+extern "C" void on_stop_signal(int) { g_stop_requested.store(true); }
+
+void print_result_table(const Trainer& trainer, const RunSummary& s, const EvalResult& last,
+                        const RunDirectory& dir) {
+  const auto& task = trainer.task();
+  const int k_bits = static_cast<int>(task.subsets().size()) / task.n_tasks();
+  std::printf("\nrun: %s  status: %s  steps: %lld  %.1f s  device: %s\n", dir.path().c_str(), to_string(s.status),
+              static_cast<long long>(s.steps), s.seconds, s.device.c_str());
+  std::printf("%7s  %8s  %-16s  %9s  %12s  %9s\n", "subtask", "p_k", "S_k", "T_k", "loss (bits)", "accuracy");
+  for (int k = 0; k < task.n_tasks(); ++k) {
+    std::string subset;
+    for (int j = 0; j < k_bits; ++j) subset += (j ? "," : "") + std::to_string(task.subsets()[k * k_bits + j]);
+    const std::string t = s.T_k[k] ? std::to_string(*s.T_k[k]) : std::string("-");
+    std::printf("%7d  %8.4f  %-16s  %9s  %12.4f  %9.4f\n", k, task.frequencies()[k], ("{" + subset + "}").c_str(),
+                t.c_str(), last.loss_bits[k], last.accuracy[k]);
+  }
+  std::printf("tau = %g bits; T_k = first eval step with loss_k <= tau (\"-\": not reached)\n", s.tau_bits);
+}
+
+}  // namespace
+
+int cmd_validate(const CommonOptions& options) {
+  const ExperimentConfig config = load_config(options);
+  std::printf("%s\n", to_json(config).dump(2).c_str());
+  return kExitOk;
+}
+
+int cmd_run(const RunOptions& options) {
+  const ExperimentConfig config = load_config(options.common);
+  auto backend = make_backend(parse_device(config.device));
+  RunDirectory dir(options.out_dir.empty() ? default_run_path(config.name) : std::filesystem::path(options.out_dir));
+  log_to_file(dir.log_path());
+  spdlog::info("skillrun {} (commit {}), run {} -> {}", version(), git_commit(), config.name, dir.path().string());
+  spdlog::info("backend: {}", backend->name());
+  dir.write_config(to_json(config));
+
+  Trainer trainer(*backend, config);
+  for (const std::string& line : trainer.optimizer().describe()) spdlog::info("optimizer: {}", line);
+  spdlog::info("model: {} parameters; task: {} subtasks, {} bits, k = {}, zipf exponent {}",
+               trainer.model().parameter_count(), config.task.n_tasks, config.task.n_bits, config.task.k,
+               config.task.zipf_exponent);
+
+  g_stop_requested.store(false);
+  std::signal(SIGINT, on_stop_signal);
+  std::signal(SIGTERM, on_stop_signal);
+  Progress progress(detect_progress_mode(options.no_progress), config.train.max_steps, config.task.n_tasks);
+  const RunSummary summary = trainer.run(dir, progress);
+  std::signal(SIGINT, SIG_DFL);
+  std::signal(SIGTERM, SIG_DFL);
+
+  const EvalResult last = trainer.evaluate();
+  if (summary.status == RunStatus::Diverged)
+    spdlog::error("run diverged: {}", summary.message);
+  else
+    spdlog::info("run ended ({}): {}", to_string(summary.status), summary.message);
+  print_result_table(trainer, summary, last, dir);
+  return summary.status == RunStatus::Interrupted ? kExitRuntime : kExitOk;
+}
+
+}  // namespace skillrun

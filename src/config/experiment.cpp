@@ -1,0 +1,495 @@
+// Strict parsing of the experiment config (docs/CONFIG.md) into typed structs, the resolved
+// JSON written back into run directories, and the memory estimate that rejects configs this
+// machine could never hold before any buffer is allocated. The first problem found throws
+// ConfigError naming the dotted JSON path, what was expected and what was given.
+#include "config/experiment.h"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <limits>
+#include <string_view>
+
+#include "core/error.h"
+
+namespace skillrun {
+namespace {
+
+using nlohmann::json;
+using Names = std::vector<std::string_view>;
+
+std::string join_path(const std::string& parent, std::string_view key) {
+  return parent.empty() ? std::string(key) : parent + "." + std::string(key);
+}
+
+// "a, b or c": the human form of a short list of allowed values.
+std::string join_names(const Names& names, std::string_view last_separator = ", ") {
+  std::string out;
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    if (i > 0) out += (i + 1 == names.size()) ? last_separator : std::string_view(", ");
+    out += names[i];
+  }
+  return out;
+}
+
+bool contains(const Names& names, std::string_view name) {
+  return std::find(names.begin(), names.end(), name) != names.end();
+}
+
+const json& expect_object(const json& value, const std::string& path) {
+  if (!value.is_object()) throw ConfigError(path, "expected an object, got " + value.dump());
+  return value;
+}
+
+void reject_unknown_keys(const json& obj, const std::string& path, const Names& allowed) {
+  for (const auto& item : obj.items()) {
+    if (!contains(allowed, item.key())) {
+      throw ConfigError(join_path(path, item.key()),
+                        "unknown key (allowed: " + join_names(allowed) + ")");
+    }
+  }
+}
+
+// Integers must be JSON integers: 2.5 and also 250.0 are rejected, so that a value never
+// changes silently on the way in. The range is checked on the 64-bit value before narrowing.
+template <class Int>
+void read_integer(const json& obj, const std::string& path, std::string_view key, Int& out,
+                  int64_t lo, int64_t hi = std::numeric_limits<Int>::max()) {
+  const auto it = obj.find(key);
+  if (it == obj.end()) return;
+  const std::string where = join_path(path, key);
+  if (!it->is_number_integer()) throw ConfigError(where, "expected an integer, got " + it->dump());
+  if (it->is_number_unsigned()) {
+    if (it->template get<uint64_t>() > static_cast<uint64_t>(hi)) {
+      throw ConfigError(where, "must be <= " + std::to_string(hi) + ", got " + it->dump());
+    }
+  }
+  const int64_t v = it->template get<int64_t>();
+  if (v < lo) throw ConfigError(where, "must be >= " + std::to_string(lo) + ", got " + it->dump());
+  if (v > hi) throw ConfigError(where, "must be <= " + std::to_string(hi) + ", got " + it->dump());
+  out = static_cast<Int>(v);
+}
+
+enum class NumberRule { kPositive, kNonNegative, kUnitInterval };  // > 0, >= 0, [0, 1)
+
+void read_number(const json& obj, const std::string& path, std::string_view key, double& out,
+                 NumberRule rule) {
+  const auto it = obj.find(key);
+  if (it == obj.end()) return;
+  const std::string where = join_path(path, key);
+  if (!it->is_number()) throw ConfigError(where, "expected a number, got " + it->dump());
+  const double v = it->get<double>();
+  // JSON text cannot hold inf/nan, but a json built in code can.
+  if (!std::isfinite(v)) throw ConfigError(where, "must be finite, got " + it->dump());
+  switch (rule) {
+    case NumberRule::kPositive:
+      if (!(v > 0)) throw ConfigError(where, "must be > 0, got " + it->dump());
+      break;
+    case NumberRule::kNonNegative:
+      if (!(v >= 0)) throw ConfigError(where, "must be >= 0, got " + it->dump());
+      break;
+    case NumberRule::kUnitInterval:
+      if (!(v >= 0 && v < 1)) throw ConfigError(where, "must be in [0, 1), got " + it->dump());
+      break;
+  }
+  out = v;
+}
+
+void read_bool(const json& obj, const std::string& path, std::string_view key, bool& out) {
+  const auto it = obj.find(key);
+  if (it == obj.end()) return;
+  if (!it->is_boolean()) {
+    throw ConfigError(join_path(path, key), "expected true or false, got " + it->dump());
+  }
+  out = it->get<bool>();
+}
+
+// `noun` names what was unknown in the message: `unknown device "gpu" (expected one of: ...)`.
+void read_choice(const json& obj, const std::string& path, std::string_view key, std::string& out,
+                 const Names& choices, std::string_view noun) {
+  const auto it = obj.find(key);
+  if (it == obj.end()) return;
+  const std::string where = join_path(path, key);
+  if (!it->is_string()) throw ConfigError(where, "expected a string, got " + it->dump());
+  const auto& s = it->get_ref<const std::string&>();
+  if (!contains(choices, s)) {
+    throw ConfigError(where, "unknown " + std::string(noun) + " " + it->dump() +
+                                 " (expected one of: " + join_names(choices) + ")");
+  }
+  out = s;
+}
+
+// ---------------------------------------------------------------------------------------------
+// optimizer
+
+const Names kOptimizerTypes = {"sgd", "nmd", "adam", "adamw", "signgd", "muon"};
+
+// Which optimizer types accept each key; the table is the single source for the unknown-key,
+// wrong-type and to_json decisions.
+struct OptimizerKey {
+  std::string_view key;
+  Names types;
+};
+const std::vector<OptimizerKey>& optimizer_keys() {
+  static const std::vector<OptimizerKey> keys = {
+      {"type", kOptimizerTypes},
+      {"lr", kOptimizerTypes},
+      {"momentum", {"sgd", "nmd", "signgd", "muon"}},
+      {"nesterov", {"sgd", "muon"}},
+      {"weight_decay", kOptimizerTypes},
+      {"beta1", {"adam", "adamw"}},
+      {"beta2", {"adam", "adamw"}},
+      {"eps", {"adam", "adamw"}},
+      {"msign", {"muon"}},
+      {"ns_steps", {"muon"}},
+      {"scale", {"muon"}},
+      {"muon_params", {"muon"}},
+      {"other_params", {"muon"}},
+  };
+  return keys;
+}
+
+// Types allowed where this optimizer sits: other_params is any optimizer but Muon.
+Names allowed_types(bool nested) {
+  Names types = kOptimizerTypes;
+  if (nested) std::erase(types, "muon");
+  return types;
+}
+
+bool key_valid_for(std::string_view key, std::string_view type) {
+  for (const auto& k : optimizer_keys()) {
+    if (k.key == key) return contains(k.types, type);
+  }
+  return false;
+}
+
+double default_momentum(std::string_view type) {
+  if (type == "nmd") return 0.9;
+  if (type == "muon") return 0.95;
+  return 0.0;
+}
+
+OptimizerConfig default_other_params() {
+  OptimizerConfig other;
+  other.type = "adam";
+  other.lr = 1e-3;
+  return other;
+}
+
+OptimizerConfig parse_optimizer(const json& j, const std::string& path, bool nested) {
+  expect_object(j, path);
+  const Names types = allowed_types(nested);
+
+  // A key is known here when some allowed type takes it; muon-only keys are unknown inside
+  // other_params, where muon cannot be chosen.
+  Names known;
+  for (const auto& k : optimizer_keys()) {
+    if (std::any_of(k.types.begin(), k.types.end(),
+                    [&](std::string_view t) { return contains(types, t); })) {
+      known.push_back(k.key);
+    }
+  }
+  reject_unknown_keys(j, path, known);
+
+  OptimizerConfig o;
+  if (nested) o = default_other_params();
+  const std::string type_path = join_path(path, "type");
+  if (!j.contains("type") && !nested) throw ConfigError(path, "missing required key \"type\"");
+  if (nested && j.contains("type") && j["type"] == "muon") {
+    throw ConfigError(type_path, "muon cannot update the other parameters (expected one of: " +
+                                     join_names(types) + ")");
+  }
+  read_choice(j, path, "type", o.type, types, "optimizer");
+
+  for (const auto& item : j.items()) {
+    if (!key_valid_for(item.key(), o.type)) {
+      Names takers;
+      for (const auto& k : optimizer_keys()) {
+        if (k.key != item.key()) continue;
+        for (auto t : k.types) {
+          if (contains(types, t)) takers.push_back(t);
+        }
+      }
+      throw ConfigError(join_path(path, item.key()), "only valid when " + type_path + " is " +
+                                                         join_names(takers, " or ") + " (it is " +
+                                                         o.type + ")");
+    }
+  }
+  if (!j.contains("lr") && !nested) throw ConfigError(path, "missing required key \"lr\"");
+
+  o.momentum = default_momentum(o.type);
+  read_number(j, path, "lr", o.lr, NumberRule::kPositive);
+  read_number(j, path, "momentum", o.momentum, NumberRule::kUnitInterval);
+  read_bool(j, path, "nesterov", o.nesterov);
+  read_number(j, path, "weight_decay", o.weight_decay, NumberRule::kNonNegative);
+  read_number(j, path, "beta1", o.beta1, NumberRule::kUnitInterval);
+  read_number(j, path, "beta2", o.beta2, NumberRule::kUnitInterval);
+  read_number(j, path, "eps", o.eps, NumberRule::kPositive);
+  read_choice(j, path, "msign", o.msign, {"ns5", "polar_express", "svd"}, "msign method");
+  read_integer(j, path, "ns_steps", o.ns_steps, 1, 100);
+  read_choice(j, path, "scale", o.scale, {"sqrt_ratio", "keller", "moonshot", "none"}, "scale");
+  read_choice(j, path, "muon_params", o.muon_params, {"hidden", "all_weights"}, "muon_params");
+  if (o.type == "muon") {
+    const auto it = j.find("other_params");
+    o.other = std::make_shared<OptimizerConfig>(
+        it == j.end() ? default_other_params()
+                      : parse_optimizer(*it, join_path(path, "other_params"), true));
+  }
+  return o;
+}
+
+json optimizer_to_json(const OptimizerConfig& o) {
+  json j = json::object();
+  const auto put = [&](std::string_view key, json value) {
+    if (key_valid_for(key, o.type)) j[std::string(key)] = std::move(value);
+  };
+  j["type"] = o.type;  // unconditional, so even an unset config shows what is missing
+  j["lr"] = o.lr;
+  put("momentum", o.momentum);
+  put("nesterov", o.nesterov);
+  j["weight_decay"] = o.weight_decay;
+  put("beta1", o.beta1);
+  put("beta2", o.beta2);
+  put("eps", o.eps);
+  put("msign", o.msign);
+  put("ns_steps", o.ns_steps);
+  put("scale", o.scale);
+  put("muon_params", o.muon_params);
+  if (o.type == "muon") {
+    // A hand-built muon config without `other` resolves to the same default parsing gives it.
+    j["other_params"] = optimizer_to_json(o.other ? *o.other : default_other_params());
+  }
+  return j;
+}
+
+// ---------------------------------------------------------------------------------------------
+// memory estimate
+
+uint64_t sat_add(uint64_t a, uint64_t b) {
+  uint64_t r;
+  return __builtin_add_overflow(a, b, &r) ? std::numeric_limits<uint64_t>::max() : r;
+}
+uint64_t sat_mul(uint64_t a, uint64_t b) {
+  uint64_t r;
+  return __builtin_mul_overflow(a, b, &r) ? std::numeric_limits<uint64_t>::max() : r;
+}
+
+// The three terms of the estimate, in floats (4 bytes each), so the largest can be blamed.
+struct MemoryTerms {
+  uint64_t parameters;  // weights, grads and two optimizer states: 4 P
+  uint64_t batch;       // inputs, activations and their grads, per-example scratch
+  uint64_t eval;        // the fixed eval set: n_tasks * samples_per_task examples
+};
+
+uint64_t as_count(int64_t v) { return v > 0 ? static_cast<uint64_t>(v) : 0; }
+
+MemoryTerms memory_terms(const ExperimentConfig& c) {
+  const uint64_t d = sat_add(as_count(c.task.n_tasks), as_count(c.task.n_bits));  // input dim D
+  const uint64_t w = as_count(c.model.width);
+  const uint64_t hidden = c.model.depth > 1 ? as_count(c.model.depth) - 1 : 0;
+  const uint64_t batch = as_count(c.train.batch_size);
+
+  // Layers D -> w (hidden times, the first from D, the rest from w) -> 2, in closed form so a
+  // huge depth costs no time. P = sum(in * out + out).
+  uint64_t params;
+  if (hidden == 0) {
+    params = sat_add(sat_mul(d, 2), 2);
+  } else {
+    params = sat_add(sat_mul(d, w), w);
+    params = sat_add(params, sat_mul(hidden - 1, sat_add(sat_mul(w, w), w)));
+    params = sat_add(params, sat_add(sat_mul(w, 2), 2));
+  }
+  const uint64_t layer_outputs = sat_add(sat_mul(hidden, w), 2);
+
+  MemoryTerms t{};
+  t.parameters = sat_mul(params, 4);
+  t.batch = sat_add(sat_mul(batch, sat_add(d, sat_mul(layer_outputs, 2))), sat_mul(batch, 8));
+  t.eval =
+      sat_mul(sat_mul(as_count(c.task.n_tasks), as_count(c.eval.samples_per_task)), sat_add(d, 4));
+  return t;
+}
+
+// Decimal units, one decimal: "1.2 TB", "23.4 GB".
+std::string format_bytes(uint64_t bytes) {
+  static constexpr std::array<const char*, 7> kUnits = {"B", "kB", "MB", "GB", "TB", "PB", "EB"};
+  double v = static_cast<double>(bytes);
+  std::size_t unit = 0;
+  while (v >= 1000 && unit + 1 < kUnits.size()) {
+    v /= 1000;
+    ++unit;
+  }
+  char buf[32];
+  std::snprintf(buf, sizeof buf, unit == 0 ? "%.0f %s" : "%.1f %s", v, kUnits[unit]);
+  return buf;
+}
+
+uint64_t physical_memory_bytes() {
+  const long pages = sysconf(_SC_PHYS_PAGES);
+  const long page_size = sysconf(_SC_PAGESIZE);
+  if (pages <= 0 || page_size <= 0) return 0;  // unknown: the check is skipped
+  return sat_mul(static_cast<uint64_t>(pages), static_cast<uint64_t>(page_size));
+}
+
+void check_memory(const ExperimentConfig& c) {
+  const uint64_t available = physical_memory_bytes();
+  const uint64_t needed = estimated_memory_bytes(c);
+  if (available == 0 || needed <= available) return;
+  const MemoryTerms t = memory_terms(c);
+  const char* culprit = "train.batch_size";
+  if (t.parameters > t.batch && t.parameters >= t.eval) culprit = "model.width";
+  if (t.eval > t.batch && t.eval > t.parameters) culprit = "eval.samples_per_task";
+  throw ConfigError(culprit, "buffers of " + format_bytes(needed) +
+                                 " cannot be allocated (this machine has " +
+                                 format_bytes(available) + ")");
+}
+
+// ---------------------------------------------------------------------------------------------
+// sections
+
+void check_name(const json& j, std::string& out) {
+  const auto it = j.find("name");
+  if (it == j.end()) return;
+  if (!it->is_string()) throw ConfigError("name", "expected a string, got " + it->dump());
+  const auto& s = it->get_ref<const std::string&>();
+  // The name becomes part of run directory names, so it must be a safe path component.
+  const bool safe_chars = std::all_of(s.begin(), s.end(), [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '.' || ch == '_' || ch == '-';
+  });
+  if (s.empty() || !safe_chars || s == "." || s == "..") {
+    throw ConfigError("name",
+                      "must be non-empty and use only letters, digits, '.', '_' and '-' (and not "
+                      "be \".\" or \"..\"), got " +
+                          it->dump());
+  }
+  out = s;
+}
+
+void check_seed(const json& j, uint64_t& out) {
+  const auto it = j.find("seed");
+  if (it == j.end()) return;
+  if (!it->is_number_integer()) throw ConfigError("seed", "expected an integer, got " + it->dump());
+  if (!it->is_number_unsigned() && it->get<int64_t>() < 0) {
+    throw ConfigError("seed", "must be >= 0, got " + it->dump());
+  }
+  out = it->get<uint64_t>();
+}
+
+TaskConfig parse_task(const json& j) {
+  const std::string path = "task";
+  expect_object(j, path);
+  reject_unknown_keys(j, path, {"type", "n_tasks", "n_bits", "k", "zipf_exponent"});
+  TaskConfig t;
+  read_choice(j, path, "type", t.type, {"sparse_parity"}, "task type");
+  read_integer(j, path, "n_tasks", t.n_tasks, 1);
+  read_integer(j, path, "n_bits", t.n_bits, 1);
+  read_integer(j, path, "k", t.k, 1);
+  if (t.k > t.n_bits) {
+    throw ConfigError("task.k", "must be <= task.n_bits (" + std::to_string(t.n_bits) + "), got " +
+                                    std::to_string(t.k));
+  }
+  read_number(j, path, "zipf_exponent", t.zipf_exponent, NumberRule::kNonNegative);
+  return t;
+}
+
+ModelConfig parse_model(const json& j) {
+  const std::string path = "model";
+  expect_object(j, path);
+  reject_unknown_keys(j, path, {"type", "width", "depth"});
+  ModelConfig m;
+  read_choice(j, path, "type", m.type, {"mlp"}, "model type");
+  read_integer(j, path, "width", m.width, 1);
+  read_integer(j, path, "depth", m.depth, 1);
+  return m;
+}
+
+TrainConfig parse_train(const json& j) {
+  const std::string path = "train";
+  expect_object(j, path);
+  reject_unknown_keys(j, path, {"batch_size", "max_steps", "stop_when_learned"});
+  TrainConfig t;
+  read_integer(j, path, "batch_size", t.batch_size, 1);
+  read_integer(j, path, "max_steps", t.max_steps, 1);
+  read_bool(j, path, "stop_when_learned", t.stop_when_learned);
+  return t;
+}
+
+EvalConfig parse_eval(const json& j) {
+  const std::string path = "eval";
+  expect_object(j, path);
+  reject_unknown_keys(j, path, {"every", "samples_per_task", "tau_bits"});
+  EvalConfig e;
+  read_integer(j, path, "every", e.every, 1);
+  read_integer(j, path, "samples_per_task", e.samples_per_task, 1);
+  read_number(j, path, "tau_bits", e.tau_bits, NumberRule::kPositive);
+  return e;
+}
+
+}  // namespace
+
+ExperimentConfig parse_experiment(const json& j) {
+  if (!j.is_object()) {
+    throw ConfigError("", "the config must be a JSON object, got " + j.dump());
+  }
+  reject_unknown_keys(
+      j, "",
+      {"name", "seed", "device", "precision", "task", "model", "optimizer", "train", "eval"});
+  ExperimentConfig c;
+  check_name(j, c.name);
+  check_seed(j, c.seed);
+  read_choice(j, "", "device", c.device, {"auto", "cpu", "cuda"}, "device");
+  read_choice(j, "", "precision", c.precision, {"fp32"}, "precision");
+  if (j.contains("task")) c.task = parse_task(j["task"]);
+  if (j.contains("model")) c.model = parse_model(j["model"]);
+  if (!j.contains("optimizer")) {
+    throw ConfigError("optimizer",
+                      "missing (required: an object with at least \"type\" and \"lr\")");
+  }
+  c.optimizer = parse_optimizer(j["optimizer"], "optimizer", false);
+  if (j.contains("train")) c.train = parse_train(j["train"]);
+  if (j.contains("eval")) c.eval = parse_eval(j["eval"]);
+  check_memory(c);
+  return c;
+}
+
+json to_json(const ExperimentConfig& c) {
+  json j = json::object();
+  j["name"] = c.name;
+  j["seed"] = c.seed;
+  j["device"] = c.device;
+  j["precision"] = c.precision;
+  j["task"] = {{"type", c.task.type},
+               {"n_tasks", c.task.n_tasks},
+               {"n_bits", c.task.n_bits},
+               {"k", c.task.k},
+               {"zipf_exponent", c.task.zipf_exponent}};
+  j["model"] = {{"type", c.model.type}, {"width", c.model.width}, {"depth", c.model.depth}};
+  j["optimizer"] = optimizer_to_json(c.optimizer);
+  j["train"] = {{"batch_size", c.train.batch_size},
+                {"max_steps", c.train.max_steps},
+                {"stop_when_learned", c.train.stop_when_learned}};
+  j["eval"] = {{"every", c.eval.every},
+               {"samples_per_task", c.eval.samples_per_task},
+               {"tau_bits", c.eval.tau_bits}};
+  return j;
+}
+
+std::size_t estimated_memory_bytes(const ExperimentConfig& c) {
+  const MemoryTerms t = memory_terms(c);
+  const uint64_t floats = sat_add(sat_add(t.parameters, t.batch), t.eval);
+  const uint64_t bytes = sat_mul(floats, 4);
+  return bytes > std::numeric_limits<std::size_t>::max() ? std::numeric_limits<std::size_t>::max()
+                                                         : static_cast<std::size_t>(bytes);
+}
+
+ExperimentConfig load_experiment(const std::string& path,
+                                 const std::vector<std::string>& overrides) {
+  json j = read_json_file(path);
+  for (const auto& assignment : overrides) apply_override(j, assignment);
+  return parse_experiment(j);
+}
+
+}  // namespace skillrun

@@ -1,0 +1,91 @@
+// The experiment config: typed structs with defaults, parsed strictly from JSON (unknown keys,
+// wrong types and out-of-range values throw ConfigError naming the dotted JSON path), written
+// back resolved (every default filled in) into each run directory.
+// The key layout is the interface users and later issues build on: see docs/CONFIG.md.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace skillrun {
+
+struct TaskConfig {
+  std::string type = "sparse_parity";  // only sparse_parity in this version
+  int n_tasks = 5;
+  int n_bits = 100;
+  int k = 3;
+  double zipf_exponent = 1.4;  // gamma: p_i proportional to (i+1)^-gamma
+};
+
+struct ModelConfig {
+  std::string type = "mlp";
+  int width = 250;
+  int depth = 2;  // number of linear layers: input -> width -> ... -> 2 logits
+};
+
+// One optimizer. `muon` uses `other` for the parameters Muon does not update.
+struct OptimizerConfig {
+  std::string type;  // sgd | nmd | adam | adamw | signgd | muon   (required)
+  double lr = 0.0;   // required, > 0
+  // Momentum coefficient beta: sgd/signgd default 0, nmd 0.9, muon 0.95. Unused by adam(w).
+  double momentum = 0.0;
+  bool nesterov = false;    // sgd, muon
+  double weight_decay = 0;  // all types; decoupled for adamw/muon/nmd/signgd, L2 for sgd/adam
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adam, adamw
+  std::string msign = "ns5";         // muon: ns5 | polar_express | svd
+  int ns_steps = 5;                  // muon ns5 / polar_express iterations
+  std::string scale = "sqrt_ratio";  // muon: sqrt_ratio | keller | moonshot | none
+  std::string muon_params = "hidden";  // muon: hidden (hidden weight matrices) | all_weights
+  std::shared_ptr<OptimizerConfig> other;  // muon only: "other_params" (default adam, lr 1e-3)
+};
+
+struct TrainConfig {
+  int batch_size = 10000;
+  int64_t max_steps = 20000;
+  bool stop_when_learned = true;
+};
+
+struct EvalConfig {
+  int every = 50;
+  int samples_per_task = 1000;
+  double tau_bits = 0.1;  // tau: subtask k is learned when its eval loss <= tau (bits)
+};
+
+struct ExperimentConfig {
+  std::string name = "run";
+  uint64_t seed = 0;
+  std::string device = "auto";   // auto | cpu | cuda
+  std::string precision = "fp32";  // fp32
+  TaskConfig task;
+  ModelConfig model;
+  OptimizerConfig optimizer;
+  TrainConfig train;
+  EvalConfig eval;
+};
+
+// Parses and validates. Throws ConfigError(path, reason) on the first problem found.
+ExperimentConfig parse_experiment(const nlohmann::json& j);
+// The resolved config: every field, defaults included. parse_experiment(to_json(c)) == c.
+nlohmann::json to_json(const ExperimentConfig& c);
+
+// Reads a JSON file; malformed JSON throws ConfigError with "line L, column C";
+// a missing/unreadable file throws UsageError.
+nlohmann::json read_json_file(const std::string& path);
+// Applies "a.b.c=value" (value parsed as JSON when it parses, else taken as a string),
+// creating intermediate objects. Malformed assignments throw UsageError.
+void apply_override(nlohmann::json& j, const std::string& assignment);
+
+// Reads, overrides and validates: what `run` and `validate` do before anything else.
+ExperimentConfig load_experiment(const std::string& path, const std::vector<std::string>& overrides);
+
+}  // namespace skillrun
+
+namespace skillrun {
+// Bytes the run will allocate (activations, eval set, parameters, optimizer state), computed
+// with saturating arithmetic. Validation rejects configs whose estimate exceeds physical memory.
+std::size_t estimated_memory_bytes(const ExperimentConfig& c);
+}  // namespace skillrun

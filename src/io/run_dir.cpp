@@ -1,0 +1,94 @@
+// Run directory writer. metrics.csv rows use %.9g so every float loss survives a round trip.
+#include "io/run_dir.h"
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <ctime>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/version.h"
+
+namespace skillrun {
+
+const char* to_string(RunStatus s) {
+  switch (s) {
+    case RunStatus::Running: return "running";
+    case RunStatus::Converged: return "converged";
+    case RunStatus::MaxSteps: return "max_steps";
+    case RunStatus::Diverged: return "diverged";
+    case RunStatus::Interrupted: return "interrupted";
+  }
+  return "unknown";
+}
+
+RunDirectory::RunDirectory(std::filesystem::path path) : path_(std::move(path)) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::exists(path_ / "metrics.csv", ec) || fs::exists(path_ / "summary.json", ec))
+    throw UsageError(fmt::format("{} already holds a run; choose another --out (nothing was overwritten)",
+                                 path_.string()));
+  fs::create_directories(path_, ec);
+  if (ec) throw RuntimeError(fmt::format("cannot create run directory {}: {}", path_.string(), ec.message()));
+}
+
+RunDirectory::~RunDirectory() {
+  if (metrics_) std::fclose(metrics_);
+}
+
+void RunDirectory::write_config(const nlohmann::json& resolved) {
+  write_file_atomic(path_ / "config.json", resolved.dump(2) + "\n");
+}
+
+void RunDirectory::open_metrics(int n_tasks) {
+  n_tasks_ = n_tasks;
+  const auto file = path_ / "metrics.csv";
+  metrics_ = std::fopen(file.c_str(), "w");
+  if (!metrics_) throw RuntimeError(fmt::format("cannot create {}: {}", file.string(), std::strerror(errno)));
+  std::string header = "step,wall_s,train_loss,mean_loss";
+  for (int k = 0; k < n_tasks; ++k) header += fmt::format(",loss_{}", k);
+  for (int k = 0; k < n_tasks; ++k) header += fmt::format(",acc_{}", k);
+  header += "\n";
+  std::fputs(header.c_str(), metrics_);
+  std::fflush(metrics_);
+}
+
+void RunDirectory::append_metrics(const MetricsRow& row) {
+  fmt::memory_buffer line;
+  fmt::format_to(std::back_inserter(line), "{},{:.3f},", row.step, row.wall_seconds);
+  if (row.train_loss_bits) fmt::format_to(std::back_inserter(line), "{:.9g}", *row.train_loss_bits);
+  fmt::format_to(std::back_inserter(line), ",{:.9g}", row.mean_loss_bits);
+  for (double v : row.loss_bits) fmt::format_to(std::back_inserter(line), ",{:.9g}", v);
+  for (double v : row.accuracy) fmt::format_to(std::back_inserter(line), ",{:.9g}", v);
+  line.push_back('\n');
+  if (std::fwrite(line.data(), 1, line.size(), metrics_) != line.size() || std::fflush(metrics_) != 0)
+    throw RuntimeError(fmt::format("cannot write {}: {}", (path_ / "metrics.csv").string(), std::strerror(errno)));
+}
+
+void RunDirectory::write_summary(const RunSummary& s) {
+  nlohmann::json T = nlohmann::json::array();
+  for (const auto& t : s.T_k) T.push_back(t ? nlohmann::json(*t) : nlohmann::json(nullptr));
+  nlohmann::json j = {
+      {"status", to_string(s.status)}, {"steps", s.steps},       {"T_k", T},
+      {"tau_bits", s.tau_bits},        {"seconds", s.seconds},   {"device", s.device},
+      {"git_commit", git_commit()},    {"version", version()},   {"message", s.message},
+  };
+  write_file_atomic(path_ / "summary.json", j.dump(2) + "\n");
+}
+
+std::filesystem::path default_run_path(const std::string& name) {
+  const std::time_t now = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  char stamp[32];
+  std::strftime(stamp, sizeof stamp, "%Y%m%d-%H%M%S", &tm);
+  std::filesystem::path base = std::filesystem::path("runs") / fmt::format("{}-{}", name, stamp);
+  std::filesystem::path candidate = base;
+  for (int n = 2; std::filesystem::exists(candidate); ++n) candidate = base.string() + "-" + std::to_string(n);
+  return candidate;
+}
+
+}  // namespace skillrun

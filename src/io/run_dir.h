@@ -1,0 +1,67 @@
+// A run is a directory: config.json (resolved), metrics.csv (one row per eval, flushed each
+// time), summary.json (status, T_k, timings, provenance) and run.log. Analysis reads only these.
+#pragma once
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace skillrun {
+
+// Terminal state of a run, as written in summary.json.
+enum class RunStatus { Running, Converged, MaxSteps, Diverged, Interrupted };
+const char* to_string(RunStatus s);
+
+// One eval row of metrics.csv.
+struct MetricsRow {
+  int64_t step = 0;
+  double wall_seconds = 0;
+  std::optional<double> train_loss_bits;  // empty at step 0 (no batch trained on yet)
+  double mean_loss_bits = 0;              // sum_k p_k loss_k
+  std::vector<double> loss_bits;          // per subtask
+  std::vector<double> accuracy;           // per subtask
+};
+
+struct RunSummary {
+  RunStatus status = RunStatus::Running;
+  int64_t steps = 0;
+  std::vector<std::optional<int64_t>> T_k;  // first eval step with loss_k <= tau; empty if not
+  double tau_bits = 0;
+  double seconds = 0;
+  std::string device;
+  std::string message;  // why it stopped, in words (divergence details, signal)
+};
+
+class RunDirectory {
+ public:
+  // Creates `path` (and parents). Refuses (UsageError) a directory that already holds a run,
+  // so nothing is overwritten.
+  explicit RunDirectory(std::filesystem::path path);
+  ~RunDirectory();
+  RunDirectory(const RunDirectory&) = delete;
+  RunDirectory& operator=(const RunDirectory&) = delete;
+
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path log_path() const { return path_ / "run.log"; }
+
+  void write_config(const nlohmann::json& resolved);
+  // Writes the header; n_tasks fixes the number of loss_k / acc_k columns.
+  void open_metrics(int n_tasks);
+  // Appends one row and flushes it to the OS, so a killed run leaves a valid prefix.
+  void append_metrics(const MetricsRow& row);
+  void write_summary(const RunSummary& s);
+
+ private:
+  std::filesystem::path path_;
+  std::FILE* metrics_ = nullptr;
+  int n_tasks_ = 0;
+};
+
+// Default run directory for a config name: runs/<name>-<YYYYmmdd-HHMMSS>[-N].
+std::filesystem::path default_run_path(const std::string& name);
+
+}  // namespace skillrun

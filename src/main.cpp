@@ -1,0 +1,77 @@
+// skillrun entry point: CLI11 subcommands only; the work is in src/cli/. Maps errors to the
+// documented exit codes: 0 ok, 1 runtime failure, 2 usage or config error.
+#include <cstdio>
+#include <exception>
+
+#include <CLI/CLI.hpp>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/version.h"
+
+namespace {
+
+void add_common(CLI::App* cmd, skillrun::CommonOptions& o) {
+  cmd->add_option("config", o.config_path, "experiment config (JSON)")->required();
+  cmd->add_option("--set", o.overrides, "override a config key: --set optimizer.lr=0.003 (repeatable)")
+      ->take_all()
+      ->expected(1, -1);
+  cmd->add_option("--device", o.device, "auto | cpu | cuda (overrides the config's device)");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace skillrun;
+  CLI::App app{"skillrun: experiment runner for how optimizers shape skill-learning dynamics"};
+  app.set_version_flag("--version", std::string(version()) + " (commit " + git_commit() + ")");
+  app.require_subcommand(1);
+  std::string log_level = "info";
+  app.add_option("--log-level", log_level, "trace | debug | info | warn | error | off")->capture_default_str();
+
+  RunOptions run;
+  CLI::App* run_cmd = app.add_subcommand("run", "train one run and write its run directory");
+  add_common(run_cmd, run.common);
+  run_cmd->add_option("--out", run.out_dir, "run directory (default runs/<name>-<timestamp>)");
+  run_cmd->add_flag("--no-progress", run.no_progress, "no progress line on stderr");
+  run_cmd->add_option("--log-level", log_level, "trace | debug | info | warn | error | off");
+
+  CommonOptions validate;
+  CLI::App* validate_cmd = app.add_subcommand("validate", "check a config and print it resolved");
+  add_common(validate_cmd, validate);
+
+  BenchOptions bench;
+  CLI::App* bench_cmd = app.add_subcommand("bench", "time each phase of a training step");
+  add_common(bench_cmd, bench.common);
+  bench_cmd->add_option("--steps", bench.steps, "timed steps")->check(CLI::PositiveNumber)->capture_default_str();
+  bench_cmd->add_option("--warmup", bench.warmup, "untimed steps first")->check(CLI::NonNegativeNumber)->capture_default_str();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return kExitUsage;
+  }
+
+  try {
+    setup_logging(log_level);
+    if (*run_cmd) return cmd_run(run);
+    if (*validate_cmd) return cmd_validate(validate);
+    if (*bench_cmd) return cmd_bench(bench);
+  } catch (const ConfigError& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return kExitUsage;
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return kExitUsage;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "error: %s\n", e.what());
+    return kExitRuntime;
+  }
+  return kExitUsage;
+}

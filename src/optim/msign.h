@@ -1,0 +1,31 @@
+// msign(G) = U V^T for G = U S V^T: the orthogonalisation at the heart of Muon. Three ways to
+// compute it: the Newton-Schulz quintic of Muon (ns5), the Polar Express schedule (one
+// optimised quintic per step) and the exact SVD. This header holds the coefficient schedules
+// and the dispatch; the iteration itself is Backend::msign_newton_schulz (defined in msign.cpp).
+#pragma once
+#include <string_view>
+#include <vector>
+
+#include "backend/backend.h"
+
+namespace skillrun {
+
+// `steps` copies of Muon's quintic (a, b, c) = (3.4445, -4.7750, 2.0315) (Jordan et al., 2024).
+// It pushes singular values into roughly [0.7, 1.2] fast rather than converging to exactly 1.
+std::vector<NsCoefficients> ns5_coefficients(int steps);
+
+// Polar Express (Amsel et al., 2025): the five optimised quintics in order (for inputs scaled
+// by 1.02 ||G||_F); steps beyond five repeat the last.
+std::vector<NsCoefficients> polar_express_coefficients(int steps);
+
+// out (rows x cols) = msign(G) by `method`; `steps` is the number of iterations for the
+// Newton-Schulz variants and ignored by Svd. G and out may not alias.
+void msign(Backend& backend, MsignMethod method, const float* G, float* out, int rows, int cols,
+           int steps);
+
+// "ns5" | "polar_express" | "svd" (the config's optimizer.msign); throws std::invalid_argument.
+MsignMethod parse_msign_method(std::string_view name);
+// The inverse of parse_msign_method.
+std::string_view msign_method_name(MsignMethod method);
+
+}  // namespace skillrun

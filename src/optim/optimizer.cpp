@@ -1,0 +1,44 @@
+// Assigns an update rule to every parameter: the configured optimizer, except that Muon only
+// takes weight matrices (hidden ones by default) and hands the rest to other_params.
+#include "optim/optimizer.h"
+
+#include "core/error.h"
+
+namespace skillrun {
+
+Optimizer::Optimizer(Backend& backend, const OptimizerConfig& config, std::vector<Parameter>& params)
+    : params_(&params) {
+  for (const Parameter& p : params) {
+    const bool muon_takes_it =
+        config.type == "muon" && p.is_matrix && (config.muon_params == "all_weights" || p.is_hidden);
+    if (config.type != "muon" || muon_takes_it) {
+      rules_.push_back(make_update_rule(backend, config, p));
+    } else {
+      if (!config.other) throw ConfigError("optimizer.other_params", "muon needs other_params");
+      rules_.push_back(make_update_rule(backend, *config.other, p));
+    }
+  }
+}
+
+void Optimizer::step() {
+  ++steps_;
+  for (std::size_t i = 0; i < rules_.size(); ++i) rules_[i]->apply((*params_)[i], steps_);
+}
+
+std::vector<std::string> Optimizer::describe() const {
+  std::vector<std::string> lines;
+  for (std::size_t i = 0; i < rules_.size(); ++i) {
+    const Parameter& p = (*params_)[i];
+    lines.push_back(p.name + " (" + std::to_string(p.rows) + "x" + std::to_string(p.cols) + "): " + rules_[i]->describe());
+  }
+  return lines;
+}
+
+std::vector<Buffer<float>*> Optimizer::state() {
+  std::vector<Buffer<float>*> all;
+  for (auto& r : rules_)
+    for (Buffer<float>* b : r->state()) all.push_back(b);
+  return all;
+}
+
+}  // namespace skillrun

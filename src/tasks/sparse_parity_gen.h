@@ -1,0 +1,69 @@
+// Multi-task sparse parity, one sample at a time: host+device code shared by the CPU backend's
+// loop and the CUDA kernel, so both produce the same bits from the same (seed, counter).
+//
+// Sample j of a draw: x = [u, v], u one-hot over n_tasks control bits, v in {0,1}^n_bits;
+// y = XOR of v over S_task. Random words come from Philox blocks (stream, a, j, block):
+// word 0 of block 0 picks the task (Zipf, integer thresholds), words 1.. give v's bits,
+// bit b in word 1 + b/32 (block (1 + b/32) / 4, lane (1 + b/32) % 4), bit position b % 32.
+#pragma once
+#include <cstdint>
+
+#include "core/hostdevice.h"
+#include "core/philox.h"
+
+namespace skillrun {
+
+// What to draw. Training batches: stream TrainBatch, a = step, fixed_task = -1 (Zipf).
+// Eval sets: stream EvalSet, a = task, fixed_task = task.
+struct ParityDraw {
+  uint64_t seed = 0;
+  RngStream stream = RngStream::TrainBatch;
+  uint32_t a = 0;             // step for training batches, task for eval sets
+  int32_t fixed_task = -1;    // -1: draw the task from the Zipf thresholds
+  uint32_t first_sample = 0;  // sample index of the first row written
+  int32_t n_tasks = 0;
+  int32_t n_bits = 0;
+  int32_t k = 0;
+};
+
+// Backend memory describing the task family (built once per run by tasks/sparse_parity.cpp).
+struct ParityTables {
+  const int32_t* subsets = nullptr;           // (n_tasks, k): S_i as indices into v
+  const uint32_t* zipf_thresholds = nullptr;  // (n_tasks - 1): task = #thresholds <= u
+};
+
+// Task for a uniform 32-bit word: the number of thresholds t_i with t_i <= u (thresholds
+// ascending), i.e. P(task <= i) = t_i / 2^32. Binary search, integer only.
+SKR_HD int32_t zipf_task(uint32_t u, const uint32_t* thresholds, int32_t n_tasks) {
+  int32_t lo = 0, hi = n_tasks - 1;  // answer in [lo, hi]
+  while (lo < hi) {
+    const int32_t mid = (lo + hi) / 2;
+    if (u < thresholds[mid]) hi = mid; else lo = mid + 1;
+  }
+  return lo;
+}
+
+// Writes row `x_row` (n_tasks + n_bits floats) and the label of sample `sample`; returns its task.
+SKR_HD int32_t parity_sample(const ParityDraw& d, const ParityTables& t, uint32_t sample,
+                             float* x_row, int32_t* label) {
+  Philox4x32 block = philox_draw(d.seed, d.stream, d.a, sample, 0);
+  const int32_t task = d.fixed_task >= 0 ? d.fixed_task
+                                         : zipf_task(block.v[0], t.zipf_thresholds, d.n_tasks);
+  for (int32_t i = 0; i < d.n_tasks; ++i) x_row[i] = (i == task) ? 1.0f : 0.0f;
+  float* v = x_row + d.n_tasks;
+  uint32_t current_block = 0;
+  for (int32_t b = 0; b < d.n_bits; ++b) {
+    const uint32_t word = 1u + static_cast<uint32_t>(b) / 32u;
+    if (word / 4u != current_block) {
+      current_block = word / 4u;
+      block = philox_draw(d.seed, d.stream, d.a, sample, current_block);
+    }
+    v[b] = static_cast<float>((block.v[word % 4u] >> (b % 32)) & 1u);
+  }
+  uint32_t parity = 0;
+  for (int32_t j = 0; j < d.k; ++j) parity ^= static_cast<uint32_t>(v[t.subsets[task * d.k + j]]);
+  *label = static_cast<int32_t>(parity);
+  return task;
+}
+
+}  // namespace skillrun

@@ -1,0 +1,64 @@
+// The training loop of one sparse-parity run: batch(t) -> forward -> cross-entropy ->
+// backward -> optimizer, with per-subtask evals at step 0 and every eval.every steps, the
+// stop rule (all subtasks below tau), divergence detection and signal-safe interruption.
+#pragma once
+#include <atomic>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "backend/backend.h"
+#include "config/experiment.h"
+#include "io/run_dir.h"
+#include "model/mlp.h"
+#include "optim/optimizer.h"
+#include "tasks/sparse_parity.h"
+#include "train/evaluator.h"
+#include "train/progress.h"
+
+namespace skillrun {
+
+// Set from a signal handler (SIGINT/SIGTERM); the loop stops at the next step as interrupted.
+extern std::atomic<bool> g_stop_requested;
+
+// Seconds spent in each phase of a step; filled only when timing is requested (it
+// synchronises the backend between phases, which costs a little on the GPU).
+struct PhaseTimes {
+  double data = 0, forward = 0, backward = 0, optimizer = 0, eval = 0;
+  int64_t steps = 0;
+  int64_t evals = 0;
+};
+
+class Trainer {
+ public:
+  Trainer(Backend& backend, const ExperimentConfig& config);
+
+  // Runs to the stop rule, writing metrics rows and the summary into `dir`.
+  RunSummary run(RunDirectory& dir, Progress& progress);
+
+  // One optimisation step on the batch of `step` (0-based); times phases when `times` is set.
+  void train_step(int64_t step, PhaseTimes* times = nullptr);
+  EvalResult evaluate() { return evaluator_.evaluate(model_); }
+  // Mean loss in bits of the last trained batch.
+  double last_train_loss_bits();
+
+  Mlp& model() { return model_; }
+  Optimizer& optimizer() { return optimizer_; }
+  const SparseParityTask& task() const { return task_; }
+
+ private:
+  Backend& backend_;
+  ExperimentConfig config_;
+  SparseParityTask task_;
+  Mlp model_;
+  Optimizer optimizer_;
+  Evaluator evaluator_;
+  Buffer<float> x_;             // (batch, input_dim)
+  Buffer<int32_t> labels_;      // (batch)
+  Buffer<int32_t> tasks_;       // (batch)
+  Buffer<float> loss_;          // (batch): per-sample nats
+  Buffer<float> correct_;       // (batch)
+  Buffer<float> dlogits_;       // (batch, 2)
+};
+
+}  // namespace skillrun

@@ -1,0 +1,160 @@
+// The skillrun executable as a user meets it: config mistakes end with exit status 2 and one
+// `error: <path>: <reason>` line on stderr (never a stack trace or "terminate called"), before
+// anything is created on disk; a good config validates to its resolved JSON on stdout.
+// Each test writes its configs into its own temp directory and runs SKILLRUN_BIN through sh.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <initializer_list>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int status = -1;  // exit status, or -1 when the process did not exit normally
+  std::string out;
+  std::string err;
+};
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char ch : s) q += (ch == '\'') ? std::string("'\\''") : std::string(1, ch);
+  return q + "'";
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+testing::AssertionResult contains(const std::string& text, const std::string& part) {
+  if (text.find(part) != std::string::npos) return testing::AssertionSuccess();
+  return testing::AssertionFailure() << "\"" << text << "\"\ndoes not contain\n\"" << part << "\"";
+}
+
+class Cli : public testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::temp_directory_path() /
+           ("skillrun_cli_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  std::string write_config(const std::string& contents, const std::string& name = "config.json") {
+    const fs::path p = dir_ / name;
+    std::ofstream(p) << contents;
+    return p.string();
+  }
+
+  // stdout and stderr go to separate files so stdout can be parsed as JSON on its own.
+  Result run(std::initializer_list<std::string> args) {
+    std::string cmd = shell_quote(SKILLRUN_BIN);
+    for (const auto& a : args) cmd += " " + shell_quote(a);
+    const fs::path out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
+    cmd += " >" + shell_quote(out.string()) + " 2>" + shell_quote(err.string());
+    const int raw = std::system(cmd.c_str());
+    Result r;
+    r.status = (raw != -1 && WIFEXITED(raw)) ? WEXITSTATUS(raw) : -1;
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+  }
+
+  // A config error as main() must report it: status 2, the message on stderr, no crash text.
+  static void expect_config_error(const Result& r, const std::string& part) {
+    EXPECT_EQ(r.status, 2) << "stderr: " << r.err;
+    EXPECT_TRUE(r.err.starts_with("error: ")) << r.err;
+    EXPECT_TRUE(contains(r.err, part));
+    EXPECT_FALSE(contains(r.err, "terminate called"));
+  }
+
+  fs::path dir_;
+};
+
+const char* const kGoodConfig = R"({"optimizer": {"type": "sgd", "lr": 0.1}})";
+
+TEST_F(Cli, ValidateOfGoodConfigPrintsResolvedJsonWithDefaults) {
+  const Result r = run({"validate", write_config(kGoodConfig)});
+  ASSERT_EQ(r.status, 0) << "stderr: " << r.err;
+  const auto j = nlohmann::json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  ASSERT_FALSE(j.is_discarded()) << "stdout is not JSON: " << r.out;
+  EXPECT_EQ(j["eval"]["every"], 50);
+  EXPECT_EQ(j["task"]["n_bits"], 100);
+  EXPECT_EQ(j["optimizer"]["momentum"], 0.0);
+}
+
+TEST_F(Cli, ValidateAppliesSetOverrides) {
+  const Result r = run({"validate", write_config(kGoodConfig), "--set", "model.width=64"});
+  ASSERT_EQ(r.status, 0) << "stderr: " << r.err;
+  const auto j = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << "stdout is not JSON: " << r.out;
+  EXPECT_EQ(j["model"]["width"], 64);
+}
+
+TEST_F(Cli, UnknownKeyExitsTwoNamingItsPath) {
+  const auto config =
+      write_config(R"({"optimizer": {"type": "sgd", "lr": 0.1}, "model": {"widht": 100}})");
+  expect_config_error(run({"validate", config}), "model.widht");
+}
+
+TEST_F(Cli, NegativeLrExitsTwoNamingOptimizerLr) {
+  const auto config = write_config(R"({"optimizer": {"type": "sgd", "lr": -1}})");
+  expect_config_error(run({"validate", config}), "optimizer.lr");
+}
+
+// Line 3 is `  "lr": 0.1,,`: two spaces, "lr" (cols 3-6), ':' 7, ' ' 8, 0.1 (9-11), ',' 12,
+// and the second ',' at column 13 is where the parser stops.
+TEST_F(Cli, MalformedJsonExitsTwoWithLineAndColumn) {
+  const auto config = write_config(
+      "{\"optimizer\": {\n"
+      "  \"type\": \"sgd\",\n"
+      "  \"lr\": 0.1,,\n"
+      "}}\n");
+  expect_config_error(run({"validate", config}), "line 3, column 13");
+}
+
+TEST_F(Cli, KAboveNBitsExitsTwoNamingTaskK) {
+  const auto config =
+      write_config(R"({"optimizer": {"type": "sgd", "lr": 0.1}, "task": {"n_bits": 10, "k": 11}})");
+  expect_config_error(run({"validate", config}), "task.k");
+}
+
+TEST_F(Cli, BadSetOverrideExitsTwoNamingItsPath) {
+  const Result r = run({"validate", write_config(kGoodConfig), "--set", "optimizer.lr=-1"});
+  expect_config_error(r, "optimizer.lr");
+}
+
+TEST_F(Cli, MissingConfigFileExitsTwo) {
+  const Result r = run({"validate", (dir_ / "does_not_exist.json").string()});
+  EXPECT_EQ(r.status, 2) << "stderr: " << r.err;
+  EXPECT_TRUE(contains(r.err, "does_not_exist.json"));
+  EXPECT_FALSE(contains(r.err, "terminate called"));
+}
+
+TEST_F(Cli, RunWithBadConfigExitsTwoAndCreatesNoOutputDirectory) {
+  const auto config = write_config(R"({"optimizer": {"type": "sgd", "lr": -1}})");
+  const fs::path out = dir_ / "run_out";
+  expect_config_error(run({"run", config, "--out", out.string()}), "optimizer.lr");
+  EXPECT_FALSE(fs::exists(out));
+}
+
+TEST_F(Cli, UnknownSubcommandExitsTwo) { EXPECT_EQ(run({"frobnicate"}).status, 2); }
+
+TEST_F(Cli, ValidateWithoutConfigExitsTwo) { EXPECT_EQ(run({"validate"}).status, 2); }
+
+}  // namespace

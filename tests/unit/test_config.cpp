@@ -1,0 +1,679 @@
+// The experiment config as a specification: defaults, round trip through the resolved JSON,
+// the exact error message for each kind of mistake, `--set` overrides, file reading, and the
+// memory estimate that rejects impossible configs. Messages are compared in full where the
+// wording is part of the user interface (docs/CONFIG.md).
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <string>
+
+#include "config/experiment.h"
+#include "core/error.h"
+
+namespace skillrun {
+namespace {
+
+using nlohmann::json;
+
+// The smallest valid config: only the optimizer is required.
+json minimal() { return {{"optimizer", {{"type", "sgd"}, {"lr", 0.1}}}}; }
+
+json with_optimizer(json optimizer) {
+  json j = minimal();
+  j["optimizer"] = std::move(optimizer);
+  return j;
+}
+
+// The ConfigError message parse_experiment throws, or "no error".
+std::string config_error(const json& j) {
+  try {
+    parse_experiment(j);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+std::string override_error(json j, const std::string& assignment) {
+  try {
+    apply_override(j, assignment);
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+testing::AssertionResult starts_with(const std::string& text, const std::string& prefix) {
+  if (text.starts_with(prefix)) return testing::AssertionSuccess();
+  return testing::AssertionFailure()
+         << "\"" << text << "\"\ndoes not start with\n\"" << prefix << "\"";
+}
+
+testing::AssertionResult contains(const std::string& text, const std::string& part) {
+  if (text.find(part) != std::string::npos) return testing::AssertionSuccess();
+  return testing::AssertionFailure() << "\"" << text << "\"\ndoes not contain\n\"" << part << "\"";
+}
+
+// A file in a fresh temp directory, removed with the object.
+class TempFile {
+ public:
+  explicit TempFile(const std::string& contents) {
+    dir_ =
+        std::filesystem::temp_directory_path() /
+        ("skillrun_test_config_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++));
+    std::filesystem::create_directories(dir_);
+    std::ofstream(path()) << contents;
+  }
+  ~TempFile() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  std::string path() const { return (dir_ / "config.json").string(); }
+
+ private:
+  static inline int counter_ = 0;
+  std::filesystem::path dir_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// defaults and round trip
+
+TEST(ConfigDefaults, MinimalConfigResolvesEveryDefault) {
+  const ExperimentConfig c = parse_experiment(minimal());
+  EXPECT_EQ(c.name, "run");
+  EXPECT_EQ(c.seed, 0u);
+  EXPECT_EQ(c.device, "auto");
+  EXPECT_EQ(c.precision, "fp32");
+  EXPECT_EQ(c.task.type, "sparse_parity");
+  EXPECT_EQ(c.task.n_tasks, 5);
+  EXPECT_EQ(c.task.n_bits, 100);
+  EXPECT_EQ(c.task.k, 3);
+  EXPECT_DOUBLE_EQ(c.task.zipf_exponent, 1.4);
+  EXPECT_EQ(c.model.type, "mlp");
+  EXPECT_EQ(c.model.width, 250);
+  EXPECT_EQ(c.model.depth, 2);
+  EXPECT_EQ(c.train.batch_size, 10000);
+  EXPECT_EQ(c.train.max_steps, 20000);
+  EXPECT_TRUE(c.train.stop_when_learned);
+  EXPECT_EQ(c.eval.every, 50);
+  EXPECT_EQ(c.eval.samples_per_task, 1000);
+  EXPECT_DOUBLE_EQ(c.eval.tau_bits, 0.1);
+}
+
+TEST(ConfigDefaults, SgdMomentumDefaultsToZero) {
+  EXPECT_EQ(parse_experiment(minimal()).optimizer.momentum, 0.0);
+}
+
+TEST(ConfigDefaults, NmdMomentumDefaultsToPointNine) {
+  const auto c = parse_experiment(with_optimizer({{"type", "nmd"}, {"lr", 0.1}}));
+  EXPECT_DOUBLE_EQ(c.optimizer.momentum, 0.9);
+}
+
+TEST(ConfigDefaults, MuonMomentumDefaultsToPointNineFive) {
+  const auto c = parse_experiment(with_optimizer({{"type", "muon"}, {"lr", 0.02}}));
+  EXPECT_DOUBLE_EQ(c.optimizer.momentum, 0.95);
+}
+
+TEST(ConfigDefaults, MuonOtherParamsDefaultToAdamLrOneEMinusThree) {
+  const auto c = parse_experiment(with_optimizer({{"type", "muon"}, {"lr", 0.02}}));
+  ASSERT_NE(c.optimizer.other, nullptr);
+  EXPECT_EQ(c.optimizer.other->type, "adam");
+  EXPECT_DOUBLE_EQ(c.optimizer.other->lr, 1e-3);
+  EXPECT_EQ(c.optimizer.other->other, nullptr);
+}
+
+TEST(ConfigDefaults, MuonOtherParamsWithoutLrGetLrOneEMinusThree) {
+  const auto c = parse_experiment(
+      with_optimizer({{"type", "muon"}, {"lr", 0.02}, {"other_params", {{"type", "sgd"}}}}));
+  EXPECT_EQ(c.optimizer.other->type, "sgd");
+  EXPECT_DOUBLE_EQ(c.optimizer.other->lr, 1e-3);
+}
+
+TEST(ConfigDefaults, MuonOtherParamsWithoutTypeAreAdam) {
+  const auto c = parse_experiment(
+      with_optimizer({{"type", "muon"}, {"lr", 0.02}, {"other_params", {{"lr", 0.005}}}}));
+  EXPECT_EQ(c.optimizer.other->type, "adam");
+  EXPECT_DOUBLE_EQ(c.optimizer.other->lr, 0.005);
+}
+
+TEST(ConfigDefaults, NonMuonOptimizerHasNoOtherParams) {
+  EXPECT_EQ(parse_experiment(minimal()).optimizer.other, nullptr);
+}
+
+TEST(ConfigRoundTrip, ResolvedJsonOfDefaultsReparsesToTheSameJson) {
+  const json resolved = to_json(parse_experiment(minimal()));
+  EXPECT_EQ(to_json(parse_experiment(resolved)), resolved);
+}
+
+TEST(ConfigRoundTrip, EveryNonDefaultValueSurvivesTheRoundTrip) {
+  const json in = {
+      {"name", "exp-1.a_b"},
+      {"seed", std::numeric_limits<uint64_t>::max()},
+      {"device", "cpu"},
+      {"precision", "fp32"},
+      {"task",
+       {{"type", "sparse_parity"},
+        {"n_tasks", 7},
+        {"n_bits", 20},
+        {"k", 4},
+        {"zipf_exponent", 0.0}}},
+      {"model", {{"type", "mlp"}, {"width", 33}, {"depth", 1}}},
+      {"optimizer",
+       {{"type", "muon"},
+        {"lr", 0.02},
+        {"momentum", 0.5},
+        {"nesterov", true},
+        {"weight_decay", 0.01},
+        {"msign", "polar_express"},
+        {"ns_steps", 7},
+        {"scale", "moonshot"},
+        {"muon_params", "all_weights"},
+        {"other_params",
+         {{"type", "adamw"},
+          {"lr", 0.003},
+          {"weight_decay", 0.1},
+          {"beta1", 0.8},
+          {"beta2", 0.95},
+          {"eps", 1e-10}}}}},
+      {"train", {{"batch_size", 64}, {"max_steps", 123456789012LL}, {"stop_when_learned", false}}},
+      {"eval", {{"every", 3}, {"samples_per_task", 17}, {"tau_bits", 0.25}}},
+  };
+  // Every key is given, so the resolved JSON is the input itself.
+  EXPECT_EQ(to_json(parse_experiment(in)), in);
+}
+
+TEST(ConfigRoundTrip, SeedIsWrittenAsUnsignedInteger) {
+  json j = minimal();
+  j["seed"] = 42;
+  EXPECT_TRUE(to_json(parse_experiment(j))["seed"].is_number_unsigned());
+}
+
+TEST(ConfigRoundTrip, AdamResolvedJsonHasOnlyAdamKeys) {
+  const json o =
+      to_json(parse_experiment(with_optimizer({{"type", "adam"}, {"lr", 0.001}})))["optimizer"];
+  const json expected = {{"type", "adam"}, {"lr", 0.001},    {"weight_decay", 0.0},
+                         {"beta1", 0.9},   {"beta2", 0.999}, {"eps", 1e-8}};
+  EXPECT_EQ(o, expected);
+}
+
+TEST(ConfigRoundTrip, SgdResolvedJsonHasMomentumAndNesterov) {
+  const json o = to_json(parse_experiment(minimal()))["optimizer"];
+  const json expected = {
+      {"type", "sgd"}, {"lr", 0.1}, {"weight_decay", 0.0}, {"momentum", 0.0}, {"nesterov", false}};
+  EXPECT_EQ(o, expected);
+}
+
+TEST(ConfigRoundTrip, MuonResolvedJsonNestsDefaultOtherParams) {
+  const json o =
+      to_json(parse_experiment(with_optimizer({{"type", "muon"}, {"lr", 0.02}})))["optimizer"];
+  const json other = {{"type", "adam"}, {"lr", 0.001},    {"weight_decay", 0.0},
+                      {"beta1", 0.9},   {"beta2", 0.999}, {"eps", 1e-8}};
+  EXPECT_EQ(o["other_params"], other);
+  EXPECT_EQ(o["msign"], "ns5");
+  EXPECT_EQ(o["ns_steps"], 5);
+  EXPECT_EQ(o["scale"], "sqrt_ratio");
+  EXPECT_EQ(o["muon_params"], "hidden");
+}
+
+// ---------------------------------------------------------------------------------------------
+// errors: structure
+
+TEST(ConfigErrors, RootMustBeAnObject) {
+  EXPECT_EQ(config_error(json::array({1})), "the config must be a JSON object, got [1]");
+}
+
+TEST(ConfigErrors, UnknownRootKeyIsNamed) {
+  json j = minimal();
+  j["nmae"] = "x";
+  EXPECT_EQ(config_error(j),
+            "nmae: unknown key (allowed: name, seed, device, precision, task, model, optimizer, "
+            "train, eval)");
+}
+
+TEST(ConfigErrors, UnknownModelKeyListsAllowedKeys) {
+  json j = minimal();
+  j["model"] = {{"widht", 100}};
+  EXPECT_EQ(config_error(j), "model.widht: unknown key (allowed: type, width, depth)");
+}
+
+TEST(ConfigErrors, SectionMustBeAnObject) {
+  json j = minimal();
+  j["train"] = 5;
+  EXPECT_EQ(config_error(j), "train: expected an object, got 5");
+}
+
+TEST(ConfigErrors, MissingOptimizerIsAnError) {
+  EXPECT_TRUE(starts_with(config_error(json::object()), "optimizer: missing"));
+}
+
+TEST(ConfigErrors, MissingLrIsNamed) {
+  EXPECT_EQ(config_error(with_optimizer({{"type", "sgd"}})),
+            "optimizer: missing required key \"lr\"");
+}
+
+TEST(ConfigErrors, MissingTypeIsNamed) {
+  EXPECT_EQ(config_error(with_optimizer({{"lr", 0.1}})),
+            "optimizer: missing required key \"type\"");
+}
+
+// ---------------------------------------------------------------------------------------------
+// errors: types and ranges
+
+TEST(ConfigErrors, StringForIntegerIsQuotedInMessage) {
+  json j = minimal();
+  j["model"] = {{"width", "abc"}};
+  EXPECT_EQ(config_error(j), "model.width: expected an integer, got \"abc\"");
+}
+
+TEST(ConfigErrors, FractionalIntegerIsRejected) {
+  json j = minimal();
+  j["model"] = {{"width", 2.5}};
+  EXPECT_EQ(config_error(j), "model.width: expected an integer, got 2.5");
+}
+
+// Integral floats are rejected too: integers are JSON integers, so 250.0 never passes.
+TEST(ConfigErrors, IntegralFloatIsRejectedAsInteger) {
+  json j = minimal();
+  j["model"] = {{"width", 250.0}};
+  EXPECT_EQ(config_error(j), "model.width: expected an integer, got 250.0");
+}
+
+TEST(ConfigErrors, IntegerBeyondIntRangeIsRejectedBeforeNarrowing) {
+  json j = minimal();
+  j["model"] = {{"width", 1000000000000LL}};
+  EXPECT_EQ(config_error(j), "model.width: must be <= 2147483647, got 1000000000000");
+}
+
+TEST(ConfigErrors, HugeUnsignedIntegerIsRejectedBeforeNarrowing) {
+  json j = minimal();
+  j["train"] = {{"max_steps", std::numeric_limits<uint64_t>::max()}};
+  EXPECT_EQ(config_error(j),
+            "train.max_steps: must be <= 9223372036854775807, got 18446744073709551615");
+}
+
+TEST(ConfigErrors, ZeroWidthIsBelowMinimum) {
+  json j = minimal();
+  j["model"] = {{"width", 0}};
+  EXPECT_EQ(config_error(j), "model.width: must be >= 1, got 0");
+}
+
+TEST(ConfigErrors, NegativeLrIsNamed) {
+  EXPECT_EQ(config_error(with_optimizer({{"type", "sgd"}, {"lr", -1}})),
+            "optimizer.lr: must be > 0, got -1");
+}
+
+TEST(ConfigErrors, ZeroLrIsRejected) {
+  EXPECT_EQ(config_error(with_optimizer({{"type", "sgd"}, {"lr", 0}})),
+            "optimizer.lr: must be > 0, got 0");
+}
+
+TEST(ConfigErrors, StringLrIsNotANumber) {
+  EXPECT_EQ(config_error(with_optimizer({{"type", "sgd"}, {"lr", "0.1"}})),
+            "optimizer.lr: expected a number, got \"0.1\"");
+}
+
+TEST(ConfigErrors, BoolIsNotANumber) {
+  EXPECT_EQ(config_error(with_optimizer({{"type", "sgd"}, {"lr", true}})),
+            "optimizer.lr: expected a number, got true");
+}
+
+TEST(ConfigErrors, MomentumOfOneIsOutsideUnitInterval) {
+  EXPECT_EQ(config_error(with_optimizer({{"type", "sgd"}, {"lr", 0.1}, {"momentum", 1}})),
+            "optimizer.momentum: must be in [0, 1), got 1");
+}
+
+TEST(ConfigErrors, NegativeWeightDecayIsRejected) {
+  EXPECT_EQ(config_error(with_optimizer({{"type", "adamw"}, {"lr", 0.1}, {"weight_decay", -0.5}})),
+            "optimizer.weight_decay: must be >= 0, got -0.5");
+}
+
+TEST(ConfigErrors, NsStepsAboveHundredIsRejected) {
+  EXPECT_EQ(config_error(with_optimizer({{"type", "muon"}, {"lr", 0.1}, {"ns_steps", 101}})),
+            "optimizer.ns_steps: must be <= 100, got 101");
+}
+
+TEST(ConfigErrors, NonBoolNesterovIsRejected) {
+  EXPECT_EQ(config_error(with_optimizer({{"type", "sgd"}, {"lr", 0.1}, {"nesterov", 1}})),
+            "optimizer.nesterov: expected true or false, got 1");
+}
+
+TEST(ConfigErrors, KAboveNBitsNamesBoth) {
+  json j = minimal();
+  j["task"] = {{"k", 101}};
+  EXPECT_EQ(config_error(j), "task.k: must be <= task.n_bits (100), got 101");
+}
+
+TEST(ConfigErrors, NegativeZipfExponentIsRejected) {
+  json j = minimal();
+  j["task"] = {{"zipf_exponent", -0.1}};
+  EXPECT_EQ(config_error(j), "task.zipf_exponent: must be >= 0, got -0.1");
+}
+
+TEST(ConfigErrors, NegativeSeedIsRejected) {
+  json j = minimal();
+  j["seed"] = -1;
+  EXPECT_EQ(config_error(j), "seed: must be >= 0, got -1");
+}
+
+TEST(ConfigErrors, NameWithSlashIsRejected) {
+  json j = minimal();
+  j["name"] = "a/b";
+  EXPECT_TRUE(starts_with(config_error(j), "name: must be non-empty and use only letters"));
+  EXPECT_TRUE(contains(config_error(j), "got \"a/b\""));
+}
+
+TEST(ConfigErrors, EmptyNameIsRejected) {
+  json j = minimal();
+  j["name"] = "";
+  EXPECT_TRUE(starts_with(config_error(j), "name: must be non-empty"));
+}
+
+TEST(ConfigErrors, DotDotNameIsRejected) {
+  json j = minimal();
+  j["name"] = "..";
+  EXPECT_TRUE(starts_with(config_error(j), "name: must be non-empty"));
+}
+
+TEST(ConfigErrors, UnknownDeviceListsChoices) {
+  json j = minimal();
+  j["device"] = "gpu";
+  EXPECT_EQ(config_error(j), "device: unknown device \"gpu\" (expected one of: auto, cpu, cuda)");
+}
+
+TEST(ConfigErrors, UnknownPrecisionListsChoices) {
+  json j = minimal();
+  j["precision"] = "bf16";
+  EXPECT_EQ(config_error(j), "precision: unknown precision \"bf16\" (expected one of: fp32)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// errors: optimizer types and per-type keys
+
+TEST(ConfigErrors, UnknownOptimizerTypeListsChoices) {
+  EXPECT_EQ(config_error(with_optimizer({{"type", "adm"}, {"lr", 0.1}})),
+            "optimizer.type: unknown optimizer \"adm\" (expected one of: sgd, nmd, adam, adamw, "
+            "signgd, muon)");
+}
+
+TEST(ConfigErrors, MsignOnSgdIsOnlyValidForMuon) {
+  EXPECT_TRUE(
+      starts_with(config_error(with_optimizer({{"type", "sgd"}, {"lr", 0.1}, {"msign", "svd"}})),
+                  "optimizer.msign: only valid when optimizer.type is muon"));
+}
+
+TEST(ConfigErrors, MomentumOnAdamNamesTheTypesThatTakeIt) {
+  EXPECT_TRUE(
+      starts_with(config_error(with_optimizer({{"type", "adam"}, {"lr", 0.1}, {"momentum", 0.9}})),
+                  "optimizer.momentum: only valid when optimizer.type is sgd, nmd, signgd "
+                  "or muon"));
+}
+
+TEST(ConfigErrors, BetaOnSgdIsOnlyValidForAdam) {
+  EXPECT_TRUE(
+      starts_with(config_error(with_optimizer({{"type", "sgd"}, {"lr", 0.1}, {"beta1", 0.9}})),
+                  "optimizer.beta1: only valid when optimizer.type is adam or adamw"));
+}
+
+TEST(ConfigErrors, NesterovOnNmdIsRejected) {
+  EXPECT_TRUE(
+      starts_with(config_error(with_optimizer({{"type", "nmd"}, {"lr", 0.1}, {"nesterov", true}})),
+                  "optimizer.nesterov: only valid when optimizer.type is sgd or muon"));
+}
+
+TEST(ConfigErrors, OtherParamsOnAdamIsOnlyValidForMuon) {
+  EXPECT_TRUE(starts_with(config_error(with_optimizer(
+                              {{"type", "adam"}, {"lr", 0.1}, {"other_params", json::object()}})),
+                          "optimizer.other_params: only valid when optimizer.type is muon"));
+}
+
+TEST(ConfigErrors, UnknownOptimizerKeyIsNamed) {
+  EXPECT_TRUE(
+      starts_with(config_error(with_optimizer({{"type", "sgd"}, {"lr", 0.1}, {"momentun", 0.9}})),
+                  "optimizer.momentun: unknown key (allowed: type, lr, momentum"));
+}
+
+TEST(ConfigErrors, UnknownMsignListsChoices) {
+  EXPECT_EQ(config_error(with_optimizer({{"type", "muon"}, {"lr", 0.1}, {"msign", "ns6"}})),
+            "optimizer.msign: unknown msign method \"ns6\" (expected one of: ns5, polar_express, "
+            "svd)");
+}
+
+TEST(ConfigErrors, NestedLrErrorHasNestedPath) {
+  EXPECT_EQ(config_error(with_optimizer(
+                {{"type", "muon"}, {"lr", 0.1}, {"other_params", {{"type", "adam"}, {"lr", -2}}}})),
+            "optimizer.other_params.lr: must be > 0, got -2");
+}
+
+TEST(ConfigErrors, MuonCannotBeOtherParams) {
+  EXPECT_TRUE(starts_with(
+      config_error(
+          with_optimizer({{"type", "muon"}, {"lr", 0.1}, {"other_params", {{"type", "muon"}}}})),
+      "optimizer.other_params.type: muon cannot"));
+}
+
+TEST(ConfigErrors, MuonKeyInsideOtherParamsIsUnknown) {
+  EXPECT_TRUE(starts_with(
+      config_error(
+          with_optimizer({{"type", "muon"}, {"lr", 0.1}, {"other_params", {{"ns_steps", 3}}}})),
+      "optimizer.other_params.ns_steps: unknown key"));
+}
+
+TEST(ConfigErrors, PerTypeRuleAppliesInsideOtherParams) {
+  EXPECT_TRUE(starts_with(
+      config_error(with_optimizer({{"type", "muon"},
+                                   {"lr", 0.1},
+                                   {"other_params", {{"type", "adam"}, {"momentum", 0.9}}}})),
+      "optimizer.other_params.momentum: only valid when "
+      "optimizer.other_params.type is sgd, nmd or signgd"));
+}
+
+TEST(ConfigErrors, OtherParamsMustBeAnObject) {
+  EXPECT_EQ(config_error(with_optimizer({{"type", "muon"}, {"lr", 0.1}, {"other_params", "adam"}})),
+            "optimizer.other_params: expected an object, got \"adam\"");
+}
+
+// ---------------------------------------------------------------------------------------------
+// memory estimate
+
+// Defaults: D = 5 + 100 = 105; layers 105 -> 250 -> 2.
+// P = 105*250 + 250 + 250*2 + 2 = 27002; 4P = 108008.
+// batch: 10000 * (105 + 2*(250 + 2)) = 6090000, plus 10000*8 = 80000.
+// eval: 5 * 1000 * (105 + 4) = 545000.
+// floats = 108008 + 6090000 + 80000 + 545000 = 6823008; bytes = 4 * that = 27292032.
+TEST(ConfigMemory, DefaultEstimateMatchesHandComputation) {
+  EXPECT_EQ(estimated_memory_bytes(parse_experiment(minimal())), 27292032u);
+}
+
+// Depth 1 is linear 105 -> 2: P = 212, 4P = 848; batch 10000*(105 + 2*2) + 80000 = 1170000;
+// eval 545000; floats = 1715848; bytes = 6863392.
+TEST(ConfigMemory, DepthOneIsALinearModel) {
+  json j = minimal();
+  j["model"] = {{"depth", 1}};
+  EXPECT_EQ(estimated_memory_bytes(parse_experiment(j)), 6863392u);
+}
+
+TEST(ConfigMemory, HugeConfigSaturatesInsteadOfOverflowing) {
+  ExperimentConfig c;
+  c.model.width = std::numeric_limits<int>::max();
+  c.model.depth = std::numeric_limits<int>::max();
+  c.train.batch_size = std::numeric_limits<int>::max();
+  EXPECT_EQ(estimated_memory_bytes(c), std::numeric_limits<std::size_t>::max());
+}
+
+// batch term: 2e9 * (105 + 2*(100000 + 2) + 8) = 4.002e14 floats -> 1.6 PB, far above any
+// machine and far above the weights (4 * 1.08e7) and the eval set (5.45e5).
+TEST(ConfigMemory, HugeBatchIsRejectedNamingBatchSize) {
+  json j = minimal();
+  j["train"] = {{"batch_size", 2000000000}};
+  j["model"] = {{"width", 100000}};
+  EXPECT_TRUE(starts_with(config_error(j),
+                          "train.batch_size: buffers of 1.6 PB cannot be allocated (this machine "
+                          "has "));
+}
+
+// Weights: 100000 hidden layers of 100000^2 -> 4e15 floats, dominating the batch term.
+TEST(ConfigMemory, HugeModelIsRejectedNamingWidth) {
+  json j = minimal();
+  j["model"] = {{"width", 100000}, {"depth", 100000}};
+  j["train"] = {{"batch_size", 1}};
+  EXPECT_TRUE(starts_with(config_error(j), "model.width: buffers of "));
+}
+
+// Eval: 1e6 tasks * 1e6 samples * (1e6 + 100 + 4) ~ 1e18 floats, the largest term.
+TEST(ConfigMemory, HugeEvalSetIsRejectedNamingSamplesPerTask) {
+  json j = minimal();
+  j["task"] = {{"n_tasks", 1000000}};
+  j["eval"] = {{"samples_per_task", 1000000}};
+  j["train"] = {{"batch_size", 1}};
+  j["model"] = {{"width", 1}};
+  EXPECT_TRUE(starts_with(config_error(j), "eval.samples_per_task: buffers of "));
+}
+
+// ---------------------------------------------------------------------------------------------
+// overrides
+
+TEST(ConfigOverride, NumberValueBecomesANumber) {
+  json j = minimal();
+  apply_override(j, "optimizer.lr=0.003");
+  EXPECT_TRUE(j["optimizer"]["lr"].is_number_float());
+  EXPECT_DOUBLE_EQ(j["optimizer"]["lr"].get<double>(), 0.003);
+}
+
+TEST(ConfigOverride, BoolValueBecomesABool) {
+  json j = minimal();
+  apply_override(j, "train.stop_when_learned=false");
+  EXPECT_EQ(j["train"]["stop_when_learned"], false);
+}
+
+TEST(ConfigOverride, UnparsableValueFallsBackToString) {
+  json j = minimal();
+  apply_override(j, "optimizer.type=adam");
+  EXPECT_EQ(j["optimizer"]["type"], "adam");
+}
+
+TEST(ConfigOverride, ObjectValueBecomesAnObject) {
+  json j = minimal();
+  apply_override(j, R"(optimizer.other_params={"type":"sgd","lr":0.01})");
+  EXPECT_EQ(j["optimizer"]["other_params"], json({{"type", "sgd"}, {"lr", 0.01}}));
+}
+
+TEST(ConfigOverride, OnlyTheFirstEqualsSplits) {
+  json j = minimal();
+  apply_override(j, "name=a=b");
+  EXPECT_EQ(j["name"], "a=b");
+}
+
+TEST(ConfigOverride, MissingIntermediateObjectsAreCreated) {
+  json j = minimal();
+  apply_override(j, "model.width=64");
+  EXPECT_EQ(j["model"], json({{"width", 64}}));
+}
+
+TEST(ConfigOverride, OverrideReplacesExistingValue) {
+  json j = minimal();
+  apply_override(j, "optimizer.lr=0.5");
+  EXPECT_EQ(j["optimizer"], json({{"type", "sgd"}, {"lr", 0.5}}));
+}
+
+TEST(ConfigOverride, MissingEqualsIsAUsageError) {
+  EXPECT_EQ(override_error(minimal(), "optimizer.lr"),
+            "--set \"optimizer.lr\": expected KEY=VALUE with a dotted key such as optimizer.lr");
+}
+
+TEST(ConfigOverride, EmptyKeyIsAUsageError) {
+  EXPECT_TRUE(contains(override_error(minimal(), "=3"), "expected KEY=VALUE"));
+}
+
+TEST(ConfigOverride, EmptyKeySegmentIsAUsageError) {
+  EXPECT_TRUE(contains(override_error(minimal(), "optimizer..lr=3"), "expected KEY=VALUE"));
+}
+
+TEST(ConfigOverride, NonIdentifierKeyIsAUsageError) {
+  EXPECT_TRUE(contains(override_error(minimal(), "optimizer.l r=3"), "expected KEY=VALUE"));
+}
+
+TEST(ConfigOverride, ScalarIntermediateIsAUsageErrorNamingTheKey) {
+  EXPECT_EQ(override_error(minimal(), "optimizer.lr.x=1"),
+            "--set \"optimizer.lr.x=1\": cannot set optimizer.lr.x because optimizer.lr is not an "
+            "object (it is 0.1)");
+}
+
+TEST(ConfigOverride, UnknownKeyIsLeftForValidation) {
+  json j = minimal();
+  apply_override(j, "model.widht=3");
+  EXPECT_EQ(config_error(j), "model.widht: unknown key (allowed: type, width, depth)");
+}
+
+// ---------------------------------------------------------------------------------------------
+// files
+
+TEST(ConfigFile, ValidFileIsRead) {
+  const TempFile f(R"({"optimizer": {"type": "sgd", "lr": 0.1}})");
+  EXPECT_EQ(read_json_file(f.path()), minimal());
+}
+
+TEST(ConfigFile, MissingFileIsAUsageError) {
+  const std::string path = "/nonexistent/skillrun/config.json";
+  try {
+    read_json_file(path);
+    FAIL() << "no error";
+  } catch (const UsageError& e) {
+    EXPECT_TRUE(starts_with(e.what(), "cannot read config file " + path + ": "));
+  }
+}
+
+// The second ',' on line 3 is the offending character:
+//   line 1: {
+//   line 2:   "optimizer": {"type": "sgd", "lr": 0.1},
+//   line 3:   "model": {"width": 250,, "depth": 2}
+// On line 3: 2 spaces (cols 1-2), "model" (3-9), ':' (10), ' ' (11), '{' (12), "width" (13-19),
+// ':' (20), ' ' (21), 250 (22-24), ',' (25), ',' (26) -> line 3, column 26.
+TEST(ConfigFile, MalformedJsonReportsLineAndColumn) {
+  const TempFile f(
+      "{\n"
+      "  \"optimizer\": {\"type\": \"sgd\", \"lr\": 0.1},\n"
+      "  \"model\": {\"width\": 250,, \"depth\": 2}\n"
+      "}\n");
+  try {
+    read_json_file(f.path());
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_TRUE(starts_with(e.what(), f.path() + ": malformed JSON at line 3, column 26: "));
+  }
+}
+
+// "{\n  \"a\": 1\n" ends after line 2; the parser wants '}' at line 3, column 1.
+TEST(ConfigFile, TruncatedJsonPointsJustPastTheEnd) {
+  const TempFile f("{\n  \"a\": 1\n");
+  try {
+    read_json_file(f.path());
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_TRUE(starts_with(e.what(), f.path() + ": malformed JSON at line 3, column 1: "));
+  }
+}
+
+TEST(ConfigFile, LoadAppliesOverridesInOrderBeforeValidating) {
+  const TempFile f(R"({"optimizer": {"type": "sgd", "lr": 0.1}})");
+  const auto c = load_experiment(f.path(), {"optimizer.lr=0.5", "optimizer.lr=0.25", "seed=7"});
+  EXPECT_DOUBLE_EQ(c.optimizer.lr, 0.25);
+  EXPECT_EQ(c.seed, 7u);
+}
+
+TEST(ConfigFile, LoadReportsOverriddenValueWithItsPath) {
+  const TempFile f(R"({"optimizer": {"type": "sgd", "lr": 0.1}})");
+  try {
+    load_experiment(f.path(), {"optimizer.lr=-1"});
+    FAIL() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(), "optimizer.lr: must be > 0, got -1");
+    EXPECT_EQ(e.path(), "optimizer.lr");
+  }
+}
+
+}  // namespace
+}  // namespace skillrun

@@ -1,0 +1,131 @@
+// Multi-task sparse parity data: Zipf frequencies, labels, subsets and determinism, through
+// the CPU backend's sparse_parity op (the same code path training uses).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <set>
+
+#include "backend/cpu/cpu_backend.h"
+#include "tasks/sparse_parity.h"
+
+namespace skillrun {
+namespace {
+
+TaskConfig small_task(int n_tasks, int n_bits, int k, double gamma) {
+  TaskConfig c;
+  c.n_tasks = n_tasks;
+  c.n_bits = n_bits;
+  c.k = k;
+  c.zipf_exponent = gamma;
+  return c;
+}
+
+struct Batch {
+  std::vector<float> x;
+  std::vector<int32_t> labels, tasks;
+};
+
+Batch draw_batch(Backend& backend, const SparseParityTask& task, int64_t step, int rows) {
+  Buffer<float> x(backend, static_cast<std::size_t>(rows) * task.input_dim());
+  Buffer<int32_t> y(backend, rows), t(backend, rows);
+  task.train_batch(step, rows, x.data(), y.data(), t.data());
+  return {x.download(), y.download(), t.download()};
+}
+
+TEST(Zipf, ProbabilitiesFollowPowerLaw) {
+  // p_i = (i+1)^-1.4 / H, H = 1 + 2^-1.4 + 3^-1.4 = 1 + 0.378929 + 0.214660 = 1.593589
+  const auto p = zipf_probabilities(3, 1.4);
+  EXPECT_NEAR(p[0], 1.0 / 1.593589, 1e-6);
+  EXPECT_NEAR(p[1], 0.378929 / 1.593589, 1e-6);
+  EXPECT_NEAR(p[2], 0.214660 / 1.593589, 1e-6);
+}
+
+TEST(Zipf, ChiSquaredOverTwoMillionDrawsIsConsistent) {
+  CpuBackend backend;
+  const int n_tasks = 10, rows = 2'000'000;
+  SparseParityTask task(backend, small_task(n_tasks, 3, 1, 1.4), 1234);
+  const Batch b = draw_batch(backend, task, 0, rows);
+  std::vector<double> counts(n_tasks, 0.0);
+  for (int32_t t : b.tasks) counts[t] += 1;
+  double chi2 = 0;
+  for (int i = 0; i < n_tasks; ++i) {
+    const double expected = rows * task.frequencies()[i];
+    chi2 += (counts[i] - expected) * (counts[i] - expected) / expected;
+  }
+  // 9 degrees of freedom: P(chi2 > 27.88) = 0.001.
+  EXPECT_LT(chi2, 27.88) << "task frequencies do not follow p_i";
+  // The one-hot part of x marks the drawn task.
+  for (int r = 0; r < 1000; ++r)
+    for (int i = 0; i < n_tasks; ++i) EXPECT_EQ(b.x[r * task.input_dim() + i], i == b.tasks[r] ? 1.0f : 0.0f);
+}
+
+TEST(SparseParity, LabelIsParityOfTheSubsetBits) {
+  CpuBackend backend;
+  SparseParityTask task(backend, small_task(5, 40, 3, 1.0), 7);
+  const Batch b = draw_batch(backend, task, 3, 4000);
+  int ones = 0;
+  for (int r = 0; r < 4000; ++r) {
+    const float* v = &b.x[r * task.input_dim() + 5];
+    int parity = 0;
+    for (int j = 0; j < 3; ++j) parity ^= static_cast<int>(v[task.subsets()[b.tasks[r] * 3 + j]]);
+    EXPECT_EQ(b.labels[r], parity);
+    ones += b.labels[r];
+  }
+  EXPECT_NEAR(ones / 4000.0, 0.5, 0.05);  // labels are balanced, not constant
+}
+
+TEST(SparseParity, DataBitsAreFairCoins) {
+  CpuBackend backend;
+  SparseParityTask task(backend, small_task(2, 100, 3, 1.0), 99);
+  const Batch b = draw_batch(backend, task, 0, 20000);
+  for (int bit : {0, 31, 32, 95, 96, 99}) {  // around the word and block boundaries
+    double mean = 0;
+    for (int r = 0; r < 20000; ++r) mean += b.x[r * task.input_dim() + 2 + bit];
+    EXPECT_NEAR(mean / 20000, 0.5, 0.02) << "bit " << bit;
+  }
+}
+
+TEST(SparseParity, SubsetsHoldDistinctBitsAndDifferAcrossTasks) {
+  const auto s = draw_subsets(3, 50, 100, 3);
+  std::set<std::vector<int32_t>> seen;
+  for (int t = 0; t < 50; ++t) {
+    std::vector<int32_t> subset(s.begin() + t * 3, s.begin() + t * 3 + 3);
+    EXPECT_LT(subset[0], subset[1]);  // sorted and distinct
+    EXPECT_LT(subset[1], subset[2]);
+    EXPECT_GE(subset[0], 0);
+    EXPECT_LT(subset[2], 100);
+    EXPECT_TRUE(seen.insert(subset).second) << "task " << t << " repeats an earlier subset";
+  }
+}
+
+TEST(SparseParity, TooManyTasksForTheSubsetsIsAConfigError) {
+  EXPECT_THROW(draw_subsets(0, 4, 3, 2), ConfigError);  // C(3, 2) = 3 < 4
+}
+
+TEST(SparseParity, SameSeedAndStepGiveTheSameBatch) {
+  CpuBackend backend;
+  SparseParityTask a(backend, small_task(5, 100, 3, 1.4), 11), b(backend, small_task(5, 100, 3, 1.4), 11);
+  const Batch b1 = draw_batch(backend, a, 42, 500), b2 = draw_batch(backend, b, 42, 500);
+  EXPECT_EQ(b1.x, b2.x);
+  EXPECT_EQ(b1.labels, b2.labels);
+  const Batch other_step = draw_batch(backend, a, 43, 500);
+  EXPECT_NE(b1.x, other_step.x);
+  SparseParityTask c(backend, small_task(5, 100, 3, 1.4), 12);
+  EXPECT_NE(b1.x, draw_batch(backend, c, 42, 500).x);
+}
+
+TEST(SparseParity, EvalRowsAreFixedPerTaskAndSplittable) {
+  CpuBackend backend;
+  SparseParityTask task(backend, small_task(4, 20, 3, 1.4), 5);
+  const int d = task.input_dim();
+  Buffer<float> whole(backend, 100 * d), tail(backend, 40 * d);
+  Buffer<int32_t> y(backend, 100), y_tail(backend, 40), t(backend, 100);
+  task.eval_rows(2, 0, 100, whole.data(), y.data(), t.data());
+  task.eval_rows(2, 60, 40, tail.data(), y_tail.data(), t.data());
+  const auto w = whole.download(), tl = tail.download();
+  EXPECT_TRUE(std::equal(tl.begin(), tl.end(), w.begin() + 60 * d));  // rows 60..99 again
+  for (int32_t task_id : t.download()) EXPECT_EQ(task_id, 2);
+}
+
+}  // namespace
+}  // namespace skillrun
