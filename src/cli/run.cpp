@@ -68,12 +68,11 @@ int cmd_run(const RunOptions& options) {
   std::signal(SIGINT, SIG_DFL);
   std::signal(SIGTERM, SIG_DFL);
 
-  const EvalResult last = trainer.evaluate();
   if (summary.status == RunStatus::Diverged)
     spdlog::error("run diverged: {}", summary.message);
   else
     spdlog::info("run ended ({}): {}", to_string(summary.status), summary.message);
-  print_result_table(trainer, summary, last, dir);
+  print_result_table(trainer, summary, trainer.last_eval(), dir);
   return summary.status == RunStatus::Interrupted ? kExitRuntime : kExitOk;
 }
 

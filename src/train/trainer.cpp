@@ -67,6 +67,9 @@ RunSummary Trainer::run(RunDirectory& dir, Progress& progress) {
   summary.device = backend_.name();
   summary.T_k.assign(n_tasks, std::nullopt);
   dir.open_metrics(n_tasks);
+  // A run killed hard (SIGKILL, node failure) leaves status "running" behind, not nothing.
+  summary.status = RunStatus::Running;
+  dir.write_summary(summary);
 
   int learned = 0;
   // Evaluates after `step` updates, records the row and T_k; returns false if non-finite.
@@ -74,7 +77,7 @@ RunSummary Trainer::run(RunDirectory& dir, Progress& progress) {
     MetricsRow row;
     row.step = step;
     if (step > 0) row.train_loss_bits = last_train_loss_bits();
-    const EvalResult r = evaluator_.evaluate(model_);
+    const EvalResult& r = last_eval_ = evaluator_.evaluate(model_);
     row.wall_seconds = seconds_since(start);
     row.mean_loss_bits = r.mean_loss_bits;
     row.loss_bits = r.loss_bits;
@@ -97,6 +100,7 @@ RunSummary Trainer::run(RunDirectory& dir, Progress& progress) {
   summary.status = RunStatus::MaxSteps;
   if (!eval_and_record(0)) {
     summary.status = RunStatus::Diverged;
+    summary.message = "non-finite loss at step 0, before any update";
   } else if (config_.train.stop_when_learned && learned == n_tasks) {
     summary.status = RunStatus::Converged;
   } else {

@@ -39,6 +39,8 @@ class Trainer {
   // One optimisation step on the batch of `step` (0-based); times phases when `times` is set.
   void train_step(int64_t step, PhaseTimes* times = nullptr);
   EvalResult evaluate() { return evaluator_.evaluate(model_); }
+  // The eval recorded last by run() (the final row of metrics.csv).
+  const EvalResult& last_eval() const { return last_eval_; }
   // Mean loss in bits of the last trained batch.
   double last_train_loss_bits();
 
@@ -59,6 +61,7 @@ class Trainer {
   Buffer<float> loss_;          // (batch): per-sample nats
   Buffer<float> correct_;       // (batch)
   Buffer<float> dlogits_;       // (batch, 2)
+  EvalResult last_eval_;
 };
 
 }  // namespace skillrun

@@ -64,9 +64,11 @@ class Cli : public testing::Test {
   // stdout and stderr go to separate files so stdout can be parsed as JSON on its own.
   Result run(std::initializer_list<std::string> args) {
     std::string cmd = shell_quote(SKILLRUN_BIN);
-    for (const auto& a : args) cmd += " " + shell_quote(a);
+    // Appended piece by piece: GCC 12 warns (-Wrestrict, falsely) on "literal" + temporary.
+    for (const auto& a : args) cmd.append(" ").append(shell_quote(a));
     const fs::path out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
-    cmd += " >" + shell_quote(out.string()) + " 2>" + shell_quote(err.string());
+    cmd.append(" >").append(shell_quote(out.string()));
+    cmd.append(" 2>").append(shell_quote(err.string()));
     const int raw = std::system(cmd.c_str());
     Result r;
     r.status = (raw != -1 && WIFEXITED(raw)) ? WEXITSTATUS(raw) : -1;
