@@ -15,8 +15,7 @@ namespace {
 void add_common(CLI::App* cmd, skillrun::CommonOptions& o) {
   cmd->add_option("config", o.config_path, "experiment config (JSON)")->required();
   cmd->add_option("--set", o.overrides, "override a config key: --set optimizer.lr=0.003 (repeatable)")
-      ->take_all()
-      ->expected(1, -1);
+      ->allow_extra_args(false);  // one KEY=VALUE per --set, so the positional CONFIG may follow
   cmd->add_option("--device", o.device, "auto | cpu | cuda (overrides the config's device)");
 }
 

@@ -108,6 +108,15 @@ TEST_F(Cli, ValidateAppliesSetOverrides) {
   EXPECT_EQ(j["model"]["width"], 64);
 }
 
+TEST_F(Cli, SetMayComeBeforeTheConfigAndRepeat) {
+  const Result r = run({"validate", "--set", "model.width=64", write_config(kGoodConfig), "--set", "model.depth=3"});
+  ASSERT_EQ(r.status, 0) << "stderr: " << r.err;
+  const auto j = nlohmann::json::parse(r.out, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << "stdout is not JSON: " << r.out;
+  EXPECT_EQ(j["model"]["width"], 64);
+  EXPECT_EQ(j["model"]["depth"], 3);
+}
+
 TEST_F(Cli, UnknownKeyExitsTwoNamingItsPath) {
   const auto config =
       write_config(R"({"optimizer": {"type": "sgd", "lr": 0.1}, "model": {"widht": 100}})");
