@@ -412,7 +412,8 @@ TrainConfig parse_train(const json& j) {
   reject_unknown_keys(j, path, {"batch_size", "max_steps", "stop_when_learned"});
   TrainConfig t;
   read_integer(j, path, "batch_size", t.batch_size, 1);
-  read_integer(j, path, "max_steps", t.max_steps, 1);
+  // The step is a 32-bit word of the Philox counter (tasks/sparse_parity_gen.h).
+  read_integer(j, path, "max_steps", t.max_steps, 1, int64_t{0xFFFFFFFF});
   read_bool(j, path, "stop_when_learned", t.stop_when_learned);
   return t;
 }

@@ -179,7 +179,7 @@ TEST(ConfigRoundTrip, EveryNonDefaultValueSurvivesTheRoundTrip) {
           {"beta1", 0.8},
           {"beta2", 0.95},
           {"eps", 1e-10}}}}},
-      {"train", {{"batch_size", 64}, {"max_steps", 123456789012LL}, {"stop_when_learned", false}}},
+      {"train", {{"batch_size", 64}, {"max_steps", 4000000000LL}, {"stop_when_learned", false}}},
       {"eval", {{"every", 3}, {"samples_per_task", 17}, {"tau_bits", 0.25}}},
   };
   // Every key is given, so the resolved JSON is the input itself.
@@ -292,7 +292,7 @@ TEST(ConfigErrors, HugeUnsignedIntegerIsRejectedBeforeNarrowing) {
   json j = minimal();
   j["train"] = {{"max_steps", std::numeric_limits<uint64_t>::max()}};
   EXPECT_EQ(config_error(j),
-            "train.max_steps: must be <= 9223372036854775807, got 18446744073709551615");
+            "train.max_steps: must be <= 4294967295, got 18446744073709551615");
 }
 
 TEST(ConfigErrors, ZeroWidthIsBelowMinimum) {
@@ -675,5 +675,20 @@ TEST(ConfigFile, LoadReportsOverriddenValueWithItsPath) {
   }
 }
 
+}  // namespace
+}  // namespace skillrun
+
+namespace skillrun {
+namespace {
+TEST(ConfigErrors, MaxStepsBeyondTheThirtyTwoBitCounterIsRejected) {
+  // 2^32 = 4294967296 would wrap the step word of the Philox counter and repeat batches.
+  nlohmann::json j = {{"optimizer", {{"type", "sgd"}, {"lr", 0.1}}}, {"train", {{"max_steps", 4294967296LL}}}};
+  try {
+    parse_experiment(j);
+    FAIL() << "accepted max_steps = 2^32";
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(), "train.max_steps: must be <= 4294967295, got 4294967296");
+  }
+}
 }  // namespace
 }  // namespace skillrun

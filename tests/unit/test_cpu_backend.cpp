@@ -11,6 +11,7 @@
 #include <random>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
@@ -100,6 +101,21 @@ TEST(CpuBackend, GemmHonoursLeadingDimensionsLargerThanCols) {
   // Every operand padded: the padding must be neither read into C nor written.
   check_gemm(Trans::No, Trans::No, 7, 5, 11, 1.0f, 0.5f, 14, 9, 8);
   check_gemm(Trans::Yes, Trans::Yes, 7, 5, 11, 1.0f, 0.5f, 10, 13, 6);
+}
+
+TEST(CpuBackend, GemmSplitAcrossThreadsMatchesNaive) {
+  // 200 x 70 x 30 = 420000 multiply-adds: large enough to be split across threads, by rows of
+  // C (tall C) or by columns (wide C), block edges not landing on the operand edges; every
+  // transpose combination, padded operands, beta != 0.
+  for (Trans ta : {Trans::No, Trans::Yes}) {
+    for (Trans tb : {Trans::No, Trans::Yes}) {
+      for (auto [m, n] : {std::pair{200, 70}, std::pair{70, 200}}) {
+        const int k = 30;
+        const int lda = (ta == Trans::No ? k : m) + 3, ldb = (tb == Trans::No ? n : k) + 5;
+        check_gemm(ta, tb, m, n, k, 0.75f, 0.5f, lda, ldb, n + 2);
+      }
+    }
+  }
 }
 
 TEST(CpuBackend, GemmBetaZeroOverwritesNaNInC) {

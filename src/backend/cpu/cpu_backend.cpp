@@ -1,7 +1,7 @@
-// CpuBackend: OpenBLAS for gemm, LAPACKE (in double) for the exact msign, OpenMP loops for the
-// elementwise ops, reductions and the data generator. Loops are kept flat and branch-free inside
-// so that GCC vectorises them; small inputs stay on one thread, where forking costs more than
-// the work.
+// CpuBackend: OpenBLAS sgemm for gemm, LAPACKE (in double) for the exact msign, OpenMP loops for
+// the elementwise ops, reductions and the data generator. All parallelism, gemm's included, runs
+// on the one OpenMP thread pool. Loops are kept flat and branch-free inside so that GCC
+// vectorises them; small inputs stay on one thread, where forking costs more than the work.
 #include "backend/cpu/cpu_backend.h"
 
 #include <cblas.h>
@@ -24,6 +24,8 @@ namespace {
 
 // Below this many elements an OpenMP fork/join (a few microseconds) costs more than the loop.
 constexpr std::size_t kParallelMin = std::size_t{1} << 15;
+// Below this many multiply-adds (~20 us on one core) a gemm is not worth splitting.
+constexpr std::size_t kParallelGemmMin = std::size_t{1} << 18;
 constexpr std::size_t kAlignment = 64;  // a cache line, and enough for any AVX-512 load
 
 CBLAS_TRANSPOSE to_cblas(Trans t) { return t == Trans::Yes ? CblasTrans : CblasNoTrans; }
@@ -31,6 +33,16 @@ CBLAS_TRANSPOSE to_cblas(Trans t) { return t == Trans::Yes ? CblasTrans : CblasN
 float sign_of(float v) { return static_cast<float>((v > 0.0f) - (v < 0.0f)); }
 
 }  // namespace
+
+CpuBackend::CpuBackend() {
+#ifdef OPENBLAS_VERSION
+  // One thread pool, not two. Debian's OpenBLAS runs its own pthreads, which spin while idle,
+  // as libgomp's do after every OpenMP loop; on a 2-core machine the two pools then fight over
+  // the cores, and a 250^3 gemm right after a ReLU loop was measured 5-10x slower. So OpenBLAS
+  // runs single-threaded and gemm() splits C across the OpenMP threads itself.
+  openblas_set_num_threads(1);
+#endif
+}
 
 std::string CpuBackend::name() const {
   std::ostringstream out;
@@ -41,19 +53,12 @@ std::string CpuBackend::name() const {
   std::istringstream config(openblas_get_config());
   std::string library, version;
   config >> library >> version;
-  out << library << ' ' << version << ", ";
-  const int blas_threads = openblas_get_num_threads();
+  out << library << ' ' << version;
 #else
-  out << "CBLAS, ";
-  const int blas_threads = omp_get_max_threads();
+  out << "CBLAS";
 #endif
-  const int omp_threads = omp_get_max_threads();
-  if (blas_threads == omp_threads) {
-    out << omp_threads << (omp_threads == 1 ? " thread" : " threads");
-  } else {
-    out << omp_threads << " OpenMP + " << blas_threads << " BLAS threads";
-  }
-  out << ')';
+  const int threads = omp_get_max_threads();  // gemm included: see the constructor
+  out << ", " << threads << (threads == 1 ? " thread" : " threads") << ')';
   return out.str();
 }
 
@@ -109,8 +114,34 @@ void CpuBackend::gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, cons
     }
     return;
   }
-  cblas_sgemm(CblasRowMajor, to_cblas(ta), to_cblas(tb), m, n, k, alpha, A, lda, B, ldb, beta, C,
-              ldc);
+  // Each OpenMP thread computes one block of C with a single-threaded sgemm: rows of C (rows of
+  // op(A)) when C is tall, columns of C (columns of op(B)) when it is wide. Every element of C
+  // is then computed exactly as by one big sgemm, whatever the thread count.
+  const bool split_rows = m >= n;
+  const int extent = split_rows ? m : n;
+  const bool parallel = static_cast<std::size_t>(m) * n * k >= kParallelGemmMin && extent >= 32;
+#pragma omp parallel if (parallel)
+  {
+    const int threads = omp_get_num_threads(), t = omp_get_thread_num();
+    // Block edges on multiples of 16, so that only the last block has a ragged SIMD edge.
+    const int per_thread = (extent + threads - 1) / threads;
+    const int block = (per_thread + 15) / 16 * 16;
+    const int begin = std::min(extent, t * block), end = std::min(extent, begin + block);
+    if (end > begin) {
+      const std::size_t b0 = static_cast<std::size_t>(begin);
+      if (split_rows) {
+        // Row i of op(A) is row i of A, or column i of A when transposed.
+        const float* a = ta == Trans::No ? A + b0 * lda : A + b0;
+        cblas_sgemm(CblasRowMajor, to_cblas(ta), to_cblas(tb), end - begin, n, k, alpha, a, lda,
+                    B, ldb, beta, C + b0 * ldc, ldc);
+      } else {
+        // Column j of op(B) is column j of B, or row j of B when transposed.
+        const float* b = tb == Trans::No ? B + b0 : B + b0 * ldb;
+        cblas_sgemm(CblasRowMajor, to_cblas(ta), to_cblas(tb), m, end - begin, k, alpha, A, lda,
+                    b, ldb, beta, C + b0, ldc);
+      }
+    }
+  }
 }
 
 // ---- elementwise and reductions -----------------------------------------------------------

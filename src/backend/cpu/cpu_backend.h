@@ -13,7 +13,8 @@ namespace skillrun {
 
 class CpuBackend final : public Backend {
  public:
-  CpuBackend() = default;
+  // Makes OpenBLAS single-threaded for the whole process: gemm() parallelises with OpenMP.
+  CpuBackend();
 
   std::string name() const override;
   bool is_cpu() const override { return true; }
