@@ -69,7 +69,8 @@ void* CpuBackend::allocate(std::size_t bytes) {
   if (bytes > SIZE_MAX - kAlignment) {
     throw RuntimeError("cpu backend: cannot allocate " + std::to_string(bytes) + " bytes");
   }
-  const std::size_t rounded = std::max(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
+  const std::size_t rounded =
+      std::max(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
   void* p = std::aligned_alloc(kAlignment, rounded);
   if (p == nullptr) {
     throw RuntimeError("cpu backend: cannot allocate " + std::to_string(bytes) + " bytes");
