@@ -51,14 +51,19 @@ SKR_HD int32_t parity_sample(const ParityDraw& d, const ParityTables& t, uint32_
                                          : zipf_task(block.v[0], t.zipf_thresholds, d.n_tasks);
   for (int32_t i = 0; i < d.n_tasks; ++i) x_row[i] = (i == task) ? 1.0f : 0.0f;
   float* v = x_row + d.n_tasks;
-  uint32_t current_block = 0;
-  for (int32_t b = 0; b < d.n_bits; ++b) {
-    const uint32_t word = 1u + static_cast<uint32_t>(b) / 32u;
-    if (word / 4u != current_block) {
-      current_block = word / 4u;
-      block = philox_draw(d.seed, d.stream, d.a, sample, current_block);
+  // Word w >= 1 holds bits 32 (w - 1) .. 32 (w - 1) + 31 of v; a full word is expanded by a
+  // fixed 32-trip loop (vectorised on the CPU), the last one bit by bit.
+  const uint32_t n_words = 1u + (static_cast<uint32_t>(d.n_bits) + 31u) / 32u;
+  for (uint32_t w = 1; w < n_words; ++w) {
+    if (w % 4u == 0) block = philox_draw(d.seed, d.stream, d.a, sample, w / 4u);
+    const uint32_t word = block.v[w % 4u];
+    float* out = v + 32 * (w - 1);
+    const int32_t bits = d.n_bits - 32 * static_cast<int32_t>(w - 1);
+    if (bits >= 32) {
+      for (uint32_t j = 0; j < 32; ++j) out[j] = static_cast<float>((word >> j) & 1u);
+    } else {
+      for (int32_t j = 0; j < bits; ++j) out[j] = static_cast<float>((word >> j) & 1u);
     }
-    v[b] = static_cast<float>((block.v[word % 4u] >> (b % 32)) & 1u);
   }
   uint32_t parity = 0;
   for (int32_t j = 0; j < d.k; ++j) parity ^= static_cast<uint32_t>(v[t.subsets[task * d.k + j]]);

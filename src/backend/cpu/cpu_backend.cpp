@@ -261,8 +261,12 @@ void CpuBackend::cross_entropy(const float* logits, const int32_t* labels, int r
 
 // ---- data ---------------------------------------------------------------------------------
 
-void CpuBackend::sparse_parity(const ParityDraw& draw, const ParityTables& tables, int count,
-                               float* x, int32_t* labels, int32_t* tasks) {
+namespace {
+// Cloned for AVX2 (picked at load time where the CPU has it): the 32-bit expansion of each
+// random word into 0/1 floats needs per-lane variable shifts, which baseline x86-64 lacks.
+__attribute__((target_clones("avx2", "default")))
+void sparse_parity_rows(const ParityDraw& draw, const ParityTables& tables, int count, float* x,
+                        int32_t* labels, int32_t* tasks) {
   // Every sample is a pure function of (seed, stream, a, sample index), so the rows can be
   // generated in any order by any thread and still match the CUDA kernel bit for bit.
   const std::size_t row = static_cast<std::size_t>(draw.n_tasks) + draw.n_bits;
@@ -271,6 +275,12 @@ void CpuBackend::sparse_parity(const ParityDraw& draw, const ParityTables& table
     tasks[i] = parity_sample(draw, tables, draw.first_sample + static_cast<uint32_t>(i),
                              x + static_cast<std::size_t>(i) * row, labels + i);
   }
+}
+}  // namespace
+
+void CpuBackend::sparse_parity(const ParityDraw& draw, const ParityTables& tables, int count,
+                               float* x, int32_t* labels, int32_t* tasks) {
+  sparse_parity_rows(draw, tables, count, x, labels, tasks);
 }
 
 // ---- optimizer updates --------------------------------------------------------------------
