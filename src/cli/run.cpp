@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <spdlog/spdlog.h>
 
 #include "backend/backend.h"
@@ -28,10 +29,10 @@ void print_result_table(const Trainer& trainer, const RunSummary& s, const EvalR
               static_cast<long long>(s.steps), s.seconds, s.device.c_str());
   std::printf("%7s  %8s  %-16s  %9s  %12s  %9s\n", "subtask", "p_k", "S_k", "T_k", "loss (bits)", "accuracy");
   for (int k = 0; k < task.n_tasks(); ++k) {
-    std::string subset;
-    for (int j = 0; j < k_bits; ++j) subset += (j ? "," : "") + std::to_string(task.subsets()[k * k_bits + j]);
+    const auto first = task.subsets().begin() + static_cast<std::ptrdiff_t>(k) * k_bits;
+    const std::string subset = fmt::format("{{{}}}", fmt::join(first, first + k_bits, ","));
     const std::string t = s.T_k[k] ? std::to_string(*s.T_k[k]) : std::string("-");
-    std::printf("%7d  %8.4f  %-16s  %9s  %12.4f  %9.4f\n", k, task.frequencies()[k], ("{" + subset + "}").c_str(),
+    std::printf("%7d  %8.4f  %-16s  %9s  %12.4f  %9.4f\n", k, task.frequencies()[k], subset.c_str(),
                 t.c_str(), last.loss_bits[k], last.accuracy[k]);
   }
   std::printf("tau = %g bits; T_k = first eval step with loss_k <= tau (\"-\": not reached)\n", s.tau_bits);

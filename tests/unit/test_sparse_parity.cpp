@@ -7,6 +7,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
+#include "core/philox.h"
 #include "tasks/sparse_parity.h"
 
 namespace skillrun {
@@ -128,5 +129,32 @@ TEST(SparseParity, EvalRowsAreFixedPerTaskAndSplittable) {
   for (int32_t task_id : t.download()) EXPECT_EQ(task_id, 2);
 }
 
+}  // namespace
+}  // namespace skillrun
+
+namespace skillrun {
+namespace {
+// The bit layout documented in docs/ARCHITECTURE.md, recomputed from philox_draw alone: the
+// CUDA kernel and any future rewrite of parity_sample must keep producing exactly these bits.
+TEST(SparseParity, BitsFollowTheDocumentedPhiloxLayout) {
+  CpuBackend backend;
+  const int n_tasks = 4, n_bits = 100;  // words 1..4: bits 96..99 sit in word 4 = block 1, lane 0
+  SparseParityTask task(backend, small_task(n_tasks, n_bits, 3, 1.4), 77);
+  const int64_t step = 12345;
+  const Batch b = draw_batch(backend, task, step, 64);
+  const auto thresholds = zipf_thresholds(task.frequencies());
+  for (uint32_t s = 0; s < 64; ++s) {
+    const uint32_t task_word = philox_draw(77, RngStream::TrainBatch, step, s, 0).v[0];
+    int expected_task = 0;
+    while (expected_task < n_tasks - 1 && task_word >= thresholds[expected_task]) ++expected_task;
+    ASSERT_EQ(b.tasks[s], expected_task) << "sample " << s;
+    for (int bit = 0; bit < n_bits; ++bit) {
+      const uint32_t word = 1 + bit / 32;
+      const uint32_t w = philox_draw(77, RngStream::TrainBatch, step, s, word / 4).v[word % 4];
+      ASSERT_EQ(b.x[s * task.input_dim() + n_tasks + bit], static_cast<float>((w >> (bit % 32)) & 1u))
+          << "sample " << s << " bit " << bit;
+    }
+  }
+}
 }  // namespace
 }  // namespace skillrun
