@@ -34,6 +34,7 @@ int main(int argc, char** argv) {
   add_common(run_cmd, run.common);
   run_cmd->add_option("--out", run.out_dir, "run directory (default runs/<name>-<timestamp>)");
   run_cmd->add_flag("--no-progress", run.no_progress, "no progress line on stderr");
+  run_cmd->add_flag("--resume", run.resume, "continue the run in --out from its latest checkpoint (finished runs are left as they are)");
   run_cmd->add_option("--log-level", log_level, "trace | debug | info | warn | error | off");
 
   CommonOptions validate;
@@ -45,6 +46,18 @@ int main(int argc, char** argv) {
   add_common(bench_cmd, bench.common);
   bench_cmd->add_option("--steps", bench.steps, "timed steps")->check(CLI::PositiveNumber)->capture_default_str();
   bench_cmd->add_option("--warmup", bench.warmup, "untimed steps first")->check(CLI::NonNegativeNumber)->capture_default_str();
+
+  AnalyzeOptions analyze;
+  CLI::App* analyze_cmd = app.add_subcommand("analyze", "T_k, p-coverage, SAL, best lr and fits over run directories");
+  analyze_cmd->add_option("paths", analyze.paths, "run directories, or directories searched for them")->required();
+  analyze_cmd->add_option("--tau", analyze.tau_bits, "learned threshold in bits (default: each run's eval.tau_bits)");
+  analyze_cmd->add_option("--p", analyze.p_list, "coverage fractions, comma-separated (default 0.1,0.2,...,1)");
+  analyze_cmd->add_option("--group-by", analyze.group_by, "config keys, comma-separated (default optimizer.type,model.width,optimizer.lr)");
+  analyze_cmd->add_option("--select-lr", analyze.select_lr, "best-lr metric: coverage | coverage:P | final_loss")->capture_default_str();
+  analyze_cmd->add_option("--out", analyze.out_dir, "write runs.csv, coverage.csv, sal.csv, summary.md, analysis.json here");
+  analyze_cmd->add_option("--format", analyze.format, "stdout format: table | csv | md | json")->capture_default_str();
+  analyze_cmd->add_flag("--plot", analyze.plot, "then run scripts/plot.py on --out (needs python3-matplotlib)");
+  analyze_cmd->add_option("--log-level", log_level, "trace | debug | info | warn | error | off");
 
   try {
     app.parse(argc, argv);
@@ -62,6 +75,7 @@ int main(int argc, char** argv) {
     if (*run_cmd) return cmd_run(run);
     if (*validate_cmd) return cmd_validate(validate);
     if (*bench_cmd) return cmd_bench(bench);
+    if (*analyze_cmd) return cmd_analyze(analyze);
   } catch (const ConfigError& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return kExitUsage;

@@ -2,6 +2,7 @@
 // failure, 2 usage or config error) or throws ConfigError/UsageError/RuntimeError.
 #pragma once
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,7 @@ struct RunOptions {
   CommonOptions common;
   std::string out_dir;  // empty: runs/<name>-<timestamp>
   bool no_progress = false;
+  bool resume = false;  // continue out_dir from its latest valid checkpoint
 };
 
 struct BenchOptions {
@@ -25,8 +27,21 @@ struct BenchOptions {
   int64_t warmup = 3;
 };
 
+// `skillrun analyze PATH...`: see docs/ANALYSIS.md.
+struct AnalyzeOptions {
+  std::vector<std::string> paths;    // run directories or directories of runs
+  std::optional<double> tau_bits;    // --tau; empty: each run's own
+  std::string p_list;                // --p "0.5,1"; empty: 0.1, 0.2, ..., 1
+  std::string group_by;              // --group-by "a.b,c"; empty: optimizer.type,model.width,optimizer.lr
+  std::string select_lr = "coverage";  // --select-lr coverage | coverage:P | final_loss
+  std::string out_dir;               // --out; empty: stdout only
+  std::string format = "table";      // --format table | csv | md | json (stdout)
+  bool plot = false;                 // --plot: run scripts/plot.py on --out
+};
+
 int cmd_run(const RunOptions& options);
 int cmd_validate(const CommonOptions& options);
 int cmd_bench(const BenchOptions& options);
+int cmd_analyze(const AnalyzeOptions& options);
 
 }  // namespace skillrun

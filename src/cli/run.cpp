@@ -1,5 +1,6 @@
 // `skillrun run` and `skillrun validate`: config -> backend -> trainer -> run directory, then
 // the per-subtask result table on stdout.
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 
@@ -11,6 +12,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "core/version.h"
 #include "io/run_dir.h"
@@ -32,8 +34,11 @@ void print_result_table(const Trainer& trainer, const RunSummary& s, const EvalR
     const auto first = task.subsets().begin() + static_cast<std::ptrdiff_t>(k) * k_bits;
     const std::string subset = fmt::format("{{{}}}", fmt::join(first, first + k_bits, ","));
     const std::string t = s.T_k[k] ? std::to_string(*s.T_k[k]) : std::string("-");
-    std::printf("%7d  %8.4f  %-16s  %9s  %12.4f  %9.4f\n", k, task.frequencies()[k], subset.c_str(),
-                t.c_str(), last.loss_bits[k], last.accuracy[k]);
+    if (last.loss_bits.empty())  // interrupted before any eval of this process
+      std::printf("%7d  %8.4f  %-16s  %9s  %12s  %9s\n", k, task.frequencies()[k], subset.c_str(), t.c_str(), "-", "-");
+    else
+      std::printf("%7d  %8.4f  %-16s  %9s  %12.4f  %9.4f\n", k, task.frequencies()[k], subset.c_str(), t.c_str(),
+                  last.loss_bits[k], last.accuracy[k]);
   }
   std::printf("tau = %g bits; T_k = first eval step with loss_k <= tau (\"-\": not reached)\n", s.tau_bits);
 }
@@ -46,35 +51,76 @@ int cmd_validate(const CommonOptions& options) {
   return kExitOk;
 }
 
+namespace {
+// Refuses to continue a run directory whose resolved config differs from this one: resuming
+// it would silently mix two experiments. Names the first differing key.
+void check_same_config(const std::filesystem::path& dir, const nlohmann::json& resolved) {
+  const auto file = dir / "config.json";
+  if (!std::filesystem::exists(file)) return;
+  nlohmann::json recorded;
+  try {
+    recorded = nlohmann::json::parse(read_file(file));
+  } catch (const nlohmann::json::exception& e) {
+    throw ConfigError("", fmt::format("{}: unreadable ({}); not resuming", file.string(), e.what()));
+  }
+  const nlohmann::json patch = nlohmann::json::diff(recorded, resolved);
+  if (patch.empty()) return;
+  std::string key = patch[0].value("path", "");
+  std::replace(key.begin(), key.end(), '/', '.');
+  if (!key.empty() && key[0] == '.') key.erase(0, 1);
+  throw ConfigError("", fmt::format("{} holds a run of a different config ({}: {} there, {} here); refusing to "
+                                    "resume or overwrite it",
+                                    dir.string(), key, recorded.contains(nlohmann::json::json_pointer(patch[0]["path"].get<std::string>()))
+                                        ? recorded.at(nlohmann::json::json_pointer(patch[0]["path"].get<std::string>())).dump()
+                                        : "absent",
+                                    patch[0].contains("value") ? patch[0]["value"].dump() : "absent"));
+}
+}  // namespace
+
 int cmd_run(const RunOptions& options) {
   const ExperimentConfig config = load_config(options.common);
+  const nlohmann::json resolved = to_json(config);
+  if (options.resume && options.out_dir.empty()) throw UsageError("--resume needs --out DIR (the run to continue)");
+  const std::filesystem::path out = options.out_dir.empty() ? default_run_path(config.name) : std::filesystem::path(options.out_dir);
+  if (options.resume) {
+    check_same_config(out, resolved);
+    if (const auto status = recorded_status(out); status && is_finished_status(*status)) {
+      std::printf("run %s already finished (status %s); nothing to do\n", out.c_str(), status->c_str());
+      return kExitOk;
+    }
+  }
   auto backend = make_backend(parse_device(config.device));
-  RunDirectory dir(options.out_dir.empty() ? default_run_path(config.name) : std::filesystem::path(options.out_dir));
+  RunDirectory dir(out, options.resume ? RunDirMode::Resume : RunDirMode::Fresh);
   log_to_file(dir.log_path());
   spdlog::info("skillrun {} (commit {}), run {} -> {}", version(), git_commit(), config.name, dir.path().string());
   spdlog::info("backend: {}", backend->name());
-  dir.write_config(to_json(config));
+  dir.write_config(resolved);
 
   Trainer trainer(*backend, config);
   for (const std::string& line : trainer.optimizer().describe()) spdlog::info("optimizer: {}", line);
   spdlog::info("model: {} parameters; task: {} subtasks, {} bits, k = {}, zipf exponent {}",
                trainer.model().parameter_count(), config.task.n_tasks, config.task.n_bits, config.task.k,
                config.task.zipf_exponent);
+  std::optional<CheckpointState> checkpoint;
+  if (options.resume) {
+    checkpoint = load_latest_checkpoint(dir.path());
+    if (!checkpoint) spdlog::warn("no valid checkpoint in {}; starting the run over", dir.path().string());
+  }
 
   g_stop_requested.store(false);
-  std::signal(SIGINT, on_stop_signal);
-  std::signal(SIGTERM, on_stop_signal);
+  for (int sig : {SIGINT, SIGTERM, SIGUSR1}) std::signal(sig, on_stop_signal);
   Progress progress(detect_progress_mode(options.no_progress), config.train.max_steps, config.task.n_tasks);
-  const RunSummary summary = trainer.run(dir, progress);
-  std::signal(SIGINT, SIG_DFL);
-  std::signal(SIGTERM, SIG_DFL);
+  const RunSummary summary = trainer.run(dir, progress, checkpoint ? &*checkpoint : nullptr);
+  for (int sig : {SIGINT, SIGTERM, SIGUSR1}) std::signal(sig, SIG_DFL);
 
   if (summary.status == RunStatus::Diverged)
     spdlog::error("run diverged: {}", summary.message);
+  else if (summary.status == RunStatus::Interrupted)
+    spdlog::warn("{}", summary.message);
   else
     spdlog::info("run ended ({}): {}", to_string(summary.status), summary.message);
   print_result_table(trainer, summary, trainer.last_eval(), dir);
-  return summary.status == RunStatus::Interrupted ? kExitRuntime : kExitOk;
+  return summary.status == RunStatus::Interrupted ? kExitInterrupted : kExitOk;
 }
 
 }  // namespace skillrun

@@ -409,12 +409,15 @@ ModelConfig parse_model(const json& j) {
 TrainConfig parse_train(const json& j) {
   const std::string path = "train";
   expect_object(j, path);
-  reject_unknown_keys(j, path, {"batch_size", "max_steps", "stop_when_learned"});
+  reject_unknown_keys(j, path, {"batch_size", "max_steps", "stop_when_learned", "checkpoint_every",
+                                "checkpoint_seconds"});
   TrainConfig t;
   read_integer(j, path, "batch_size", t.batch_size, 1);
   // The step is a 32-bit word of the Philox counter (tasks/sparse_parity_gen.h).
   read_integer(j, path, "max_steps", t.max_steps, 1, int64_t{0xFFFFFFFF});
   read_bool(j, path, "stop_when_learned", t.stop_when_learned);
+  read_integer(j, path, "checkpoint_every", t.checkpoint_every, 0, int64_t{0xFFFFFFFF});
+  read_number(j, path, "checkpoint_seconds", t.checkpoint_seconds, NumberRule::kNonNegative);
   return t;
 }
 
@@ -471,7 +474,9 @@ json to_json(const ExperimentConfig& c) {
   j["optimizer"] = optimizer_to_json(c.optimizer);
   j["train"] = {{"batch_size", c.train.batch_size},
                 {"max_steps", c.train.max_steps},
-                {"stop_when_learned", c.train.stop_when_learned}};
+                {"stop_when_learned", c.train.stop_when_learned},
+                {"checkpoint_every", c.train.checkpoint_every},
+                {"checkpoint_seconds", c.train.checkpoint_seconds}};
   j["eval"] = {{"every", c.eval.every},
                {"samples_per_task", c.eval.samples_per_task},
                {"tau_bits", c.eval.tau_bits}};

@@ -47,6 +47,10 @@ struct TrainConfig {
   int batch_size = 10000;
   int64_t max_steps = 20000;
   bool stop_when_learned = true;
+  // Checkpoints (train/checkpoint.h): every N steps (0: not by steps) and/or every S seconds of
+  // wall time (0: not by time); always on SIGINT/SIGTERM/SIGUSR1.
+  int64_t checkpoint_every = 0;
+  double checkpoint_seconds = 300;
 };
 
 struct EvalConfig {

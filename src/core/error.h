@@ -29,6 +29,7 @@ class RuntimeError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-enum ExitCode : int { kExitOk = 0, kExitRuntime = 1, kExitUsage = 2 };
+// 3: the run was interrupted by a signal after writing a checkpoint; a wrapper may requeue it.
+enum ExitCode : int { kExitOk = 0, kExitRuntime = 1, kExitUsage = 2, kExitInterrupted = 3 };
 
 }  // namespace skillrun

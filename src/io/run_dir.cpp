@@ -25,10 +25,10 @@ const char* to_string(RunStatus s) {
   return "unknown";
 }
 
-RunDirectory::RunDirectory(std::filesystem::path path) : path_(std::move(path)) {
+RunDirectory::RunDirectory(std::filesystem::path path, RunDirMode mode) : path_(std::move(path)) {
   namespace fs = std::filesystem;
   std::error_code ec;
-  if (fs::exists(path_ / "metrics.csv", ec) || fs::exists(path_ / "summary.json", ec))
+  if (mode == RunDirMode::Fresh && (fs::exists(path_ / "metrics.csv", ec) || fs::exists(path_ / "summary.json", ec)))
     throw UsageError(fmt::format("{} already holds a run; choose another --out (nothing was overwritten)",
                                  path_.string()));
   fs::create_directories(path_, ec);
@@ -43,17 +43,29 @@ void RunDirectory::write_config(const nlohmann::json& resolved) {
   write_file_atomic(path_ / "config.json", resolved.dump(2) + "\n");
 }
 
-void RunDirectory::open_metrics(int n_tasks) {
+void RunDirectory::open_metrics(int n_tasks, std::optional<int64_t> keep_through) {
   n_tasks_ = n_tasks;
   const auto file = path_ / "metrics.csv";
-  metrics_ = std::fopen(file.c_str(), "w");
-  if (!metrics_) throw RuntimeError(fmt::format("cannot create {}: {}", file.string(), std::strerror(errno)));
-  std::string header = "step,wall_s,train_loss,mean_loss";
-  for (int k = 0; k < n_tasks; ++k) header += fmt::format(",loss_{}", k);
-  for (int k = 0; k < n_tasks; ++k) header += fmt::format(",acc_{}", k);
-  header += "\n";
-  std::fputs(header.c_str(), metrics_);
-  std::fflush(metrics_);
+  std::string content = "step,wall_s,train_loss,mean_loss";
+  for (int k = 0; k < n_tasks; ++k) content += fmt::format(",loss_{}", k);
+  for (int k = 0; k < n_tasks; ++k) content += fmt::format(",acc_{}", k);
+  content += "\n";
+  if (keep_through && std::filesystem::exists(file)) {
+    const std::string old = read_file(file);
+    if (old.compare(0, content.size(), content) != 0)
+      throw RuntimeError(fmt::format("{}: header does not match this run's subtasks", file.string()));
+    // Keep whole rows whose step is <= keep_through; a torn last line (no newline) is dropped.
+    for (std::size_t pos = content.size(); pos < old.size();) {
+      const std::size_t end = old.find('\n', pos);
+      if (end == std::string::npos) break;
+      if (std::stoll(old.substr(pos, old.find(',', pos) - pos)) > *keep_through) break;
+      content.append(old, pos, end + 1 - pos);
+      pos = end + 1;
+    }
+  }
+  write_file_atomic(file, content);
+  metrics_ = std::fopen(file.c_str(), "a");
+  if (!metrics_) throw RuntimeError(fmt::format("cannot open {}: {}", file.string(), std::strerror(errno)));
 }
 
 void RunDirectory::append_metrics(const MetricsRow& row) {
@@ -77,6 +89,19 @@ void RunDirectory::write_summary(const RunSummary& s) {
       {"git_commit", git_commit()},    {"version", version()},   {"message", s.message},
   };
   write_file_atomic(path_ / "summary.json", j.dump(2) + "\n");
+}
+
+std::optional<std::string> recorded_status(const std::filesystem::path& run_dir) {
+  try {
+    return nlohmann::json::parse(read_file(run_dir / "summary.json")).at("status").get<std::string>();
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+bool is_finished_status(const std::string& status) {
+  return status == to_string(RunStatus::Converged) || status == to_string(RunStatus::MaxSteps) ||
+         status == to_string(RunStatus::Diverged);
 }
 
 std::filesystem::path default_run_path(const std::string& name) {

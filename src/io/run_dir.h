@@ -36,11 +36,15 @@ struct RunSummary {
   std::string message;  // why it stopped, in words (divergence details, signal)
 };
 
+enum class RunDirMode {
+  Fresh,   // refuse (UsageError) a directory that already holds a run: nothing is overwritten
+  Resume,  // accept one: the caller continues it from a checkpoint
+};
+
 class RunDirectory {
  public:
-  // Creates `path` (and parents). Refuses (UsageError) a directory that already holds a run,
-  // so nothing is overwritten.
-  explicit RunDirectory(std::filesystem::path path);
+  // Creates `path` (and parents).
+  explicit RunDirectory(std::filesystem::path path, RunDirMode mode = RunDirMode::Fresh);
   ~RunDirectory();
   RunDirectory(const RunDirectory&) = delete;
   RunDirectory& operator=(const RunDirectory&) = delete;
@@ -49,8 +53,10 @@ class RunDirectory {
   std::filesystem::path log_path() const { return path_ / "run.log"; }
 
   void write_config(const nlohmann::json& resolved);
-  // Writes the header; n_tasks fixes the number of loss_k / acc_k columns.
-  void open_metrics(int n_tasks);
+  // Writes the header; n_tasks fixes the number of loss_k / acc_k columns. With keep_through,
+  // an existing metrics.csv keeps its rows up to that step (whole lines only) and is appended
+  // to: a resumed run then rewrites exactly the rows after its checkpoint.
+  void open_metrics(int n_tasks, std::optional<int64_t> keep_through = std::nullopt);
   // Appends one row and flushes it to the OS, so a killed run leaves a valid prefix.
   void append_metrics(const MetricsRow& row);
   void write_summary(const RunSummary& s);
@@ -60,6 +66,11 @@ class RunDirectory {
   std::FILE* metrics_ = nullptr;
   int n_tasks_ = 0;
 };
+
+// The status recorded in path/summary.json, or empty when there is none (or it is unreadable).
+std::optional<std::string> recorded_status(const std::filesystem::path& run_dir);
+// A run with this status ended and must not be run again: converged, max_steps, diverged.
+bool is_finished_status(const std::string& status);
 
 // Default run directory for a config name: runs/<name>-<YYYYmmdd-HHMMSS>[-N].
 std::filesystem::path default_run_path(const std::string& name);

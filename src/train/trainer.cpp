@@ -2,10 +2,13 @@
 // at the last step; T_k is the first eval step with loss_k <= tau (the paper's T_k(tau)).
 #include "train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
 #include <spdlog/spdlog.h>
+
+#include "core/error.h"
 
 namespace skillrun {
 
@@ -57,48 +60,104 @@ void Trainer::train_step(int64_t step, PhaseTimes* times) {
   if (times) ++times->steps;
 }
 
+namespace {
+// Every buffer a checkpoint carries, in a fixed order: parameters, then optimizer state.
+std::vector<std::pair<std::string, Buffer<float>*>> checkpoint_buffers(Mlp& model, Optimizer& optimizer) {
+  std::vector<std::pair<std::string, Buffer<float>*>> all;
+  for (Parameter& p : model.parameters()) all.emplace_back(p.name, &p.value);
+  const auto state = optimizer.state();
+  for (std::size_t i = 0; i < state.size(); ++i) all.emplace_back("optimizer.state." + std::to_string(i), state[i]);
+  return all;
+}
+}  // namespace
+
+CheckpointState Trainer::snapshot(int64_t step, double wall_seconds, const std::vector<std::optional<int64_t>>& T_k) {
+  CheckpointState s;
+  s.step = step;
+  s.optimizer_steps = optimizer_.steps_taken();
+  s.wall_seconds = wall_seconds;
+  s.T_k = T_k;
+  for (auto& [name, buffer] : checkpoint_buffers(model_, optimizer_)) {
+    s.names.push_back(name);
+    s.buffers.push_back(buffer->download());
+  }
+  return s;
+}
+
+void Trainer::restore(const CheckpointState& s) {
+  const auto buffers = checkpoint_buffers(model_, optimizer_);
+  if (s.buffers.size() != buffers.size() || s.T_k.size() != static_cast<std::size_t>(task_.n_tasks()))
+    throw RuntimeError(fmt::format("checkpoint at step {} holds {} buffers, this run needs {}", s.step,
+                                   s.buffers.size(), buffers.size()));
+  for (std::size_t i = 0; i < buffers.size(); ++i) {
+    if (s.names[i] != buffers[i].first || s.buffers[i].size() != buffers[i].second->size())
+      throw RuntimeError(fmt::format("checkpoint buffer {} ({} values) does not fit {} ({} values)", s.names[i],
+                                     s.buffers[i].size(), buffers[i].first, buffers[i].second->size()));
+    buffers[i].second->upload(s.buffers[i]);
+  }
+  optimizer_.set_steps_taken(s.optimizer_steps);
+}
+
 double Trainer::last_train_loss_bits() { return mean_bits(loss_.download(), loss_.size()); }
 
-RunSummary Trainer::run(RunDirectory& dir, Progress& progress) {
+RunSummary Trainer::run(RunDirectory& dir, Progress& progress, const CheckpointState* resume) {
   const auto start = std::chrono::steady_clock::now();
+  const double wall_offset = resume ? resume->wall_seconds : 0.0;
+  auto wall = [&] { return wall_offset + seconds_since(start); };
   const int n_tasks = task_.n_tasks();
   RunSummary summary;
   summary.tau_bits = config_.eval.tau_bits;
   summary.device = backend_.name();
   summary.T_k.assign(n_tasks, std::nullopt);
-  dir.open_metrics(n_tasks);
+  int64_t step = 0;
+  if (resume) {
+    restore(*resume);
+    step = resume->step;
+    summary.T_k = resume->T_k;
+    spdlog::info("resuming from the checkpoint at step {}", step);
+  }
+  dir.open_metrics(n_tasks, resume ? std::optional<int64_t>(step) : std::nullopt);
   // A run killed hard (SIGKILL, node failure) leaves status "running" behind, not nothing.
   summary.status = RunStatus::Running;
   dir.write_summary(summary);
 
-  int learned = 0;
+  int learned = static_cast<int>(std::count_if(summary.T_k.begin(), summary.T_k.end(), [](const auto& t) { return t.has_value(); }));
   // Evaluates after `step` updates, records the row and T_k; returns false if non-finite.
-  auto eval_and_record = [&](int64_t step) {
+  auto eval_and_record = [&](int64_t at_step) {
     MetricsRow row;
-    row.step = step;
-    if (step > 0) row.train_loss_bits = last_train_loss_bits();
+    row.step = at_step;
+    if (at_step > 0) row.train_loss_bits = last_train_loss_bits();
     const EvalResult& r = last_eval_ = evaluator_.evaluate(model_);
-    row.wall_seconds = seconds_since(start);
+    row.wall_seconds = wall();
     row.mean_loss_bits = r.mean_loss_bits;
     row.loss_bits = r.loss_bits;
     row.accuracy = r.accuracy;
     dir.append_metrics(row);
     for (int k = 0; k < n_tasks; ++k) {
       if (!summary.T_k[k] && r.loss_bits[k] <= config_.eval.tau_bits) {
-        summary.T_k[k] = step;
+        summary.T_k[k] = at_step;
         ++learned;
         spdlog::info("subtask {} (p = {:.4f}) learned at step {}: loss {:.4f} bits", k, task_.frequencies()[k],
-                     step, r.loss_bits[k]);
+                     at_step, r.loss_bits[k]);
       }
     }
-    progress.update(step, r.mean_loss_bits, learned);
+    progress.update(at_step, r.mean_loss_bits, learned);
     return r.finite && (!row.train_loss_bits || std::isfinite(*row.train_loss_bits));
+  };
+  auto last_checkpoint = std::chrono::steady_clock::now();
+  auto checkpoint = [&] {
+    write_checkpoint(dir.path(), snapshot(step, wall(), summary.T_k));
+    last_checkpoint = std::chrono::steady_clock::now();
+  };
+  auto checkpoint_due = [&] {
+    const TrainConfig& t = config_.train;
+    return (t.checkpoint_every > 0 && step % t.checkpoint_every == 0) ||
+           (t.checkpoint_seconds > 0 && seconds_since(last_checkpoint) >= t.checkpoint_seconds);
   };
 
   const int64_t max_steps = config_.train.max_steps;
-  int64_t step = 0;
   summary.status = RunStatus::MaxSteps;
-  if (!eval_and_record(0)) {
+  if (!resume && !eval_and_record(0)) {
     summary.status = RunStatus::Diverged;
     summary.message = "non-finite loss at step 0, before any update";
   } else if (config_.train.stop_when_learned && learned == n_tasks) {
@@ -106,28 +165,31 @@ RunSummary Trainer::run(RunDirectory& dir, Progress& progress) {
   } else {
     while (step < max_steps) {
       if (g_stop_requested.load(std::memory_order_relaxed)) {
+        checkpoint();
         summary.status = RunStatus::Interrupted;
-        summary.message = "interrupted by a signal; metrics.csv holds every eval up to here";
+        summary.message = fmt::format("interrupted by a signal at step {}; checkpoint written, resume with --resume", step);
         break;
       }
       train_step(step);
       ++step;
-      if (step % config_.eval.every != 0 && step != max_steps) continue;
-      if (!eval_and_record(step)) {
-        summary.status = RunStatus::Diverged;
-        summary.message = fmt::format("non-finite loss at step {} (optimizer.lr = {} may be too large)", step,
-                                      config_.optimizer.lr);
-        break;
+      if (step % config_.eval.every == 0 || step == max_steps) {
+        if (!eval_and_record(step)) {
+          summary.status = RunStatus::Diverged;
+          summary.message = fmt::format("non-finite loss at step {} (optimizer.lr = {} may be too large)", step,
+                                        config_.optimizer.lr);
+          break;
+        }
+        if (config_.train.stop_when_learned && learned == n_tasks) {
+          summary.status = RunStatus::Converged;
+          break;
+        }
       }
-      if (config_.train.stop_when_learned && learned == n_tasks) {
-        summary.status = RunStatus::Converged;
-        break;
-      }
+      if (step < max_steps && checkpoint_due()) checkpoint();
     }
   }
   progress.finish();
   summary.steps = step;
-  summary.seconds = seconds_since(start);
+  summary.seconds = wall();
   if (summary.message.empty())
     summary.message = summary.status == RunStatus::Converged
                           ? fmt::format("all {} subtasks reached tau = {} bits", n_tasks, config_.eval.tau_bits)

@@ -13,12 +13,14 @@
 #include "model/mlp.h"
 #include "optim/optimizer.h"
 #include "tasks/sparse_parity.h"
+#include "train/checkpoint.h"
 #include "train/evaluator.h"
 #include "train/progress.h"
 
 namespace skillrun {
 
-// Set from a signal handler (SIGINT/SIGTERM); the loop stops at the next step as interrupted.
+// Set from a signal handler (SIGINT/SIGTERM/SIGUSR1); the loop checkpoints at the next step
+// boundary and stops as interrupted.
 extern std::atomic<bool> g_stop_requested;
 
 // Seconds spent in each phase of a step; filled only when timing is requested (it
@@ -33,8 +35,14 @@ class Trainer {
  public:
   Trainer(Backend& backend, const ExperimentConfig& config);
 
-  // Runs to the stop rule, writing metrics rows and the summary into `dir`.
-  RunSummary run(RunDirectory& dir, Progress& progress);
+  // Runs to the stop rule, writing metrics rows, checkpoints and the summary into `dir`.
+  // With `resume`, continues from that checkpoint (restored here) as if never stopped.
+  RunSummary run(RunDirectory& dir, Progress& progress, const CheckpointState* resume = nullptr);
+
+  // The state a checkpoint holds after `step` updates; restore() puts it back (throws
+  // RuntimeError when its buffers do not fit this model and optimizer).
+  CheckpointState snapshot(int64_t step, double wall_seconds, const std::vector<std::optional<int64_t>>& T_k);
+  void restore(const CheckpointState& state);
 
   // One optimisation step on the batch of `step` (0-based); times phases when `times` is set.
   void train_step(int64_t step, PhaseTimes* times = nullptr);

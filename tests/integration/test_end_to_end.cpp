@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <thread>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -151,5 +153,44 @@ TEST(EndToEnd, RunDirectoryRefusesToOverwriteARun) {
   fs::remove_all(dir);
 }
 
+}  // namespace
+}  // namespace skillrun
+
+namespace skillrun {
+namespace {
+// Interrupt a run mid-way (the signal flag, set from another thread after a delay), resume it
+// from its checkpoint in the same directory: metrics.csv must equal an uninterrupted run's
+// row for row and bit for bit, wall_s aside.
+TEST(Resume, InterruptedThenResumedEqualsUninterrupted) {
+  const ExperimentConfig config =
+      tiny({"train.stop_when_learned=false", "train.max_steps=1500", "train.checkpoint_every=7"});
+  const fs::path whole = fresh_dir("resume_whole"), split = fresh_dir("resume_split");
+  run_in(config, whole);
+
+  std::thread stopper([] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    g_stop_requested.store(true);
+  });
+  const RunSummary first = run_in(config, split);
+  stopper.join();
+  g_stop_requested.store(false);
+  ASSERT_EQ(first.status, RunStatus::Interrupted) << "the run finished before the stop; make it longer";
+  EXPECT_EQ(nlohmann::json::parse(read_file(split / "summary.json"))["status"], "interrupted");
+
+  const auto checkpoint = load_latest_checkpoint(split);
+  ASSERT_TRUE(checkpoint.has_value());
+  EXPECT_EQ(checkpoint->step, first.steps);  // written at the step boundary where it stopped
+  {
+    CpuBackend backend;
+    RunDirectory dir(split, RunDirMode::Resume);
+    Trainer trainer(backend, config);
+    Progress progress(ProgressMode::Off, config.train.max_steps, config.task.n_tasks);
+    const RunSummary second = trainer.run(dir, progress, &*checkpoint);
+    EXPECT_EQ(second.status, RunStatus::MaxSteps);
+  }
+  EXPECT_EQ(deterministic_columns(whole / "metrics.csv"), deterministic_columns(split / "metrics.csv"));
+  fs::remove_all(whole);
+  fs::remove_all(split);
+}
 }  // namespace
 }  // namespace skillrun

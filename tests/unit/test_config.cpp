@@ -99,6 +99,8 @@ TEST(ConfigDefaults, MinimalConfigResolvesEveryDefault) {
   EXPECT_EQ(c.train.batch_size, 10000);
   EXPECT_EQ(c.train.max_steps, 20000);
   EXPECT_TRUE(c.train.stop_when_learned);
+  EXPECT_EQ(c.train.checkpoint_every, 0);
+  EXPECT_DOUBLE_EQ(c.train.checkpoint_seconds, 300.0);
   EXPECT_EQ(c.eval.every, 50);
   EXPECT_EQ(c.eval.samples_per_task, 1000);
   EXPECT_DOUBLE_EQ(c.eval.tau_bits, 0.1);
@@ -179,7 +181,8 @@ TEST(ConfigRoundTrip, EveryNonDefaultValueSurvivesTheRoundTrip) {
           {"beta1", 0.8},
           {"beta2", 0.95},
           {"eps", 1e-10}}}}},
-      {"train", {{"batch_size", 64}, {"max_steps", 4000000000LL}, {"stop_when_learned", false}}},
+      {"train", {{"batch_size", 64}, {"max_steps", 4000000000LL}, {"stop_when_learned", false},
+                 {"checkpoint_every", 500}, {"checkpoint_seconds", 0.0}}},
       {"eval", {{"every", 3}, {"samples_per_task", 17}, {"tau_bits", 0.25}}},
   };
   // Every key is given, so the resolved JSON is the input itself.
@@ -688,6 +691,20 @@ TEST(ConfigErrors, MaxStepsBeyondTheThirtyTwoBitCounterIsRejected) {
     FAIL() << "accepted max_steps = 2^32";
   } catch (const ConfigError& e) {
     EXPECT_STREQ(e.what(), "train.max_steps: must be <= 4294967295, got 4294967296");
+  }
+}
+}  // namespace
+}  // namespace skillrun
+
+namespace skillrun {
+namespace {
+TEST(ConfigErrors, NegativeCheckpointSecondsIsRejected) {
+  nlohmann::json j = {{"optimizer", {{"type", "sgd"}, {"lr", 0.1}}}, {"train", {{"checkpoint_seconds", -1}}}};
+  try {
+    parse_experiment(j);
+    FAIL() << "accepted checkpoint_seconds = -1";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("train.checkpoint_seconds: must be >= 0", 0), 0u) << e.what();
   }
 }
 }  // namespace

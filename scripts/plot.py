@@ -1,0 +1,223 @@
+#!/usr/bin/env python3
+"""Figures for a `skillrun analyze --out DIR` directory: the paper's Fig. 2, 3 and 4.
+
+Reads DIR/analysis.json and the run directories it names (their metrics.csv), and writes
+PNG and SVG files:
+  fig2_subtask_losses  per-subtask loss curves, one panel per optimizer at its best lr
+  fig3_coverage_sal    p-coverage time T(p, tau) and SAL(p, tau) against p, per optimizer
+  fig4_width_grid      width x optimizer grid of per-subtask loss curves
+Subtask k has the same colour in every figure. Needs python3 and matplotlib only.
+
+Usage: python3 scripts/plot.py ANALYSIS_DIR [--out DIR]   (DIR defaults to ANALYSIS_DIR)
+"""
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
+from matplotlib import cm, colors  # noqa: E402
+
+FORMATS = ("png", "svg")
+LOSS_FLOOR_BITS = 1e-5  # losses are plotted on a log axis; clip exact zeros
+
+
+def read_metrics(run_dir):
+    """(steps, per-subtask losses [k][row]) from metrics.csv; a partial last row is skipped."""
+    path = os.path.join(run_dir, "metrics.csv")
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows:
+        return [], []
+    header = rows[0]
+    loss_cols = [i for i, h in enumerate(header) if h.startswith("loss_")]
+    steps, losses = [], [[] for _ in loss_cols]
+    for row in rows[1:]:
+        if len(row) != len(header):
+            continue  # a killed run's last line
+        try:
+            values = [float(row[i]) for i in loss_cols]
+            step = int(row[0])
+        except ValueError:
+            continue
+        steps.append(step)
+        for k, v in enumerate(values):
+            losses[k].append(max(v, LOSS_FLOOR_BITS) if math.isfinite(v) else float("nan"))
+    return steps, losses
+
+
+def subtask_colour(k, n_tasks):
+    """One colour per subtask index, the same in every figure (frequent = dark)."""
+    return cm.viridis(0.0 if n_tasks <= 1 else 0.9 * k / (n_tasks - 1))
+
+
+def config_value(run, dotted):
+    node = run["config"]
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def lr_label(lr):
+    return "?" if lr is None else f"{lr:g}"
+
+
+def pick_run(analysis, optimizer, width=None):
+    """The run drawn for an optimizer (at its best lr): the given width, else the widest; first seed."""
+    candidates = [analysis["runs"][i] for i in optimizer["runs"]]
+    if width is not None:
+        candidates = [r for r in candidates if config_value(r, "model.width") == width]
+    if not candidates:
+        return None
+    if width is None:
+        widest = max((config_value(r, "model.width") or 0) for r in candidates)
+        candidates = [r for r in candidates if (config_value(r, "model.width") or 0) == widest]
+    return sorted(candidates, key=lambda r: (config_value(r, "seed") or 0, r["dir"]))[0]
+
+
+def draw_losses(ax, run):
+    """Per-subtask loss curves of one run, the tau line and its T_k marks."""
+    try:
+        steps, losses = read_metrics(run["dir"])
+    except OSError as e:
+        ax.text(0.5, 0.5, f"cannot read metrics.csv:\n{e.strerror}", ha="center", va="center", transform=ax.transAxes)
+        return
+    n_tasks = len(losses)
+    for k, curve in enumerate(losses):
+        ax.plot(steps, curve, color=subtask_colour(k, n_tasks), lw=1.2, label=f"k={k} (p={run['p_k'][k]:.3f})")
+    ax.axhline(run["tau_bits"], color="0.4", ls="--", lw=0.8)
+    for k, t in enumerate(run["T_k"]):
+        if t is not None:
+            ax.axvline(t, color=subtask_colour(k, n_tasks), ls=":", lw=0.6)
+    ax.set_yscale("log")
+    if run["status"] not in ("converged",):
+        ax.text(0.98, 0.98, run["status"], ha="right", va="top", transform=ax.transAxes, fontsize=8, color="C3")
+
+
+def subtask_legend(fig, axes, n_tasks, p_k):
+    """A legend for a few subtasks, a colour bar for many."""
+    if n_tasks <= 10:
+        handles, labels = axes[-1].get_legend_handles_labels()
+        axes[-1].legend(handles, labels, fontsize=7, loc="lower left")
+    else:
+        norm = colors.Normalize(vmin=0, vmax=n_tasks - 1)
+        sm = cm.ScalarMappable(norm=norm, cmap=colors.ListedColormap([subtask_colour(k, n_tasks) for k in range(n_tasks)]))
+        fig.colorbar(sm, ax=axes, label="subtask k (p_k decreasing)", fraction=0.02)
+
+
+def save(fig, out_dir, name):
+    paths = []
+    for ext in FORMATS:
+        path = os.path.join(out_dir, f"{name}.{ext}")
+        fig.savefig(path, dpi=150, bbox_inches="tight")
+        paths.append(path)
+    plt.close(fig)
+    return paths
+
+
+def fig2(analysis, out_dir):
+    opts = analysis["optimizers"]
+    fig, axes = plt.subplots(1, len(opts), figsize=(4.2 * len(opts), 3.6), sharey=True, squeeze=False)
+    axes = axes[0]
+    n_tasks, p_k = 0, []
+    for ax, opt in zip(axes, opts):
+        run = pick_run(analysis, opt)
+        ax.set_title(f"{opt['optimizer']} (lr {lr_label(opt['lr'])}, width {config_value(run, 'model.width')})")
+        draw_losses(ax, run)
+        n_tasks, p_k = max(n_tasks, len(run["T_k"])), run["p_k"]
+        ax.set_xlabel("step")
+    axes[0].set_ylabel("per-subtask eval loss (bits)")
+    subtask_legend(fig, list(axes), n_tasks, p_k)
+    fig.suptitle("Per-subtask loss curves (dashed: tau; dotted: T_k)")
+    return save(fig, out_dir, "fig2_subtask_losses")
+
+
+def nan_if_none(v):
+    return float("nan") if v is None else v
+
+
+def fig3(analysis, out_dir):
+    p = analysis["p"]
+    fig, (ax_t, ax_s) = plt.subplots(1, 2, figsize=(10, 3.8))
+    for i, opt in enumerate(analysis["optimizers"]):
+        label = f"{opt['optimizer']} (lr {lr_label(opt['lr'])})"
+        t_mean = [nan_if_none(s["mean"]) for s in opt["coverage"]]
+        t_std = [nan_if_none(s["std"]) if s["std"] is not None else 0.0 for s in opt["coverage"]]
+        s_mean = [nan_if_none(s["mean"]) for s in opt["sal"]]
+        s_std = [nan_if_none(s["std"]) if s["std"] is not None else 0.0 for s in opt["sal"]]
+        ax_t.errorbar(p, t_mean, yerr=t_std, marker="o", ms=4, capsize=2, color=f"C{i}", label=label)
+        ax_s.errorbar(p, s_mean, yerr=s_std, marker="o", ms=4, capsize=2, color=f"C{i}", label=label)
+    tau = analysis["tau_bits"]
+    tau_text = f"tau = {tau:g} bits" if tau is not None else "tau: each run's own"
+    ax_t.set_yscale("log")
+    ax_t.set_xlabel("p (fraction of subtasks learned)")
+    ax_t.set_ylabel("p-coverage time T(p, tau) (steps)")
+    ax_t.set_title(f"T(p, tau), {tau_text}")
+    ax_s.set_xlabel("p (fraction of subtasks learned)")
+    ax_s.set_ylabel("SAL(p, tau) = (T(p) - T_first) / T(p)")
+    ax_s.set_ylim(-0.02, 1.0)
+    ax_s.set_title("skill acquisition lag (0: parallel)")
+    ax_t.legend(fontsize=8)
+    fig.suptitle("Best lr per optimizer, averaged across widths and seeds (missing points: not reached)")
+    return save(fig, out_dir, "fig3_coverage_sal")
+
+
+def fig4(analysis, out_dir):
+    opts = analysis["optimizers"]
+    widths = sorted({w for o in opts for w in o["widths"] if w is not None})
+    if not widths:
+        widths = [None]
+    fig, axes = plt.subplots(len(widths), len(opts), figsize=(3.6 * len(opts), 2.8 * len(widths)),
+                             sharex=True, sharey=True, squeeze=False)
+    n_tasks, p_k = 0, []
+    for r, width in enumerate(widths):
+        for c, opt in enumerate(opts):
+            ax = axes[r][c]
+            run = pick_run(analysis, opt, width)
+            if r == 0:
+                ax.set_title(f"{opt['optimizer']} (lr {lr_label(opt['lr'])})")
+            if c == 0:
+                ax.set_ylabel(f"width {width}\nloss (bits)")
+            if r == len(widths) - 1:
+                ax.set_xlabel("step")
+            if run is None:
+                ax.text(0.5, 0.5, "no run", ha="center", va="center", transform=ax.transAxes)
+                continue
+            draw_losses(ax, run)
+            n_tasks, p_k = max(n_tasks, len(run["T_k"])), run["p_k"]
+    subtask_legend(fig, [ax for row in axes for ax in row], n_tasks, p_k)
+    fig.suptitle("Per-subtask loss curves by width and optimizer")
+    return save(fig, out_dir, "fig4_width_grid")
+
+
+def main(argv):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("analysis_dir", help="a `skillrun analyze --out` directory (holds analysis.json)")
+    parser.add_argument("--out", help="where to write the figures (default: ANALYSIS_DIR)")
+    args = parser.parse_args(argv)
+    try:
+        with open(os.path.join(args.analysis_dir, "analysis.json")) as f:
+            analysis = json.load(f)
+    except (OSError, json.JSONDecodeError) as e:
+        print(f"plot.py: cannot read analysis.json in {args.analysis_dir}: {e}", file=sys.stderr)
+        return 2
+    if not analysis.get("optimizers"):
+        print("plot.py: analysis.json lists no runs", file=sys.stderr)
+        return 2
+    out_dir = args.out or args.analysis_dir
+    os.makedirs(out_dir, exist_ok=True)
+    written = fig2(analysis, out_dir) + fig3(analysis, out_dir) + fig4(analysis, out_dir)
+    for path in written:
+        print(path)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,37 @@
+// The paper's Section 4 acquisition quantities, computed from the eval rows of one run:
+// T_k(τ) per subtask, T_first, the p-coverage time T(p, τ) and the skill acquisition lag
+// Δ_SAL(p, τ). A time that was never reached is an empty optional, never 0 or a sentinel.
+#pragma once
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "io/run_dir.h"
+
+namespace skillrun {
+
+// One entry per subtask: the step it was learned at, empty if it never was.
+using AcquisitionTimes = std::vector<std::optional<int64_t>>;
+
+// T_k(τ): the first eval step with loss_k <= tau_bits. Rows must be in step order.
+AcquisitionTimes acquisition_times(const std::vector<MetricsRow>& rows, int n_tasks, double tau_bits);
+
+// T_first = min_k T_k over the subtasks that were learned; empty if none was.
+std::optional<int64_t> first_acquisition(const AcquisitionTimes& T);
+
+// ⌈p · n_tasks⌉, robust to rounding in p · n_tasks (0.7 · 10 is 7.000000000000001 in double).
+int required_subtasks(double p, int n_tasks);
+
+// T(p, τ): the first step t at which at least ⌈p · n_tasks⌉ subtasks have T_k <= t, i.e. the
+// ⌈p·n⌉-th smallest T_k; empty if fewer subtasks were learned. p in (0, 1].
+std::optional<int64_t> coverage_time(const AcquisitionTimes& T, double p);
+
+// Δ_SAL(p, τ) = (T(p, τ) − T_first) / T(p, τ), in [0, 1): 0 when subtasks are learned together,
+// near 1 when the last ones come long after the first. Empty where T(p, τ) is; 0 when
+// T(p, τ) = 0 (everything already below τ at initialisation).
+std::optional<double> skill_acquisition_lag(const AcquisitionTimes& T, double p);
+
+// Fraction of subtasks learned at all (T_k defined), in [0, 1]; 0 for no subtasks.
+double fraction_learned(const AcquisitionTimes& T);
+
+}  // namespace skillrun

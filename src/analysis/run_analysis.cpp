@@ -1,0 +1,120 @@
+// Per-run analysis and the parsing of the analysis flags. T_k always comes from the eval
+// rows; when τ is the run's own, it is checked against summary.json's T_k as a consistency
+// test of the run directory.
+#include "analysis/run_analysis.h"
+
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "core/error.h"
+#include "tasks/sparse_parity.h"
+
+namespace skillrun {
+namespace {
+
+std::vector<std::string> split_commas(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (true) {
+    const std::size_t comma = text.find(',', start);
+    out.push_back(text.substr(start, comma == std::string::npos ? std::string::npos : comma - start));
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
+}
+
+std::optional<double> parse_fraction(const std::string& s) {
+  char* end = nullptr;
+  const double v = std::strtod(s.c_str(), &end);
+  if (s.empty() || end != s.c_str() + s.size() || !(v > 0 && v <= 1)) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+std::vector<double> parse_p_list(const std::string& text) {
+  std::vector<double> out;
+  for (const std::string& item : split_commas(text)) {
+    const auto v = parse_fraction(item);
+    if (!v) throw UsageError(fmt::format("--p: \"{}\" is not a fraction in (0, 1] (expected e.g. --p 0.5,0.9,1)", item));
+    out.push_back(*v);
+  }
+  return out;
+}
+
+std::vector<std::string> parse_key_list(const std::string& text) {
+  std::vector<std::string> out = split_commas(text);
+  for (const std::string& key : out)
+    if (key.empty()) throw UsageError(fmt::format("--group-by: empty key in \"{}\"", text));
+  return out;
+}
+
+LrSelection parse_lr_selection(const std::string& text) {
+  LrSelection s;
+  if (text == "coverage") return s;
+  if (text == "final_loss") {
+    s.metric = LrSelection::Metric::FinalLoss;
+    return s;
+  }
+  if (text.starts_with("coverage:")) {
+    if (const auto p = parse_fraction(text.substr(9))) {
+      s.p = *p;
+      return s;
+    }
+  }
+  throw UsageError(fmt::format("--select-lr: \"{}\" is not coverage, coverage:P (P in (0, 1]) or final_loss", text));
+}
+
+std::string to_string(const LrSelection& s) {
+  if (s.metric == LrSelection::Metric::FinalLoss) return "final_loss";
+  return s.p == 1.0 ? "coverage" : fmt::format("coverage:{}", s.p);
+}
+
+std::string display_value(const nlohmann::json& v) {
+  if (v.is_null()) return "—";
+  if (v.is_string()) return v.get<std::string>();
+  return v.dump();
+}
+
+RunAnalysis analyze_run(const RunRecord& run, const AnalysisOptions& options) {
+  RunAnalysis a;
+  a.dir = run.dir;
+  a.config = run.config;
+  a.status = run.status;
+  a.message = run.message;
+  a.metrics_truncated = run.metrics.truncated;
+  for (const std::string& key : options.group_keys) a.group_values.push_back(value_at(run.config, key));
+
+  const auto& rows = run.metrics.rows;
+  const int n_tasks = run.metrics.n_tasks;
+  a.tau_bits = options.tau_bits.value_or(run.tau_bits);
+  a.last_step = rows.empty() ? 0 : rows.back().step;
+  const double zipf_exponent = value_at(run.config, "task.zipf_exponent").get<double>();
+  a.p_k = zipf_probabilities(n_tasks, zipf_exponent);
+  a.T_k = acquisition_times(rows, n_tasks, a.tau_bits);
+  if (a.tau_bits == run.tau_bits && run.has_summary && run.summary_T_k.size() == a.T_k.size() &&
+      run.summary_T_k != a.T_k && !run.metrics.truncated)
+    spdlog::warn("{}: T_k from metrics.csv differ from summary.json's; using metrics.csv", run.dir.string());
+
+  a.T_first = first_acquisition(a.T_k);
+  for (double p : options.p_grid) {
+    a.coverage.push_back(coverage_time(a.T_k, p));
+    a.sal.push_back(skill_acquisition_lag(a.T_k, p));
+  }
+  a.fraction_learned = fraction_learned(a.T_k);
+  a.final_mean_loss = rows.empty() ? std::numeric_limits<double>::quiet_NaN() : rows.back().mean_loss_bits;
+
+  a.frequency_slope = acquisition_frequency_slope(a.T_k, a.p_k);
+  std::vector<int64_t> steps;
+  std::vector<double> mean_loss;
+  for (const MetricsRow& row : rows) steps.push_back(row.step), mean_loss.push_back(row.mean_loss_bits);
+  a.step_scaling = fit_step_scaling(steps, mean_loss);
+  a.predicted_alpha_s = predicted_step_exponent(zipf_exponent);
+  return a;
+}
+
+}  // namespace skillrun

@@ -1,0 +1,190 @@
+// Run-directory reader. metrics.csv is parsed by hand (it is plain numbers, written by
+// io/run_dir.cpp with %.9g, "nan"/"inf" included) so a partial last line can be told apart
+// from a corrupt file.
+#include "analysis/run_reader.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <sstream>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "core/error.h"
+#include "core/fs.h"
+
+namespace skillrun {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<std::string> split(const std::string& line, char sep) {
+  std::vector<std::string> out;
+  std::string field;
+  std::istringstream in(line);
+  while (std::getline(in, field, sep)) out.push_back(field);
+  if (!line.empty() && line.back() == sep) out.emplace_back();  // getline drops a trailing empty field
+  return out;
+}
+
+std::optional<double> parse_double(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(s.c_str(), &end);
+  if (end != s.c_str() + s.size()) return std::nullopt;
+  return v;
+}
+
+std::optional<int64_t> parse_int(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  const long long v = std::strtoll(s.c_str(), &end, 10);
+  if (end != s.c_str() + s.size() || errno != 0) return std::nullopt;
+  return v;
+}
+
+// One data line; empty when a field is missing or not a number.
+std::optional<MetricsRow> parse_row(const std::string& line, int n_tasks) {
+  const auto f = split(line, ',');
+  if (f.size() != static_cast<std::size_t>(4 + 2 * n_tasks)) return std::nullopt;
+  MetricsRow row;
+  const auto step = parse_int(f[0]);
+  const auto wall = parse_double(f[1]);
+  const auto mean = parse_double(f[3]);
+  if (!step || !wall || !mean) return std::nullopt;
+  row.step = *step;
+  row.wall_seconds = *wall;
+  if (!f[2].empty()) {
+    row.train_loss_bits = parse_double(f[2]);
+    if (!row.train_loss_bits) return std::nullopt;
+  }
+  row.mean_loss_bits = *mean;
+  for (int k = 0; k < 2 * n_tasks; ++k) {
+    const auto v = parse_double(f[4 + k]);
+    if (!v) return std::nullopt;
+    (k < n_tasks ? row.loss_bits : row.accuracy).push_back(*v);
+  }
+  return row;
+}
+
+// The names io/run_dir.cpp writes; anything else in summary.json is kept but flagged.
+bool is_known_status(const std::string& status) {
+  for (RunStatus s : {RunStatus::Running, RunStatus::Converged, RunStatus::MaxSteps, RunStatus::Diverged,
+                      RunStatus::Interrupted})
+    if (status == to_string(s)) return true;
+  return false;
+}
+
+double number_at(const nlohmann::json& config, const std::string& key, const fs::path& file) {
+  const nlohmann::json v = value_at(config, key);
+  if (!v.is_number()) throw RuntimeError(fmt::format("{}: {} is missing or not a number", file.string(), key));
+  return v.get<double>();
+}
+
+}  // namespace
+
+MetricsTable parse_metrics_csv(const std::string& text, const std::string& source) {
+  MetricsTable t;
+  std::vector<std::string> lines = split(text, '\n');
+  const bool partial_last = !text.empty() && text.back() != '\n';
+  if (!text.empty() && text.back() == '\n') lines.pop_back();  // the empty piece after the final newline
+  if (lines.empty() || (lines.size() == 1 && partial_last)) {
+    t.truncated = !text.empty();
+    return t;  // killed before the header was complete: no rows, n_tasks from the config
+  }
+  const auto header = split(lines[0], ',');
+  const bool fixed_ok = header.size() >= 4 && header[0] == "step" && header[1] == "wall_s" &&
+                        header[2] == "train_loss" && header[3] == "mean_loss";
+  t.n_tasks = static_cast<int>(std::count_if(header.begin(), header.end(),
+                                             [](const std::string& h) { return h.starts_with("loss_"); }));
+  if (!fixed_ok || header.size() != static_cast<std::size_t>(4 + 2 * t.n_tasks))
+    throw RuntimeError(fmt::format("{}:1: not a skillrun metrics header (step,wall_s,train_loss,mean_loss,loss_k..,acc_k..)",
+                                   source));
+  for (std::size_t i = 1; i < lines.size(); ++i) {
+    const bool last = i + 1 == lines.size();
+    auto row = (last && partial_last) ? std::nullopt : parse_row(lines[i], t.n_tasks);
+    if (!row) {
+      if (last) {
+        t.truncated = true;
+        break;
+      }
+      throw RuntimeError(fmt::format("{}:{}: malformed row", source, i + 1));
+    }
+    t.rows.push_back(std::move(*row));
+  }
+  return t;
+}
+
+nlohmann::json value_at(const nlohmann::json& object, const std::string& dotted_key) {
+  const nlohmann::json* node = &object;
+  for (const std::string& part : split(dotted_key, '.')) {
+    if (!node->is_object() || !node->contains(part)) return nullptr;
+    node = &(*node)[part];
+  }
+  return *node;
+}
+
+RunRecord read_run(const fs::path& dir) {
+  RunRecord r;
+  r.dir = dir;
+  const fs::path config_file = dir / "config.json";
+  if (!fs::exists(config_file)) throw RuntimeError(fmt::format("{}: missing (every run writes it first)", config_file.string()));
+  try {
+    r.config = nlohmann::json::parse(read_file(config_file));
+  } catch (const nlohmann::json::exception& e) {
+    throw RuntimeError(fmt::format("{}: {}", config_file.string(), e.what()));
+  }
+
+  const fs::path metrics_file = dir / "metrics.csv";
+  r.metrics = parse_metrics_csv(read_file(metrics_file), metrics_file.string());
+  const int n_tasks = static_cast<int>(number_at(r.config, "task.n_tasks", config_file));
+  if (r.metrics.n_tasks == 0 && r.metrics.rows.empty()) r.metrics.n_tasks = n_tasks;
+  if (r.metrics.n_tasks != n_tasks)
+    throw RuntimeError(fmt::format("{}: {} loss columns but config.json has task.n_tasks = {}", metrics_file.string(),
+                                   r.metrics.n_tasks, n_tasks));
+  if (r.metrics.truncated)
+    spdlog::warn("{}: partial last line dropped (the run was killed while writing it); read {} whole rows",
+                 metrics_file.string(), r.metrics.rows.size());
+
+  number_at(r.config, "task.zipf_exponent", config_file);  // the p_k need it: fail here, naming the file
+  r.tau_bits = number_at(r.config, "eval.tau_bits", config_file);
+  const fs::path summary_file = dir / "summary.json";
+  if (fs::exists(summary_file)) {
+    nlohmann::json s;
+    try {
+      s = nlohmann::json::parse(read_file(summary_file));
+      r.status = s.at("status").get<std::string>();
+      r.message = s.value("message", "");
+      if (s.contains("tau_bits")) r.tau_bits = s.at("tau_bits").get<double>();
+      for (const auto& t : s.value("T_k", nlohmann::json::array()))
+        r.summary_T_k.push_back(t.is_null() ? std::nullopt : std::optional<int64_t>(t.get<int64_t>()));
+    } catch (const nlohmann::json::exception& e) {
+      throw RuntimeError(fmt::format("{}: {}", summary_file.string(), e.what()));
+    }
+    r.has_summary = true;
+    if (!is_known_status(r.status)) spdlog::warn("{}: unknown status \"{}\"", summary_file.string(), r.status);
+  }
+  return r;
+}
+
+std::vector<fs::path> discover_runs(const std::vector<fs::path>& paths) {
+  std::vector<fs::path> runs;
+  for (const fs::path& root : paths) {
+    std::error_code ec;
+    if (!fs::exists(root, ec)) throw UsageError(fmt::format("{}: no such file or directory", root.string()));
+    if (!fs::is_directory(root, ec)) throw UsageError(fmt::format("{}: not a directory (give a run directory or a directory of runs)", root.string()));
+    if (fs::exists(root / "metrics.csv")) runs.push_back(fs::weakly_canonical(root));
+    for (fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec), end;
+         !ec && it != end; it.increment(ec)) {
+      if (it->is_directory(ec) && fs::exists(it->path() / "metrics.csv")) runs.push_back(fs::weakly_canonical(it->path()));
+    }
+  }
+  std::sort(runs.begin(), runs.end());
+  runs.erase(std::unique(runs.begin(), runs.end()), runs.end());
+  return runs;
+}
+
+}  // namespace skillrun

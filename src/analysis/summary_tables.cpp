@@ -1,0 +1,231 @@
+// Builds the report tables from an AnalysisResult. Group rows carry mean ± std over seeds; a
+// group of one run shows its fits' standard errors instead (there is no spread to show).
+#include "analysis/summary_tables.h"
+
+#include <algorithm>
+#include <cmath>
+#include <set>
+
+#include <fmt/format.h>
+
+namespace skillrun {
+namespace {
+
+// Display width of UTF-8 text: code points, not bytes ("—" and "±" are one column each).
+std::size_t display_width(const std::string& s) {
+  return static_cast<std::size_t>(std::count_if(s.begin(), s.end(), [](char c) { return (c & 0xC0) != 0x80; }));
+}
+
+std::string pad(const std::string& s, std::size_t width, bool right) {
+  const std::string fill(width > display_width(s) ? width - display_width(s) : 0, ' ');
+  return right ? fill + s : s + fill;
+}
+
+std::string format_number(double v, int decimals) {
+  if (std::isnan(v)) return "nan";
+  return fmt::format("{:.{}f}", v, decimals);
+}
+
+std::string format_fit(double value, double se, int decimals) {
+  if (std::isnan(se)) return format_number(value, decimals);
+  return format_number(value, decimals) + " ± " + format_number(se, decimals);
+}
+
+std::string format_status(const std::map<std::string, int>& counts) {
+  if (counts.size() == 1 && counts.begin()->second == 1) return counts.begin()->first;
+  std::string out;
+  for (const auto& [status, n] : counts) out += fmt::format("{}{} {}", out.empty() ? "" : ", ", n, status);
+  return out;
+}
+
+std::string format_percent(const Stat& s) {
+  if (!s.mean) return format_stat(s, 0);
+  return fmt::format("{:.0f}%", 100 * *s.mean);
+}
+
+std::string p_label(double p) { return fmt::format("{:g}", p); }
+
+std::string metric_label(const LrSelection& s) {
+  return s.metric == LrSelection::Metric::FinalLoss ? "final loss (bits)" : fmt::format("T({:g})", s.p);
+}
+
+Table groups_table(const AnalysisResult& r) {
+  Table t;
+  const double p_max = r.options.p_grid.back();
+  t.title = "Runs by group (mean ± std over seeds; steps, bits)";
+  t.header = r.options.group_keys;
+  for (const char* h : {"runs", "status", "T_first"}) t.header.emplace_back(h);
+  t.header.push_back(fmt::format("T({})", p_label(p_max)));
+  t.header.push_back(fmt::format("SAL({})", p_label(p_max)));
+  for (const char* h : {"learned", "final loss", "slope log T_k/log p_k", "alpha_S", "alpha/(alpha+1)"})
+    t.header.emplace_back(h);
+  for (const Group& g : r.groups) {
+    std::vector<std::string> row;
+    for (const auto& v : g.key_values) row.push_back(display_value(v));
+    const RunSet& s = g.set;
+    row.push_back(std::to_string(s.runs.size()));
+    row.push_back(format_status(s.status_counts));
+    row.push_back(format_stat(s.T_first, 0));
+    row.push_back(format_stat(s.coverage.back(), 0));
+    row.push_back(format_stat(s.sal.back(), 3));
+    row.push_back(format_percent(s.fraction_learned));
+    row.push_back(format_stat(s.final_mean_loss, 4));
+    const RunAnalysis& only = r.runs[s.runs.front()];
+    if (s.runs.size() == 1) {
+      row.push_back(only.frequency_slope ? format_fit(only.frequency_slope->slope, only.frequency_slope->slope_stderr, 2) : "—");
+      row.push_back(only.step_scaling ? format_fit(only.step_scaling->alpha_s, only.step_scaling->alpha_s_stderr, 2) : "—");
+    } else {
+      row.push_back(format_stat(s.frequency_slope, 2));
+      row.push_back(format_stat(s.alpha_s, 2));
+    }
+    row.push_back(s.predicted_alpha_s ? format_number(*s.predicted_alpha_s, 2) : "—");
+    t.rows.push_back(std::move(row));
+  }
+  t.note = "SAL(p) = (T(p) − T_first)/T(p); learned: subtasks with T_k defined. Slope of log T_k on log p_k: −1 "
+           "sequential (quantization model), 0 parallel. alpha_S: mean_loss ≈ L∞ + C·t^(−alpha_S); alpha = "
+           "zipf_exponent − 1. For one run, ± is the fit's standard error.";
+  return t;
+}
+
+Table best_lr_table(const AnalysisResult& r) {
+  Table t;
+  const LrSelection& sel = r.options.select_lr;
+  t.title = fmt::format("Best learning rate per optimizer (by {})", metric_label(sel));
+  t.header = {"optimizer", "lr", "runs", metric_label(sel), "learned", "final loss", "other lrs (ranked)"};
+  const int decimals = sel.metric == LrSelection::Metric::FinalLoss ? 4 : 0;
+  for (const OptimizerView& o : r.optimizers) {
+    const LrCandidate& best = o.ranking.front();
+    std::string others;
+    for (std::size_t i = 1; i < o.ranking.size(); ++i) {
+      const LrCandidate& c = o.ranking[i];
+      others += fmt::format("{}{}: {}", others.empty() ? "" : "; ", display_value(c.lr), format_stat(c.metric, decimals));
+      if (!c.metric.mean && sel.metric == LrSelection::Metric::Coverage)
+        others += fmt::format(", {} learned", format_percent(c.fraction_learned));
+    }
+    t.rows.push_back({o.optimizer, display_value(best.lr), std::to_string(best.runs), format_stat(best.metric, decimals),
+                      format_percent(best.fraction_learned), format_stat(best.final_mean_loss, 4),
+                      others.empty() ? "—" : others});
+  }
+  t.note = "Runs that never reach the metric rank after those that do, by fraction learned, then final loss.";
+  return t;
+}
+
+std::string optimizer_column(const OptimizerView& o) {
+  return fmt::format("{} (lr {})", o.optimizer, display_value(o.ranking.front().lr));
+}
+
+Table acquisition_table(const AnalysisResult& r) {
+  Table t;
+  t.title = "T_k: first eval step with loss_k <= tau, per subtask, at the best lr (steps)";
+  t.header = {"subtask", "p_k"};
+  std::size_t n_tasks = 0;
+  const std::vector<double>* p_k = nullptr;
+  for (const OptimizerView& o : r.optimizers) {
+    t.header.push_back(optimizer_column(o));
+    if (o.at_best_lr.T_k.size() > n_tasks) n_tasks = o.at_best_lr.T_k.size(), p_k = &o.at_best_lr.p_k;
+  }
+  for (std::size_t k = 0; k < n_tasks; ++k) {
+    std::vector<std::string> row{std::to_string(k), fmt::format("{:.4f}", (*p_k)[k])};
+    for (const OptimizerView& o : r.optimizers)
+      row.push_back(k < o.at_best_lr.T_k.size() ? format_stat(o.at_best_lr.T_k[k], 0) : "");
+    t.rows.push_back(std::move(row));
+  }
+  t.note = "p_k ∝ (k+1)^(−zipf_exponent); mean ± std over the runs at the best lr (all widths and seeds).";
+  return t;
+}
+
+Table coverage_table(const AnalysisResult& r) {
+  Table t;
+  t.title = "p-coverage time T(p, tau) and SAL(p, tau) at the best lr, averaged across widths and seeds (Fig. 3)";
+  t.header = {"p"};
+  for (const OptimizerView& o : r.optimizers) {
+    t.header.push_back("T(p) " + optimizer_column(o));
+    t.header.push_back("SAL(p) " + o.optimizer);
+  }
+  for (std::size_t j = 0; j < r.options.p_grid.size(); ++j) {
+    std::vector<std::string> row{p_label(r.options.p_grid[j])};
+    for (const OptimizerView& o : r.optimizers) {
+      row.push_back(format_stat(o.at_best_lr.coverage[j], 0));
+      row.push_back(format_stat(o.at_best_lr.sal[j], 3));
+    }
+    t.rows.push_back(std::move(row));
+  }
+  t.note = "T(p): first step with at least ⌈p·n_tasks⌉ subtasks learned. SAL 0: learned together; near 1: in sequence.";
+  return t;
+}
+
+}  // namespace
+
+std::string format_stat(const Stat& s, int decimals) {
+  if (s.mean) return s.std ? format_number(*s.mean, decimals) + " ± " + format_number(*s.std, decimals)
+                           : format_number(*s.mean, decimals);
+  if (s.defined == 0) return "—";
+  return fmt::format("— ({}/{})", s.defined, s.total);
+}
+
+std::string render_text(const Table& t) {
+  std::vector<std::size_t> width(t.header.size(), 0);
+  for (std::size_t c = 0; c < t.header.size(); ++c) width[c] = display_width(t.header[c]);
+  for (const auto& row : t.rows)
+    for (std::size_t c = 0; c < row.size() && c < width.size(); ++c) width[c] = std::max(width[c], display_width(row[c]));
+  const auto line = [&](const std::vector<std::string>& cells) {
+    std::string out;
+    for (std::size_t c = 0; c < width.size(); ++c)
+      out.append(c ? "  " : "").append(pad(c < cells.size() ? cells[c] : "", width[c], c > 0));
+    while (!out.empty() && out.back() == ' ') out.pop_back();
+    return out + "\n";
+  };
+  std::string out = t.title + "\n" + line(t.header);
+  std::size_t total = 0;
+  for (std::size_t w : width) total += w;
+  out += std::string(total + 2 * (width.size() - 1), '-') + "\n";
+  for (const auto& row : t.rows) out += line(row);
+  if (!t.note.empty()) out += t.note + "\n";
+  return out;
+}
+
+std::string render_markdown(const Table& t) {
+  const auto line = [](const std::vector<std::string>& cells) {
+    std::string out = "|";
+    for (const auto& c : cells) out += " " + c + " |";
+    return out + "\n";
+  };
+  std::string out = "### " + t.title + "\n\n" + line(t.header) + "|";
+  for (std::size_t c = 0; c < t.header.size(); ++c) out += c ? "---:|" : "---|";
+  out += "\n";
+  for (const auto& row : t.rows) out += line(row);
+  if (!t.note.empty()) out += "\n" + t.note + "\n";
+  return out;
+}
+
+std::vector<Table> summary_tables(const AnalysisResult& r) {
+  return {groups_table(r), best_lr_table(r), acquisition_table(r), coverage_table(r)};
+}
+
+std::string summary_headline(const AnalysisResult& r) {
+  std::map<std::string, int> statuses;
+  std::set<double> taus;
+  for (const RunAnalysis& a : r.runs) ++statuses[a.status], taus.insert(a.tau_bits);
+  std::string tau;
+  if (r.options.tau_bits)
+    tau = fmt::format("tau = {:g} bits (--tau)", *r.options.tau_bits);
+  else if (taus.size() == 1)
+    tau = fmt::format("tau = {:g} bits (the runs' own)", *taus.begin());
+  else
+    tau = fmt::format("tau = each run's own ({})", fmt::join(taus, ", "));
+  return fmt::format("{} run{} ({}); {}", r.runs.size(), r.runs.size() == 1 ? "" : "s", format_status(statuses), tau);
+}
+
+std::string render_report_text(const AnalysisResult& r) {
+  std::string out = summary_headline(r) + "\n";
+  for (const Table& t : summary_tables(r)) out += "\n" + render_text(t);
+  return out;
+}
+
+std::string render_report_markdown(const AnalysisResult& r) {
+  std::string out = "# skillrun analysis\n\n" + summary_headline(r) + "\n";
+  for (const Table& t : summary_tables(r)) out += "\n" + render_markdown(t);
+  return out;
+}
+
+}  // namespace skillrun

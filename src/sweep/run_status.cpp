@@ -1,0 +1,161 @@
+// Run directory state for sweeps. summary.json is read through io/run_dir (the writer's own
+// reader); failed.json is this module's marker, written atomically like every other file.
+#include "sweep/run_status.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <system_error>
+
+#include <fmt/format.h>
+
+#include "config/experiment.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "io/run_dir.h"
+
+namespace skillrun {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+constexpr const char* kFailedMarker = "failed.json";
+
+int64_t summary_steps(const fs::path& dir) {
+  try {
+    return json::parse(read_file(dir / "summary.json")).value("steps", int64_t{0});
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+std::string last_line(const std::string& text) {
+  const auto end = text.find_last_not_of('\n');
+  if (end == std::string::npos) return "";
+  const auto newline = text.rfind('\n', end);
+  const auto start = newline == std::string::npos ? 0 : newline + 1;
+  return text.substr(start, end + 1 - start);
+}
+
+std::string failure_detail(const fs::path& dir) {
+  try {
+    const json j = json::parse(read_file(dir / kFailedMarker));
+    const int signal = j.value("signal", 0);
+    const std::string how =
+        signal != 0 ? fmt::format("killed by signal {}", signal) : fmt::format("exit {}", j.value("exit_code", -1));
+    // The last line of the output is usually main()'s "error: ..." line.
+    const std::string line = last_line(j.value("output_tail", std::string()));
+    return line.empty() ? how : how + ": " + line;
+  } catch (const std::exception&) {
+    return "failed.json unreadable";
+  }
+}
+
+// "/optimizer/lr" -> "optimizer.lr"
+std::string dotted(const std::string& pointer) {
+  std::string s = pointer.empty() ? pointer : pointer.substr(1);
+  for (char& ch : s)
+    if (ch == '/') ch = '.';
+  return s;
+}
+
+std::string value_at(const json& j, const std::string& pointer) {
+  const json::json_pointer p(pointer);
+  return j.contains(p) ? j.at(p).dump() : std::string("absent");
+}
+
+}  // namespace
+
+const char* to_string(SweepRunState s) {
+  switch (s) {
+    case SweepRunState::Pending: return "pending";
+    case SweepRunState::Running: return "running";
+    case SweepRunState::Interrupted: return "interrupted";
+    case SweepRunState::Incomplete: return "incomplete";
+    case SweepRunState::Done: return "done";
+    case SweepRunState::Diverged: return "diverged";
+    case SweepRunState::Failed: return "failed";
+  }
+  return "unknown";
+}
+
+bool is_result(SweepRunState s) { return s == SweepRunState::Done || s == SweepRunState::Diverged; }
+
+RunDirState inspect_run(const fs::path& dir) {
+  std::error_code ec;
+  const bool has_summary = fs::exists(dir / "summary.json", ec);
+  const std::optional<std::string> status = has_summary ? recorded_status(dir) : std::nullopt;
+  if (status && is_finished_status(*status)) {
+    const std::string detail = fmt::format("{}, {} steps", *status, summary_steps(dir));
+    return {*status == to_string(RunStatus::Diverged) ? SweepRunState::Diverged : SweepRunState::Done, detail};
+  }
+  if (fs::exists(dir / kFailedMarker, ec)) return {SweepRunState::Failed, failure_detail(dir)};
+  if (!has_summary) return {SweepRunState::Pending, ""};
+  if (!status) return {SweepRunState::Incomplete, "summary.json unreadable"};
+  if (*status == to_string(RunStatus::Running))
+    return {SweepRunState::Running, fmt::format("{} steps at the last summary", summary_steps(dir))};
+  if (*status == to_string(RunStatus::Interrupted))
+    return {SweepRunState::Interrupted, fmt::format("{} steps", summary_steps(dir))};
+  return {SweepRunState::Incomplete, "unknown status \"" + *status + "\""};
+}
+
+void write_failed_marker(const fs::path& dir, const RunFailure& failure) {
+  const json j = {{"exit_code", failure.exit_code}, {"signal", failure.signal}, {"output_tail", failure.output_tail}};
+  write_file_atomic(dir / kFailedMarker, j.dump(2) + "\n");
+}
+
+void remove_failed_marker(const fs::path& dir) {
+  std::error_code ec;
+  fs::remove(dir / kFailedMarker, ec);
+  if (ec) throw RuntimeError(fmt::format("cannot remove {}: {}", (dir / kFailedMarker).string(), ec.message()));
+}
+
+std::optional<std::string> config_difference(const fs::path& dir, const json& resolved) {
+  const fs::path file = dir / "config.json";
+  std::error_code ec;
+  if (!fs::exists(file, ec)) return std::nullopt;
+  // Resolving the stored config again makes keys added with defaults since it was written
+  // compare equal, and a config written by hand compare by meaning, not by text.
+  json existing;
+  try {
+    existing = to_json(parse_experiment(read_json_file(file.string())));
+  } catch (const std::exception& e) {
+    return fmt::format("it is not a valid config ({})", e.what());
+  }
+  if (existing == resolved) return std::nullopt;
+  std::string keys;
+  int shown = 0;
+  for (const auto& op : json::diff(existing, resolved)) {
+    const std::string pointer = op.at("path").get<std::string>();
+    if (shown++ == 4) {
+      keys += ", ...";
+      break;
+    }
+    keys += fmt::format("{}{} ({} in the directory, {} in the sweep)", keys.empty() ? "" : ", ", dotted(pointer),
+                        value_at(existing, pointer), value_at(resolved, pointer));
+  }
+  return keys;
+}
+
+std::optional<RunLock> RunLock::try_acquire(const fs::path& dir) {
+  const fs::path file = dir / "run.lock";
+  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) throw RuntimeError(fmt::format("cannot open {}: {}", file.string(), std::strerror(errno)));
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) return std::nullopt;
+    throw RuntimeError(fmt::format("cannot lock {}: {}", file.string(), std::strerror(err)));
+  }
+  return RunLock(fd);
+}
+
+RunLock::~RunLock() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+}  // namespace skillrun

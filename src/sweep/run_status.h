@@ -1,0 +1,67 @@
+// What a sweep knows about one run directory, read from files only, so that any process on any
+// node (a Slurm array task, `sweep --list` on the login node) agrees: summary.json written by
+// `skillrun run`, failed.json written by the sweep when the run process failed, config.json
+// (the resolved config the run was started with) and run.lock (held while a sweep runs it).
+#pragma once
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+namespace skillrun {
+
+enum class SweepRunState {
+  Pending,      // no summary.json: never started (or killed before it wrote one)
+  Running,      // summary says running: live elsewhere, or killed hard; resumed
+  Interrupted,  // stopped by a signal with a checkpoint; resumed
+  Incomplete,   // summary.json unreadable or with an unknown status; resumed
+  Done,         // converged or max_steps: a result, never run again
+  Diverged,     // a non-finite loss: also a result, never run again
+  Failed,       // the run process exited non-zero (failed.json); re-run only with --retry-failed
+};
+const char* to_string(SweepRunState s);
+// Done and Diverged: the run is finished and the sweep skips it.
+bool is_result(SweepRunState s);
+
+struct RunDirState {
+  SweepRunState state = SweepRunState::Pending;
+  std::string detail;  // "converged, 450 steps", "exit 1: <last line of output>", ...
+};
+
+// Classifies dir. A finished summary wins over a failed marker; a failed marker wins over an
+// unfinished summary (a run that exited 1 leaves summary status "running").
+RunDirState inspect_run(const std::filesystem::path& dir);
+
+// How the run process ended when it failed, recorded in dir/failed.json.
+struct RunFailure {
+  int exit_code = -1;  // -1 when killed by a signal
+  int signal = 0;
+  std::string output_tail;  // the last lines of its stdout+stderr
+};
+void write_failed_marker(const std::filesystem::path& dir, const RunFailure& failure);
+void remove_failed_marker(const std::filesystem::path& dir);
+
+// Empty when dir/config.json is absent or, both resolved again, equal to `resolved`; else the
+// keys that differ, e.g. "optimizer.lr (0.01 in the directory, 0.02 in the sweep)".
+std::optional<std::string> config_difference(const std::filesystem::path& dir, const nlohmann::json& resolved);
+
+// An exclusive flock on dir/run.lock. The sweep holds it while the run process lives and the
+// run process inherits it, so two sweeps (say a local one and a Slurm array task) never run
+// the same directory at once; the kernel drops it when the last holder exits, even on kill -9.
+class RunLock {
+ public:
+  // Empty when another process holds the lock.
+  static std::optional<RunLock> try_acquire(const std::filesystem::path& dir);
+  RunLock(RunLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  RunLock& operator=(RunLock&&) = delete;
+  RunLock(const RunLock&) = delete;
+  ~RunLock();
+  int fd() const { return fd_; }  // opened O_CLOEXEC: the launcher passes it to one child only
+
+ private:
+  explicit RunLock(int fd) : fd_(fd) {}
+  int fd_ = -1;
+};
+
+}  // namespace skillrun

@@ -1,0 +1,117 @@
+// Checkpoint files: round trip, corruption and truncation detected by the checksum, fallback
+// to the previous checkpoint, pruning of old ones.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include <spdlog/spdlog.h>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "train/checkpoint.h"
+
+namespace skillrun {
+namespace {
+namespace fs = std::filesystem;
+
+fs::path fresh_dir(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("skillrun_ckpt_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+CheckpointState sample_state(int64_t step) {
+  CheckpointState s;
+  s.step = step;
+  s.optimizer_steps = step;
+  s.wall_seconds = 12.5;
+  s.T_k = {100, std::nullopt, 250};
+  s.names = {"layers.0.weight", "optimizer.state.0"};
+  s.buffers = {{1.5f, -2.25f, 3.0f}, {0.125f, static_cast<float>(step)}};
+  return s;
+}
+
+fs::path checkpoint_file(const fs::path& dir, int64_t step) {
+  char name[32];
+  std::snprintf(name, sizeof name, "ckpt-%010lld.bin", static_cast<long long>(step));
+  return dir / "checkpoint" / name;
+}
+
+TEST(Checkpoint, RoundTripKeepsEveryField) {
+  const fs::path dir = fresh_dir("roundtrip");
+  write_checkpoint(dir, sample_state(40));
+  const CheckpointState back = read_checkpoint(checkpoint_file(dir, 40));
+  EXPECT_EQ(back.step, 40);
+  EXPECT_EQ(back.optimizer_steps, 40);
+  EXPECT_EQ(back.wall_seconds, 12.5);
+  EXPECT_EQ(back.T_k, sample_state(40).T_k);
+  EXPECT_EQ(back.names, sample_state(40).names);
+  EXPECT_EQ(back.buffers, sample_state(40).buffers);
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, FlippedByteFailsTheChecksum) {
+  const fs::path dir = fresh_dir("flip");
+  write_checkpoint(dir, sample_state(10));
+  std::string bytes = read_file(checkpoint_file(dir, 10));
+  bytes[bytes.size() - 12] ^= 0x01;  // inside the last float buffer
+  write_file_atomic(checkpoint_file(dir, 10), bytes);
+  try {
+    read_checkpoint(checkpoint_file(dir, 10));
+    FAIL() << "a corrupted checkpoint was accepted";
+  } catch (const RuntimeError& e) {
+    EXPECT_NE(std::string(e.what()).find("checksum"), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, TruncatedFileIsRejected) {
+  const fs::path dir = fresh_dir("truncate");
+  write_checkpoint(dir, sample_state(10));
+  const std::string bytes = read_file(checkpoint_file(dir, 10));
+  write_file_atomic(checkpoint_file(dir, 10), bytes.substr(0, bytes.size() / 2));
+  EXPECT_THROW(read_checkpoint(checkpoint_file(dir, 10)), RuntimeError);
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, CorruptedNewestFallsBackToThePrevious) {
+  spdlog::set_level(spdlog::level::off);
+  const fs::path dir = fresh_dir("fallback");
+  write_checkpoint(dir, sample_state(10));
+  write_checkpoint(dir, sample_state(20));
+  const std::string bytes = read_file(checkpoint_file(dir, 20));
+  write_file_atomic(checkpoint_file(dir, 20), bytes.substr(0, bytes.size() - 3));
+  const auto loaded = load_latest_checkpoint(dir);
+  ASSERT_TRUE(loaded.has_value());
+  EXPECT_EQ(loaded->step, 10);
+  spdlog::set_level(spdlog::level::info);
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, NoCheckpointDirectoryMeansNone) {
+  const fs::path dir = fresh_dir("none");
+  EXPECT_FALSE(load_latest_checkpoint(dir).has_value());
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, KeepsOnlyTheNewestTwo) {
+  const fs::path dir = fresh_dir("prune");
+  for (int64_t step : {10, 20, 30}) write_checkpoint(dir, sample_state(step));
+  EXPECT_FALSE(fs::exists(checkpoint_file(dir, 10)));
+  EXPECT_TRUE(fs::exists(checkpoint_file(dir, 20)));
+  EXPECT_TRUE(fs::exists(checkpoint_file(dir, 30)));
+  EXPECT_EQ(load_latest_checkpoint(dir)->step, 30);
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, Fnv1aMatchesPublishedVectors) {
+  // FNV-1a 64 reference values: "" -> cbf29ce484222325, "a" -> af63dc4c8601ec8c.
+  EXPECT_EQ(fnv1a64(""), 0xcbf29ce484222325ull);
+  EXPECT_EQ(fnv1a64("a"), 0xaf63dc4c8601ec8cull);
+}
+
+}  // namespace
+}  // namespace skillrun
