@@ -154,8 +154,8 @@ def fig3(analysis, out_dir):
         s_std = [nan_if_none(s["std"]) if s["std"] is not None else 0.0 for s in opt["sal"]]
         ax_t.errorbar(p, t_mean, yerr=t_std, marker="o", ms=4, capsize=2, color=f"C{i}", label=label)
         ax_s.errorbar(p, s_mean, yerr=s_std, marker="o", ms=4, capsize=2, color=f"C{i}", label=label)
-    tau = analysis["tau_bits"]
-    tau_text = f"tau = {tau:g} bits" if tau is not None else "tau: each run's own"
+    taus = sorted({run["tau_bits"] for run in analysis["runs"]})
+    tau_text = "tau = " + ", ".join(f"{t:g}" for t in taus) + " bits"
     ax_t.set_yscale("log")
     ax_t.set_xlabel("p (fraction of subtasks learned)")
     ax_t.set_ylabel("p-coverage time T(p, tau) (steps)")

@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "cli/sweep.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/version.h"
@@ -59,6 +60,9 @@ int main(int argc, char** argv) {
   analyze_cmd->add_flag("--plot", analyze.plot, "then run scripts/plot.py on --out (needs python3-matplotlib)");
   analyze_cmd->add_option("--log-level", log_level, "trace | debug | info | warn | error | off");
 
+  std::function<int()> sweep_action;
+  CLI::App* sweep_cmd = add_sweep_command(app, sweep_action);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -75,6 +79,7 @@ int main(int argc, char** argv) {
     if (*run_cmd) return cmd_run(run);
     if (*validate_cmd) return cmd_validate(validate);
     if (*bench_cmd) return cmd_bench(bench);
+    if (*sweep_cmd) return sweep_action();
     if (*analyze_cmd) return cmd_analyze(analyze);
   } catch (const ConfigError& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <optional>
+#include <string>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -40,6 +42,16 @@ std::optional<fs::path> find_plot_script() {
   return std::nullopt;
 }
 
+// The first Python with matplotlib: `python3` on the PATH, else Debian's own (a PATH may put a
+// virtualenv or pyenv python3 first that lacks python3-matplotlib).
+std::optional<std::string> find_python_with_matplotlib() {
+  for (const char* python : {"python3", "/usr/bin/python3"}) {
+    const std::string probe = std::string(python) + " -c 'import matplotlib' >/dev/null 2>&1";
+    if (std::system(probe.c_str()) == 0) return std::string(python);
+  }
+  return std::nullopt;
+}
+
 // Returns the exit code: 0 when plotted or when plotting is not possible here (a warning says
 // why), 1 when the script ran and failed.
 int plot(const fs::path& out) {
@@ -48,13 +60,14 @@ int plot(const fs::path& out) {
     spdlog::warn("--plot: scripts/plot.py not found; tables are in {}", out.string());
     return kExitOk;
   }
-  if (std::system("python3 -c 'import matplotlib' >/dev/null 2>&1") != 0) {
-    spdlog::warn("--plot: python3 with matplotlib is not available (scripts/setup.sh installs python3-matplotlib); "
-                 "tables are in {}; plot later with: python3 {} {}",
+  const auto python = find_python_with_matplotlib();
+  if (!python) {
+    spdlog::warn("--plot: no python3 with matplotlib (scripts/setup.sh installs python3-matplotlib); tables are in "
+                 "{}; plot later with: python3 {} {}",
                  out.string(), script->string(), out.string());
     return kExitOk;
   }
-  const std::string cmd = "python3 " + shell_quote(script->string()) + " " + shell_quote(out.string());
+  const std::string cmd = *python + " " + shell_quote(script->string()) + " " + shell_quote(out.string());
   if (std::system(cmd.c_str()) != 0) {
     spdlog::error("--plot: {} failed", cmd);
     return kExitRuntime;
