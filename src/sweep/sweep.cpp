@@ -8,6 +8,7 @@
 #include <array>
 #include <charconv>
 #include <cstdint>
+#include <functional>
 #include <map>
 
 #include <fmt/format.h>
@@ -68,6 +69,47 @@ const ordered_json& value_list(const ordered_json& v, const std::string& path) {
   return v;
 }
 
+using ClaimKey = std::function<void(const std::string& key, const std::string& path)>;
+
+void add_axes(const ordered_json& axes, const ClaimKey& claim, std::vector<Dimension>& dims) {
+  if (!axes.is_object()) throw ConfigError("axes", "must be an object {\"dotted.key\": [values...]}");
+  for (const auto& [key, values] : axes.items()) {
+    const std::string path = "axes." + key;
+    claim(key, path);
+    Dimension d{{key}, {}};
+    for (const auto& v : value_list(values, path)) d.tuples.push_back({json(v)});
+    dims.push_back(std::move(d));
+  }
+}
+
+void add_zip_groups(const ordered_json& zip, const ClaimKey& claim, std::vector<Dimension>& dims) {
+  if (!zip.is_array()) throw ConfigError("zip", "must be a list of groups {\"dotted.key\": [values...]}");
+  for (std::size_t g = 0; g < zip.size(); ++g) {
+    const ordered_json& group = zip[g];
+    const std::string group_path = fmt::format("zip[{}]", g);
+    if (!group.is_object() || group.empty())
+      throw ConfigError(group_path, "must be a non-empty object {\"dotted.key\": [values...]}");
+    Dimension d;
+    std::string first_path;
+    for (const auto& [key, values] : group.items()) {
+      const std::string path = group_path + "." + key;
+      claim(key, path);
+      value_list(values, path);
+      if (d.keys.empty()) {
+        d.tuples.resize(values.size());
+        first_path = path;
+      } else if (values.size() != d.tuples.size()) {
+        throw ConfigError(path, fmt::format("has {} values but {} has {}: the lists of a zip group pair up "
+                                            "by position and must have equal lengths",
+                                            values.size(), first_path, d.tuples.size()));
+      }
+      d.keys.push_back(key);
+      for (std::size_t i = 0; i < values.size(); ++i) d.tuples[i].push_back(json(values[i]));
+    }
+    dims.push_back(std::move(d));
+  }
+}
+
 std::vector<Dimension> parse_dimensions(const ordered_json& spec) {
   std::vector<Dimension> dims;
   std::map<std::string, std::string> varied_at;  // key -> path where it is varied
@@ -77,42 +119,11 @@ std::vector<Dimension> parse_dimensions(const ordered_json& spec) {
     if (!fresh) throw ConfigError(path, "is varied twice (also at " + it->second + ")");
   };
 
-  if (const auto axes = spec.find("axes"); axes != spec.end()) {
-    if (!axes->is_object()) throw ConfigError("axes", "must be an object {\"dotted.key\": [values...]}");
-    for (const auto& [key, values] : axes->items()) {
-      const std::string path = "axes." + key;
-      claim(key, path);
-      Dimension d{{key}, {}};
-      for (const auto& v : value_list(values, path)) d.tuples.push_back({json(v)});
-      dims.push_back(std::move(d));
-    }
-  }
-  if (const auto zip = spec.find("zip"); zip != spec.end()) {
-    if (!zip->is_array()) throw ConfigError("zip", "must be a list of groups {\"dotted.key\": [values...]}");
-    for (std::size_t g = 0; g < zip->size(); ++g) {
-      const ordered_json& group = (*zip)[g];
-      const std::string group_path = fmt::format("zip[{}]", g);
-      if (!group.is_object() || group.empty())
-        throw ConfigError(group_path, "must be a non-empty object {\"dotted.key\": [values...]}");
-      Dimension d;
-      std::string first_path;
-      for (const auto& [key, values] : group.items()) {
-        const std::string path = group_path + "." + key;
-        claim(key, path);
-        value_list(values, path);
-        if (d.keys.empty()) {
-          d.tuples.resize(values.size());
-          first_path = path;
-        } else if (values.size() != d.tuples.size()) {
-          throw ConfigError(path, fmt::format("has {} values but {} has {}: the lists of a zip group pair up "
-                                              "by position and must have equal lengths",
-                                              values.size(), first_path, d.tuples.size()));
-        }
-        d.keys.push_back(key);
-        for (std::size_t i = 0; i < values.size(); ++i) d.tuples[i].push_back(json(values[i]));
-      }
-      dims.push_back(std::move(d));
-    }
+  // Dimensions in the order "axes" and "zip" appear in the file, so the file reads like the
+  // nested loops it expands to.
+  for (const auto& [section, content] : spec.items()) {
+    if (section == "axes") add_axes(content, claim, dims);
+    if (section == "zip") add_zip_groups(content, claim, dims);
   }
   return dims;
 }
