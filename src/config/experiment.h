@@ -92,4 +92,6 @@ namespace skillrun {
 // Bytes the run will allocate (activations, eval set, parameters, optimizer state), computed
 // with saturating arithmetic. Validation rejects configs whose estimate exceeds physical memory.
 std::size_t estimated_memory_bytes(const ExperimentConfig& c);
+// Throws ConfigError (path of the largest contributor) when the estimate exceeds physical memory.
+void check_memory_fits(const ExperimentConfig& c);
 }  // namespace skillrun
