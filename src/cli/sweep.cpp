@@ -288,7 +288,9 @@ class SweepCommand {
       const RunDirState s = inspect_run(dir(*run));
       std::string detail = s.detail;
       if (const auto diff = config_difference(dir(*run), run->config)) detail = "CONFIG DIFFERS: " + *diff;
-      say("{:>5}  {:<11}  {:<{}}  {}", run->index, to_string(s.state), run->name, name_width, detail);
+      const std::string row = fmt::format("{:>5}  {:<11}  {:<{}}  {}", run->index, to_string(s.state), run->name,
+                                          name_width, detail);
+      say("{}", row.substr(0, row.find_last_not_of(' ') + 1));
       ++counts[to_string(s.state)];
     }
     std::string totals;

@@ -3,7 +3,6 @@
 // the dotted JSON path, what was expected and what was given.
 #include "config/experiment.h"
 
-
 #include <algorithm>
 #include <array>
 #include <cmath>

@@ -1,8 +1,8 @@
-// Sweep expansion. Axes keep the order they have in the file (the file is parsed as an
-// ordered_json), and the expansion is nested loops with the first axis outermost, then the zip
-// groups: so adding a value to the last axis is the only edit that keeps every index. Overrides
-// go through apply_override, the same dotted setting as `--set`, and every run is validated
-// with parse_experiment before anything runs.
+// Sweep expansion. Axes and zip groups keep the order they have in the file (it is parsed as an
+// ordered_json) and expand as nested loops, the first outermost; appending values to the first
+// list is the one edit that keeps every existing index. Directories are found by name, not by
+// index, so any edit keeps finished runs. Overrides go through apply_override, the dotted
+// setting of `--set`, and every run is validated with parse_experiment before anything runs.
 #include "sweep/sweep.h"
 
 #include <array>

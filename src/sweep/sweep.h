@@ -21,7 +21,7 @@ struct SweepOverride {
 struct SweepRun {
   std::size_t index = 0;  // position in the expansion: the --index / Slurm array index
   std::string name;       // directory name: key=value pairs in axis order, joined by ','
-  std::vector<SweepOverride> overrides;  // axes in file order, then each zip group's keys
+  std::vector<SweepOverride> overrides;  // in the order the keys appear in the file
   nlohmann::json config;                 // resolved: to_json of the validated config
 };
 
