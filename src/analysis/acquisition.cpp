@@ -27,7 +27,7 @@ std::optional<int64_t> first_acquisition(const AcquisitionTimes& T) {
 int required_subtasks(double p, int n_tasks) {
   // The tolerance is far below 1/n_tasks for any n_tasks a run can have, so it only undoes
   // rounding error and never merges two distinct counts.
-  return static_cast<int>(std::ceil(p * n_tasks));
+  return static_cast<int>(std::ceil(p * n_tasks - 1e-9));
 }
 
 std::optional<int64_t> coverage_time(const AcquisitionTimes& T, double p) {

@@ -19,7 +19,7 @@ AcquisitionTimes acquisition_times(const std::vector<MetricsRow>& rows, int n_ta
 // T_first = min_k T_k over the subtasks that were learned; empty if none was.
 std::optional<int64_t> first_acquisition(const AcquisitionTimes& T);
 
-// ⌈p · n_tasks⌉, robust to rounding in p · n_tasks (0.7 · 10 is 7.000000000000001 in double).
+// ⌈p · n_tasks⌉, robust to rounding in p · n_tasks (0.14 · 50 is 7.000000000000001 in double).
 int required_subtasks(double p, int n_tasks);
 
 // T(p, τ): the first step t at which at least ⌈p · n_tasks⌉ subtasks have T_k <= t, i.e. the

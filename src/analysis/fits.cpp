@@ -64,7 +64,7 @@ std::optional<Window> decaying_part(std::span<const int64_t> steps, std::span<co
   const std::size_t peak = static_cast<std::size_t>(std::max_element(l.begin(), l.end()) - l.begin());
   const double lowest = *std::min_element(l.begin() + static_cast<std::ptrdiff_t>(peak), l.end());
   if (!(l[peak] > lowest)) return std::nullopt;
-  const double threshold = l[peak] - 0.0 * (l[peak] - lowest);
+  const double threshold = l[peak] - 0.1 * (l[peak] - lowest);
   std::size_t start = peak;
   while (l[start] > threshold) ++start;  // terminates: the minimum is below the threshold
   Window w;

@@ -3,6 +3,7 @@
 #include "analysis/summary_tables.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <set>
 
@@ -19,6 +20,16 @@ std::size_t display_width(const std::string& s) {
 std::string pad(const std::string& s, std::size_t width, bool right) {
   const std::string fill(width > display_width(s) ? width - display_width(s) : 0, ' ');
   return right ? fill + s : s + fill;
+}
+
+// Text columns (names, statuses) align left, numbers right: a column is text when any of its
+// cells starts with a letter.
+std::vector<bool> left_aligned(const Table& t) {
+  std::vector<bool> left(t.header.size(), false);
+  for (const auto& row : t.rows)
+    for (std::size_t c = 0; c < row.size() && c < left.size(); ++c)
+      if (!row[c].empty() && std::isalpha(static_cast<unsigned char>(row[c][0])) && row[c] != "nan") left[c] = true;
+  return left;
 }
 
 std::string format_number(double v, int decimals) {
@@ -168,10 +179,11 @@ std::string render_text(const Table& t) {
   for (std::size_t c = 0; c < t.header.size(); ++c) width[c] = display_width(t.header[c]);
   for (const auto& row : t.rows)
     for (std::size_t c = 0; c < row.size() && c < width.size(); ++c) width[c] = std::max(width[c], display_width(row[c]));
+  const std::vector<bool> left = left_aligned(t);
   const auto line = [&](const std::vector<std::string>& cells) {
     std::string out;
     for (std::size_t c = 0; c < width.size(); ++c)
-      out.append(c ? "  " : "").append(pad(c < cells.size() ? cells[c] : "", width[c], c > 0));
+      out.append(c ? "  " : "").append(pad(c < cells.size() ? cells[c] : "", width[c], !left[c]));
     while (!out.empty() && out.back() == ' ') out.pop_back();
     return out + "\n";
   };
@@ -190,8 +202,9 @@ std::string render_markdown(const Table& t) {
     for (const auto& c : cells) out += " " + c + " |";
     return out + "\n";
   };
+  const std::vector<bool> left = left_aligned(t);
   std::string out = "### " + t.title + "\n\n" + line(t.header) + "|";
-  for (std::size_t c = 0; c < t.header.size(); ++c) out += c ? "---:|" : "---|";
+  for (std::size_t c = 0; c < t.header.size(); ++c) out += left[c] ? "---|" : "---:|";
   out += "\n";
   for (const auto& row : t.rows) out += line(row);
   if (!t.note.empty()) out += "\n" + t.note + "\n";

@@ -57,11 +57,13 @@ TEST(Coverage, FractionRoundsUpToWholeSubtasks) {
   EXPECT_EQ(coverage_time(kFive, 0.1), 500);
 }
 
-// 0.7 · 10 is 7.000000000000001 in double; a bare ceil would ask for 8 subtasks (T = 800).
+// 0.14 · 50 (the paper's 50 subtasks) is 7.000000000000001 in double; a bare ceil would ask
+// for 8 subtasks. With T_k = 100·(k+1), T(0.14) is the 7th smallest, 700 (not 800).
 TEST(Coverage, RoundingErrorInPTimesNDoesNotAddASubtask) {
-  const AcquisitionTimes ten = {100, 200, 300, 400, 500, 600, 700, 800, 900, 1000};
-  EXPECT_EQ(required_subtasks(0.7, 10), 7);
-  EXPECT_EQ(coverage_time(ten, 0.7), 700);
+  AcquisitionTimes fifty;
+  for (int k = 0; k < 50; ++k) fifty.push_back(100 * (k + 1));
+  EXPECT_EQ(required_subtasks(0.14, 50), 7);
+  EXPECT_EQ(coverage_time(fifty, 0.14), 700);
 }
 
 TEST(Coverage, OrderOfSubtasksDoesNotMatter) {

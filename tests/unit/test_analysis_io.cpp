@@ -72,6 +72,14 @@ TEST(MetricsCsv, HeaderOnlyFileHasNoRows) {
   EXPECT_FALSE(t.truncated);
 }
 
+// A run killed before its header was flushed: nothing to read, nothing to complain about.
+TEST(MetricsCsv, EmptyFileHasNoRowsAndNoColumns) {
+  const auto t = parse_metrics_csv("", "m.csv");
+  EXPECT_EQ(t.n_tasks, 0);
+  EXPECT_TRUE(t.rows.empty());
+  EXPECT_FALSE(t.truncated);
+}
+
 TEST(MetricsCsv, DivergedRunsNanLossesParse) {
   const auto t = parse_metrics_csv(std::string(kHeader) + "0,0.1,,1.0,1.0,1.0,0.5,0.5\n50,0.2,nan,nan,nan,inf,0.5,0.5\n",
                                    "m.csv");

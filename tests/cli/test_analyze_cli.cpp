@@ -1,0 +1,244 @@
+// `skillrun analyze` as a user meets it: hand-written run directories (2 optimizers × 2 lrs,
+// numbers chosen so every expected value is worked out here), a real run of configs/ci/tiny.json,
+// the files in --out, exit 2 for no runs or bad flags, and scripts/plot.py's figures.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Result {
+  int status = -1;
+  std::string out;
+  std::string err;
+};
+
+std::string shell_quote(const std::string& s) {
+  std::string q = "'";
+  for (char ch : s) q += (ch == '\'') ? std::string("'\\''") : std::string(1, ch);
+  return q + "'";
+}
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::istringstream in(text);
+  std::vector<std::string> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+
+// The Python that `analyze --plot` would use, or empty when none has matplotlib.
+std::string python_with_matplotlib() {
+  for (const char* python : {"python3", "/usr/bin/python3"})
+    if (std::system((std::string(python) + " -c 'import matplotlib' >/dev/null 2>&1").c_str()) == 0) return python;
+  return "";
+}
+
+class AnalyzeCli : public testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
+    dir_ = fs::temp_directory_path() / ("skillrun_analyze_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_ / "runs");
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+
+  Result sh(const std::string& command) {
+    const fs::path out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
+    const std::string cmd = command + " >" + shell_quote(out.string()) + " 2>" + shell_quote(err.string());
+    const int raw = std::system(cmd.c_str());
+    return {(raw != -1 && WIFEXITED(raw)) ? WEXITSTATUS(raw) : -1, slurp(out), slurp(err)};
+  }
+
+  Result skillrun(const std::vector<std::string>& args) {
+    std::string cmd = shell_quote(SKILLRUN_BIN);
+    for (const auto& a : args) cmd.append(" ").append(shell_quote(a));
+    return sh(cmd);
+  }
+
+  // A 3-subtask run whose eval rows (every 100 steps up to `last`) put subtask k at 0.01 bits
+  // from step T[k] on and at 1 bit before; T[k] < 0 means never learned.
+  void write_run(const std::string& name, const std::string& optimizer, double lr, const std::vector<int>& T,
+                 const std::string& status, int last, bool truncate = false) {
+    const fs::path d = dir_ / "runs" / name;
+    fs::create_directories(d);
+    nlohmann::json config = {{"seed", 0},
+                             {"optimizer", {{"type", optimizer}, {"lr", lr}}},
+                             {"model", {{"width", 64}}},
+                             {"task", {{"n_tasks", 3}, {"zipf_exponent", 1.4}}},
+                             {"eval", {{"tau_bits", 0.1}}}};
+    std::ofstream(d / "config.json") << config.dump(2);
+    std::ofstream m(d / "metrics.csv");
+    m << "step,wall_s,train_loss,mean_loss,loss_0,loss_1,loss_2,acc_0,acc_1,acc_2\n";
+    for (int step = 0; step <= last; step += 100) {
+      m << step << ",0.1," << (step ? "0.5" : "") << "," << (step == last ? 0.02 : 0.9);
+      for (int t : T) m << "," << (t >= 0 && step >= t ? 0.01 : 1.0);
+      m << ",0.5,0.5,0.5\n";
+    }
+    if (truncate) m << last + 100 << ",0.1,0.5";
+    nlohmann::json Tk = nlohmann::json::array();
+    for (int t : T) Tk.push_back(t >= 0 ? nlohmann::json(t) : nlohmann::json(nullptr));
+    std::ofstream(d / "summary.json") << nlohmann::json{{"status", status}, {"steps", last}, {"T_k", Tk}, {"tau_bits", 0.1}}.dump();
+  }
+
+  // nmd: lr 0.01 learns all (T = 300, 900, 1500), lr 0.001 learns 2 of 3 (max_steps at 2000).
+  // muon: lr 0.01 learns all at 200, 300, 400; lr 0.001 all at 500, 800, 1000.
+  void write_sweep() {
+    write_run("nmd-lr0.01", "nmd", 0.01, {300, 900, 1500}, "converged", 1500);
+    write_run("nmd-lr0.001", "nmd", 0.001, {700, 1800, -1}, "max_steps", 2000);
+    write_run("muon-lr0.01", "muon", 0.01, {200, 300, 400}, "converged", 400);
+    write_run("muon-lr0.001", "muon", 0.001, {500, 800, 1000}, "converged", 1000);
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(AnalyzeCli, WritesEveryOutputFile) {
+  write_sweep();
+  const Result r = skillrun({"analyze", (dir_ / "runs").string(), "--out", (dir_ / "analysis").string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  for (const char* f : {"runs.csv", "coverage.csv", "sal.csv", "summary.md", "analysis.json"}) {
+    EXPECT_TRUE(fs::exists(dir_ / "analysis" / f)) << f;
+    EXPECT_GT(fs::file_size(dir_ / "analysis" / f), 0u) << f;
+  }
+  EXPECT_EQ(lines_of(slurp(dir_ / "analysis" / "runs.csv")).size(), 1u + 4u);  // header + one row per run
+  // 4 groups + 2 optimizer views, 10 values of p each.
+  EXPECT_EQ(lines_of(slurp(dir_ / "analysis" / "coverage.csv")).size(), 1u + 6u * 10u);
+}
+
+// SAL(1) of nmd at lr 0.01 = (1500 − 300)/1500 = 0.8; of muon at 0.01 = (400 − 200)/400 = 0.5.
+TEST_F(AnalyzeCli, BestLrIsTheFastestToFullCoverage) {
+  write_sweep();
+  const Result r = skillrun({"analyze", (dir_ / "runs").string(), "--format", "json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["optimizers"].size(), 2u);
+  const auto& muon = j["optimizers"][0];
+  const auto& nmd = j["optimizers"][1];
+  EXPECT_EQ(muon["optimizer"], "muon");
+  EXPECT_EQ(muon["lr"], 0.01);  // T(1) 400 beats 1000
+  EXPECT_EQ(nmd["lr"], 0.01);   // the only lr that learns all three
+  EXPECT_DOUBLE_EQ(nmd["sal"].back()["mean"].get<double>(), 0.8);
+  EXPECT_DOUBLE_EQ(muon["sal"].back()["mean"].get<double>(), 0.5);
+}
+
+TEST_F(AnalyzeCli, TablePrintsDashForATimeNotReached) {
+  write_run("nmd-lr0.001", "nmd", 0.001, {700, 1800, -1}, "max_steps", 2000);
+  const Result r = skillrun({"analyze", (dir_ / "runs").string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "max_steps")) << r.out;
+  // T_k table row of subtask 2 ends in "—"; T(1) and SAL(1) are "—" too.
+  bool dash_row = false;
+  for (const auto& line : lines_of(r.out)) {
+    const std::string row = line.substr(std::min(line.size(), line.find_first_not_of(' ')));
+    dash_row |= row.starts_with("2 ") && row.ends_with("—");
+  }
+  EXPECT_TRUE(dash_row) << r.out;
+}
+
+// --tau 0.005: every loss in the fixture is 0.01 or 1 bit, so nothing is ever learned.
+TEST_F(AnalyzeCli, TauOnTheCommandLineReplacesTheRunsOwn) {
+  write_run("muon", "muon", 0.01, {200, 300, 400}, "converged", 400);
+  const Result own = skillrun({"analyze", (dir_ / "runs").string(), "--format", "json"});
+  const Result strict = skillrun({"analyze", (dir_ / "runs").string(), "--format", "json", "--tau", "0.005"});
+  ASSERT_EQ(own.status, 0) << own.err;
+  ASSERT_EQ(strict.status, 0) << strict.err;
+  EXPECT_EQ(nlohmann::json::parse(own.out)["runs"][0]["T_k"], nlohmann::json({200, 300, 400}));
+  EXPECT_EQ(nlohmann::json::parse(strict.out)["runs"][0]["T_k"], nlohmann::json({nullptr, nullptr, nullptr}));
+}
+
+TEST_F(AnalyzeCli, TruncatedMetricsIsReadWithAWarning) {
+  write_run("killed", "muon", 0.01, {200, 300, 400}, "running", 400, /*truncate=*/true);
+  const Result r = skillrun({"analyze", (dir_ / "runs").string(), "--format", "csv"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "partial last line")) << r.err;
+  EXPECT_TRUE(contains(r.out, ",running,true,400,")) << r.out;  // status, metrics_truncated, steps
+}
+
+TEST_F(AnalyzeCli, DirectoryWithoutRunsExitsTwo) {
+  const Result r = skillrun({"analyze", (dir_ / "runs").string()});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(contains(r.err, "no run directories")) << r.err;
+  EXPECT_FALSE(contains(r.err, "terminate called"));
+}
+
+TEST_F(AnalyzeCli, BadPValueExitsTwo) {
+  write_sweep();
+  const Result r = skillrun({"analyze", (dir_ / "runs").string(), "--p", "0.5,1.5"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(contains(r.err, "1.5")) << r.err;
+}
+
+TEST_F(AnalyzeCli, UnknownGroupKeyExitsTwo) {
+  write_sweep();
+  const Result r = skillrun({"analyze", (dir_ / "runs").string(), "--group-by", "optimizer.typo"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(contains(r.err, "optimizer.typo")) << r.err;
+}
+
+// A real run directory written by `skillrun run`: analyze recomputes the same T_k as the run.
+TEST_F(AnalyzeCli, RealRunMatchesItsOwnSummary) {
+  const fs::path run = dir_ / "runs" / "tiny";
+  const Result trained = skillrun({"run", std::string(SKILLRUN_SOURCE_DIR) + "/configs/ci/tiny.json", "--out", run.string(),
+                                   "--no-progress", "--log-level", "warn"});
+  ASSERT_EQ(trained.status, 0) << trained.err;
+  const Result r = skillrun({"analyze", run.string(), "--format", "json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_FALSE(contains(r.err, "differ")) << r.err;
+  const auto summary = nlohmann::json::parse(slurp(run / "summary.json"));
+  const auto j = nlohmann::json::parse(r.out);
+  EXPECT_EQ(j["runs"][0]["T_k"], summary["T_k"]);
+  EXPECT_EQ(j["runs"][0]["status"], "converged");
+}
+
+TEST_F(AnalyzeCli, PlotWritesEveryFigureAsNonEmptyPngAndSvg) {
+  if (python_with_matplotlib().empty()) GTEST_SKIP() << "no python3 with matplotlib (scripts/setup.sh installs it)";
+  write_sweep();
+  const fs::path out = dir_ / "analysis";
+  const Result r = skillrun({"analyze", (dir_ / "runs").string(), "--out", out.string(), "--plot"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  for (const char* fig : {"fig2_subtask_losses", "fig3_coverage_sal", "fig4_width_grid"})
+    for (const char* ext : {".png", ".svg"}) {
+      const fs::path f = out / (std::string(fig) + ext);
+      ASSERT_TRUE(fs::exists(f)) << f;
+      EXPECT_GT(fs::file_size(f), 1000u) << f;
+    }
+  EXPECT_EQ(slurp(out / "fig3_coverage_sal.png").substr(1, 3), "PNG");
+}
+
+TEST_F(AnalyzeCli, PlotScriptWritesToItsOutDirectory) {
+  const std::string python = python_with_matplotlib();
+  if (python.empty()) GTEST_SKIP() << "no python3 with matplotlib (scripts/setup.sh installs it)";
+  write_sweep();
+  ASSERT_EQ(skillrun({"analyze", (dir_ / "runs").string(), "--out", (dir_ / "analysis").string()}).status, 0);
+  const std::string script = std::string(SKILLRUN_SOURCE_DIR) + "/scripts/plot.py";
+  const Result r = sh(python + " " + shell_quote(script) + " " + shell_quote((dir_ / "analysis").string()) + " --out " +
+                      shell_quote((dir_ / "figs").string()));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_GT(fs::file_size(dir_ / "figs" / "fig2_subtask_losses.svg"), 1000u);
+  EXPECT_TRUE(contains(r.out, "fig4_width_grid.png"));
+}
+
+}  // namespace
