@@ -3,14 +3,15 @@
 # subtasks of sparse parity, width 128) with NMD, Adam and Muon at the paper's best lrs, then
 # `skillrun analyze` prints when each subtask was learned (T_k), the p-coverage time T(p) and
 # the skill acquisition lag SAL(p) per optimizer, and writes tables and plots.
-# Output: runs/quickstart/{nmd,adam,muon} and runs/quickstart/analysis (replaced on each call;
-# QUICKSTART_OUT picks another place). Extra arguments go to every `skillrun run`.
+# Output: runs/quickstart/{nmd,adam,muon} and runs/quickstart/analysis (QUICKSTART_OUT picks
+# another place). Runs are resumed, never deleted: a second call re-uses finished runs, and
+# refuses (exit 2) a run directory trained with a different config. Extra arguments go to
+# every `skillrun run`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 bash scripts/setup.sh
 skillrun="${BUILD_DIR:-build}/bin/skillrun"
 out=${QUICKSTART_OUT:-runs/quickstart}
-rm -rf "$out"
 
 # name | optimizer block (the paper's best lr each; Muon is the config's own)
 runs=("nmd|{\"type\":\"nmd\",\"lr\":0.01,\"momentum\":0.9}"
@@ -22,7 +23,7 @@ for entry in "${runs[@]}"; do
   i=$((i + 1))
   echo "quickstart: training ${name} (${i}/${#runs[@]})" >&2
   # NMD needs about 14k steps to learn the rarest subtask; every run stops once all are learned.
-  args=(--out "$out/$name" --set "name=quickstart-$name" --set train.max_steps=40000 --log-level warn)
+  args=(--out "$out/$name" --resume --set "name=quickstart-$name" --set train.max_steps=40000 --log-level warn)
   [ -n "$optimizer" ] && args+=(--set "optimizer=$optimizer")
   "$skillrun" run configs/quickstart.json "${args[@]}" "$@" >/dev/null
 done
