@@ -1,6 +1,8 @@
 // `skillrun analyze` as a user meets it: hand-written run directories (2 optimizers × 2 lrs,
 // numbers chosen so every expected value is worked out here), a real run of configs/ci/tiny.json,
 // the files in --out, exit 2 for no runs or bad flags, and scripts/plot.py's figures.
+#include "cli_support.h"
+
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,25 +18,9 @@
 namespace {
 
 namespace fs = std::filesystem;
-
-struct Result {
-  int status = -1;
-  std::string out;
-  std::string err;
-};
-
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char ch : s) q += (ch == '\'') ? std::string("'\\''") : std::string(1, ch);
-  return q + "'";
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using skillrun_test::Result;
+using skillrun_test::shell_quote;
+using skillrun_test::slurp;
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::istringstream in(text);
@@ -52,30 +38,11 @@ std::string python_with_matplotlib() {
   return "";
 }
 
-class AnalyzeCli : public testing::Test {
+class AnalyzeCli : public skillrun_test::CliTest {
  protected:
   void SetUp() override {
-    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() / ("skillrun_analyze_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
+    CliTest::SetUp();
     fs::create_directories(dir_ / "runs");
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
-  Result sh(const std::string& command) {
-    const fs::path out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
-    const std::string cmd = command + " >" + shell_quote(out.string()) + " 2>" + shell_quote(err.string());
-    const int raw = std::system(cmd.c_str());
-    return {(raw != -1 && WIFEXITED(raw)) ? WEXITSTATUS(raw) : -1, slurp(out), slurp(err)};
-  }
-
-  Result skillrun(const std::vector<std::string>& args) {
-    std::string cmd = shell_quote(SKILLRUN_BIN);
-    for (const auto& a : args) cmd.append(" ").append(shell_quote(a));
-    return sh(cmd);
   }
 
   // A 3-subtask run whose eval rows (every 100 steps up to `last`) put subtask k at 0.01 bits
@@ -112,7 +79,6 @@ class AnalyzeCli : public testing::Test {
     write_run("muon-lr0.001", "muon", 0.001, {500, 800, 1000}, "converged", 1000);
   }
 
-  fs::path dir_;
 };
 
 TEST_F(AnalyzeCli, WritesEveryOutputFile) {

@@ -2,6 +2,8 @@
 // `error: <path>: <reason>` line on stderr (never a stack trace or "terminate called"), before
 // anything is created on disk; a good config validates to its resolved JSON on stdout.
 // Each test writes its configs into its own temp directory and runs SKILLRUN_BIN through sh.
+#include "cli_support.h"
+
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,66 +18,23 @@
 namespace {
 
 namespace fs = std::filesystem;
-
-struct Result {
-  int status = -1;  // exit status, or -1 when the process did not exit normally
-  std::string out;
-  std::string err;
-};
-
-std::string shell_quote(const std::string& s) {
-  std::string q = "'";
-  for (char ch : s) q += (ch == '\'') ? std::string("'\\''") : std::string(1, ch);
-  return q + "'";
-}
-
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::ostringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
+using skillrun_test::Result;
+using skillrun_test::slurp;
 
 testing::AssertionResult contains(const std::string& text, const std::string& part) {
   if (text.find(part) != std::string::npos) return testing::AssertionSuccess();
   return testing::AssertionFailure() << "\"" << text << "\"\ndoes not contain\n\"" << part << "\"";
 }
 
-class Cli : public testing::Test {
+class Cli : public skillrun_test::CliTest {
  protected:
-  void SetUp() override {
-    const auto* info = testing::UnitTest::GetInstance()->current_test_info();
-    dir_ = fs::temp_directory_path() /
-           ("skillrun_cli_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
-    fs::remove_all(dir_);
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-
   std::string write_config(const std::string& contents, const std::string& name = "config.json") {
     const fs::path p = dir_ / name;
     std::ofstream(p) << contents;
     return p.string();
   }
 
-  // stdout and stderr go to separate files so stdout can be parsed as JSON on its own.
-  Result run(std::initializer_list<std::string> args) {
-    std::string cmd = shell_quote(SKILLRUN_BIN);
-    // Appended piece by piece: GCC 12 warns (-Wrestrict, falsely) on "literal" + temporary.
-    for (const auto& a : args) cmd.append(" ").append(shell_quote(a));
-    const fs::path out = dir_ / "stdout.txt", err = dir_ / "stderr.txt";
-    cmd.append(" >").append(shell_quote(out.string()));
-    cmd.append(" 2>").append(shell_quote(err.string()));
-    const int raw = std::system(cmd.c_str());
-    Result r;
-    r.status = (raw != -1 && WIFEXITED(raw)) ? WEXITSTATUS(raw) : -1;
-    r.out = slurp(out);
-    r.err = slurp(err);
-    return r;
-  }
+  Result run(std::initializer_list<std::string> args) { return skillrun(std::vector<std::string>(args)); }
 
   // A config error as main() must report it: status 2, the message on stderr, no crash text.
   static void expect_config_error(const Result& r, const std::string& part) {
@@ -85,7 +44,6 @@ class Cli : public testing::Test {
     EXPECT_FALSE(contains(r.err, "terminate called"));
   }
 
-  fs::path dir_;
 };
 
 const char* const kGoodConfig = R"({"optimizer": {"type": "sgd", "lr": 0.1}})";

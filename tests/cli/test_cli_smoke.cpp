@@ -1,42 +1,26 @@
 // Smoke tests of the built executable that need no config: help, version, bad usage.
-#include <gtest/gtest.h>
-
-#include <array>
-#include <cstdio>
-#include <string>
-#include <sys/wait.h>
+#include "cli_support.h"
 
 namespace {
 
-struct Result {
-  int exit_code;
-  std::string output;
-};
+using skillrun_test::Result;
 
-Result run_skillrun(const std::string& args) {
-  const std::string cmd = std::string(SKILLRUN_BIN) + " " + args + " 2>&1";
-  FILE* pipe = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf{};
-  while (std::fgets(buf.data(), buf.size(), pipe)) out += buf.data();
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+class CliSmoke : public skillrun_test::CliTest {};
+
+TEST_F(CliSmoke, HelpListsTheSubcommands) {
+  const Result r = skillrun({"--help"});
+  EXPECT_EQ(r.status, 0);
+  for (const char* sub : {"run", "validate", "bench", "analyze"}) EXPECT_NE(r.out.find(sub), std::string::npos) << sub;
 }
 
-TEST(CliSmoke, HelpListsTheSubcommands) {
-  const Result r = run_skillrun("--help");
-  EXPECT_EQ(r.exit_code, 0);
-  for (const char* sub : {"run", "validate", "bench"}) EXPECT_NE(r.output.find(sub), std::string::npos) << sub;
-}
+TEST_F(CliSmoke, NoSubcommandIsAUsageError) { EXPECT_EQ(skillrun({}).status, 2); }
 
-TEST(CliSmoke, NoSubcommandIsAUsageError) { EXPECT_EQ(run_skillrun("").exit_code, 2); }
+TEST_F(CliSmoke, UnknownFlagIsAUsageError) { EXPECT_EQ(skillrun({"run", "--bogus", "x.json"}).status, 2); }
 
-TEST(CliSmoke, UnknownFlagIsAUsageError) { EXPECT_EQ(run_skillrun("run --bogus x.json").exit_code, 2); }
-
-TEST(CliSmoke, VersionNamesTheCommit) {
-  const Result r = run_skillrun("--version");
-  EXPECT_EQ(r.exit_code, 0);
-  EXPECT_NE(r.output.find("commit"), std::string::npos);
+TEST_F(CliSmoke, VersionNamesTheCommit) {
+  const Result r = skillrun({"--version"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_NE((r.out + r.err).find("commit"), std::string::npos);
 }
 
 }  // namespace

@@ -1,5 +1,7 @@
 // Killed and signalled runs of the real executable, resumed with --resume: metrics.csv must
 // equal an uninterrupted run's (bit for bit, wall_s aside). Signals arrive at random times.
+#include "cli_support.h"
+
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -44,12 +46,7 @@ int wait_exit(pid_t pid) {
   return WEXITSTATUS(status);
 }
 
-std::string slurp(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using skillrun_test::slurp;
 
 // metrics.csv without the wall_s column.
 std::vector<std::string> deterministic_rows(const fs::path& metrics) {
