@@ -8,14 +8,29 @@ if(SKILLRUN_CUDA)
   include(CheckLanguage)
   check_language(CUDA)
   if(CMAKE_CUDA_COMPILER)
+    # sm_90 SASS (H100/H200) plus compute_90 PTX, which the driver JIT-compiles for newer GPUs.
+    # `native` cannot work on a build machine without a GPU. Override with
+    # -DCMAKE_CUDA_ARCHITECTURES=...; each extra architecture adds compile time to CI.
     if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
-      set(CMAKE_CUDA_ARCHITECTURES 90)  # H100/H200; override with -DCMAKE_CUDA_ARCHITECTURES=...
+      set(CMAKE_CUDA_ARCHITECTURES "90-real;90-virtual")
     endif()
     enable_language(CUDA)
     set(CMAKE_CUDA_STANDARD 17)
     set(CMAKE_CUDA_STANDARD_REQUIRED ON)
     find_package(CUDAToolkit REQUIRED)
     set(SKILLRUN_CUDA_ENABLED ON)
+    # The oldest compute capability the kernels run on (PTX runs forward, never backward): the
+    # runtime counts only devices at or above it as usable. 90-real;90-virtual -> 90.
+    set(SKILLRUN_CUDA_MIN_CC 9999)
+    foreach(arch IN LISTS CMAKE_CUDA_ARCHITECTURES)
+      string(REGEX MATCH "^[0-9]+" arch_number "${arch}")
+      if(arch_number AND arch_number LESS SKILLRUN_CUDA_MIN_CC)
+        set(SKILLRUN_CUDA_MIN_CC ${arch_number})
+      endif()
+    endforeach()
+    if(SKILLRUN_CUDA_MIN_CC EQUAL 9999)
+      set(SKILLRUN_CUDA_MIN_CC 0)  # all-major, native, ...: let the runtime decide
+    endif()
     message(STATUS "skillrun: CUDA backend ON (nvcc ${CMAKE_CUDA_COMPILER_VERSION}, arch ${CMAKE_CUDA_ARCHITECTURES})")
   else()
     message(STATUS "skillrun: no CUDA compiler found; CPU backend only")

@@ -1,21 +1,80 @@
-// Shared by all kernel files: the throwing CUDA error check used by every launcher.
+// Shared by all kernel files: the throwing CUDA error check used by every launcher, grid sizing
+// for grid-stride loops, and the warp/block sums the reductions are built from.
+// Device code is compiled as C++17 and never logs: errors travel as exceptions to the host code.
 #pragma once
 #include <cuda_runtime.h>
 
-#include <stdexcept>
+#include <cstddef>
 #include <string>
+
+#include "core/error.h"
 
 namespace skillrun::cuda {
 
 [[noreturn]] inline void throw_cuda_error(cudaError_t err, const char* expr, const char* file, int line) {
-  throw std::runtime_error(std::string("CUDA error ") + cudaGetErrorName(err) + " (" + cudaGetErrorString(err) +
-                           ") in " + expr + " at " + file + ":" + std::to_string(line));
+  const std::string message = std::string("CUDA error ") + cudaGetErrorName(err) + " (" + cudaGetErrorString(err) +
+                              ") in " + expr + " at " + file + ":" + std::to_string(line);
+  // Out of memory gets its own opening words: it is the one error a user can act on directly.
+  if (err == cudaErrorMemoryAllocation) throw ::skillrun::RuntimeError("out of device memory: " + message);
+  throw ::skillrun::RuntimeError(message);
 }
+
+// Threads per block of every 1-D kernel: a multiple of the warp size (block_sum relies on it).
+constexpr int kThreads = 256;
+// Grid-stride loops need no more blocks than this to fill any current GPU (132 SMs x 2048
+// threads / 256 = 1056 resident blocks on an H100); more blocks only add scheduling.
+constexpr unsigned int kMaxBlocks = 4096;
+
+// Blocks for n elements at `threads` per block, at least 1 and at most kMaxBlocks.
+inline unsigned int grid_for(std::size_t n, int threads = kThreads) {
+  const std::size_t blocks = (n + static_cast<std::size_t>(threads) - 1) / static_cast<std::size_t>(threads);
+  if (blocks == 0) return 1;
+  return blocks > kMaxBlocks ? kMaxBlocks : static_cast<unsigned int>(blocks);
+}
+
+#if defined(__CUDACC__)
+// First index of this thread and the grid-wide stride, in 64 bits: n may exceed 2^31.
+__device__ __forceinline__ std::size_t global_index() {
+  return static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+__device__ __forceinline__ std::size_t grid_stride() { return static_cast<std::size_t>(gridDim.x) * blockDim.x; }
+
+template <class T>
+__device__ __forceinline__ T warp_sum(T v) {
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_down_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+// Sum of v over the block, valid in thread 0 only. blockDim.x must be a multiple of 32 (at most
+// 1024) and every thread of the block must call it; call it at most once per kernel.
+// The summation order is fixed by the block shape, so results are reproducible run to run.
+template <class T>
+__device__ __forceinline__ T block_sum(T v) {
+  __shared__ T warp_totals[32];
+  const unsigned int lane = threadIdx.x % 32u, warp = threadIdx.x / 32u;
+  v = warp_sum(v);
+  if (lane == 0) warp_totals[warp] = v;
+  __syncthreads();
+  const unsigned int warps = blockDim.x / 32u;
+  v = threadIdx.x < warps ? warp_totals[threadIdx.x] : T(0);
+  if (warp == 0) v = warp_sum(v);
+  return v;
+}
+#endif
 
 }  // namespace skillrun::cuda
 
-#define SKR_CUDA_CHECK(expr)                                                      \
-  do {                                                                            \
-    const cudaError_t skr_err_ = (expr);                                          \
+#define SKR_CUDA_CHECK(expr)                                                                             \
+  do {                                                                                                   \
+    const cudaError_t skr_err_ = (expr);                                                                 \
     if (skr_err_ != cudaSuccess) ::skillrun::cuda::throw_cuda_error(skr_err_, #expr, __FILE__, __LINE__); \
+  } while (0)
+
+// After a launch: a bad configuration (grid, shared memory) or a missing kernel image for this
+// GPU shows up here, named by the kernel.
+#define SKR_CUDA_CHECK_LAUNCH(kernel_name)                                                                   \
+  do {                                                                                                       \
+    const cudaError_t skr_err_ = cudaGetLastError();                                                         \
+    if (skr_err_ != cudaSuccess) ::skillrun::cuda::throw_cuda_error(skr_err_, "launch of " kernel_name, __FILE__, \
+                                                                    __LINE__);                               \
   } while (0)

@@ -26,7 +26,7 @@ void launch_sparse_parity(const ParityDraw& draw, const ParityTables& tables, in
   const int threads = 256;
   const int blocks = (count + threads - 1) / threads;
   sparse_parity_kernel<<<blocks, threads, 0, stream>>>(draw, tables, count, x, labels, tasks);
-  SKR_CUDA_CHECK(cudaGetLastError());
+  SKR_CUDA_CHECK_LAUNCH("sparse_parity_kernel");
 }
 
 }  // namespace skillrun::cuda

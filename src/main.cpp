@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "cli/devices.h"
 #include "cli/sweep.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -63,6 +64,9 @@ int main(int argc, char** argv) {
   std::function<int()> sweep_action;
   CLI::App* sweep_cmd = add_sweep_command(app, sweep_action);
 
+  std::function<int()> devices_action;
+  CLI::App* devices_cmd = add_devices_command(app, devices_action);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -79,6 +83,7 @@ int main(int argc, char** argv) {
     if (*run_cmd) return cmd_run(run);
     if (*validate_cmd) return cmd_validate(validate);
     if (*bench_cmd) return cmd_bench(bench);
+    if (*devices_cmd) return devices_action();
     if (*sweep_cmd) return sweep_action();
     if (*analyze_cmd) return cmd_analyze(analyze);
   } catch (const ConfigError& e) {

@@ -15,6 +15,7 @@
 #include <span>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -169,9 +170,20 @@ class Buffer {
 
 enum class DeviceChoice { Auto, Cpu, Cuda };
 
-// Registry (backend/registry.cpp): Auto picks CUDA when built with it and a device is present,
-// else the CPU. Cuda without CUDA support or without a device throws RuntimeError.
-std::unique_ptr<Backend> make_backend(DeviceChoice choice);
-bool cuda_backend_available();  // built with CUDA and at least one device visible
+// Arithmetic of the matrix products (config key `precision`). Fp32: true fp32 (no TF32).
+// Tf32: fp32 storage, TF32 tensor-core products (10-bit mantissa operands, fp32 accumulation).
+// Bf16: fp32 storage and master weights, bf16 operands in the products, fp32 accumulation.
+// Only the CUDA backend has Tf32 and Bf16; everything but gemm stays fp32 in every mode.
+enum class Precision { Fp32, Tf32, Bf16 };
+// "fp32" | "tf32" | "bf16"; throws ConfigError (path "precision") otherwise.
+Precision parse_precision(std::string_view name);
+std::string_view precision_name(Precision precision);
+
+// Registry (backend/registry.cpp): Auto picks CUDA when built with it and a usable device is
+// present, else the CPU (one info log line says why). Cuda without CUDA support or without a
+// usable device throws UsageError; so does a Tf32/Bf16 precision on the CPU backend, which
+// computes in fp32 only (a run labelled tf32 must not silently be an fp32 run).
+std::unique_ptr<Backend> make_backend(DeviceChoice choice, Precision precision = Precision::Fp32);
+bool cuda_backend_available();  // built with CUDA and at least one usable device visible
 
 }  // namespace skillrun

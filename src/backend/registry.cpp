@@ -1,20 +1,78 @@
-// Picks the backend for --device / config.device. The CUDA backend (issue 4) will register
-// here through a factory in backend/cuda/, so no CUDA header leaks into this file.
+// Picks the backend for --device / config.device and checks the precision against it. The
+// CUDA backend is reached through backend/cuda/cuda_factory.h (plain C++), so no CUDA header
+// leaks into this file; in a build without CUDA (no SKILLRUN_HAVE_CUDA) it is never named.
 #include <memory>
+#include <string>
+
+#include <spdlog/spdlog.h>
 
 #include "backend/backend.h"
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
+#ifdef SKILLRUN_HAVE_CUDA
+#include "backend/cuda/cuda_factory.h"
+#endif
 
 namespace skillrun {
 
-bool cuda_backend_available() { return false; }
+Precision parse_precision(std::string_view name) {
+  if (name == "fp32") return Precision::Fp32;
+  if (name == "tf32") return Precision::Tf32;
+  if (name == "bf16") return Precision::Bf16;
+  throw ConfigError("precision", "unknown precision \"" + std::string(name) + "\" (expected one of: fp32, tf32, bf16)");
+}
 
-std::unique_ptr<Backend> make_backend(DeviceChoice choice) {
-  if (choice == DeviceChoice::Cuda)
-    throw RuntimeError("device \"cuda\" requested, but this version of skillrun has no CUDA backend yet; "
-                       "use --device cpu or auto");
+std::string_view precision_name(Precision precision) {
+  switch (precision) {
+    case Precision::Fp32: return "fp32";
+    case Precision::Tf32: return "tf32";
+    case Precision::Bf16: return "bf16";
+  }
+  return "unknown";
+}
+
+bool cuda_backend_available() {
+#ifdef SKILLRUN_HAVE_CUDA
+  return cuda_device_count() > 0;
+#else
+  return false;
+#endif
+}
+
+namespace {
+
+// The CPU backend computes in fp32 only. A tf32/bf16 run on it would be an fp32 run under a
+// reduced-precision label, which the analysis could not tell apart: refuse instead.
+std::unique_ptr<Backend> make_cpu(Precision precision, const std::string& why_cpu) {
+  if (precision != Precision::Fp32) {
+    throw UsageError("precision \"" + std::string(precision_name(precision)) +
+                     "\" needs the CUDA backend; the CPU backend computes in fp32 only" + why_cpu +
+                     " (use precision fp32 for CPU runs)");
+  }
   return std::make_unique<CpuBackend>();
+}
+
+}  // namespace
+
+std::unique_ptr<Backend> make_backend(DeviceChoice choice, Precision precision) {
+  if (choice == DeviceChoice::Cpu) return make_cpu(precision, "");
+#ifdef SKILLRUN_HAVE_CUDA
+  if (cuda_device_count() > 0) return make_cuda_backend(0, precision);
+  const std::string reason = cuda_unavailable_reason();
+  if (choice == DeviceChoice::Cuda) {
+    throw UsageError("device \"cuda\" requested, but no usable CUDA device was found (" + reason +
+                     "); use --device cpu or auto");
+  }
+  spdlog::info("device auto: no usable CUDA device ({}); using the CPU backend", reason);
+  return make_cpu(precision, " (device auto fell back to the CPU: " + reason + ")");
+#else
+  if (choice == DeviceChoice::Cuda) {
+    throw UsageError("device \"cuda\" requested, but this skillrun was built without CUDA "
+                     "(configure with nvcc present and -DSKILLRUN_CUDA=ON); use --device cpu or auto");
+  }
+  spdlog::info("device auto: this skillrun was built without CUDA; using the CPU backend");
+  return make_cpu(precision, " (device auto fell back to the CPU: built without CUDA)");
+#endif
 }
 
 }  // namespace skillrun

@@ -48,7 +48,7 @@ double time_gemms_alone(Backend& backend, const Mlp& model, int batch, int repea
 
 int cmd_bench(const BenchOptions& options) {
   const ExperimentConfig config = load_config(options.common);
-  auto backend = make_backend(parse_device(config.device));
+  auto backend = make_backend(parse_device(config.device), parse_precision(config.precision));
   Trainer trainer(*backend, config);
   for (int64_t s = 0; s < options.warmup; ++s) trainer.train_step(s);
 

@@ -89,7 +89,7 @@ int cmd_run(const RunOptions& options) {
       return kExitOk;
     }
   }
-  auto backend = make_backend(parse_device(config.device));
+  auto backend = make_backend(parse_device(config.device), parse_precision(config.precision));
   RunDirectory dir(out, options.resume ? RunDirMode::Resume : RunDirMode::Fresh);
   log_to_file(dir.log_path());
   spdlog::info("skillrun {} (commit {}), run {} -> {}", version(), git_commit(), config.name, dir.path().string());

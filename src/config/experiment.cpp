@@ -361,7 +361,7 @@ ExperimentConfig parse_experiment(const json& j) {
   check_name(j, c.name);
   check_seed(j, c.seed);
   read_choice(j, "", "device", c.device, {"auto", "cpu", "cuda"}, "device");
-  read_choice(j, "", "precision", c.precision, {"fp32"}, "precision");
+  read_choice(j, "", "precision", c.precision, {"fp32", "tf32", "bf16"}, "precision");
   if (j.contains("task")) c.task = parse_task(j["task"]);
   if (j.contains("model")) c.model = parse_model(j["model"]);
   if (!j.contains("optimizer")) {

@@ -63,7 +63,7 @@ struct ExperimentConfig {
   std::string name = "run";
   uint64_t seed = 0;
   std::string device = "auto";   // auto | cpu | cuda
-  std::string precision = "fp32";  // fp32
+  std::string precision = "fp32";  // fp32 | tf32 | bf16 (tf32/bf16: CUDA only)
   TaskConfig task;
   ModelConfig model;
   OptimizerConfig optimizer;

@@ -389,8 +389,16 @@ TEST(ConfigErrors, UnknownDeviceListsChoices) {
 
 TEST(ConfigErrors, UnknownPrecisionListsChoices) {
   json j = minimal();
-  j["precision"] = "bf16";
-  EXPECT_EQ(config_error(j), "precision: unknown precision \"bf16\" (expected one of: fp32)");
+  j["precision"] = "fp16";
+  EXPECT_EQ(config_error(j), "precision: unknown precision \"fp16\" (expected one of: fp32, tf32, bf16)");
+}
+
+TEST(Config, PrecisionAcceptsTf32AndBf16) {
+  for (const char* p : {"fp32", "tf32", "bf16"}) {
+    json j = minimal();
+    j["precision"] = p;
+    EXPECT_EQ(parse_experiment(j).precision, p);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

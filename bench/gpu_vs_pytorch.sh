@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# skillrun vs a plain PyTorch eager program on one GPU, same configs, batch and optimizer
+# (issue 4's benchmark). Writes bench/results/<date>-<device>.md with the commit, date and
+# commands. Usage: bench/gpu_vs_pytorch.sh [BUILD_DIR]   (default build-cuda)
+# Note: `skillrun bench` reports the mean ms/step over --steps with a sync between phases
+# (an upper bound on the steady-state step); the PyTorch side reports the median of per-step
+# CUDA-event times. NS5 on 2000x150 for skillrun is not yet a separate subcommand (see
+# docs/CUDA.md): the PyTorch figure is reported alone until it is.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build-cuda}
+bin="$build/bin/skillrun"
+[[ -x $bin ]] || { echo "no $bin: build first (cmake -S . -B $build -G Ninja && ninja -C $build)" >&2; exit 2; }
+command -v nvidia-smi >/dev/null || { echo "no nvidia-smi: this benchmark needs a GPU" >&2; exit 2; }
+device=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
+commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+mkdir -p bench/results
+out="bench/results/$(date +%Y%m%d)-$(echo "$device" | tr ' /' '__').md"
+steps=200
+warmup=20
+{
+  echo "# skillrun vs PyTorch eager — $device"
+  echo
+  echo "commit $commit, $(date -u +%Y-%m-%dT%H:%MZ), $("$bin" --version 2>/dev/null || true)"
+  echo
+  for cfg in configs/paper/fig2_muon.json configs/paper/fig4_muon_w250.json; do
+    for precision in fp32 tf32; do
+      echo "## $cfg ($precision)"
+      echo
+      echo '```'
+      echo "\$ $bin bench $cfg --device cuda --set precision=$precision --steps $steps --warmup $warmup"
+      "$bin" bench "$cfg" --device cuda --set "precision=$precision" --steps "$steps" --warmup "$warmup" 2>&1 || true
+      echo "\$ python3 bench/pytorch_reference.py $cfg --precision $precision --steps $steps --warmup $warmup"
+      python3 bench/pytorch_reference.py "$cfg" --precision "$precision" --steps "$steps" --warmup "$warmup" 2>&1 || true
+      echo '```'
+      echo
+    done
+  done
+  echo "Peak device memory (skillrun): nvidia-smi during the run; see docs/CUDA.md."
+} | tee "$out"
+echo "written: $out"

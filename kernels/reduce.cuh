@@ -1,0 +1,26 @@
+// Launchers for the reductions: sum of squares (to device memory, in double) and column sums
+// (bias gradients). Both are deterministic: a fixed grid for a given size and a fixed
+// summation order, so the same input gives the same bits on every run.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstddef>
+
+namespace skillrun::cuda {
+
+// Most blocks of a first reduction pass; workspace `partials` must hold this many doubles.
+constexpr unsigned int kMaxReduceBlocks = 1024;
+// Doubles of workspace launch_column_sums needs (see reduce.cu for the bound).
+constexpr std::size_t kColumnSumsWorkspace = 16384;
+
+// *result = sum_i x_i^2 accumulated in double; result is device memory. n may be 0.
+void launch_sum_squares(const float* x, std::size_t n, double* partials, double* result, cudaStream_t stream);
+// *result = sum of partials[0 .. count) in a fixed order (one block); count <= kMaxReduceBlocks.
+void launch_finalize_sum(const double* partials, unsigned int count, double* result, cudaStream_t stream);
+// Blocks the first pass of a reduction over n elements uses (<= kMaxReduceBlocks).
+unsigned int reduce_blocks(std::size_t n);
+// out (cols) = sum over rows of A (rows x cols, ld = cols), accumulated in double.
+// workspace: kColumnSumsWorkspace doubles of device memory.
+void launch_column_sums(const float* A, int rows, int cols, float* out, double* workspace, cudaStream_t stream);
+
+}  // namespace skillrun::cuda

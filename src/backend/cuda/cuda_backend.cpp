@@ -1,0 +1,412 @@
+// CudaBackend: every Backend op on the device. The conventions that need care:
+//  - gemm. Our matrices are row-major, cuBLAS's column-major. A row-major (r x c) matrix with
+//    leading dimension ld is, read column-major, its transpose (c x r) with the same ld. So
+//    row-major C = op(A) op(B) is column-major C^T = op(B)^T op(A)^T: we call cuBLAS with the
+//    operands swapped (B first), the same transpose flags, and m and n swapped. No copies.
+//  - precision. fp32 uses CUBLAS_COMPUTE_32F under CUBLAS_DEFAULT_MATH: true fp32, no TF32.
+//    tf32 uses CUBLAS_COMPUTE_32F_FAST_TF32 and bf16 CUBLAS_COMPUTE_32F_FAST_16BF: fp32 storage
+//    (master weights, activations), operands rounded to TF32/bf16 inside the product, fp32
+//    accumulation. Every op other than gemm is fp32 in every mode.
+//  - asynchrony. Everything runs on one stream; host values (sum_squares, download) wait for
+//    it. A bad label in cross_entropy is flagged by the kernel in mapped host memory and thrown
+//    at the next synchronising call, since the launch itself cannot know.
+#include "backend/cuda/cuda_backend.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <sstream>
+#include <stdexcept>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "backend/cuda/cuda_check.h"
+#include "core/error.h"
+#include "elementwise.cuh"
+#include "loss.cuh"
+#include "msign.cuh"
+#include "optim_update.cuh"
+#include "philox_data.cuh"
+#include "reduce.cuh"
+
+namespace skillrun {
+namespace {
+
+// cuBLAS workspace handed over up front (32 MiB is NVIDIA's recommendation for Hopper), so that
+// cuBLAS never allocates inside a call, which a CUDA graph capture would not allow.
+constexpr std::size_t kCublasWorkspaceBytes = std::size_t{32} << 20;
+
+cublasComputeType_t compute_type_for(Precision p) {
+  switch (p) {
+    case Precision::Fp32: return CUBLAS_COMPUTE_32F;
+    case Precision::Tf32: return CUBLAS_COMPUTE_32F_FAST_TF32;
+    case Precision::Bf16: return CUBLAS_COMPUTE_32F_FAST_16BF;
+  }
+  return CUBLAS_COMPUTE_32F;
+}
+
+cublasOperation_t to_cublas(Trans t) { return t == Trans::Yes ? CUBLAS_OP_T : CUBLAS_OP_N; }
+
+double mib(std::size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); }
+
+// Owns a gesvdj parameter object for one msign_svd call.
+struct GesvdjParams {
+  gesvdjInfo_t info = nullptr;
+  GesvdjParams() { SKR_CUSOLVER_CHECK(cusolverDnCreateGesvdjInfo(&info)); }
+  ~GesvdjParams() { SKR_CUSOLVER_CHECK_NOTHROW(cusolverDnDestroyGesvdjInfo(info)); }
+  GesvdjParams(const GesvdjParams&) = delete;
+  GesvdjParams& operator=(const GesvdjParams&) = delete;
+};
+
+}  // namespace
+
+CudaBackend::CudaBackend(int device, Precision precision)
+    : device_(device), precision_(precision), compute_type_(compute_type_for(precision)) {
+  try {
+    SKR_CUDA_CHECK(cudaSetDevice(device_));
+    cudaDeviceProp prop{};
+    SKR_CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
+    name_ = fmt::format("cuda:{} ({}, compute capability {}.{}, {:.1f} GiB, {})", device_, prop.name, prop.major,
+                        prop.minor, static_cast<double>(prop.totalGlobalMem) / (1024.0 * 1024.0 * 1024.0),
+                        precision_name(precision_));
+
+    int pools = 0;
+    SKR_CUDA_CHECK(cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device_));
+    use_pool_ = pools != 0;
+    if (use_pool_) {
+      // Freed blocks stay in the pool instead of going back to the driver at every sync.
+      cudaMemPool_t pool = nullptr;
+      SKR_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device_));
+      uint64_t threshold = UINT64_MAX;
+      SKR_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
+    }
+    SKR_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+
+    SKR_CUBLAS_CHECK(cublasCreate(&cublas_));
+    SKR_CUBLAS_CHECK(cublasSetStream(cublas_, stream_));
+    SKR_CUBLAS_CHECK(cublasSetPointerMode(cublas_, CUBLAS_POINTER_MODE_HOST));
+    SKR_CUBLAS_CHECK(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));  // TF32 only through compute_type_
+    SKR_CUDA_CHECK(cudaMalloc(&cublas_workspace_, kCublasWorkspaceBytes));
+    SKR_CUBLAS_CHECK(cublasSetWorkspace(cublas_, cublas_workspace_, kCublasWorkspaceBytes));
+
+    SKR_CUSOLVER_CHECK(cusolverDnCreate(&cusolver_));
+    SKR_CUSOLVER_CHECK(cusolverDnSetStream(cusolver_, stream_));
+
+    // One allocation for the reduction workspaces: partials, the result slot, column sums.
+    const std::size_t doubles = cuda::kMaxReduceBlocks + 1 + cuda::kColumnSumsWorkspace;
+    void* reduce = nullptr;
+    SKR_CUDA_CHECK(cudaMalloc(&reduce, doubles * sizeof(double)));
+    reduce_partials_ = static_cast<double*>(reduce);
+    reduce_result_ = reduce_partials_ + cuda::kMaxReduceBlocks;
+    column_workspace_ = reduce_result_ + 1;
+
+    SKR_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&host_result_), sizeof(double)));
+    SKR_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&host_error_flag_), sizeof(int), cudaHostAllocMapped));
+    *host_error_flag_ = 0;
+    SKR_CUDA_CHECK(cudaHostGetDevicePointer(reinterpret_cast<void**>(&device_error_flag_), host_error_flag_, 0));
+  } catch (...) {
+    release_all();
+    throw;
+  }
+}
+
+CudaBackend::~CudaBackend() { release_all(); }
+
+void CudaBackend::release_all() noexcept {
+  if (stream_ != nullptr) SKR_CUDA_CHECK_NOTHROW(cudaStreamSynchronize(stream_));
+  if (scratch_ != nullptr) deallocate(scratch_);
+  scratch_ = nullptr;
+  scratch_bytes_ = 0;
+  if (cusolver_ != nullptr) SKR_CUSOLVER_CHECK_NOTHROW(cusolverDnDestroy(cusolver_));
+  if (cublas_ != nullptr) SKR_CUBLAS_CHECK_NOTHROW(cublasDestroy(cublas_));
+  cusolver_ = nullptr;
+  cublas_ = nullptr;
+  if (stream_ != nullptr) {
+    SKR_CUDA_CHECK_NOTHROW(cudaStreamSynchronize(stream_));  // the pooled frees above
+    SKR_CUDA_CHECK_NOTHROW(cudaStreamDestroy(stream_));
+  }
+  stream_ = nullptr;
+  if (cublas_workspace_ != nullptr) SKR_CUDA_CHECK_NOTHROW(cudaFree(cublas_workspace_));
+  if (reduce_partials_ != nullptr) SKR_CUDA_CHECK_NOTHROW(cudaFree(reduce_partials_));
+  if (host_result_ != nullptr) SKR_CUDA_CHECK_NOTHROW(cudaFreeHost(host_result_));
+  if (host_error_flag_ != nullptr) SKR_CUDA_CHECK_NOTHROW(cudaFreeHost(host_error_flag_));
+  cublas_workspace_ = nullptr;
+  reduce_partials_ = reduce_result_ = column_workspace_ = nullptr;
+  host_result_ = nullptr;
+  host_error_flag_ = device_error_flag_ = nullptr;
+}
+
+// ---- memory -------------------------------------------------------------------------------
+
+void* CudaBackend::allocate(std::size_t bytes) {
+  void* p = nullptr;
+  const std::size_t request = std::max<std::size_t>(bytes, 1);  // a unique pointer even for 0 bytes
+  const cudaError_t err = use_pool_ ? cudaMallocAsync(&p, request, stream_) : cudaMalloc(&p, request);
+  if (err == cudaErrorMemoryAllocation) {
+    (void)cudaGetLastError();  // clear it, so that the next check does not report it again
+    std::size_t free_bytes = 0, total_bytes = 0;
+    const bool have_info = cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess;
+    throw RuntimeError(fmt::format("out of device memory: allocate({} bytes = {:.1f} MiB) on {} failed{}", bytes,
+                                   mib(bytes), name_,
+                                   have_info ? fmt::format(" ({:.1f} MiB free of {:.1f} MiB, not counting this "
+                                                           "process's pooled blocks)",
+                                                           mib(free_bytes), mib(total_bytes))
+                                             : std::string()));
+  }
+  if (err != cudaSuccess) {
+    cuda::throw_cuda_error(err, use_pool_ ? "cudaMallocAsync in allocate" : "cudaMalloc in allocate", __FILE__,
+                           __LINE__);
+  }
+  return p;
+}
+
+void CudaBackend::deallocate(void* p) noexcept {
+  if (p == nullptr) return;
+  if (use_pool_) {
+    SKR_CUDA_CHECK_NOTHROW(cudaFreeAsync(p, stream_));
+  } else {
+    SKR_CUDA_CHECK_NOTHROW(cudaFree(p));
+  }
+}
+
+void CudaBackend::upload(void* dst, const void* host_src, std::size_t bytes) {
+  if (bytes == 0) return;
+  SKR_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
+  // The caller may free or reuse host_src as soon as we return.
+  SKR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void CudaBackend::download(void* host_dst, const void* src, std::size_t bytes) {
+  if (bytes == 0) return;
+  SKR_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
+  sync_and_check();
+}
+
+void CudaBackend::copy(void* dst, const void* src, std::size_t bytes) {
+  // Unlike the CPU's memmove, partially overlapping ranges are not supported; a self-copy is a no-op.
+  if (bytes == 0 || dst == src) return;
+  SKR_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream_));
+}
+
+void CudaBackend::synchronize() { sync_and_check(); }
+
+void CudaBackend::sync_and_check() {
+  SKR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  volatile int* flag = host_error_flag_;
+  if (*flag != 0) {
+    *flag = 0;
+    throw std::out_of_range("cuda cross_entropy: a label lies outside [0, classes) (reported at the next sync)");
+  }
+}
+
+void* CudaBackend::scratch(std::size_t bytes) {
+  if (bytes > scratch_bytes_) {
+    if (scratch_ != nullptr) deallocate(scratch_);  // stream-ordered: pending users finish first
+    scratch_ = nullptr;
+    scratch_bytes_ = 0;
+    scratch_ = allocate(bytes);
+    scratch_bytes_ = bytes;
+  }
+  return scratch_;
+}
+
+// ---- dense linear algebra -----------------------------------------------------------------
+
+void CudaBackend::gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda,
+                       const float* B, int ldb, float beta, float* C, int ldc) {
+  const int a_cols = ta == Trans::No ? k : m;
+  const int b_cols = tb == Trans::No ? n : k;
+  if (m < 0 || n < 0 || k < 0 || lda < std::max(1, a_cols) || ldb < std::max(1, b_cols) || ldc < std::max(1, n)) {
+    throw std::invalid_argument(fmt::format("cuda gemm: bad shape m={} n={} k={} lda={} ldb={} ldc={}", m, n, k, lda,
+                                            ldb, ldc));
+  }
+  if (m == 0 || n == 0) return;
+  if (k == 0) {  // an empty product: C = beta C, and beta == 0 must not read C
+    cuda::launch_scale_matrix(C, m, n, ldc, beta, stream_);
+    return;
+  }
+  // Row-major C (m x n) = op(A) op(B)  <=>  column-major C^T (n x m) = op(B)^T op(A)^T, where
+  // row-major B read column-major already is B^T: so B goes first with flag tb, then A with ta.
+  SKR_CUBLAS_CHECK(cublasGemmEx(cublas_, to_cublas(tb), to_cublas(ta), n, m, k, &alpha, B, CUDA_R_32F, ldb, A,
+                                CUDA_R_32F, lda, &beta, C, CUDA_R_32F, ldc, compute_type_, CUBLAS_GEMM_DEFAULT));
+}
+
+// ---- elementwise and reductions -----------------------------------------------------------
+
+void CudaBackend::fill(float* x, std::size_t n, float value) { cuda::launch_fill(x, n, value, stream_); }
+
+void CudaBackend::axpby(float* y, const float* x, std::size_t n, float alpha, float beta) {
+  cuda::launch_axpby(y, x, n, alpha, beta, stream_);
+}
+
+double CudaBackend::sum_squares(const float* x, std::size_t n) {
+  if (n == 0) return 0.0;
+  cuda::launch_sum_squares(x, n, reduce_partials_, reduce_result_, stream_);
+  SKR_CUDA_CHECK(cudaMemcpyAsync(host_result_, reduce_result_, sizeof(double), cudaMemcpyDeviceToHost, stream_));
+  sync_and_check();
+  return *host_result_;
+}
+
+// ---- MLP pieces ---------------------------------------------------------------------------
+
+void CudaBackend::bias_activation(float* H, const float* bias, int rows, int cols, bool relu) {
+  cuda::launch_bias_activation(H, bias, rows, cols, relu, stream_);
+}
+
+void CudaBackend::relu_backward(float* dH, const float* H, std::size_t n) {
+  cuda::launch_relu_backward(dH, H, n, stream_);
+}
+
+void CudaBackend::column_sums(const float* A, int rows, int cols, float* out) {
+  cuda::launch_column_sums(A, rows, cols, out, column_workspace_, stream_);
+}
+
+void CudaBackend::cross_entropy(const float* logits, const int32_t* labels, int rows, int classes, float* loss,
+                                float* correct, float* dlogits, float grad_scale) {
+  cuda::launch_cross_entropy(logits, labels, rows, classes, loss, correct, dlogits, grad_scale, device_error_flag_,
+                             stream_);
+}
+
+// ---- data ---------------------------------------------------------------------------------
+
+void CudaBackend::sparse_parity(const ParityDraw& draw, const ParityTables& tables, int count, float* x,
+                                int32_t* labels, int32_t* tasks) {
+  cuda::launch_sparse_parity(draw, tables, count, x, labels, tasks, stream_);
+}
+
+// ---- optimizer updates --------------------------------------------------------------------
+
+void CudaBackend::sgd_update(float* w, const float* g, float* m, std::size_t n, float lr, float momentum,
+                             bool nesterov, float weight_decay) {
+  cuda::launch_sgd_update(w, g, m, n, lr, momentum, nesterov, weight_decay, stream_);
+}
+
+void CudaBackend::nmd_update(float* w, const float* g, float* m, std::size_t n, float lr, float beta,
+                             float weight_decay) {
+  cuda::launch_nmd_update(w, g, m, n, lr, beta, weight_decay, reduce_partials_, reduce_result_, stream_);
+}
+
+void CudaBackend::adam_update(float* w, const float* g, float* m, float* v, std::size_t n, float lr, float beta1,
+                              float beta2, float eps, float weight_decay, bool decoupled, int64_t t) {
+  if (t < 1) throw std::invalid_argument("cuda adam_update: step t must be >= 1");
+  // The scalars exactly as the CPU backend forms them (bias corrections in double).
+  const double bc1 = 1.0 - std::pow(static_cast<double>(beta1), static_cast<double>(t));
+  const double bc2 = 1.0 - std::pow(static_cast<double>(beta2), static_cast<double>(t));
+  const float step = static_cast<float>(lr / bc1);
+  const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
+  const float decay = decoupled ? 1.0f - lr * weight_decay : 1.0f;
+  const float l2 = decoupled ? 0.0f : weight_decay;
+  cuda::launch_adam_update(w, g, m, v, n, step, inv_sqrt_bc2, beta1, beta2, eps, decay, l2, stream_);
+}
+
+void CudaBackend::signgd_update(float* w, const float* g, float* m, std::size_t n, float lr, float momentum,
+                                float weight_decay) {
+  cuda::launch_signgd_update(w, g, m, n, lr, momentum, weight_decay, stream_);
+}
+
+void CudaBackend::momentum_accumulate(float* m, const float* g, float* out, std::size_t n, float beta,
+                                      bool nesterov) {
+  cuda::launch_momentum_accumulate(m, g, out, n, beta, nesterov, stream_);
+}
+
+// ---- msign --------------------------------------------------------------------------------
+
+void CudaBackend::msign_newton_schulz(const float* G, float* out, int rows, int cols,
+                                      std::span<const NsCoefficients> iterations, double norm_scale,
+                                      double norm_eps) {
+  // The generic iteration of optim/msign.cpp (Gram on the small side, polynomial, apply, X
+  // buffers swapped), with three changes: ||G||_F stays on the device (no host round trip);
+  // the polynomial B = c A^2 + b A is one gemm onto a copy of A (beta = b); the apply step
+  // X' = a X + B X is one gemm onto a copy of X (beta = a). Scratch is kept between calls.
+  if (rows <= 0 || cols <= 0) return;
+  const std::size_t n = static_cast<std::size_t>(rows) * cols;
+  const int s = std::min(rows, cols);
+  const bool wide = rows <= cols;
+  const std::size_t ss = static_cast<std::size_t>(s) * s;
+
+  if (iterations.empty()) {
+    cuda::launch_sum_squares(G, n, reduce_partials_, reduce_result_, stream_);
+    cuda::launch_scale_by_inverse_norm(out, G, n, reduce_result_, norm_scale, norm_eps, stream_);
+    return;
+  }
+  // Layout: X scratch (n, rounded up to 256 bytes so that the Gram buffers stay aligned for the
+  // tensor-core paths), Gram A (s x s), polynomial B (s x s, also rounded).
+  constexpr std::size_t kAlign = 64;  // floats
+  const std::size_t n_padded = (n + kAlign - 1) / kAlign * kAlign;
+  const std::size_t ss_padded = (ss + kAlign - 1) / kAlign * kAlign;
+  float* base = static_cast<float*>(scratch((n_padded + 2 * ss_padded) * sizeof(float)));
+  float* x_scratch = base;
+  float* gram = base + n_padded;
+  float* poly = gram + ss_padded;
+
+  float* x = iterations.size() % 2 == 0 ? out : x_scratch;
+  float* x_next = iterations.size() % 2 == 0 ? x_scratch : out;
+  cuda::launch_sum_squares(G, n, reduce_partials_, reduce_result_, stream_);
+  cuda::launch_scale_by_inverse_norm(x, G, n, reduce_result_, norm_scale, norm_eps, stream_);
+
+  for (const NsCoefficients& k : iterations) {
+    // Gram: A = X X^T (wide) or X^T X (tall), s x s.
+    if (wide) {
+      gemm(Trans::No, Trans::Yes, s, s, cols, 1.0f, x, cols, x, cols, 0.0f, gram, s);
+    } else {
+      gemm(Trans::Yes, Trans::No, s, s, rows, 1.0f, x, cols, x, cols, 0.0f, gram, s);
+    }
+    // Polynomial: B = c A A + b A.
+    SKR_CUDA_CHECK(cudaMemcpyAsync(poly, gram, ss * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
+    gemm(Trans::No, Trans::No, s, s, s, static_cast<float>(k.c), gram, s, gram, s, static_cast<float>(k.b), poly, s);
+    // Apply: X' = B X + a X (wide) or X B + a X (tall).
+    SKR_CUDA_CHECK(cudaMemcpyAsync(x_next, x, n * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
+    if (wide) {
+      gemm(Trans::No, Trans::No, rows, cols, rows, 1.0f, poly, s, x, cols, static_cast<float>(k.a), x_next, cols);
+    } else {
+      gemm(Trans::No, Trans::No, rows, cols, cols, 1.0f, x, cols, poly, s, static_cast<float>(k.a), x_next, cols);
+    }
+    std::swap(x, x_next);
+  }
+}
+
+void CudaBackend::msign_svd(const float* G, float* out, int rows, int cols) {
+  // Exact polar factor by one-sided Jacobi SVD (gesvdj) in double: accurate to ~1e-14 in every
+  // singular direction. The alternative, eigenvectors of the small Gram matrix G^T G, squares
+  // the condition number: a direction with s_j = 1e-6 s_max would keep only ~4 digits, so a
+  // near-rank-deficient momentum would get a visibly wrong factor. These matrices are small
+  // (<= 2000 x 2000) and svd is a reference method, so accuracy wins over speed here.
+  if (rows <= 0 || cols <= 0) return;
+  const std::size_t n = static_cast<std::size_t>(rows) * cols;
+  // The CPU backend's LAPACK rejects NaN/Inf input; Jacobi would iterate on it, so check first.
+  if (!std::isfinite(sum_squares(G, n))) {
+    throw RuntimeError(fmt::format("cuda msign_svd: the {}x{} matrix holds NaN or Inf", rows, cols));
+  }
+  // gesvdj wants column-major M x N with M >= N (see kernels/msign.cu for the layouts).
+  const bool transpose = rows > cols;
+  const int M = transpose ? rows : cols, N = transpose ? cols : rows;
+  Buffer<double> a(*this, n), s(*this, static_cast<std::size_t>(N)), u(*this, static_cast<std::size_t>(M) * N),
+      v(*this, static_cast<std::size_t>(N) * N), q(*this, n);
+  Buffer<int> info(*this, 1);
+  cuda::launch_to_double(G, a.data(), rows, cols, transpose, stream_);
+
+  GesvdjParams params;
+  constexpr int kEcon = 1;  // thin SVD: U is M x N, V is N x N
+  int lwork = 0;
+  SKR_CUSOLVER_CHECK(cusolverDnDgesvdj_bufferSize(cusolver_, CUSOLVER_EIG_MODE_VECTOR, kEcon, M, N, a.data(), M,
+                                                  s.data(), u.data(), M, v.data(), N, &lwork, params.info));
+  Buffer<double> work(*this, static_cast<std::size_t>(std::max(lwork, 1)));
+  SKR_CUSOLVER_CHECK(cusolverDnDgesvdj(cusolver_, CUSOLVER_EIG_MODE_VECTOR, kEcon, M, N, a.data(), M, s.data(),
+                                       u.data(), M, v.data(), N, work.data(), lwork, info.data(), params.info));
+  int host_info = 0;
+  download(&host_info, info.data(), sizeof(int));
+  if (host_info != 0) {
+    throw RuntimeError(fmt::format("cuda msign_svd: cuSOLVER gesvdj on a {}x{} matrix failed, info = {} ({})", rows,
+                                   cols, host_info,
+                                   host_info > 0 ? "did not converge" : "illegal argument"));
+  }
+  cuda::launch_zero_small_singular_vectors(u.data(), M, N, s.data(), static_cast<double>(std::max(M, N)), stream_);
+  // Q (M x N, column-major) = U V^T.
+  const double one = 1.0, zero = 0.0;
+  SKR_CUBLAS_CHECK(cublasDgemm(cublas_, CUBLAS_OP_N, CUBLAS_OP_T, M, N, N, &one, u.data(), M, v.data(), N, &zero,
+                               q.data(), M));
+  cuda::launch_to_float(q.data(), out, rows, cols, transpose, stream_);
+}
+
+}  // namespace skillrun

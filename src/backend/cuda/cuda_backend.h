@@ -1,0 +1,94 @@
+// CudaBackend: the whole training step on one GPU. cuBLAS for the matrix products (fp32, TF32
+// or bf16-operand math by `precision`), cuSOLVER (gesvdj, double) for the exact msign, and the
+// kernels of kernels/ for everything else, all on one non-blocking stream. Memory comes from
+// the device's stream-ordered pool (cudaMallocAsync) and stays pooled once freed.
+// Ops are asynchronous; download(), synchronize() and sum_squares() wait for the stream.
+#pragma once
+#include <cublas_v2.h>
+#include <cuda_runtime.h>
+#include <cusolverDn.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+
+#include "backend/backend.h"
+
+namespace skillrun {
+
+class CudaBackend final : public Backend {
+ public:
+  // Sets up stream, handles and workspaces on `device`; throws RuntimeError on failure.
+  CudaBackend(int device, Precision precision);
+  ~CudaBackend() override;
+
+  std::string name() const override { return name_; }
+  bool is_cpu() const override { return false; }
+  int device() const { return device_; }
+  Precision precision() const { return precision_; }
+
+  void* allocate(std::size_t bytes) override;
+  void deallocate(void* p) noexcept override;
+  void upload(void* dst, const void* host_src, std::size_t bytes) override;
+  void download(void* host_dst, const void* src, std::size_t bytes) override;
+  void copy(void* dst, const void* src, std::size_t bytes) override;
+  void synchronize() override;
+
+  void gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda, const float* B, int ldb,
+            float beta, float* C, int ldc) override;
+
+  void fill(float* x, std::size_t n, float value) override;
+  void axpby(float* y, const float* x, std::size_t n, float alpha, float beta) override;
+  double sum_squares(const float* x, std::size_t n) override;
+
+  void bias_activation(float* H, const float* bias, int rows, int cols, bool relu) override;
+  void relu_backward(float* dH, const float* H, std::size_t n) override;
+  void column_sums(const float* A, int rows, int cols, float* out) override;
+  void cross_entropy(const float* logits, const int32_t* labels, int rows, int classes, float* loss, float* correct,
+                     float* dlogits, float grad_scale) override;
+
+  void sparse_parity(const ParityDraw& draw, const ParityTables& tables, int count, float* x, int32_t* labels,
+                     int32_t* tasks) override;
+
+  void sgd_update(float* w, const float* g, float* m, std::size_t n, float lr, float momentum, bool nesterov,
+                  float weight_decay) override;
+  void nmd_update(float* w, const float* g, float* m, std::size_t n, float lr, float beta,
+                  float weight_decay) override;
+  void adam_update(float* w, const float* g, float* m, float* v, std::size_t n, float lr, float beta1, float beta2,
+                   float eps, float weight_decay, bool decoupled, int64_t t) override;
+  void signgd_update(float* w, const float* g, float* m, std::size_t n, float lr, float momentum,
+                     float weight_decay) override;
+  void momentum_accumulate(float* m, const float* g, float* out, std::size_t n, float beta, bool nesterov) override;
+
+  void msign_newton_schulz(const float* G, float* out, int rows, int cols, std::span<const NsCoefficients> iterations,
+                           double norm_scale, double norm_eps) override;
+  void msign_svd(const float* G, float* out, int rows, int cols) override;
+
+ private:
+  // Waits for the stream, then throws what a kernel flagged asynchronously (a bad label).
+  void sync_and_check();
+  // Device scratch of at least `bytes`, kept between calls (grow-only): Newton-Schulz buffers.
+  void* scratch(std::size_t bytes);
+  void release_all() noexcept;
+
+  int device_ = 0;
+  Precision precision_ = Precision::Fp32;
+  std::string name_;
+  bool use_pool_ = true;  // cudaMallocAsync available (else plain cudaMalloc)
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  cusolverDnHandle_t cusolver_ = nullptr;
+  cublasComputeType_t compute_type_ = CUBLAS_COMPUTE_32F;
+  void* cublas_workspace_ = nullptr;  // given to cuBLAS so that it never allocates (graph capture)
+  double* reduce_partials_ = nullptr;   // (kMaxReduceBlocks)
+  double* reduce_result_ = nullptr;     // (1): sum_squares, NMD's ||m||^2, NS's ||G||^2
+  double* column_workspace_ = nullptr;  // (kColumnSumsWorkspace)
+  double* host_result_ = nullptr;       // pinned (1): sum_squares read-back
+  int* host_error_flag_ = nullptr;      // mapped pinned: kernels set it, the host reads it after a sync
+  int* device_error_flag_ = nullptr;    // the device view of host_error_flag_
+  void* scratch_ = nullptr;
+  std::size_t scratch_bytes_ = 0;
+};
+
+}  // namespace skillrun

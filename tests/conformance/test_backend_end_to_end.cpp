@@ -1,0 +1,193 @@
+// End to end on every backend present: the first 20 steps of the paper's Fig. 4 Muon config
+// (batch reduced to 1000) agree between the CPU and CUDA backends, and the CI config learns
+// every subtask on the GPU. Plus the registry's device and precision rules, and the CUDA
+// backend's error reporting (bad labels, out of memory). GPU cases skip without a device.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <spdlog/spdlog.h>
+
+#include "backend/backend.h"
+#include "backend/cpu/cpu_backend.h"
+#include "backends_under_test.h"
+#include "cli/devices.h"
+#include "core/error.h"
+#include "train/trainer.h"
+
+namespace skillrun::conformance {
+namespace {
+
+namespace fs = std::filesystem;
+
+#define SKIP_WITHOUT_CUDA()                                     \
+  do {                                                          \
+    const std::string why_ = cuda_unavailable();                \
+    if (!why_.empty()) GTEST_SKIP() << why_;                    \
+  } while (0)
+
+std::string config_path(const std::string& relative) { return std::string(SKILLRUN_SOURCE_DIR) + "/" + relative; }
+
+double normalised_error(const std::vector<float>& got, const std::vector<float>& ref) {
+  double diff = 0.0, norm = 0.0;
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    const double d = static_cast<double>(got[i]) - ref[i];
+    diff += d * d;
+    norm += static_cast<double>(ref[i]) * ref[i];
+  }
+  return std::sqrt(diff / norm);
+}
+
+// ---- end to end -------------------------------------------------------------------------------
+
+// 20 Muon steps (NS5 on the hidden matrix, Adam on the rest) from the same initial weights and
+// the bit-identical batches. The backends differ only in gemm summation order (~1e-7 relative
+// per product); Newton-Schulz amplifies that to <= ~1e-4 in the update direction (see
+// test_backend_ops.cpp), and each step moves the weights by lr = 0.01 times that direction, so
+// after 20 steps the weights can differ by about 20 * 0.01 * 1e-4 relative to O(1) weights, far
+// below the 1e-3 bound (50x margin); the per-step training loss (mean over 1000 samples) to 1e-4 relative.
+TEST(EndToEnd, Fig4MuonFirst20StepsAgreeCpuVsCuda) {
+  SKIP_WITHOUT_CUDA();
+  spdlog::set_level(spdlog::level::warn);
+  const ExperimentConfig config =
+      load_experiment(config_path("configs/paper/fig4_muon_w250.json"), {"train.batch_size=1000"});
+  CpuBackend cpu;
+  auto gpu = make_backend(DeviceChoice::Cuda);
+  Trainer on_cpu(cpu, config), on_gpu(*gpu, config);
+  for (int64_t step = 0; step < 20; ++step) {
+    on_cpu.train_step(step);
+    on_gpu.train_step(step);
+    const double ref = on_cpu.last_train_loss_bits(), got = on_gpu.last_train_loss_bits();
+    EXPECT_NEAR(got, ref, 1e-4 * std::abs(ref)) << "train loss at step " << step;
+  }
+  auto& p_cpu = on_cpu.model().parameters();
+  auto& p_gpu = on_gpu.model().parameters();
+  ASSERT_EQ(p_cpu.size(), p_gpu.size());
+  for (std::size_t i = 0; i < p_cpu.size(); ++i) {
+    EXPECT_LE(normalised_error(p_gpu[i].value.download(), p_cpu[i].value.download()), 1e-3) << p_cpu[i].name;
+  }
+}
+
+TEST(EndToEnd, TinyConfigLearnsEverySubtaskOnCuda) {
+  SKIP_WITHOUT_CUDA();
+  spdlog::set_level(spdlog::level::warn);
+  const ExperimentConfig config = load_experiment(config_path("configs/ci/tiny.json"), {});
+  const fs::path dir = fs::temp_directory_path() / ("skillrun_cuda_tiny_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  auto gpu = make_backend(DeviceChoice::Cuda);
+  RunSummary s;
+  {
+    RunDirectory run_dir(dir);
+    run_dir.write_config(to_json(config));
+    Trainer trainer(*gpu, config);
+    Progress progress(ProgressMode::Off, config.train.max_steps, config.task.n_tasks);
+    s = trainer.run(run_dir, progress);
+  }
+  fs::remove_all(dir);
+  EXPECT_EQ(s.status, RunStatus::Converged) << s.message;
+  for (std::size_t k = 0; k < s.T_k.size(); ++k) EXPECT_TRUE(s.T_k[k].has_value()) << "subtask " << k;
+  EXPECT_EQ(s.device.rfind("cuda:", 0), 0u) << s.device;
+}
+
+// ---- registry: device and precision ---------------------------------------------------------
+
+TEST(Registry, PrecisionNamesRoundTrip) {
+  for (Precision p : {Precision::Fp32, Precision::Tf32, Precision::Bf16})
+    EXPECT_EQ(parse_precision(precision_name(p)), p);
+  EXPECT_THROW(parse_precision("fp16"), ConfigError);
+}
+
+TEST(Registry, CpuBackendRejectsReducedPrecision) {
+  // A tf32/bf16 run on the CPU would be an fp32 run under another label: refused, exit 2.
+  for (Precision p : {Precision::Tf32, Precision::Bf16}) {
+    try {
+      make_backend(DeviceChoice::Cpu, p);
+      ADD_FAILURE() << "no error for " << precision_name(p);
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find("needs the CUDA backend"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_TRUE(make_backend(DeviceChoice::Cpu, Precision::Fp32)->is_cpu());
+}
+
+TEST(Registry, CudaWithoutUsableDeviceIsAUsageError) {
+  if (cuda_backend_available()) GTEST_SKIP() << "a CUDA device is present";
+  try {
+    make_backend(DeviceChoice::Cuda);
+    ADD_FAILURE() << "no error";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("device \"cuda\" requested"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Registry, AutoFallsBackToCpuWithoutDevice) {
+  if (cuda_backend_available()) GTEST_SKIP() << "a CUDA device is present";
+  spdlog::set_level(spdlog::level::warn);
+  EXPECT_TRUE(make_backend(DeviceChoice::Auto)->is_cpu());
+}
+
+TEST(Registry, AutoPicksCudaWhenPresent) {
+  SKIP_WITHOUT_CUDA();
+  EXPECT_FALSE(make_backend(DeviceChoice::Auto)->is_cpu());
+}
+
+TEST(Registry, DevicesCommandListsCpuAndWhatAutoPicks) {
+  ::testing::internal::CaptureStdout();
+  EXPECT_EQ(cmd_devices(), 0);
+  const std::string out = ::testing::internal::GetCapturedStdout();
+  EXPECT_NE(out.find("cpu "), std::string::npos) << out;
+  EXPECT_NE(out.find("cuda"), std::string::npos) << out;  // a device line, or why there is none
+  EXPECT_NE(out.find(cuda_backend_available() ? "--device auto picks: cuda:0" : "--device auto picks: cpu"),
+            std::string::npos)
+      << out;
+}
+
+// ---- CUDA error reporting --------------------------------------------------------------------
+
+TEST(CudaErrors, OutOfMemoryNamesTheByteCount) {
+  SKIP_WITHOUT_CUDA();
+  auto gpu = make_backend(DeviceChoice::Cuda);
+  const std::size_t huge = std::size_t{1} << 50;  // 1 PiB
+  try {
+    gpu->allocate(huge);
+    ADD_FAILURE() << "1 PiB allocated";
+  } catch (const RuntimeError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("out of device memory"), std::string::npos) << what;
+    EXPECT_NE(what.find(std::to_string(huge)), std::string::npos) << what;
+  }
+  // The backend stays usable after the failure.
+  Buffer<float> ok(*gpu, 16);
+  gpu->fill(ok.data(), 16, 1.0f);
+  EXPECT_EQ(ok.download(), std::vector<float>(16, 1.0f));
+}
+
+TEST(CudaErrors, BadLabelThrowsAtTheNextSync) {
+  SKIP_WITHOUT_CUDA();
+  auto gpu = make_backend(DeviceChoice::Cuda);
+  Buffer<float> logits(*gpu, 4), loss(*gpu, 2), correct(*gpu, 2);
+  Buffer<int32_t> labels(*gpu, 2);
+  logits.upload(std::vector<float>{0.1f, 0.2f, 0.3f, 0.4f});
+  labels.upload(std::vector<int32_t>{1, 2});  // 2 is outside [0, 2)
+  gpu->cross_entropy(logits.data(), labels.data(), 2, 2, loss.data(), correct.data(), nullptr, 1.0f);
+  EXPECT_THROW(gpu->synchronize(), std::out_of_range);
+  EXPECT_NO_THROW(gpu->synchronize());  // reported once
+}
+
+TEST(CudaErrors, BadGemmShapeIsRejectedBeforeCublas) {
+  SKIP_WITHOUT_CUDA();
+  auto gpu = make_backend(DeviceChoice::Cuda);
+  Buffer<float> a(*gpu, 16);
+  EXPECT_THROW(gpu->gemm(Trans::No, Trans::No, 4, 4, 4, 1.0f, a.data(), 3, a.data(), 4, 0.0f, a.data(), 4),
+               std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace skillrun::conformance

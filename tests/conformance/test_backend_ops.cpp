@@ -1,0 +1,430 @@
+// Backend conformance, ggml's test-backend-ops idea: every op-level case runs on every backend
+// under test (backends_under_test.h) and is compared with the CPU backend on the same inputs.
+//  - Data generation: bit-identical. fp32 ops: normalised error ||a - b|| / ||b|| <= 1e-5.
+//    Matrix products: the backend's gemm tolerance (tf32 1e-3, bf16 1e-2).
+//  - Every output and in-place buffer is poisoned with NaN before the run, so an element a
+//    backend forgets to write shows up as NaN on one side only; where the CPU result is NaN by
+//    contract (gemm's padding between rows) the other backend must leave NaN there too.
+//  - Inputs are random in [-1, 1) (never all zero). The CPU entry compares the CPU with itself:
+//    it checks the harness and that the CPU backend is deterministic.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backends_under_test.h"
+#include "core/error.h"
+#include "optim/msign.h"
+#include "tasks/sparse_parity_gen.h"
+
+namespace skillrun::conformance {
+namespace {
+
+using HostVec = std::vector<float>;
+constexpr float kPoison = std::numeric_limits<float>::quiet_NaN();
+
+HostVec random_vector(std::size_t n, unsigned seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-scale, scale);
+  HostVec v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+HostVec poisoned(std::size_t n) { return HostVec(n, kPoison); }
+
+std::size_t count_nan(const HostVec& v) {
+  return static_cast<std::size_t>(std::count_if(v.begin(), v.end(), [](float x) { return std::isnan(x); }));
+}
+
+// ||got - ref|| / ||ref|| over the elements where ref is not NaN; elements NaN in ref must be
+// NaN in got (unwritten by contract), and got must not be NaN/Inf anywhere else.
+void expect_close(const std::string& what, const HostVec& got, const HostVec& ref, double tolerance) {
+  ASSERT_EQ(got.size(), ref.size()) << what;
+  std::size_t one_sided = 0;
+  double diff = 0.0, norm = 0.0;
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    if (std::isnan(ref[i]) || !std::isfinite(got[i])) {
+      if (!(std::isnan(ref[i]) && std::isnan(got[i]))) ++one_sided;
+      continue;
+    }
+    const double d = static_cast<double>(got[i]) - ref[i];
+    diff += d * d;
+    norm += static_cast<double>(ref[i]) * ref[i];
+  }
+  EXPECT_EQ(one_sided, 0u) << what << ": elements NaN/Inf on one side only (an output left unwritten?)";
+  const double error = norm > 0.0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+  EXPECT_LE(error, tolerance) << what << ": normalised error";
+}
+
+template <class T>
+Buffer<T> on(Backend& backend, const std::vector<T>& host) {
+  Buffer<T> b(backend, host.size());
+  b.upload(host);
+  return b;
+}
+
+// Runs `op` on `backend` over copies of `buffers` (inputs, poisoned outputs and in-place state
+// alike) and returns every buffer as it is afterwards.
+std::vector<HostVec> run_on(Backend& backend, const std::vector<HostVec>& buffers,
+                            const std::function<void(Backend&, std::vector<float*>&)>& op) {
+  std::vector<Buffer<float>> device;
+  std::vector<float*> pointers;
+  for (const HostVec& h : buffers) {
+    device.push_back(on(backend, h));
+    pointers.push_back(device.back().data());
+  }
+  op(backend, pointers);
+  backend.synchronize();
+  std::vector<HostVec> out;
+  for (const Buffer<float>& d : device) out.push_back(d.download());
+  return out;
+}
+
+class BackendOps : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    for (const BackendUnderTest& b : backends_under_test())
+      if (b.name == GetParam()) under_test_ = &b;
+    ASSERT_NE(under_test_, nullptr);
+    const std::string why = under_test_->unavailable();
+    if (!why.empty()) GTEST_SKIP() << why;
+    backend_ = under_test_->make();
+  }
+
+  // Runs the case on the CPU and on the backend under test and compares every buffer.
+  void compare(const std::string& what, const std::vector<HostVec>& buffers,
+               const std::function<void(Backend&, std::vector<float*>&)>& op, double tolerance,
+               const std::vector<std::size_t>& must_write = {}) {
+    const auto ref = run_on(cpu_, buffers, op);
+    const auto got = run_on(*backend_, buffers, op);
+    for (std::size_t i : must_write)
+      EXPECT_EQ(count_nan(ref[i]), 0u) << what << ": the CPU reference left output " << i << " unwritten";
+    for (std::size_t i = 0; i < buffers.size(); ++i)
+      expect_close(what + ", buffer " + std::to_string(i), got[i], ref[i], tolerance);
+  }
+
+  double gemm_tolerance() const { return under_test_->gemm_tolerance; }
+
+  const BackendUnderTest* under_test_ = nullptr;
+  CpuBackend cpu_;
+  std::unique_ptr<Backend> backend_;
+};
+
+// ---- gemm ---------------------------------------------------------------------------------
+
+// C (m x n, ldc = n + 5) = alpha op(A) op(B) + beta C with A, B stored with 3 and 4 spare
+// columns per row. The spare columns of C are NaN and must stay NaN (never written); with
+// beta == 0 the whole of C starts as NaN and must not be read.
+void gemm_case(Trans ta, Trans tb, float beta, double tolerance,
+               const std::function<void(const std::string&, const std::vector<HostVec>&,
+                                        const std::function<void(Backend&, std::vector<float*>&)>&, double)>& compare) {
+  const int m = 37, n = 29, k = 23;
+  const int a_rows = ta == Trans::No ? m : k, a_cols = ta == Trans::No ? k : m;
+  const int b_rows = tb == Trans::No ? k : n, b_cols = tb == Trans::No ? n : k;
+  const int lda = a_cols + 3, ldb = b_cols + 4, ldc = n + 5;
+  HostVec A = random_vector(static_cast<std::size_t>(a_rows) * lda, 1);
+  HostVec B = random_vector(static_cast<std::size_t>(b_rows) * ldb, 2);
+  HostVec C = beta == 0.0f ? poisoned(static_cast<std::size_t>(m) * ldc) : random_vector(std::size_t(m) * ldc, 3);
+  for (int i = 0; i < m; ++i)
+    for (int j = n; j < ldc; ++j) C[static_cast<std::size_t>(i) * ldc + j] = kPoison;
+  compare(
+      std::string("gemm ta=") + (ta == Trans::Yes ? "T" : "N") + " tb=" + (tb == Trans::Yes ? "T" : "N") +
+          " beta=" + std::to_string(beta),
+      {A, B, C},
+      [=](Backend& b, std::vector<float*>& p) {
+        b.gemm(ta, tb, m, n, k, 0.75f, p[0], lda, p[1], ldb, beta, p[2], ldc);
+      },
+      tolerance);
+}
+
+TEST_P(BackendOps, GemmAllTransposesWithPaddingAndBeta) {
+  auto cmp = [this](const std::string& w, const std::vector<HostVec>& b,
+                    const std::function<void(Backend&, std::vector<float*>&)>& op,
+                    double tol) { compare(w, b, op, tol); };
+  for (Trans ta : {Trans::No, Trans::Yes})
+    for (Trans tb : {Trans::No, Trans::Yes})
+      for (float beta : {0.5f, 0.0f}) gemm_case(ta, tb, beta, gemm_tolerance(), cmp);
+}
+
+TEST_P(BackendOps, GemmEmptyInnerDimensionScalesC) {
+  // k == 0: C = beta C; beta == 0 gives zeros without reading the NaN in C.
+  const int m = 5, n = 7, ldc = 9;
+  HostVec C = random_vector(std::size_t(m) * ldc, 4);
+  compare(
+      "gemm k=0 beta=2", {HostVec(1, 1.0f), HostVec(1, 1.0f), C},
+      [&](Backend& b, std::vector<float*>& p) {
+        b.gemm(Trans::No, Trans::No, m, n, 0, 1.0f, p[0], 1, p[1], n, 2.0f, p[2], ldc);
+      },
+      kFp32Tolerance);
+  compare(
+      "gemm k=0 beta=0", {HostVec(1, 1.0f), HostVec(1, 1.0f), poisoned(std::size_t(m) * ldc)},
+      [&](Backend& b, std::vector<float*>& p) {
+        b.gemm(Trans::No, Trans::No, m, n, 0, 1.0f, p[0], 1, p[1], n, 0.0f, p[2], n);
+      },
+      kFp32Tolerance);
+}
+
+// ---- elementwise and reductions -----------------------------------------------------------
+
+constexpr std::size_t kLarge = 300007;  // several thousand blocks; not a multiple of anything
+
+TEST_P(BackendOps, Fill) {
+  compare("fill", {poisoned(kLarge)}, [](Backend& b, std::vector<float*>& p) { b.fill(p[0], kLarge, -2.5f); }, 0.0,
+          {0});
+}
+
+TEST_P(BackendOps, AxpbyWithAndWithoutReadingY) {
+  compare("axpby beta=0.7", {random_vector(kLarge, 5), random_vector(kLarge, 6)},
+          [](Backend& b, std::vector<float*>& p) { b.axpby(p[0], p[1], kLarge, -1.5f, 0.7f); }, kFp32Tolerance, {0});
+  compare("axpby beta=0 (y is NaN, not read)", {poisoned(kLarge), random_vector(kLarge, 7)},
+          [](Backend& b, std::vector<float*>& p) { b.axpby(p[0], p[1], kLarge, 3.0f, 0.0f); }, kFp32Tolerance, {0});
+}
+
+TEST_P(BackendOps, SumSquaresInDouble) {
+  for (std::size_t n : {std::size_t{1}, std::size_t{255}, kLarge, std::size_t{1} << 22}) {
+    const HostVec x = random_vector(n, 8);
+    Buffer<float> on_cpu = on(cpu_, x), on_backend = on(*backend_, x);
+    const double ref = cpu_.sum_squares(on_cpu.data(), n);
+    const double got = backend_->sum_squares(on_backend.data(), n);
+    // Both accumulate in double; only the summation order differs: ~n * 1e-16 relative.
+    EXPECT_NEAR(got, ref, 1e-12 * ref) << "n = " << n;
+  }
+  EXPECT_EQ(backend_->sum_squares(nullptr, 0), 0.0);
+}
+
+TEST_P(BackendOps, BiasActivationWithAndWithoutRelu) {
+  for (bool relu : {true, false}) {
+    const int rows = 1001, cols = 250;
+    compare(std::string("bias_activation relu=") + (relu ? "1" : "0"),
+            {random_vector(std::size_t(rows) * cols, 9), random_vector(cols, 10)},
+            [=](Backend& b, std::vector<float*>& p) { b.bias_activation(p[0], p[1], rows, cols, relu); },
+            kFp32Tolerance, {0});
+  }
+}
+
+TEST_P(BackendOps, ReluBackward) {
+  compare("relu_backward", {random_vector(kLarge, 11), random_vector(kLarge, 12)},
+          [](Backend& b, std::vector<float*>& p) { b.relu_backward(p[0], p[1], kLarge); }, kFp32Tolerance, {0});
+}
+
+TEST_P(BackendOps, ColumnSumsNarrowWideAndTiny) {
+  // (10000, 2): the logits gradient, split over row chunks; (300, 2000): many column tiles;
+  // (5, 70): a ragged last tile; (1, 33): one row.
+  for (auto [rows, cols] : {std::pair{10000, 2}, std::pair{300, 2000}, std::pair{5, 70}, std::pair{1, 33}}) {
+    compare("column_sums " + std::to_string(rows) + "x" + std::to_string(cols),
+            {random_vector(std::size_t(rows) * cols, 13), poisoned(cols)},
+            [=](Backend& b, std::vector<float*>& p) { b.column_sums(p[0], rows, cols, p[1]); }, kFp32Tolerance, {1});
+  }
+}
+
+TEST_P(BackendOps, CrossEntropyLossCorrectAndGradient) {
+  for (auto [rows, classes] : {std::pair{10000, 2}, std::pair{301, 5}}) {
+    std::mt19937 rng(14);
+    std::vector<int32_t> labels(static_cast<std::size_t>(rows));
+    for (int32_t& l : labels) l = static_cast<int32_t>(rng() % static_cast<unsigned>(classes));
+    HostVec logits = random_vector(std::size_t(rows) * classes, 15, 6.0f);
+    // Ties count as wrong on every backend: rows 0 and 1 have all logits equal.
+    for (int j = 0; j < classes; ++j) logits[j] = logits[static_cast<std::size_t>(classes) + j] = 0.25f;
+    for (bool with_grad : {true, false}) {
+      auto op = [&, rows = rows, classes = classes](Backend& b, std::vector<float*>& p) {
+        Buffer<int32_t> l = on(b, labels);
+        b.cross_entropy(p[0], l.data(), rows, classes, p[1], p[2], with_grad ? p[3] : nullptr, 1.0f / rows);
+        b.synchronize();
+      };
+      const std::string what = "cross_entropy " + std::to_string(rows) + "x" + std::to_string(classes) +
+                               (with_grad ? " with grad" : " no grad");
+      const std::size_t n = static_cast<std::size_t>(rows);
+      const auto ref = run_on(cpu_, {logits, poisoned(n), poisoned(n), poisoned(n * classes)}, op);
+      const auto got = run_on(*backend_, {logits, poisoned(n), poisoned(n), poisoned(n * classes)}, op);
+      EXPECT_EQ(count_nan(ref[1]), 0u);
+      EXPECT_EQ(got[2], ref[2]) << what << ": correct flags differ";
+      EXPECT_EQ(got[2][0], 0.0f) << what << ": a tie must count as wrong";
+      expect_close(what + " loss", got[1], ref[1], kFp32Tolerance);
+      expect_close(what + " dlogits", got[3], ref[3], kFp32Tolerance);
+    }
+  }
+}
+
+// ---- optimizer updates --------------------------------------------------------------------
+// Three steps with a different gradient each; state compared after step 1 and after step 3.
+
+constexpr std::size_t kParams = 70001;
+
+void three_steps(const std::string& what, int buffers_after_gradients,
+                 const std::function<void(Backend&, std::vector<float*>&, int step)>& update,
+                 const std::function<void(const std::string&, const std::vector<HostVec>&,
+                                          const std::function<void(Backend&, std::vector<float*>&)>&)>& compare) {
+  // Buffers: w, g1, g2, g3, then the state (m, v), which starts at small non-zero values.
+  std::vector<HostVec> buffers = {random_vector(kParams, 20), random_vector(kParams, 21), random_vector(kParams, 22),
+                                  random_vector(kParams, 23)};
+  for (int s = 0; s < buffers_after_gradients; ++s) {
+    HostVec state = random_vector(kParams, 30 + static_cast<unsigned>(s), 0.01f);
+    if (s == 1)
+      for (float& v : state) v = v * v;  // v (Adam's second moment) is non-negative
+    buffers.push_back(state);
+  }
+  for (int steps : {1, 3}) {
+    compare(what + " t=" + std::to_string(steps), buffers, [=](Backend& b, std::vector<float*>& p) {
+      for (int s = 1; s <= steps; ++s) update(b, p, s);
+    });
+  }
+}
+
+TEST_P(BackendOps, OptimizerUpdatesAtStepOneAndThree) {
+  auto cmp = [this](const std::string& w, const std::vector<HostVec>& b,
+                    const std::function<void(Backend&, std::vector<float*>&)>& op) {
+    compare(w, b, op, kFp32Tolerance, {0});
+  };
+  // p[0] = w, p[s] = g_s, p[4] = m, p[5] = v.
+  three_steps(
+      "sgd plain", 0,
+      [](Backend& b, std::vector<float*>& p, int s) {
+        b.sgd_update(p[0], p[s], nullptr, kParams, 0.1f, 0.0f, false, 0.01f);
+      },
+      cmp);
+  three_steps(
+      "sgd momentum", 1,
+      [](Backend& b, std::vector<float*>& p, int s) {
+        b.sgd_update(p[0], p[s], p[4], kParams, 0.1f, 0.9f, false, 0.01f);
+      },
+      cmp);
+  three_steps(
+      "sgd nesterov", 1,
+      [](Backend& b, std::vector<float*>& p, int s) {
+        b.sgd_update(p[0], p[s], p[4], kParams, 0.1f, 0.9f, true, 0.0f);
+      },
+      cmp);
+  three_steps(
+      "nmd", 1,
+      [](Backend& b, std::vector<float*>& p, int s) { b.nmd_update(p[0], p[s], p[4], kParams, 0.01f, 0.9f, 0.1f); },
+      cmp);
+  for (bool decoupled : {true, false}) {
+    three_steps(
+        std::string("adam decoupled=") + (decoupled ? "1" : "0"), 2,
+        [=](Backend& b, std::vector<float*>& p, int s) {
+          b.adam_update(p[0], p[s], p[4], p[5], kParams, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.01f, decoupled, s);
+        },
+        cmp);
+  }
+  three_steps(
+      "signgd momentum 0", 1,
+      [](Backend& b, std::vector<float*>& p, int s) { b.signgd_update(p[0], p[s], p[4], kParams, 0.01f, 0.0f, 0.1f); },
+      cmp);
+  three_steps(
+      "signgd momentum 0.9", 1,
+      [](Backend& b, std::vector<float*>& p, int s) { b.signgd_update(p[0], p[s], p[4], kParams, 0.01f, 0.9f, 0.0f); },
+      cmp);
+}
+
+TEST_P(BackendOps, MomentumAccumulateSeparateAndInPlace) {
+  for (bool nesterov : {false, true}) {
+    const std::string what = std::string("momentum_accumulate nesterov=") + (nesterov ? "1" : "0");
+    // p[0] = m, p[1] = g, p[2] = out (poisoned).
+    compare(
+        what, {random_vector(kParams, 40, 0.1f), random_vector(kParams, 41), poisoned(kParams)},
+        [=](Backend& b, std::vector<float*>& p) { b.momentum_accumulate(p[0], p[1], p[2], kParams, 0.95f, nesterov); },
+        kFp32Tolerance, {0, 2});
+    // out aliases g, as Muon may call it.
+    compare(
+        what + " out=g", {random_vector(kParams, 42, 0.1f), random_vector(kParams, 43)},
+        [=](Backend& b, std::vector<float*>& p) { b.momentum_accumulate(p[0], p[1], p[1], kParams, 0.95f, nesterov); },
+        kFp32Tolerance, {0, 1});
+  }
+}
+
+// ---- msign ----------------------------------------------------------------------------------
+// Newton-Schulz: each gemm differs from the CPU's by summation order (~1e-7 relative in fp32);
+// an iteration multiplies a perturbation of a small singular value by up to p'(0) = a (3.4 for
+// ns5, 8.2 then ~4 for Polar Express), so after five iterations the worst direction can carry
+// ~1e-7 * prod(a_i) ~ 5e-5 (ns5) to 1e-4 (Polar Express). The fp32 bound 5e-4 leaves a 5x
+// margin over that worst case; tf32 (3e-2) and bf16 (1.5e-1) scale the same argument by their
+// operand rounding (~1e-3 and ~4e-3) and are provisional until measured on a GPU.
+// The SVD runs in double on both backends: agreement to fp32 rounding, 1e-5.
+
+TEST_P(BackendOps, MsignNewtonSchulzAndPolarExpressAndSvd) {
+  for (auto [rows, cols] : {std::pair{48, 20}, std::pair{20, 48}, std::pair{32, 32}}) {
+    const std::size_t n = static_cast<std::size_t>(rows) * cols;
+    const HostVec G = random_vector(n, 50 + static_cast<unsigned>(rows));
+    for (MsignMethod method : {MsignMethod::NewtonSchulz5, MsignMethod::PolarExpress, MsignMethod::Svd}) {
+      const double tolerance = method == MsignMethod::Svd ? kFp32Tolerance : under_test_->msign_tolerance;
+      compare(std::string("msign ") + std::string(msign_method_name(method)) + " " + std::to_string(rows) + "x" +
+                  std::to_string(cols),
+              {G, poisoned(n)},
+              [=](Backend& b, std::vector<float*>& p) { msign(b, method, p[0], p[1], rows, cols, 5); }, tolerance, {1});
+    }
+  }
+}
+
+TEST_P(BackendOps, MsignSvdRankDeficientDropsNullDirections) {
+  // G = u v^T (rank 1): msign(G) = u v^T / (|u| |v|) on both backends, the zero singular values
+  // mapped to 0 by the shared rank rule, not to arbitrary unit vectors.
+  const int rows = 24, cols = 10;
+  const HostVec u = random_vector(rows, 60), v = random_vector(cols, 61);
+  HostVec G(static_cast<std::size_t>(rows) * cols);
+  for (int i = 0; i < rows; ++i)
+    for (int j = 0; j < cols; ++j) G[static_cast<std::size_t>(i) * cols + j] = u[i] * v[j];
+  compare("msign svd rank 1", {G, poisoned(G.size())},
+          [=](Backend& b, std::vector<float*>& p) { b.msign_svd(p[0], p[1], rows, cols); }, kFp32Tolerance, {1});
+}
+
+// ---- data -------------------------------------------------------------------------------------
+
+TEST_P(BackendOps, SparseParityDataBitIdentical) {
+  const int n_tasks = 5, n_bits = 100, k = 3;  // 100 bits: three full words and a 4-bit tail
+  std::vector<int32_t> subsets;
+  std::mt19937 rng(70);
+  for (int t = 0; t < n_tasks; ++t) {
+    std::set<int32_t> s;
+    while (static_cast<int>(s.size()) < k) s.insert(static_cast<int32_t>(rng() % n_bits));
+    subsets.insert(subsets.end(), s.begin(), s.end());
+  }
+  const std::vector<uint32_t> thresholds = {0x60000000u, 0xA0000000u, 0xD0000000u, 0xF0000000u};
+  for (int32_t fixed_task : {-1, 2}) {
+    ParityDraw draw;
+    draw.seed = 0x123456789ABCDEFull;
+    draw.stream = fixed_task < 0 ? RngStream::TrainBatch : RngStream::EvalSet;
+    draw.a = fixed_task < 0 ? 7u : 2u;
+    draw.fixed_task = fixed_task;
+    draw.first_sample = 3;
+    draw.n_tasks = n_tasks;
+    draw.n_bits = n_bits;
+    draw.k = k;
+    const int count = 4099;
+    const std::size_t row = n_tasks + n_bits;
+    auto generate = [&](Backend& b, HostVec& x, std::vector<int32_t>& labels, std::vector<int32_t>& tasks) {
+      Buffer<int32_t> s = on(b, subsets);
+      Buffer<uint32_t> th = on(b, thresholds);
+      Buffer<float> xb = on(b, poisoned(row * count));
+      Buffer<int32_t> lb = on(b, std::vector<int32_t>(count, -7)), tb = on(b, std::vector<int32_t>(count, -7));
+      b.sparse_parity(draw, ParityTables{s.data(), th.data()}, count, xb.data(), lb.data(), tb.data());
+      x = xb.download();
+      labels = lb.download();
+      tasks = tb.download();
+    };
+    HostVec x_ref, x_got;
+    std::vector<int32_t> l_ref, l_got, t_ref, t_got;
+    generate(cpu_, x_ref, l_ref, t_ref);
+    generate(*backend_, x_got, l_got, t_got);
+    EXPECT_EQ(count_nan(x_ref), 0u);
+    EXPECT_EQ(x_got, x_ref) << "x differs (fixed_task " << fixed_task << ")";
+    EXPECT_EQ(l_got, l_ref) << "labels differ";
+    EXPECT_EQ(t_got, t_ref) << "task ids differ";
+    EXPECT_EQ(std::set<int32_t>(t_ref.begin(), t_ref.end()).size(), fixed_task < 0 ? 5u : 1u);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, BackendOps, ::testing::ValuesIn(backend_names()),
+                         [](const ::testing::TestParamInfo<std::string>& param) { return param.param; });
+
+}  // namespace
+}  // namespace skillrun::conformance
