@@ -11,6 +11,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <thread>
@@ -98,7 +99,8 @@ JobPlan plan_jobs(const std::string& jobs) {
   JobPlan plan;
   if (jobs == "gpu") {
     plan.gpus = visible_gpus();
-    if (plan.gpus.empty()) throw UsageError("--jobs gpu: no GPU is visible (CUDA_VISIBLE_DEVICES, /proc/driver/nvidia)");
+    if (plan.gpus.empty())
+      throw UsageError("--jobs gpu: no GPU is visible (CUDA_VISIBLE_DEVICES, /proc/driver/nvidia)");
     plan.slots = static_cast<int>(plan.gpus.size());
     return plan;
   }
@@ -197,6 +199,9 @@ class SweepCommand {
       say("interrupted{}: the runs checkpointed; run the sweep again to resume them",
           stop_signal != 0 ? fmt::format(" by signal {}", stop_signal) : std::string());
       if (!options_.on_interrupt.empty()) {
+        // The command may tell a time-limit warning (USR1) from a cancellation (TERM).
+        const char* name = stop_signal != 0 ? sigabbrev_np(stop_signal) : nullptr;
+        ::setenv("SKILLRUN_STOP_SIGNAL", name != nullptr ? name : "", 1);
         say("running --on-interrupt: {}", options_.on_interrupt);
         const int rc = std::system(options_.on_interrupt.c_str());
         if (rc != 0) say("--on-interrupt command returned {}", rc);
@@ -230,7 +235,7 @@ class SweepCommand {
     std::error_code ec;
     fs::create_directories(d, ec);
     if (ec) throw RuntimeError(fmt::format("cannot create {}: {}", d.string(), ec.message()));
-    std::optional<RunLock> lock = RunLock::try_acquire(d);
+    std::optional<FileLock> lock = try_lock_run(d);
     if (!lock) {
       say("[{}] busy     {}: another process is running it", run.index, run.name);
       return std::nullopt;
@@ -248,7 +253,9 @@ class SweepCommand {
     say("[{}] {:<8} {}", run.index, action, run.name);
 
     ChildSpec spec;
-    spec.argv = {"/proc/self/exe", "run", (d / "config.json").string(), "--out", d.string(), "--resume", "--no-progress"};
+    // /proc/self/exe: this very binary, even if the file was replaced since the sweep started.
+    spec.argv = {"/proc/self/exe", "run",    (d / "config.json").string(), "--out", d.string(),
+                 "--resume",       "--no-progress"};
     spec.output = d / "output.log";
     spec.env = jobs.thread_env;
     if (!jobs.gpus.empty()) spec.env.push_back("CUDA_VISIBLE_DEVICES=" + jobs.gpus[static_cast<std::size_t>(slot)]);
@@ -303,7 +310,7 @@ class SweepCommand {
   fs::path out_;
   std::vector<const SweepRun*> selected_;
   std::vector<const SweepRun*> todo_;
-  std::map<std::size_t, RunLock> locks_;  // held while each run's process lives
+  std::map<std::size_t, FileLock> locks_;  // held while each run's process lives
   int interrupted_ = 0;
 };
 
@@ -316,7 +323,8 @@ int cmd_sweep(const SweepOptions& options) {
 
 CLI::App* add_sweep_command(CLI::App& app, std::function<int()>& action) {
   auto options = std::make_shared<SweepOptions>();
-  CLI::App* cmd = app.add_subcommand("sweep", "run a sweep file's grid of runs: skips finished runs, resumes unfinished ones");
+  CLI::App* cmd =
+      app.add_subcommand("sweep", "run a sweep file's grid of runs: skips finished runs, resumes unfinished ones");
   cmd->add_option("sweep", options->sweep_path, "sweep file (JSON): base config, axes, zip groups")->required();
   cmd->add_option("--out", options->out_dir, "output directory (default runs/<sweep name>)");
   cmd->add_option("--jobs", options->jobs, "runs at once: N, or gpu (one per visible GPU)")->capture_default_str();
@@ -327,10 +335,12 @@ CLI::App* add_sweep_command(CLI::App& app, std::function<int()>& action) {
       ->capture_default_str();
   cmd->add_option("--index", options->index, "run only run I (the Slurm array index)")->check(CLI::NonNegativeNumber);
   cmd->add_flag("--retry-failed", options->retry_failed, "run failed runs again");
-  cmd->add_option("--set", options->overrides, "override a key of the base config: --set train.max_steps=500 (repeatable)")
+  cmd->add_option("--set", options->overrides,
+                  "override a key of the base config: --set train.max_steps=500 (repeatable)")
       ->allow_extra_args(false);
   cmd->add_option("--on-interrupt", options->on_interrupt,
-                  "shell command run when the sweep is interrupted, before it exits 3 (e.g. a Slurm requeue)");
+                  "shell command run when the sweep is interrupted, before it exits 3 (e.g. a Slurm requeue); "
+                  "$SKILLRUN_STOP_SIGNAL holds the signal's name (USR1, TERM, INT)");
   action = [options] { return cmd_sweep(*options); };
   return cmd;
 }

@@ -2,18 +2,10 @@
 // command line and commit are those of the latest one.
 #include "sweep/manifest.h"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
-
-#include <fmt/format.h>
-
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/version.h"
+#include "sweep/run_status.h"
 
 namespace skillrun {
 
@@ -57,21 +49,8 @@ nlohmann::ordered_json sweep_manifest(const Sweep& sweep, const std::vector<std:
 }
 
 void write_manifest(const std::filesystem::path& out_dir, const nlohmann::ordered_json& manifest) {
-  const auto lock_path = out_dir / "sweep.lock";
-  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) throw RuntimeError(fmt::format("cannot open {}: {}", lock_path.string(), std::strerror(errno)));
-  if (::flock(fd, LOCK_EX) != 0) {
-    const int err = errno;
-    ::close(fd);
-    throw RuntimeError(fmt::format("cannot lock {}: {}", lock_path.string(), std::strerror(err)));
-  }
-  try {
-    write_file_atomic(out_dir / "sweep.json", manifest.dump(2) + "\n");
-  } catch (...) {
-    ::close(fd);
-    throw;
-  }
-  ::close(fd);  // releases the lock
+  const FileLock lock = FileLock::acquire(out_dir / "sweep.lock");
+  write_file_atomic(out_dir / "sweep.json", manifest.dump(2) + "\n");
 }
 
 }  // namespace skillrun

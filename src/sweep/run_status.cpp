@@ -141,20 +141,23 @@ std::optional<std::string> config_difference(const fs::path& dir, const json& re
   return keys;
 }
 
-std::optional<RunLock> RunLock::try_acquire(const fs::path& dir) {
-  const fs::path file = dir / "run.lock";
+std::optional<FileLock> FileLock::lock(const fs::path& file, bool wait) {
   const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) throw RuntimeError(fmt::format("cannot open {}: {}", file.string(), std::strerror(errno)));
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+  if (::flock(fd, wait ? LOCK_EX : LOCK_EX | LOCK_NB) != 0) {
     const int err = errno;
     ::close(fd);
-    if (err == EWOULDBLOCK) return std::nullopt;
+    if (err == EWOULDBLOCK && !wait) return std::nullopt;
     throw RuntimeError(fmt::format("cannot lock {}: {}", file.string(), std::strerror(err)));
   }
-  return RunLock(fd);
+  return FileLock(fd);
 }
 
-RunLock::~RunLock() {
+FileLock FileLock::acquire(const fs::path& file) { return std::move(*lock(file, true)); }
+
+std::optional<FileLock> FileLock::try_acquire(const fs::path& file) { return lock(file, false); }
+
+FileLock::~FileLock() {
   if (fd_ >= 0) ::close(fd_);
 }
 

@@ -46,22 +46,31 @@ void remove_failed_marker(const std::filesystem::path& dir);
 // keys that differ, e.g. "optimizer.lr (0.01 in the directory, 0.02 in the sweep)".
 std::optional<std::string> config_difference(const std::filesystem::path& dir, const nlohmann::json& resolved);
 
-// An exclusive flock on dir/run.lock. The sweep holds it while the run process lives and the
-// run process inherits it, so two sweeps (say a local one and a Slurm array task) never run
-// the same directory at once; the kernel drops it when the last holder exits, even on kill -9.
-class RunLock {
+// An exclusive flock on a file, released when the last descriptor sharing it closes (also on
+// kill -9). A sweep holds dir/run.lock while the run process lives, and the run process
+// inherits it, so two sweeps (say a local one and a Slurm array task) never run the same
+// directory at once.
+class FileLock {
  public:
-  // Empty when another process holds the lock.
-  static std::optional<RunLock> try_acquire(const std::filesystem::path& dir);
-  RunLock(RunLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
-  RunLock& operator=(RunLock&&) = delete;
-  RunLock(const RunLock&) = delete;
-  ~RunLock();
+  // Waits for the lock.
+  static FileLock acquire(const std::filesystem::path& file);
+  // Empty when another process holds it.
+  static std::optional<FileLock> try_acquire(const std::filesystem::path& file);
+  FileLock(FileLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
+  FileLock& operator=(FileLock&&) = delete;
+  FileLock(const FileLock&) = delete;
+  ~FileLock();
   int fd() const { return fd_; }  // opened O_CLOEXEC: the launcher passes it to one child only
 
  private:
-  explicit RunLock(int fd) : fd_(fd) {}
+  explicit FileLock(int fd) : fd_(fd) {}
+  static std::optional<FileLock> lock(const std::filesystem::path& file, bool wait);
   int fd_ = -1;
 };
+
+// The lock a sweep holds while it runs the run in dir.
+inline std::optional<FileLock> try_lock_run(const std::filesystem::path& dir) {
+  return FileLock::try_acquire(dir / "run.lock");
+}
 
 }  // namespace skillrun

@@ -1,0 +1,279 @@
+// `skillrun sweep` as a user meets it: runs are child processes in OUT/<run name>; a finished
+// sweep does no work the second time; --list and --index; a diverged run is a result, a failed
+// one makes the exit status 1 and is re-run only with --retry-failed; a changed sweep never
+// overwrites a run directory (exit 2); an interrupted sweep exits 3 and resumes.
+// Runs are tiny (configs/ci/tiny.json, often capped at 100 steps), so the file takes seconds.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <string>
+
+#include "cli_support.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using skillrun_test::Result;
+using skillrun_test::shell_quote;
+using skillrun_test::slurp;
+
+testing::AssertionResult contains(const std::string& text, const std::string& part) {
+  if (text.find(part) != std::string::npos) return testing::AssertionSuccess();
+  return testing::AssertionFailure() << "\"" << text << "\"\ndoes not contain\n\"" << part << "\"";
+}
+
+std::string status_of(const fs::path& run_dir) {
+  return nlohmann::json::parse(slurp(run_dir / "summary.json")).at("status").get<std::string>();
+}
+
+const std::string kTiny = std::string(SKILLRUN_SOURCE_DIR) + "/configs/ci/tiny.json";
+const std::string kCiTinySweep = std::string(SKILLRUN_SOURCE_DIR) + "/configs/sweeps/ci_tiny.json";
+// The four run directories of configs/sweeps/ci_tiny.json, in index order.
+const char* const kCiTinyRuns[] = {"model.width=32,seed=1", "model.width=32,seed=2", "model.width=64,seed=1",
+                                   "model.width=64,seed=2"};
+
+class SweepCli : public skillrun_test::CliTest {
+ protected:
+  void SetUp() override {
+    // One thread per run: on 2 cores shared with other ctest jobs, OpenMP threads that wait for
+    // a busy core make a one-second run take tens of seconds. Thread counts are not under test.
+    ::setenv("OMP_NUM_THREADS", "1", 1);
+    CliTest::SetUp();
+    out_ = dir_ / "out";
+  }
+
+  std::string write_sweep(const std::string& contents, const std::string& name = "sweep.json") {
+    const fs::path p = dir_ / name;
+    std::ofstream(p) << contents;
+    return p.string();
+  }
+
+  // A sweep whose base is configs/ci/tiny.json capped at 100 steps, then changed by the JSON
+  // merge patch `patch`, with the given axes.
+  std::string tiny_sweep(const std::string& axes, const std::string& patch = "{}") {
+    nlohmann::json base = nlohmann::json::parse(slurp(kTiny));
+    base["train"]["max_steps"] = 100;
+    base.merge_patch(nlohmann::json::parse(patch));
+    return write_sweep("{\"base\": " + base.dump() + ", \"axes\": {" + axes + "}}");
+  }
+
+  // `skillrun sweep SWEEP --out OUT [args]`
+  Result sweep(const std::string& sweep_file, std::vector<std::string> args = {}) {
+    args.insert(args.begin(), {"sweep", sweep_file, "--out", out_.string()});
+    return skillrun(args);
+  }
+
+  fs::path out_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// running a sweep
+
+TEST_F(SweepCli, CiTinySweepRunsEveryRunToAResult) {
+  const Result r = sweep(kCiTinySweep);
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  for (const char* name : kCiTinyRuns) EXPECT_EQ(status_of(out_ / name), "converged") << name;
+  EXPECT_TRUE(contains(r.out, "4 runs: 4 done"));
+}
+
+TEST_F(SweepCli, ManifestListsTheRunsTheCommandAndTheCommit) {
+  ASSERT_EQ(sweep(tiny_sweep(R"("seed": [1, 2])")).status, 0);
+  const auto m = nlohmann::json::parse(slurp(out_ / "sweep.json"));
+  ASSERT_EQ(m["runs"].size(), 2u);
+  EXPECT_EQ(m["runs"][1]["index"], 1);
+  EXPECT_EQ(m["runs"][1]["name"], "seed=2");
+  EXPECT_EQ(m["runs"][1]["overrides"]["seed"], 2);
+  EXPECT_EQ(m["command_line"][1], "sweep");
+  EXPECT_FALSE(m["git_commit"].get<std::string>().empty());
+  EXPECT_TRUE(contains(m["sweep_file"].get<std::string>(), "sweep.json"));
+}
+
+// Each run's resolved config is in its directory, and `run` was given exactly that file.
+TEST_F(SweepCli, RunDirectoryHoldsTheRunsResolvedConfig) {
+  ASSERT_EQ(sweep(tiny_sweep(R"("model.width": [16])")).status, 0);
+  const auto config = nlohmann::json::parse(slurp(out_ / "model.width=16" / "config.json"));
+  EXPECT_EQ(config["model"]["width"], 16);
+  EXPECT_EQ(config["train"]["max_steps"], 100);
+  EXPECT_EQ(config["eval"]["tau_bits"], 0.1);
+}
+
+TEST_F(SweepCli, SecondInvocationOfAFinishedSweepStartsNoRun) {
+  ASSERT_EQ(sweep(kCiTinySweep).status, 0);
+  std::vector<fs::file_time_type> before;
+  std::vector<std::string> outputs;
+  for (const char* name : kCiTinyRuns) {
+    before.push_back(fs::last_write_time(out_ / name / "metrics.csv"));
+    outputs.push_back(slurp(out_ / name / "output.log"));  // appended to by every run process
+  }
+  const Result again = sweep(kCiTinySweep);
+  ASSERT_EQ(again.status, 0) << again.out << again.err;
+  EXPECT_TRUE(contains(again.out, "skipped 4 finished runs"));
+  EXPECT_FALSE(contains(again.out, "start"));
+  for (std::size_t i = 0; i < std::size(kCiTinyRuns); ++i) {
+    EXPECT_EQ(fs::last_write_time(out_ / kCiTinyRuns[i] / "metrics.csv"), before[i]) << kCiTinyRuns[i];
+    EXPECT_EQ(slurp(out_ / kCiTinyRuns[i] / "output.log"), outputs[i]) << kCiTinyRuns[i];
+  }
+}
+
+TEST_F(SweepCli, JobsTwoRunsEveryRun) {
+  const Result r = sweep(tiny_sweep(R"("seed": [1, 2, 3])"), {"--jobs", "2"});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  for (const char* name : {"seed=1", "seed=2", "seed=3"}) EXPECT_EQ(status_of(out_ / name), "max_steps") << name;
+}
+
+TEST_F(SweepCli, SetAppliesToTheBaseOfEveryRun) {
+  ASSERT_EQ(sweep(tiny_sweep(R"("seed": [1, 2])"), {"--set", "train.max_steps=50"}).status, 0);
+  for (const char* name : {"seed=1", "seed=2"})
+    EXPECT_EQ(nlohmann::json::parse(slurp(out_ / name / "summary.json"))["steps"], 50) << name;
+}
+
+// ---------------------------------------------------------------------------------------------
+// --list and --index
+
+TEST_F(SweepCli, ListPrintsEveryRunAndRunsNothing) {
+  const Result r = sweep(kCiTinySweep, {"--list"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  for (const char* name : kCiTinyRuns) EXPECT_TRUE(contains(r.out, name));
+  EXPECT_TRUE(contains(r.out, "4 runs: 4 pending"));
+  EXPECT_FALSE(fs::exists(out_));
+}
+
+TEST_F(SweepCli, ListShowsTheStatusOfFinishedRuns) {
+  ASSERT_EQ(sweep(tiny_sweep(R"("seed": [1, 2])"), {"--index", "1"}).status, 0);
+  const Result r = sweep(tiny_sweep(R"("seed": [1, 2])"), {"--list"});
+  EXPECT_TRUE(contains(r.out, "    0  pending      seed=1"));
+  EXPECT_TRUE(contains(r.out, "    1  done         seed=2  max_steps, 100 steps"));
+}
+
+TEST_F(SweepCli, ListFormatCountPrintsTheNumberOfRuns) {
+  const Result r = sweep(kCiTinySweep, {"--list", "--format", "count"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, "4\n");
+}
+
+TEST_F(SweepCli, IndexRunsOnlyThatRun) {
+  const Result r = sweep(kCiTinySweep, {"--index", "2"});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(status_of(out_ / kCiTinyRuns[2]), "converged");
+  for (int i : {0, 1, 3}) EXPECT_FALSE(fs::exists(out_ / kCiTinyRuns[i])) << kCiTinyRuns[i];
+}
+
+TEST_F(SweepCli, IndexOutOfRangeExitsTwo) {
+  const Result r = sweep(kCiTinySweep, {"--index", "4"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(contains(r.err, "error: --index 4 is out of range"));
+  EXPECT_FALSE(fs::exists(out_));
+}
+
+// ---------------------------------------------------------------------------------------------
+// diverged and failed runs
+
+// SGD at lr 1e30 overflows within a few steps; the sweep goes on and exits 0: a result.
+const char* const kSgd = R"({"optimizer": {"type": "sgd", "lr": 0.1}})";
+
+TEST_F(SweepCli, DivergingRunIsReportedAndTheOthersFinish) {
+  const Result r = sweep(tiny_sweep(R"("optimizer.lr": [1e30, 0.5])", kSgd));
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_EQ(status_of(out_ / "optimizer.lr=1e+30"), "diverged");
+  EXPECT_EQ(status_of(out_ / "optimizer.lr=0.5"), "max_steps");
+  EXPECT_TRUE(contains(r.out, "    0  diverged     optimizer.lr=1e+30"));
+}
+
+TEST_F(SweepCli, DivergedRunIsNotRunAgain) {
+  const std::string s = tiny_sweep(R"("optimizer.lr": [1e30])", kSgd);
+  ASSERT_EQ(sweep(s).status, 0);
+  const Result again = sweep(s, {"--retry-failed"});
+  EXPECT_EQ(again.status, 0);
+  EXPECT_TRUE(contains(again.out, "skipped 1 finished run"));
+}
+
+// metrics.csv made a directory makes that run's process fail with exit 1.
+TEST_F(SweepCli, FailingRunIsMarkedFailedTheOthersFinishAndTheSweepExitsOne) {
+  fs::create_directories(out_ / "seed=1" / "metrics.csv");
+  const Result r = sweep(tiny_sweep(R"("seed": [1, 2])"));
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  EXPECT_EQ(status_of(out_ / "seed=2"), "max_steps");
+  const auto marker = nlohmann::json::parse(slurp(out_ / "seed=1" / "failed.json"));
+  EXPECT_EQ(marker["exit_code"], 1);
+  EXPECT_TRUE(contains(marker["output_tail"].get<std::string>(), "metrics.csv"));
+  EXPECT_TRUE(contains(r.out, "    0  failed       seed=1  exit 1: error:"));
+}
+
+TEST_F(SweepCli, FailedRunIsNotRetriedWithoutRetryFailed) {
+  const std::string s = tiny_sweep(R"("seed": [1])");
+  fs::create_directories(out_ / "seed=1");
+  std::ofstream(out_ / "seed=1" / "failed.json") << R"({"exit_code": 1, "signal": 0, "output_tail": "boom\n"})";
+  const Result r = sweep(s);
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  EXPECT_TRUE(contains(r.out, "skipped 1 failed run: --retry-failed runs them again"));
+  EXPECT_FALSE(fs::exists(out_ / "seed=1" / "summary.json"));
+}
+
+TEST_F(SweepCli, RetryFailedRunsAFailedRunAgain) {
+  const std::string s = tiny_sweep(R"("seed": [1])");
+  fs::create_directories(out_ / "seed=1");
+  std::ofstream(out_ / "seed=1" / "failed.json") << R"({"exit_code": 1, "signal": 0, "output_tail": "boom\n"})";
+  const Result r = sweep(s, {"--retry-failed"});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_TRUE(contains(r.out, "[0] retry    seed=1"));
+  EXPECT_EQ(status_of(out_ / "seed=1"), "max_steps");
+  EXPECT_FALSE(fs::exists(out_ / "seed=1" / "failed.json"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// a changed sweep, a bad sweep
+
+TEST_F(SweepCli, ChangedBaseIsAnErrorNamingTheRunDirectoryAndLeavesItAsItWas) {
+  ASSERT_EQ(sweep(tiny_sweep(R"("seed": [1])", R"({"train": {"max_steps": 50}})")).status, 0);
+  const fs::path run_dir = out_ / "seed=1";
+  const std::string config = slurp(run_dir / "config.json"), summary = slurp(run_dir / "summary.json");
+  const Result r = sweep(tiny_sweep(R"("seed": [1])", R"({"train": {"max_steps": 60}})"));
+  EXPECT_EQ(r.status, 2) << r.out << r.err;
+  EXPECT_TRUE(contains(r.err, (run_dir / "config.json").string()));
+  EXPECT_TRUE(contains(r.err, "train.max_steps (50 in the directory, 60 in the sweep)"));
+  EXPECT_EQ(slurp(run_dir / "config.json"), config);
+  EXPECT_EQ(slurp(run_dir / "summary.json"), summary);
+}
+
+TEST_F(SweepCli, ZipOfUnequalLengthsExitsTwoNamingThePath) {
+  const Result r = sweep(write_sweep(R"({"base": ")" + kTiny +
+                                     R"(", "zip": [{"seed": [1, 2], "model.width": [8]}]})"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(contains(r.err, "error: zip[0].model.width: has 1 values but zip[0].seed has 2"));
+  EXPECT_FALSE(fs::exists(out_));
+}
+
+TEST_F(SweepCli, BadValueExitsTwoNamingTheRun) {
+  const Result r = sweep(tiny_sweep(R"("optimizer.lr": [0.01, -1])"));
+  EXPECT_EQ(r.status, 2);
+  EXPECT_TRUE(contains(r.err, "error: run 1 (optimizer.lr=-1): optimizer.lr: must be > 0, got -1"));
+  EXPECT_FALSE(fs::exists(out_));
+}
+
+// ---------------------------------------------------------------------------------------------
+// interruption
+
+// SIGTERM to the sweep (as Slurm sends with --signal=B:...) reaches the run, which checkpoints
+// and stops; the sweep exits 3 after running --on-interrupt; the next invocation resumes it.
+TEST_F(SweepCli, SigtermStopsTheSweepWithExitThreeAndTheNextInvocationResumes) {
+  const std::string s = tiny_sweep(R"("seed": [1])", R"({"train": {"max_steps": 6000, "stop_when_learned": false}})");
+  const fs::path summary = out_ / "seed=1" / "summary.json", hook = dir_ / "hook_ran";
+  const std::string start = shell_quote(SKILLRUN_BIN) + " sweep " + shell_quote(s) + " --out " +
+                            shell_quote(out_.string()) + " --on-interrupt " + shell_quote("touch " + hook.string());
+  // Signal once the run has written its first summary (its handlers are installed by then).
+  const Result r = sh(start + " & pid=$!; i=0; while [ ! -f " + shell_quote(summary.string()) +
+                             " ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; kill -TERM $pid; wait $pid");
+  ASSERT_EQ(r.status, 3) << r.out << r.err;
+  EXPECT_EQ(status_of(out_ / "seed=1"), "interrupted");
+  EXPECT_TRUE(fs::exists(hook));
+
+  const Result again = sweep(s);
+  ASSERT_EQ(again.status, 0) << again.out << again.err;
+  EXPECT_TRUE(contains(again.out, "[0] resume   seed=1"));
+  EXPECT_EQ(status_of(out_ / "seed=1"), "max_steps");
+}
+
+}  // namespace
