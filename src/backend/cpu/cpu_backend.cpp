@@ -26,6 +26,9 @@ namespace {
 constexpr std::size_t kParallelMin = std::size_t{1} << 15;
 // Below this many multiply-adds (~20 us on one core) a gemm is not worth splitting.
 constexpr std::size_t kParallelGemmMin = std::size_t{1} << 18;
+// Rows (or columns) of C per single-threaded sgemm call: small enough that the 250-row weight
+// gradient still splits across threads, large enough for OpenBLAS's kernels to run at speed.
+constexpr int kGemmBlock = 64;
 constexpr std::size_t kAlignment = 64;  // a cache line, and enough for any AVX-512 load
 
 CBLAS_TRANSPOSE to_cblas(Trans t) { return t == Trans::Yes ? CblasTrans : CblasNoTrans; }
@@ -115,35 +118,52 @@ void CpuBackend::gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, cons
     }
     return;
   }
-  // Each OpenMP thread computes one block of C with a single-threaded sgemm: rows of C (rows of
-  // op(A)) when C is tall, columns of C (columns of op(B)) when it is wide. Every element of C
-  // is then computed exactly as by one big sgemm, whatever the thread count.
+  // C is cut into blocks of kGemmBlock rows of C (rows of op(A)) when C is tall, or columns
+  // (columns of op(B)) when it is wide, and each block is one single-threaded sgemm; threads
+  // share the blocks. The cut does not depend on the thread count, so neither do the results:
+  // a run gives the same bits with 1 or 16 threads, and a resumed run matches its first part.
   const bool split_rows = m >= n;
   const int extent = split_rows ? m : n;
-  const bool parallel = static_cast<std::size_t>(m) * n * k >= kParallelGemmMin && extent >= 32;
-#pragma omp parallel if (parallel)
-  {
-    const int threads = omp_get_num_threads(), t = omp_get_thread_num();
-    // Block edges on multiples of 16, so that only the last block has a ragged SIMD edge.
-    const int per_thread = (extent + threads - 1) / threads;
-    const int block = (per_thread + 15) / 16 * 16;
-    const int begin = std::min(extent, t * block), end = std::min(extent, begin + block);
-    if (end > begin) {
-      const std::size_t b0 = static_cast<std::size_t>(begin);
-      if (split_rows) {
-        // Row i of op(A) is row i of A, or column i of A when transposed.
-        const float* a = ta == Trans::No ? A + b0 * lda : A + b0;
-        cblas_sgemm(CblasRowMajor, to_cblas(ta), to_cblas(tb), end - begin, n, k, alpha, a, lda,
-                    B, ldb, beta, C + b0 * ldc, ldc);
-      } else {
-        // Column j of op(B) is column j of B, or row j of B when transposed.
-        const float* b = tb == Trans::No ? B + b0 : B + b0 * ldb;
-        cblas_sgemm(CblasRowMajor, to_cblas(ta), to_cblas(tb), m, end - begin, k, alpha, A, lda,
-                    b, ldb, beta, C + b0, ldc);
-      }
+  const int blocks = (extent + kGemmBlock - 1) / kGemmBlock;
+  const bool parallel = static_cast<std::size_t>(m) * n * k >= kParallelGemmMin && blocks > 1;
+#pragma omp parallel for schedule(static) if (parallel)
+  for (int blk = 0; blk < blocks; ++blk) {
+    const int begin = blk * kGemmBlock, end = std::min(extent, begin + kGemmBlock);
+    const std::size_t b0 = static_cast<std::size_t>(begin);
+    if (split_rows) {
+      // Row i of op(A) is row i of A, or column i of A when transposed.
+      const float* a = ta == Trans::No ? A + b0 * lda : A + b0;
+      cblas_sgemm(CblasRowMajor, to_cblas(ta), to_cblas(tb), end - begin, n, k, alpha, a, lda, B, ldb, beta,
+                  C + b0 * ldc, ldc);
+    } else {
+      // Column j of op(B) is column j of B, or row j of B when transposed.
+      const float* b = tb == Trans::No ? B + b0 : B + b0 * ldb;
+      cblas_sgemm(CblasRowMajor, to_cblas(ta), to_cblas(tb), m, end - begin, k, alpha, A, lda, b, ldb, beta,
+                  C + b0, ldc);
     }
   }
 }
+
+namespace {
+// Sum of term(i) over [0, n) in double, over fixed chunks combined in order: the same bits
+// whatever the thread count (an OpenMP reduction's order would depend on it).
+template <class Term>
+double chunked_sum(std::size_t n, Term term) {
+  constexpr std::size_t kChunk = std::size_t{1} << 14;
+  const std::size_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> partial(chunks, 0.0);
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (std::size_t c = 0; c < chunks; ++c) {
+    double acc = 0.0;
+    const std::size_t end = std::min(n, (c + 1) * kChunk);
+    for (std::size_t i = c * kChunk; i < end; ++i) acc += term(i);
+    partial[c] = acc;
+  }
+  double total = 0.0;
+  for (double p : partial) total += p;
+  return total;
+}
+}  // namespace
 
 // ---- elementwise and reductions -----------------------------------------------------------
 
@@ -163,13 +183,10 @@ void CpuBackend::axpby(float* y, const float* x, std::size_t n, float alpha, flo
 }
 
 double CpuBackend::sum_squares(const float* x, std::size_t n) {
-  double acc = 0.0;
-#pragma omp parallel for simd schedule(static) reduction(+ : acc) if (n >= kParallelMin)
-  for (std::size_t i = 0; i < n; ++i) {
+  return chunked_sum(n, [x](std::size_t i) {
     const double v = x[i];
-    acc += v * v;
-  }
-  return acc;
+    return v * v;
+  });
 }
 
 // ---- MLP pieces ---------------------------------------------------------------------------
@@ -313,13 +330,11 @@ void CpuBackend::sgd_update(float* w, const float* g, float* m, std::size_t n, f
 void CpuBackend::nmd_update(float* w, const float* g, float* m, std::size_t n, float lr,
                             float beta, float weight_decay) {
   // Pass 1 updates the momentum and measures it; pass 2 steps along its direction.
-  double norm_sq = 0.0;
-#pragma omp parallel for simd schedule(static) reduction(+ : norm_sq) if (n >= kParallelMin)
-  for (std::size_t i = 0; i < n; ++i) {
+  const double norm_sq = chunked_sum(n, [=](std::size_t i) {
     const float mi = beta * m[i] + g[i];
     m[i] = mi;
-    norm_sq += static_cast<double>(mi) * mi;
-  }
+    return static_cast<double>(mi) * mi;
+  });
   if (norm_sq == 0.0) return;  // no direction, so no step (weight decay included)
   const float step = static_cast<float>(static_cast<double>(lr) / std::sqrt(norm_sq));
   const float decay = 1.0f - lr * weight_decay;
