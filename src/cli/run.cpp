@@ -51,39 +51,20 @@ int cmd_validate(const CommonOptions& options) {
   return kExitOk;
 }
 
-namespace {
-// Refuses to continue a run directory whose resolved config differs from this one: resuming
-// it would silently mix two experiments. Names the first differing key.
-void check_same_config(const std::filesystem::path& dir, const nlohmann::json& resolved) {
-  const auto file = dir / "config.json";
-  if (!std::filesystem::exists(file)) return;
-  nlohmann::json recorded;
-  try {
-    recorded = nlohmann::json::parse(read_file(file));
-  } catch (const nlohmann::json::exception& e) {
-    throw ConfigError("", fmt::format("{}: unreadable ({}); not resuming", file.string(), e.what()));
-  }
-  const nlohmann::json patch = nlohmann::json::diff(recorded, resolved);
-  if (patch.empty()) return;
-  std::string key = patch[0].value("path", "");
-  std::replace(key.begin(), key.end(), '/', '.');
-  if (!key.empty() && key[0] == '.') key.erase(0, 1);
-  throw ConfigError("", fmt::format("{} holds a run of a different config ({}: {} there, {} here); refusing to "
-                                    "resume or overwrite it",
-                                    dir.string(), key, recorded.contains(nlohmann::json::json_pointer(patch[0]["path"].get<std::string>()))
-                                        ? recorded.at(nlohmann::json::json_pointer(patch[0]["path"].get<std::string>())).dump()
-                                        : "absent",
-                                    patch[0].contains("value") ? patch[0]["value"].dump() : "absent"));
-}
-}  // namespace
-
 int cmd_run(const RunOptions& options) {
+  // Installed first, so a signal during start-up (a Slurm pre-emption, say) is not fatal: the
+  // loop sees the flag at its first step, checkpoints and exits 3.
+  g_stop_requested.store(false);
+  for (int sig : {SIGINT, SIGTERM, SIGUSR1}) std::signal(sig, on_stop_signal);
   const ExperimentConfig config = load_config(options.common);
   const nlohmann::json resolved = to_json(config);
   if (options.resume && options.out_dir.empty()) throw UsageError("--resume needs --out DIR (the run to continue)");
   const std::filesystem::path out = options.out_dir.empty() ? default_run_path(config.name) : std::filesystem::path(options.out_dir);
   if (options.resume) {
-    check_same_config(out, resolved);
+    // Resuming a directory of another config would silently mix two experiments.
+    if (const auto diff = config_difference(out, resolved))
+      throw ConfigError("", fmt::format("{} holds a run of a different config: {}; refusing to resume or overwrite it",
+                                        out.string(), *diff));
     if (const auto status = recorded_status(out); status && is_finished_status(*status)) {
       std::printf("run %s already finished (status %s); nothing to do\n", out.c_str(), status->c_str());
       return kExitOk;
@@ -107,8 +88,6 @@ int cmd_run(const RunOptions& options) {
     if (!checkpoint) spdlog::warn("no valid checkpoint in {}; starting the run over", dir.path().string());
   }
 
-  g_stop_requested.store(false);
-  for (int sig : {SIGINT, SIGTERM, SIGUSR1}) std::signal(sig, on_stop_signal);
   Progress progress(detect_progress_mode(options.no_progress), config.train.max_steps, config.task.n_tasks);
   const RunSummary summary = trainer.run(dir, progress, checkpoint ? &*checkpoint : nullptr);
   for (int sig : {SIGINT, SIGTERM, SIGUSR1}) std::signal(sig, SIG_DFL);

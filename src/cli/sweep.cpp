@@ -221,7 +221,7 @@ class SweepCommand {
   void check_configs() const {
     std::string problems;
     for (const SweepRun* run : selected_)
-      if (const auto diff = config_difference(dir(*run), run->config))
+      if (const auto diff = config_difference(dir(*run), run->config, "in the sweep"))
         problems += fmt::format("\n  run {}: {} differs from the sweep: {}", run->index,
                                 (dir(*run) / "config.json").string(), *diff);
     if (!problems.empty())
@@ -294,7 +294,7 @@ class SweepCommand {
     for (const SweepRun* run : selected_) {
       const RunDirState s = inspect_run(dir(*run));
       std::string detail = s.detail;
-      if (const auto diff = config_difference(dir(*run), run->config)) detail = "CONFIG DIFFERS: " + *diff;
+      if (const auto diff = config_difference(dir(*run), run->config, "in the sweep")) detail = "CONFIG DIFFERS: " + *diff;
       const std::string row = fmt::format("{:>5}  {:<11}  {:<{}}  {}", run->index, to_string(s.state), run->name,
                                           name_width, detail);
       say("{}", row.substr(0, row.find_last_not_of(' ') + 1));

@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "config/experiment.h"
 #include "core/version.h"
 
 namespace skillrun {
@@ -102,6 +103,52 @@ std::optional<std::string> recorded_status(const std::filesystem::path& run_dir)
 bool is_finished_status(const std::string& status) {
   return status == to_string(RunStatus::Converged) || status == to_string(RunStatus::MaxSteps) ||
          status == to_string(RunStatus::Diverged);
+}
+
+namespace {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+// "/optimizer/lr" -> "optimizer.lr"
+std::string dotted(const std::string& pointer) {
+  std::string s = pointer.empty() ? pointer : pointer.substr(1);
+  for (char& ch : s)
+    if (ch == '/') ch = '.';
+  return s;
+}
+
+std::string value_at(const json& j, const std::string& pointer) {
+  const json::json_pointer p(pointer);
+  return j.contains(p) ? j.at(p).dump() : std::string("absent");
+}
+
+}  // namespace
+
+std::optional<std::string> config_difference(const fs::path& dir, const json& resolved, std::string_view here) {
+  const fs::path file = dir / "config.json";
+  std::error_code ec;
+  if (!fs::exists(file, ec)) return std::nullopt;
+  // Resolving the stored config again makes keys added with defaults since it was written
+  // compare equal, and a config written by hand compare by meaning, not by text.
+  json existing;
+  try {
+    existing = to_json(parse_experiment(read_json_file(file.string())));
+  } catch (const std::exception& e) {
+    return fmt::format("it is not a valid config ({})", e.what());
+  }
+  if (existing == resolved) return std::nullopt;
+  std::string keys;
+  int shown = 0;
+  for (const auto& op : json::diff(existing, resolved)) {
+    const std::string pointer = op.at("path").get<std::string>();
+    if (shown++ == 4) {
+      keys += ", ...";
+      break;
+    }
+    keys += fmt::format("{}{} ({} in the directory, {} {})", keys.empty() ? "" : ", ", dotted(pointer),
+                        value_at(existing, pointer), value_at(resolved, pointer), here);
+  }
+  return keys;
 }
 
 std::filesystem::path default_run_path(const std::string& name) {

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -71,6 +72,12 @@ class RunDirectory {
 std::optional<std::string> recorded_status(const std::filesystem::path& run_dir);
 // A run with this status ended and must not be run again: converged, max_steps, diverged.
 bool is_finished_status(const std::string& status);
+
+// Empty when run_dir/config.json is absent or, both resolved again (so keys added with defaults
+// since it was written compare equal), equal to `resolved`; else the differing keys, e.g.
+// "optimizer.lr (0.01 in the directory, 0.02 here)" with here = "here".
+std::optional<std::string> config_difference(const std::filesystem::path& run_dir, const nlohmann::json& resolved,
+                                             std::string_view here = "here");
 
 // Default run directory for a config name: runs/<name>-<YYYYmmdd-HHMMSS>[-N].
 std::filesystem::path default_run_path(const std::string& name);

@@ -55,19 +55,6 @@ std::string failure_detail(const fs::path& dir) {
   }
 }
 
-// "/optimizer/lr" -> "optimizer.lr"
-std::string dotted(const std::string& pointer) {
-  std::string s = pointer.empty() ? pointer : pointer.substr(1);
-  for (char& ch : s)
-    if (ch == '/') ch = '.';
-  return s;
-}
-
-std::string value_at(const json& j, const std::string& pointer) {
-  const json::json_pointer p(pointer);
-  return j.contains(p) ? j.at(p).dump() : std::string("absent");
-}
-
 }  // namespace
 
 const char* to_string(SweepRunState s) {
@@ -112,33 +99,6 @@ void remove_failed_marker(const fs::path& dir) {
   std::error_code ec;
   fs::remove(dir / kFailedMarker, ec);
   if (ec) throw RuntimeError(fmt::format("cannot remove {}: {}", (dir / kFailedMarker).string(), ec.message()));
-}
-
-std::optional<std::string> config_difference(const fs::path& dir, const json& resolved) {
-  const fs::path file = dir / "config.json";
-  std::error_code ec;
-  if (!fs::exists(file, ec)) return std::nullopt;
-  // Resolving the stored config again makes keys added with defaults since it was written
-  // compare equal, and a config written by hand compare by meaning, not by text.
-  json existing;
-  try {
-    existing = to_json(parse_experiment(read_json_file(file.string())));
-  } catch (const std::exception& e) {
-    return fmt::format("it is not a valid config ({})", e.what());
-  }
-  if (existing == resolved) return std::nullopt;
-  std::string keys;
-  int shown = 0;
-  for (const auto& op : json::diff(existing, resolved)) {
-    const std::string pointer = op.at("path").get<std::string>();
-    if (shown++ == 4) {
-      keys += ", ...";
-      break;
-    }
-    keys += fmt::format("{}{} ({} in the directory, {} in the sweep)", keys.empty() ? "" : ", ", dotted(pointer),
-                        value_at(existing, pointer), value_at(resolved, pointer));
-  }
-  return keys;
 }
 
 std::optional<FileLock> FileLock::lock(const fs::path& file, bool wait) {

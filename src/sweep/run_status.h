@@ -9,6 +9,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "io/run_dir.h"
+
 namespace skillrun {
 
 enum class SweepRunState {
@@ -42,9 +44,6 @@ struct RunFailure {
 void write_failed_marker(const std::filesystem::path& dir, const RunFailure& failure);
 void remove_failed_marker(const std::filesystem::path& dir);
 
-// Empty when dir/config.json is absent or, both resolved again, equal to `resolved`; else the
-// keys that differ, e.g. "optimizer.lr (0.01 in the directory, 0.02 in the sweep)".
-std::optional<std::string> config_difference(const std::filesystem::path& dir, const nlohmann::json& resolved);
 
 // An exclusive flock on a file, released when the last descriptor sharing it closes (also on
 // kill -9). A sweep holds dir/run.lock while the run process lives, and the run process

@@ -346,20 +346,20 @@ TEST_F(SweepDir, RemovingTheFailedMarkerMakesTheRunResumable) {
 
 TEST_F(SweepDir, NoConfigFileIsNoDifference) {
   const json resolved = to_json(parse_experiment(json{{"optimizer", {{"type", "sgd"}, {"lr", 0.1}}}}));
-  EXPECT_FALSE(config_difference(dir_ / "run", resolved));
+  EXPECT_FALSE(config_difference(dir_ / "run", resolved, "in the sweep"));
 }
 
 // The stored config is resolved again: a file with defaults left out still matches.
 TEST_F(SweepDir, SameConfigWrittenDifferentlyIsNoDifference) {
   write("run/config.json", R"({"optimizer": {"lr": 0.1, "type": "sgd"}})");
   const json resolved = to_json(parse_experiment(json{{"optimizer", {{"type", "sgd"}, {"lr", 0.1}}}}));
-  EXPECT_FALSE(config_difference(dir_ / "run", resolved));
+  EXPECT_FALSE(config_difference(dir_ / "run", resolved, "in the sweep"));
 }
 
 TEST_F(SweepDir, DifferentConfigNamesTheKeyAndBothValues) {
   write("run/config.json", R"({"optimizer": {"type": "sgd", "lr": 0.1}})");
   const json resolved = to_json(parse_experiment(json{{"optimizer", {{"type", "sgd"}, {"lr", 0.2}}}}));
-  EXPECT_EQ(config_difference(dir_ / "run", resolved).value_or("none"),
+  EXPECT_EQ(config_difference(dir_ / "run", resolved, "in the sweep").value_or("none"),
             "optimizer.lr (0.1 in the directory, 0.2 in the sweep)");
 }
 
