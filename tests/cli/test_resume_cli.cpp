@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -72,11 +73,15 @@ class Resume : public ::testing::Test {
   static void TearDownTestSuite() { fs::remove_all(root_); }
   void SetUp() override { ASSERT_EQ(reference_.size(), 1u + 1u + 3000u / 25u) << "reference run failed"; }
 
-  // Starts a run, delivers `sig` after a random 100..700 ms, returns the exit code.
+  // Starts a run, waits until it is training (its step-0 row is on disk, so start-up time does
+  // not matter), delivers `sig` after a further random 0..400 ms, returns the exit code.
   int run_and_signal(const fs::path& out, int sig, unsigned seed) {
     std::mt19937 rng(seed);
     const pid_t pid = spawn(out, false);
-    std::this_thread::sleep_for(std::chrono::milliseconds(100 + rng() % 600));
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::ranges::count(slurp(out / "metrics.csv"), '\n') < 2 && std::chrono::steady_clock::now() < deadline)
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    std::this_thread::sleep_for(std::chrono::milliseconds(rng() % 400));
     kill(pid, sig);
     return wait_exit(pid);
   }
