@@ -12,6 +12,10 @@
 namespace skillrun::cuda {
 
 [[noreturn]] inline void throw_cuda_error(cudaError_t err, const char* expr, const char* file, int line) {
+  // A failed API call (not a launch) also leaves `err` as the thread's last error; if it stayed
+  // there, the next SKR_CUDA_CHECK_LAUNCH would report it as that kernel's failure after the
+  // caller caught this exception. Sticky errors (a faulted context) survive this, as they must.
+  (void)cudaGetLastError();
   const std::string message = std::string("CUDA error ") + cudaGetErrorName(err) + " (" + cudaGetErrorString(err) +
                               ") in " + expr + " at " + file + ":" + std::to_string(line);
   // Out of memory gets its own opening words: it is the one error a user can act on directly.

@@ -19,18 +19,21 @@ __global__ void cross_entropy_kernel(const float* logits, const int32_t* labels,
                                      float* correct, float* dlogits, float grad_scale, int* bad_label) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= rows) return;
-  const float* l = logits + static_cast<std::size_t>(i) * classes;
-  float* d = dlogits != nullptr ? dlogits + static_cast<std::size_t>(i) * classes : nullptr;
   const int32_t label = labels[i];
+  // Row pointers are formed only once classes > 0 is known (a bad label covers classes <= 0).
   if (label < 0 || label >= classes) {
     // A plain store: every writer stores the same 1, and the flag lives in mapped host memory.
     if (bad_label != nullptr) *static_cast<volatile int*>(bad_label) = 1;
     loss[i] = CUDART_NAN_F;
     correct[i] = 0.0f;
-    if (d != nullptr)
+    if (dlogits != nullptr && classes > 0) {
+      float* d = dlogits + static_cast<std::size_t>(i) * classes;
       for (int j = 0; j < classes; ++j) d[j] = CUDART_NAN_F;
+    }
     return;
   }
+  const float* l = logits + static_cast<std::size_t>(i) * classes;
+  float* d = dlogits != nullptr ? dlogits + static_cast<std::size_t>(i) * classes : nullptr;
   float max_logit = l[0];
   // std::max's rule (a < b ? b : a), not fmaxf: a NaN logit must propagate as on the CPU.
   for (int j = 1; j < classes; ++j) max_logit = max_logit < l[j] ? l[j] : max_logit;
@@ -52,7 +55,9 @@ __global__ void cross_entropy_kernel(const float* logits, const int32_t* labels,
 
 void launch_cross_entropy(const float* logits, const int32_t* labels, int rows, int classes, float* loss,
                           float* correct, float* dlogits, float grad_scale, int* bad_label, cudaStream_t stream) {
-  if (rows <= 0 || classes <= 0) return;
+  // classes <= 0 still launches: every label is then outside [0, classes) and gets flagged, as
+  // the CPU backend throws for it.
+  if (rows <= 0) return;
   const unsigned int blocks = static_cast<unsigned int>((rows + kThreads - 1) / kThreads);
   cross_entropy_kernel<<<blocks, kThreads, 0, stream>>>(logits, labels, rows, classes, loss, correct, dlogits,
                                                         grad_scale, bad_label);

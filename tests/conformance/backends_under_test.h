@@ -9,6 +9,9 @@
 #include <vector>
 
 #include "backend/backend.h"
+#ifdef SKILLRUN_HAVE_CUDA
+#include "backend/cuda/cuda_factory.h"  // plain C++: cuda_unavailable_reason()
+#endif
 
 namespace skillrun::conformance {
 
@@ -16,16 +19,20 @@ struct BackendUnderTest {
   std::string name;                                    // gtest parameter name: cpu, cuda, cuda_tf32, ...
   std::function<std::unique_ptr<Backend>()> make;
   std::function<std::string()> unavailable;            // empty string: present
-  double gemm_tolerance;   // normalised error of a matrix product vs the CPU (fp32 1e-5, tf32 1e-3, bf16 1e-2)
+  double gemm_tolerance;   // normalised error of a matrix product vs the CPU (fp32 1e-5, tf32 2e-3, bf16 2e-2)
   double msign_tolerance;  // normalised error of Newton-Schulz msign vs the CPU (see the test file)
 };
 
 // fp32 elementwise, reduction and optimizer ops: every backend computes them in fp32.
 constexpr double kFp32Tolerance = 1e-5;
 
+// Why the CUDA cases skip, with the device scan's own reason (no driver, no device, compute
+// capability below the build's), so that a skip on a GPU machine is diagnosable from the log.
 inline std::string cuda_unavailable() {
 #ifdef SKILLRUN_HAVE_CUDA
-  return cuda_backend_available() ? std::string() : std::string("no CUDA device");
+  if (cuda_backend_available()) return std::string();
+  const std::string reason = cuda_unavailable_reason();
+  return "no CUDA device" + (reason.empty() ? std::string() : " usable: " + reason);
 #else
   return "no CUDA device (this build has no CUDA backend)";
 #endif
@@ -35,8 +42,14 @@ inline const std::vector<BackendUnderTest>& backends_under_test() {
   static const std::vector<BackendUnderTest> all = {
       {"cpu", [] { return make_backend(DeviceChoice::Cpu); }, [] { return std::string(); }, 1e-5, 5e-4},
       {"cuda", [] { return make_backend(DeviceChoice::Cuda, Precision::Fp32); }, cuda_unavailable, 1e-5, 5e-4},
-      {"cuda_tf32", [] { return make_backend(DeviceChoice::Cuda, Precision::Tf32); }, cuda_unavailable, 1e-3, 3e-2},
-      {"cuda_bf16", [] { return make_backend(DeviceChoice::Cuda, Precision::Bf16); }, cuda_unavailable, 1e-2, 1.5e-1},
+      // tf32/bf16 gemm bounds: a host emulation of the gemm case (operands rounded to 10/7 mantissa
+      // bits, exact accumulation) gives 2.7e-4 / 2.2e-3 with round-to-nearest and 7.1e-4 / 5.6e-3
+      // if the tensor cores truncate instead; 2e-3 / 2e-2 keep a ~3x margin over the latter and
+      // still catch any layout or operand bug (those give O(1) errors). fp32 stays at 1e-5, which
+      // also catches TF32 leaking into fp32 mode (~3e-4). Msign: emulated worst case over the three
+      // shapes 1.1e-2 (tf32, polar_express, truncation) and 7.3e-2 (bf16): bounds 3e-2 / 1.5e-1.
+      {"cuda_tf32", [] { return make_backend(DeviceChoice::Cuda, Precision::Tf32); }, cuda_unavailable, 2e-3, 3e-2},
+      {"cuda_bf16", [] { return make_backend(DeviceChoice::Cuda, Precision::Bf16); }, cuda_unavailable, 2e-2, 1.5e-1},
   };
   return all;
 }

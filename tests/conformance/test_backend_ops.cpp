@@ -17,7 +17,9 @@
 #include <memory>
 #include <random>
 #include <set>
+#include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
@@ -255,6 +257,60 @@ TEST_P(BackendOps, CrossEntropyLossCorrectAndGradient) {
   }
 }
 
+TEST_P(BackendOps, CrossEntropyLargeLogitsStayFinite) {
+  // Logits of +-1000: exp would overflow without the max shift. Loss and gradient must be finite
+  // and agree; a row whose top two logits tie exactly counts as wrong on both.
+  const int rows = 257, classes = 3;
+  std::mt19937 rng(16);
+  std::vector<int32_t> labels(static_cast<std::size_t>(rows));
+  for (int32_t& l : labels) l = static_cast<int32_t>(rng() % static_cast<unsigned>(classes));
+  HostVec logits = random_vector(std::size_t(rows) * classes, 17, 1000.0f);
+  logits[0] = logits[1] = 1000.0f;  // row 0: a tie at the top, whatever the label
+  logits[2] = -1000.0f;
+  labels[0] = 1;
+  auto op = [&](Backend& b, std::vector<float*>& p) {
+    Buffer<int32_t> l = on(b, labels);
+    b.cross_entropy(p[0], l.data(), rows, classes, p[1], p[2], p[3], 1.0f / rows);
+    b.synchronize();
+  };
+  const std::size_t n = static_cast<std::size_t>(rows);
+  const auto ref = run_on(cpu_, {logits, poisoned(n), poisoned(n), poisoned(n * classes)}, op);
+  const auto got = run_on(*backend_, {logits, poisoned(n), poisoned(n), poisoned(n * classes)}, op);
+  for (std::size_t i : {1u, 2u, 3u}) {
+    EXPECT_TRUE(std::all_of(ref[i].begin(), ref[i].end(), [](float x) { return std::isfinite(x); })) << i;
+  }
+  EXPECT_EQ(got[2], ref[2]) << "large logits: correct flags differ";
+  EXPECT_EQ(got[2][0], 0.0f) << "large logits: a tie must count as wrong";
+  expect_close("cross_entropy large logits loss", got[1], ref[1], kFp32Tolerance);
+  expect_close("cross_entropy large logits dlogits", got[3], ref[3], kFp32Tolerance);
+}
+
+TEST_P(BackendOps, CrossEntropyBadLabelThrows) {
+  // The CPU throws at the call, the CUDA backend at the next synchronising call; both throw
+  // std::out_of_range, once, and stay usable. classes == 0 makes every label bad.
+  for (auto [classes, bad] : {std::pair{2, 2}, std::pair{2, -1}, std::pair{0, 0}}) {
+    Buffer<float> logits = on(*backend_, HostVec(4, 0.5f)), loss(*backend_, 2), correct(*backend_, 2);
+    Buffer<int32_t> labels = on(*backend_, std::vector<int32_t>{0, bad});
+    EXPECT_THROW(
+        {
+          backend_->cross_entropy(logits.data(), labels.data(), 2, classes, loss.data(), correct.data(), nullptr,
+                                  1.0f);
+          backend_->synchronize();
+        },
+        std::out_of_range)
+        << "classes " << classes << ", label " << bad;
+    EXPECT_NO_THROW(backend_->synchronize()) << "reported once";
+  }
+}
+
+TEST_P(BackendOps, CopyAndRoundTrip) {
+  const HostVec x = random_vector(kLarge, 18);
+  Buffer<float> a = on(*backend_, x), b(*backend_, kLarge);
+  backend_->copy(b.data(), a.data(), kLarge * sizeof(float));
+  backend_->copy(b.data(), b.data(), kLarge * sizeof(float));  // a self-copy is a no-op
+  EXPECT_EQ(b.download(), x);
+}
+
 // ---- optimizer updates --------------------------------------------------------------------
 // Three steps with a different gradient each; state compared after step 1 and after step 3.
 
@@ -324,6 +380,32 @@ TEST_P(BackendOps, OptimizerUpdatesAtStepOneAndThree) {
       "signgd momentum 0.9", 1,
       [](Backend& b, std::vector<float*>& p, int s) { b.signgd_update(p[0], p[s], p[4], kParams, 0.01f, 0.9f, 0.0f); },
       cmp);
+}
+
+TEST_P(BackendOps, OptimizerEdgeCases) {
+  auto cmp = [this](const std::string& w, const std::vector<HostVec>& b,
+                    const std::function<void(Backend&, std::vector<float*>&)>& op) {
+    compare(w, b, op, kFp32Tolerance, {0});
+  };
+  // NMD with m = g = 0: ||m|| = 0, so no step at all (weight decay included): w unchanged.
+  const HostVec w = random_vector(kParams, 24);
+  cmp("nmd zero momentum", {w, HostVec(kParams, 0.0f), HostVec(kParams, 0.0f)},
+      [](Backend& b, std::vector<float*>& p) { b.nmd_update(p[0], p[1], p[2], kParams, 0.01f, 0.9f, 0.1f); });
+  const auto after = run_on(*backend_, {w, HostVec(kParams, 0.0f), HostVec(kParams, 0.0f)},
+                            [](Backend& b, std::vector<float*>& p) {
+                              b.nmd_update(p[0], p[1], p[2], kParams, 0.01f, 0.9f, 0.1f);
+                            });
+  EXPECT_EQ(after[0], w) << "nmd stepped with ||m|| = 0";
+  // SignGD: sign(0) = 0, with and without momentum (g zero on every third element, m zero too).
+  HostVec g = random_vector(kParams, 25);
+  for (std::size_t i = 0; i < kParams; i += 3) g[i] = 0.0f;
+  for (float momentum : {0.0f, 0.9f}) {
+    cmp("signgd zeros momentum " + std::to_string(momentum), {w, g, HostVec(kParams, 0.0f)},
+        [=](Backend& b, std::vector<float*>& p) { b.signgd_update(p[0], p[1], p[2], kParams, 0.01f, momentum, 0.0f); });
+  }
+  // SignGD with momentum 0 and no state buffer (m == nullptr).
+  cmp("signgd momentum 0 without m", {w, g},
+      [](Backend& b, std::vector<float*>& p) { b.signgd_update(p[0], p[1], nullptr, kParams, 0.01f, 0.0f, 0.1f); });
 }
 
 TEST_P(BackendOps, MomentumAccumulateSeparateAndInPlace) {

@@ -147,6 +147,7 @@ void* CudaBackend::allocate(std::size_t bytes) {
     (void)cudaGetLastError();  // clear it, so that the next check does not report it again
     std::size_t free_bytes = 0, total_bytes = 0;
     const bool have_info = cudaMemGetInfo(&free_bytes, &total_bytes) == cudaSuccess;
+    if (!have_info) (void)cudaGetLastError();
     throw RuntimeError(fmt::format("out of device memory: allocate({} bytes = {:.1f} MiB) on {} failed{}", bytes,
                                    mib(bytes), name_,
                                    have_info ? fmt::format(" ({:.1f} MiB free of {:.1f} MiB, not counting this "
@@ -154,9 +155,10 @@ void* CudaBackend::allocate(std::size_t bytes) {
                                                            mib(free_bytes), mib(total_bytes))
                                              : std::string()));
   }
-  if (err != cudaSuccess) {
-    cuda::throw_cuda_error(err, use_pool_ ? "cudaMallocAsync in allocate" : "cudaMalloc in allocate", __FILE__,
-                           __LINE__);
+  if (err != cudaSuccess) {  // e.g. cudaErrorInvalidValue for an absurd size: still name the size
+    const std::string expr =
+        fmt::format("{}(&p, {} bytes) in allocate", use_pool_ ? "cudaMallocAsync" : "cudaMalloc", bytes);
+    cuda::throw_cuda_error(err, expr.c_str(), __FILE__, __LINE__);
   }
   return p;
 }
