@@ -4,6 +4,8 @@
 // vectorises them; small inputs stay on one thread, where forking costs more than the work.
 #include "backend/cpu/cpu_backend.h"
 
+#include "backend/adam_scalars.h"
+
 #include <cblas.h>
 #include <lapacke.h>
 #include <omp.h>
@@ -345,15 +347,8 @@ void CpuBackend::nmd_update(float* w, const float* g, float* m, std::size_t n, f
 void CpuBackend::adam_update(float* w, const float* g, float* m, float* v, std::size_t n,
                              float lr, float beta1, float beta2, float eps, float weight_decay,
                              bool decoupled, int64_t t) {
-  if (t < 1) throw std::invalid_argument("cpu adam_update: step t must be >= 1");
-  // Bias corrections in double: 1 - 0.999^t loses most of its digits in float for small t.
-  const double bc1 = 1.0 - std::pow(static_cast<double>(beta1), static_cast<double>(t));
-  const double bc2 = 1.0 - std::pow(static_cast<double>(beta2), static_cast<double>(t));
-  const float step = static_cast<float>(lr / bc1);
-  const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
   // AdamW shrinks w before the step; Adam + L2 folds wd w into the gradient instead.
-  const float decay = decoupled ? 1.0f - lr * weight_decay : 1.0f;
-  const float l2 = decoupled ? 0.0f : weight_decay;
+  const auto [step, inv_sqrt_bc2, decay, l2] = adam_scalars("cpu", lr, beta1, beta2, weight_decay, decoupled, t);
   const float one_minus_b1 = 1.0f - beta1, one_minus_b2 = 1.0f - beta2;
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
   for (std::size_t i = 0; i < n; ++i) {

@@ -12,6 +12,8 @@
 //    at the next synchronising call, since the launch itself cannot know.
 #include "backend/cuda/cuda_backend.h"
 
+#include "backend/adam_scalars.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -291,15 +293,8 @@ void CudaBackend::nmd_update(float* w, const float* g, float* m, std::size_t n, 
 
 void CudaBackend::adam_update(float* w, const float* g, float* m, float* v, std::size_t n, float lr, float beta1,
                               float beta2, float eps, float weight_decay, bool decoupled, int64_t t) {
-  if (t < 1) throw std::invalid_argument("cuda adam_update: step t must be >= 1");
-  // The scalars exactly as the CPU backend forms them (bias corrections in double).
-  const double bc1 = 1.0 - std::pow(static_cast<double>(beta1), static_cast<double>(t));
-  const double bc2 = 1.0 - std::pow(static_cast<double>(beta2), static_cast<double>(t));
-  const float step = static_cast<float>(lr / bc1);
-  const float inv_sqrt_bc2 = static_cast<float>(1.0 / std::sqrt(bc2));
-  const float decay = decoupled ? 1.0f - lr * weight_decay : 1.0f;
-  const float l2 = decoupled ? 0.0f : weight_decay;
-  cuda::launch_adam_update(w, g, m, v, n, step, inv_sqrt_bc2, beta1, beta2, eps, decay, l2, stream_);
+  const AdamScalars k = adam_scalars("cuda", lr, beta1, beta2, weight_decay, decoupled, t);
+  cuda::launch_adam_update(w, g, m, v, n, k.step, k.inv_sqrt_bc2, beta1, beta2, eps, k.decay, k.l2, stream_);
 }
 
 void CudaBackend::signgd_update(float* w, const float* g, float* m, std::size_t n, float lr, float momentum,
