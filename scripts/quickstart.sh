@@ -9,7 +9,7 @@
 # every `skillrun run`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh skillrun
 skillrun="${BUILD_DIR:-build}/bin/skillrun"
 out=${QUICKSTART_OUT:-runs/quickstart}
 

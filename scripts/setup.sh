@@ -2,7 +2,7 @@
 # Installs what skillrun needs (Debian 12 packages; only the missing ones) and builds it into
 # build/. Run by scripts/quickstart.sh and scripts/test.sh; safe to run again.
 # Environment: BUILD_DIR (default build), SKILLRUN_CUDA (ON|OFF, default ON: used when nvcc
-# exists), SKILLRUN_CMAKE_ARGS (more -D options).
+# exists), SKILLRUN_CMAKE_ARGS (more -D options). Arguments: targets to build (default: all).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -22,4 +22,4 @@ fi
 
 BUILD_DIR=${BUILD_DIR:-build}
 cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DSKILLRUN_CUDA="${SKILLRUN_CUDA:-ON}" ${SKILLRUN_CMAKE_ARGS:-} >/dev/null
-cmake --build "$BUILD_DIR" -j "$(nproc)"
+cmake --build "$BUILD_DIR" -j "$(nproc)" ${1:+--target "$@"}

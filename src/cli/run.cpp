@@ -85,7 +85,8 @@ int cmd_run(const RunOptions& options) {
   std::optional<CheckpointState> checkpoint;
   if (options.resume) {
     checkpoint = load_latest_checkpoint(dir.path());
-    if (!checkpoint) spdlog::warn("no valid checkpoint in {}; starting the run over", dir.path().string());
+    if (!checkpoint && std::filesystem::exists(dir.path() / "metrics.csv"))
+      spdlog::warn("no valid checkpoint in {}; starting the run over", dir.path().string());
   }
 
   Progress progress(detect_progress_mode(options.no_progress), config.train.max_steps, config.task.n_tasks);
