@@ -27,7 +27,7 @@ std::optional<double> parse_fraction(const std::string& s) {
 
 std::vector<double> parse_p_list(const std::string& text) {
   std::vector<double> out;
-  for (const std::string& item : split_fields(text, ',')) {
+  for (const std::string& item : split(text, ',')) {
     const auto v = parse_fraction(item);
     if (!v) throw UsageError(fmt::format("--p: \"{}\" is not a fraction in (0, 1] (expected e.g. --p 0.5,0.9,1)", item));
     out.push_back(*v);
@@ -36,7 +36,7 @@ std::vector<double> parse_p_list(const std::string& text) {
 }
 
 std::vector<std::string> parse_key_list(const std::string& text) {
-  std::vector<std::string> out = split_fields(text, ',');
+  std::vector<std::string> out = split(text, ',');
   for (const std::string& key : out)
     if (key.empty()) throw UsageError(fmt::format("--group-by: empty key in \"{}\"", text));
   return out;

@@ -39,7 +39,7 @@ std::optional<int64_t> parse_int(const std::string& s) {
 
 // One data line; empty when a field is missing or not a number.
 std::optional<MetricsRow> parse_row(const std::string& line, int n_tasks) {
-  const auto f = split_fields(line, ',');
+  const auto f = split(line, ',');
   if (f.size() != static_cast<std::size_t>(4 + 2 * n_tasks)) return std::nullopt;
   MetricsRow row;
   const auto step = parse_int(f[0]);
@@ -77,28 +77,17 @@ double number_at(const nlohmann::json& config, const std::string& key, const fs:
 
 }  // namespace
 
-std::vector<std::string> split_fields(const std::string& text, char sep) {
-  std::vector<std::string> out;
-  std::size_t start = 0;
-  while (true) {
-    const std::size_t end = text.find(sep, start);
-    out.push_back(text.substr(start, end == std::string::npos ? std::string::npos : end - start));
-    if (end == std::string::npos) return out;
-    start = end + 1;
-  }
-}
-
 MetricsTable parse_metrics_csv(const std::string& text, const std::string& source) {
   MetricsTable t;
   if (text.empty()) return t;  // killed before the header: no rows, n_tasks from the config
-  std::vector<std::string> lines = split_fields(text, '\n');
+  std::vector<std::string> lines = split(text, '\n');
   const bool partial_last = text.back() != '\n';
   if (!partial_last) lines.pop_back();  // the empty piece after the final newline
   if (lines.size() == 1 && partial_last) {
     t.truncated = true;  // killed while writing the header
     return t;
   }
-  const auto header = split_fields(lines[0], ',');
+  const auto header = split(lines[0], ',');
   const bool fixed_ok = header.size() >= 4 && header[0] == "step" && header[1] == "wall_s" &&
                         header[2] == "train_loss" && header[3] == "mean_loss";
   t.n_tasks = static_cast<int>(std::count_if(header.begin(), header.end(),
@@ -123,7 +112,7 @@ MetricsTable parse_metrics_csv(const std::string& text, const std::string& sourc
 
 nlohmann::json value_at(const nlohmann::json& object, const std::string& dotted_key) {
   const nlohmann::json* node = &object;
-  for (const std::string& part : split_fields(dotted_key, '.')) {
+  for (const std::string& part : split(dotted_key, '.')) {
     if (!node->is_object() || !node->contains(part)) return nullptr;
     node = &(*node)[part];
   }

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "analysis/acquisition.h"
+#include "core/strings.h"
 #include "io/run_dir.h"
 
 namespace skillrun {
@@ -46,9 +47,6 @@ RunRecord read_run(const std::filesystem::path& dir);
 // Every directory at or below each path that holds a metrics.csv, sorted and without
 // repeats. Throws UsageError for a path that does not exist or is not a directory.
 std::vector<std::filesystem::path> discover_runs(const std::vector<std::filesystem::path>& paths);
-
-// "a,,b" -> {"a", "", "b"}: every field, empty ones included ("" -> {""}).
-std::vector<std::string> split_fields(const std::string& text, char sep);
 
 // The value at a dotted key of a JSON object ("optimizer.lr"); null when absent.
 nlohmann::json value_at(const nlohmann::json& object, const std::string& dotted_key);

@@ -5,6 +5,8 @@
 // directories alone, so a second invocation of a finished sweep does no work.
 #include "cli/sweep.h"
 
+#include "core/strings.h"
+
 #include <sched.h>
 
 #include <csignal>
@@ -53,23 +55,11 @@ void say(fmt::format_string<Args...> format, Args&&... args) {
   std::fflush(stdout);  // the progress of a sweep is read from a log file under Slurm
 }
 
-std::vector<std::string> split(const std::string& text, char sep) {
-  std::vector<std::string> parts;
-  std::size_t start = 0;
-  while (start <= text.size()) {
-    const auto end = text.find(sep, start);
-    const std::string part = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
-    if (!part.empty()) parts.push_back(part);
-    if (end == std::string::npos) break;
-    start = end + 1;
-  }
-  return parts;
-}
-
 // GPUs this process may use: CUDA_VISIBLE_DEVICES when set, else the driver's list.
 std::vector<std::string> visible_gpus() {
   if (const char* env = std::getenv("CUDA_VISIBLE_DEVICES")) {
     std::vector<std::string> ids = split(env, ',');
+    std::erase(ids, std::string());  // "0,,1" and a trailing comma name no device
     if (!ids.empty() && (ids[0] == "-1" || ids[0] == "NoDevFiles")) ids.clear();
     return ids;
   }

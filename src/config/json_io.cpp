@@ -12,6 +12,7 @@
 
 #include "config/experiment.h"
 #include "core/error.h"
+#include "core/strings.h"
 
 namespace skillrun {
 namespace {
@@ -50,18 +51,6 @@ bool is_identifier(std::string_view s) {
                      [&](char ch) { return alpha(ch) || (ch >= '0' && ch <= '9'); });
 }
 
-std::vector<std::string> split_dotted_key(const std::string& key) {
-  std::vector<std::string> parts;
-  std::size_t start = 0;
-  while (true) {
-    const auto dot = key.find('.', start);
-    parts.push_back(key.substr(start, dot == std::string::npos ? std::string::npos : dot - start));
-    if (dot == std::string::npos) break;
-    start = dot + 1;
-  }
-  return parts;
-}
-
 }  // namespace
 
 json read_json_file(const std::string& path) {
@@ -92,7 +81,7 @@ json read_json_file(const std::string& path) {
 void apply_override(json& j, const std::string& assignment) {
   const auto eq = assignment.find('=');
   const std::string key = assignment.substr(0, eq);
-  const auto parts = split_dotted_key(key);
+  const auto parts = split(key, '.');
   if (eq == std::string::npos || !std::all_of(parts.begin(), parts.end(), [](const std::string& p) {
         return is_identifier(p);
       })) {
