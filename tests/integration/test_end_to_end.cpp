@@ -3,6 +3,7 @@
 // divergence and interruption are recorded rather than lost.
 #include <gtest/gtest.h>
 
+#include <omp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -35,14 +36,15 @@ ExperimentConfig tiny(const std::vector<std::string>& overrides = {}) {
   return load_experiment(std::string(SKILLRUN_SOURCE_DIR) + "/configs/ci/tiny.json", overrides);
 }
 
-RunSummary run_in(const ExperimentConfig& config, const fs::path& dir) {
+// Trains `config` into `dir`: a fresh run, or with `resume` the continuation of the run there.
+RunSummary run_in(const ExperimentConfig& config, const fs::path& dir, const CheckpointState* resume = nullptr) {
   spdlog::set_level(spdlog::level::warn);  // keep the test log to failures
   CpuBackend backend;
-  RunDirectory run_dir(dir);
+  RunDirectory run_dir(dir, resume ? RunDirMode::Resume : RunDirMode::Fresh);
   run_dir.write_config(to_json(config));
   Trainer trainer(backend, config);
   Progress progress(ProgressMode::Off, config.train.max_steps, config.task.n_tasks);
-  return trainer.run(run_dir, progress);
+  return trainer.run(run_dir, progress, resume);
 }
 
 std::vector<std::string> lines_of(const fs::path& file) {
@@ -153,11 +155,6 @@ TEST(EndToEnd, RunDirectoryRefusesToOverwriteARun) {
   fs::remove_all(dir);
 }
 
-}  // namespace
-}  // namespace skillrun
-
-namespace skillrun {
-namespace {
 // Interrupt a run mid-way (the signal flag, set from another thread after a delay), resume it
 // from its checkpoint in the same directory: metrics.csv must equal an uninterrupted run's
 // row for row and bit for bit, wall_s aside.
@@ -180,25 +177,11 @@ TEST(Resume, InterruptedThenResumedEqualsUninterrupted) {
   const auto checkpoint = load_latest_checkpoint(split);
   ASSERT_TRUE(checkpoint.has_value());
   EXPECT_EQ(checkpoint->step, first.steps);  // written at the step boundary where it stopped
-  {
-    CpuBackend backend;
-    RunDirectory dir(split, RunDirMode::Resume);
-    Trainer trainer(backend, config);
-    Progress progress(ProgressMode::Off, config.train.max_steps, config.task.n_tasks);
-    const RunSummary second = trainer.run(dir, progress, &*checkpoint);
-    EXPECT_EQ(second.status, RunStatus::MaxSteps);
-  }
+  EXPECT_EQ(run_in(config, split, &*checkpoint).status, RunStatus::MaxSteps);
   EXPECT_EQ(deterministic_columns(whole / "metrics.csv"), deterministic_columns(split / "metrics.csv"));
   fs::remove_all(whole);
   fs::remove_all(split);
 }
-}  // namespace
-}  // namespace skillrun
-
-#include <omp.h>
-
-namespace skillrun {
-namespace {
 // The same seed gives the same bits whatever the thread count: GEMM blocks and reductions are
 // cut independently of it. Without this, a run resumed on a node with another core count
 // would not match its first part.
