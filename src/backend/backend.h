@@ -116,8 +116,41 @@ class Backend {
   virtual void msign_newton_schulz(const float* G, float* out, int rows, int cols,
                                    std::span<const NsCoefficients> iterations, double norm_scale,
                                    double norm_eps);
-  // out = U V^T from the thin SVD of G (rows x cols): the exact polar factor.
+  // out = U V^T from the thin SVD of G (rows x cols): the exact polar factor. Singular values
+  // below the numerical rank cutoff (sigma_max * max(rows, cols) * machine epsilon of the
+  // element type) map to 0, as msign(0) = 0.
   virtual void msign_svd(const float* G, float* out, int rows, int cols) = 0;
+
+  // ---- fp64 ---------------------------------------------------------------------------------
+  // The same ops in double with the same semantics, for precision "fp64" (the in-context
+  // linear-regression task, whose spectra span up to 1e12). The CPU backend implements them;
+  // these defaults throw RuntimeError naming the op, and the registry refuses fp64 on any
+  // backend that lacks them (has_fp64() == false) before a run starts.
+  virtual bool has_fp64() const { return false; }
+  virtual void gemm(Trans ta, Trans tb, int m, int n, int k, double alpha, const double* A, int lda,
+                    const double* B, int ldb, double beta, double* C, int ldc);
+  virtual void fill(double* x, std::size_t n, double value);
+  virtual void axpby(double* y, const double* x, std::size_t n, double alpha, double beta);
+  virtual double sum_squares(const double* x, std::size_t n);
+  virtual void sgd_update(double* w, const double* g, double* m, std::size_t n, double lr,
+                          double momentum, bool nesterov, double weight_decay);
+  virtual void nmd_update(double* w, const double* g, double* m, std::size_t n, double lr,
+                          double beta, double weight_decay);
+  virtual void adam_update(double* w, const double* g, double* m, double* v, std::size_t n,
+                           double lr, double beta1, double beta2, double eps, double weight_decay,
+                           bool decoupled, int64_t t);
+  virtual void signgd_update(double* w, const double* g, double* m, std::size_t n, double lr,
+                             double momentum, double weight_decay);
+  virtual void momentum_accumulate(double* m, const double* g, double* out, std::size_t n,
+                                   double beta, bool nesterov);
+  // The generic version (optim/msign.cpp) in double; it needs the fp64 gemm/axpby above.
+  virtual void msign_newton_schulz(const double* G, double* out, int rows, int cols,
+                                   std::span<const NsCoefficients> iterations, double norm_scale,
+                                   double norm_eps);
+  virtual void msign_svd(const double* G, double* out, int rows, int cols);
+
+ protected:
+  [[noreturn]] void no_fp64(const char* op) const;
 };
 
 // Owning, move-only typed buffer in a backend's memory.
@@ -174,8 +207,10 @@ enum class DeviceChoice { Auto, Cpu, Cuda };
 // Tf32: fp32 storage, TF32 tensor-core products (10-bit mantissa operands, fp32 accumulation).
 // Bf16: fp32 storage and master weights, bf16 operands in the products, fp32 accumulation.
 // Only the CUDA backend has Tf32 and Bf16; everything but gemm stays fp32 in every mode.
-enum class Precision { Fp32, Tf32, Bf16 };
-// "fp32" | "tf32" | "bf16"; throws ConfigError (path "precision") otherwise.
+// Fp64: every op in double; only backends with has_fp64() (the CPU) and only the tasks that
+// are written for it (icl_linreg) take it.
+enum class Precision { Fp32, Tf32, Bf16, Fp64 };
+// "fp32" | "tf32" | "bf16" | "fp64"; throws ConfigError (path "precision") otherwise.
 Precision parse_precision(std::string_view name);
 std::string_view precision_name(Precision precision);
 

@@ -19,7 +19,9 @@ Precision parse_precision(std::string_view name) {
   if (name == "fp32") return Precision::Fp32;
   if (name == "tf32") return Precision::Tf32;
   if (name == "bf16") return Precision::Bf16;
-  throw ConfigError("precision", "unknown precision \"" + std::string(name) + "\" (expected one of: fp32, tf32, bf16)");
+  if (name == "fp64") return Precision::Fp64;
+  throw ConfigError("precision",
+                    "unknown precision \"" + std::string(name) + "\" (expected one of: fp32, tf32, bf16, fp64)");
 }
 
 std::string_view precision_name(Precision precision) {
@@ -27,6 +29,7 @@ std::string_view precision_name(Precision precision) {
     case Precision::Fp32: return "fp32";
     case Precision::Tf32: return "tf32";
     case Precision::Bf16: return "bf16";
+    case Precision::Fp64: return "fp64";
   }
   return "unknown";
 }
@@ -41,10 +44,10 @@ bool cuda_backend_available() {
 
 namespace {
 
-// The CPU backend computes in fp32 only. A tf32/bf16 run on it would be an fp32 run under a
-// reduced-precision label, which the analysis could not tell apart: refuse instead.
+// The CPU backend computes in fp32 (or fp64) only. A tf32/bf16 run on it would be an fp32 run
+// under a reduced-precision label, which the analysis could not tell apart: refuse instead.
 std::unique_ptr<Backend> make_cpu(Precision precision, const std::string& why_cpu) {
-  if (precision != Precision::Fp32) {
+  if (precision == Precision::Tf32 || precision == Precision::Bf16) {
     throw UsageError("precision \"" + std::string(precision_name(precision)) +
                      "\" needs the CUDA backend; the CPU backend computes in fp32 only" + why_cpu +
                      " (use precision fp32 for CPU runs)");
@@ -56,6 +59,15 @@ std::unique_ptr<Backend> make_cpu(Precision precision, const std::string& why_cp
 
 std::unique_ptr<Backend> make_backend(DeviceChoice choice, Precision precision) {
   if (choice == DeviceChoice::Cpu) return make_cpu(precision, "");
+  // Only the CPU backend has the fp64 ops (Backend::has_fp64).
+  if (precision == Precision::Fp64) {
+    if (choice == DeviceChoice::Cuda) {
+      throw UsageError("precision \"fp64\" runs on the CPU backend only (the CUDA backend computes in fp32, "
+                       "tf32 or bf16); use --device cpu, or precision fp32 on the GPU");
+    }
+    spdlog::info("device auto: precision fp64 runs on the CPU backend; using it");
+    return make_cpu(precision, "");
+  }
 #ifdef SKILLRUN_HAVE_CUDA
   if (cuda_device_count() > 0) return make_cuda_backend(0, precision);
   const std::string reason = cuda_unavailable_reason();

@@ -9,55 +9,71 @@
 #include <iterator>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <utility>
 
 namespace skillrun {
 
-void Backend::msign_newton_schulz(const float* G, float* out, int rows, int cols,
-                                  std::span<const NsCoefficients> iterations, double norm_scale,
-                                  double norm_eps) {
+namespace {
+
+// One implementation for both element types: T = float (the MLP) or double (precision fp64).
+template <class T>
+void newton_schulz(Backend& be, const T* G, T* out, int rows, int cols,
+                   std::span<const NsCoefficients> iterations, double norm_scale, double norm_eps) {
   if (rows <= 0 || cols <= 0) return;
   const std::size_t n = static_cast<std::size_t>(rows) * cols;
   const int s = std::min(rows, cols);  // side of the Gram matrix
   const bool wide = rows <= cols;      // wide: A = X X^T (rows x rows); tall: A = X^T X
 
   // ||X0||_F <= 1 bounds every singular value by 1, inside the region where the quintics work.
-  const double norm = std::sqrt(sum_squares(G, n));
-  const float inv = static_cast<float>(1.0 / (norm_scale * norm + norm_eps));
+  const double norm = std::sqrt(be.sum_squares(G, n));
+  const T inv = static_cast<T>(1.0 / (norm_scale * norm + norm_eps));
 
   // Each iteration writes into the other X buffer. Starting in `out` after an even number of
   // iterations (in the scratch buffer after an odd number) leaves the result in `out`.
-  Buffer<float> scratch(*this, iterations.empty() ? 0 : n);
-  float* x = iterations.size() % 2 == 0 ? out : scratch.data();
-  float* x_next = iterations.size() % 2 == 0 ? scratch.data() : out;
-  axpby(x, G, n, inv, 0.0f);
+  Buffer<T> scratch(be, iterations.empty() ? 0 : n);
+  T* x = iterations.size() % 2 == 0 ? out : scratch.data();
+  T* x_next = iterations.size() % 2 == 0 ? scratch.data() : out;
+  be.axpby(x, G, n, inv, T(0));
   if (iterations.empty()) return;
 
-  Buffer<float> gram(*this, static_cast<std::size_t>(s) * s);  // A
-  Buffer<float> poly(*this, static_cast<std::size_t>(s) * s);  // B = b A + c A^2
   const std::size_t ss = static_cast<std::size_t>(s) * s;
+  Buffer<T> gram(be, ss);  // A
+  Buffer<T> poly(be, ss);  // B = b A + c A^2
   for (const NsCoefficients& k : iterations) {
     // Gram: A = X X^T or X^T X (s x s).
     if (wide) {
-      gemm(Trans::No, Trans::Yes, s, s, cols, 1.0f, x, cols, x, cols, 0.0f, gram.data(), s);
+      be.gemm(Trans::No, Trans::Yes, s, s, cols, T(1), x, cols, x, cols, T(0), gram.data(), s);
     } else {
-      gemm(Trans::Yes, Trans::No, s, s, rows, 1.0f, x, cols, x, cols, 0.0f, gram.data(), s);
+      be.gemm(Trans::Yes, Trans::No, s, s, rows, T(1), x, cols, x, cols, T(0), gram.data(), s);
     }
     // Polynomial: B = c A A + b A.
-    gemm(Trans::No, Trans::No, s, s, s, static_cast<float>(k.c), gram.data(), s, gram.data(), s,
-         0.0f, poly.data(), s);
-    axpby(poly.data(), gram.data(), ss, static_cast<float>(k.b), 1.0f);
+    be.gemm(Trans::No, Trans::No, s, s, s, static_cast<T>(k.c), gram.data(), s, gram.data(), s, T(0),
+            poly.data(), s);
+    be.axpby(poly.data(), gram.data(), ss, static_cast<T>(k.b), T(1));
     // Apply: X' = a X + B X (wide) or a X + X B (tall); same polynomial in X X^T either way.
-    axpby(x_next, x, n, static_cast<float>(k.a), 0.0f);
+    be.axpby(x_next, x, n, static_cast<T>(k.a), T(0));
     if (wide) {
-      gemm(Trans::No, Trans::No, rows, cols, rows, 1.0f, poly.data(), s, x, cols, 1.0f, x_next,
-           cols);
+      be.gemm(Trans::No, Trans::No, rows, cols, rows, T(1), poly.data(), s, x, cols, T(1), x_next, cols);
     } else {
-      gemm(Trans::No, Trans::No, rows, cols, cols, 1.0f, x, cols, poly.data(), s, 1.0f, x_next,
-           cols);
+      be.gemm(Trans::No, Trans::No, rows, cols, cols, T(1), x, cols, poly.data(), s, T(1), x_next, cols);
     }
     std::swap(x, x_next);
   }
+}
+
+}  // namespace
+
+void Backend::msign_newton_schulz(const float* G, float* out, int rows, int cols,
+                                  std::span<const NsCoefficients> iterations, double norm_scale,
+                                  double norm_eps) {
+  newton_schulz(*this, G, out, rows, cols, iterations, norm_scale, norm_eps);
+}
+
+void Backend::msign_newton_schulz(const double* G, double* out, int rows, int cols,
+                                  std::span<const NsCoefficients> iterations, double norm_scale,
+                                  double norm_eps) {
+  newton_schulz(*this, G, out, rows, cols, iterations, norm_scale, norm_eps);
 }
 
 std::vector<NsCoefficients> ns5_coefficients(int steps) {
@@ -81,22 +97,35 @@ std::vector<NsCoefficients> polar_express_coefficients(int steps) {
   return out;
 }
 
-void msign(Backend& backend, MsignMethod method, const float* G, float* out, int rows, int cols,
-           int steps) {
+namespace {
+// The eps in X0 = G / (scale ||G||_F + eps) only keeps G = 0 from dividing by zero. In fp32 it is
+// Muon's customary 1e-7; fp64 runs (in-context regression) reach gradients of norm 1e-12 and
+// below, which an eps of 1e-7 would shrink towards zero instead of normalising, so theirs is tiny.
+template <class T>
+void msign_any(Backend& backend, MsignMethod method, const T* G, T* out, int rows, int cols, int steps) {
+  constexpr bool fp64 = std::is_same_v<T, double>;
   switch (method) {
     case MsignMethod::NewtonSchulz5:
-      backend.msign_newton_schulz(G, out, rows, cols, ns5_coefficients(steps), 1.0, 1e-7);
+      backend.msign_newton_schulz(G, out, rows, cols, ns5_coefficients(steps), 1.0, fp64 ? 1e-300 : 1e-7);
       return;
     case MsignMethod::PolarExpress:
       // The schedule was optimised for ||X0||_F slightly below 1, hence the 2% margin.
       backend.msign_newton_schulz(G, out, rows, cols, polar_express_coefficients(steps), 1.02,
-                                  1e-6);
+                                  fp64 ? 1e-300 : 1e-6);
       return;
     case MsignMethod::Svd:
       backend.msign_svd(G, out, rows, cols);
       return;
   }
   throw std::invalid_argument("msign: unknown method");
+}
+}  // namespace
+
+void msign(Backend& backend, MsignMethod method, const float* G, float* out, int rows, int cols, int steps) {
+  msign_any(backend, method, G, out, rows, cols, steps);
+}
+void msign(Backend& backend, MsignMethod method, const double* G, double* out, int rows, int cols, int steps) {
+  msign_any(backend, method, G, out, rows, cols, steps);
 }
 
 MsignMethod parse_msign_method(std::string_view name) {

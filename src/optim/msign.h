@@ -22,6 +22,8 @@ std::vector<NsCoefficients> polar_express_coefficients(int steps);
 // Newton-Schulz variants and ignored by Svd. G and out may not alias.
 void msign(Backend& backend, MsignMethod method, const float* G, float* out, int rows, int cols,
            int steps);
+void msign(Backend& backend, MsignMethod method, const double* G, double* out, int rows, int cols,
+           int steps);  // precision fp64
 
 // "ns5" | "polar_express" | "svd" (the config's optimizer.msign); throws std::invalid_argument.
 MsignMethod parse_msign_method(std::string_view name);

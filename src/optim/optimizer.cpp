@@ -9,20 +9,24 @@ namespace skillrun {
 Optimizer::Optimizer(Backend& backend, const OptimizerConfig& config, std::vector<Parameter>& params)
     : params_(&params) {
   for (const Parameter& p : params) {
+    const TensorShape shape{p.name, p.rows, p.cols, p.is_matrix};
     const bool muon_takes_it =
         config.type == "muon" && p.is_matrix && (config.muon_params == "all_weights" || p.is_hidden);
     if (config.type != "muon" || muon_takes_it) {
-      rules_.push_back(make_update_rule(backend, config, p));
+      rules_.push_back(make_update_rule<float>(backend, config, shape));
     } else {
       if (!config.other) throw ConfigError("optimizer.other_params", "muon needs other_params");
-      rules_.push_back(make_update_rule(backend, *config.other, p));
+      rules_.push_back(make_update_rule<float>(backend, *config.other, shape));
     }
   }
 }
 
 void Optimizer::step() {
   ++steps_;
-  for (std::size_t i = 0; i < rules_.size(); ++i) rules_[i]->apply((*params_)[i], steps_);
+  for (std::size_t i = 0; i < rules_.size(); ++i) {
+    Parameter& p = (*params_)[i];
+    rules_[i]->apply(p.value.data(), p.grad.data(), steps_);
+  }
 }
 
 std::vector<std::string> Optimizer::describe() const {

@@ -1,5 +1,6 @@
 // The update rules. Each is a thin owner of its state buffers around one backend op, except
-// Muon, which composes momentum, msign (optim/msign.h) and a scaled step.
+// Muon, which composes momentum, msign (optim/msign.h) and a scaled step. Every rule is a
+// template over the element type: float for the MLP, double for fp64 runs (icl_linreg).
 #include <cmath>
 
 #include <fmt/format.h>
@@ -11,116 +12,129 @@
 namespace skillrun {
 namespace {
 
-Buffer<float> zeroed(Backend& backend, std::size_t n) {
-  Buffer<float> b(backend, n);
-  backend.fill(b.data(), n, 0.0f);
+template <class T>
+Buffer<T> zeroed(Backend& backend, std::size_t n) {
+  Buffer<T> b(backend, n);
+  backend.fill(b.data(), n, T(0));
   return b;
 }
 
-class SgdRule final : public UpdateRule {
+template <class T>
+std::vector<Buffer<T>*> optional_state(Buffer<T>& m) {
+  return m.empty() ? std::vector<Buffer<T>*>{} : std::vector<Buffer<T>*>{&m};
+}
+
+template <class T>
+class SgdRule final : public UpdateRule<T> {
  public:
-  SgdRule(Backend& b, const OptimizerConfig& c, const Parameter& p)
-      : backend_(b), c_(c), m_(c.momentum > 0 ? zeroed(b, p.size()) : Buffer<float>()) {}
-  void apply(Parameter& p, int64_t) override {
-    backend_.sgd_update(p.value.data(), p.grad.data(), m_.data(), p.size(), float(c_.lr),
-                        float(c_.momentum), c_.nesterov, float(c_.weight_decay));
+  SgdRule(Backend& b, const OptimizerConfig& c, const TensorShape& s)
+      : backend_(b), c_(c), n_(s.size()), m_(c.momentum > 0 ? zeroed<T>(b, n_) : Buffer<T>()) {}
+  void apply(T* w, const T* g, int64_t, double lr_scale) override {
+    backend_.sgd_update(w, g, m_.data(), n_, T(c_.lr * lr_scale), T(c_.momentum), c_.nesterov, T(c_.weight_decay));
   }
   std::string describe() const override {
     return fmt::format("sgd(lr={}, momentum={}, nesterov={}, wd={})", c_.lr, c_.momentum, c_.nesterov, c_.weight_decay);
   }
-  std::vector<Buffer<float>*> state() override { return m_.empty() ? std::vector<Buffer<float>*>{} : std::vector{&m_}; }
+  std::vector<Buffer<T>*> state() override { return optional_state(m_); }
 
  private:
   Backend& backend_;
   OptimizerConfig c_;
-  Buffer<float> m_;
+  std::size_t n_;
+  Buffer<T> m_;
 };
 
-class NmdRule final : public UpdateRule {
+template <class T>
+class NmdRule final : public UpdateRule<T> {
  public:
-  NmdRule(Backend& b, const OptimizerConfig& c, const Parameter& p) : backend_(b), c_(c), m_(zeroed(b, p.size())) {}
-  void apply(Parameter& p, int64_t) override {
-    backend_.nmd_update(p.value.data(), p.grad.data(), m_.data(), p.size(), float(c_.lr),
-                        float(c_.momentum), float(c_.weight_decay));
+  NmdRule(Backend& b, const OptimizerConfig& c, const TensorShape& s)
+      : backend_(b), c_(c), n_(s.size()), m_(zeroed<T>(b, n_)) {}
+  void apply(T* w, const T* g, int64_t, double lr_scale) override {
+    backend_.nmd_update(w, g, m_.data(), n_, T(c_.lr * lr_scale), T(c_.momentum), T(c_.weight_decay));
   }
   std::string describe() const override {
     return fmt::format("nmd(lr={}, beta={}, wd={})", c_.lr, c_.momentum, c_.weight_decay);
   }
-  std::vector<Buffer<float>*> state() override { return {&m_}; }
+  std::vector<Buffer<T>*> state() override { return {&m_}; }
 
  private:
   Backend& backend_;
   OptimizerConfig c_;
-  Buffer<float> m_;
+  std::size_t n_;
+  Buffer<T> m_;
 };
 
-class AdamRule final : public UpdateRule {
+template <class T>
+class AdamRule final : public UpdateRule<T> {
  public:
-  AdamRule(Backend& b, const OptimizerConfig& c, const Parameter& p)
-      : backend_(b), c_(c), m_(zeroed(b, p.size())), v_(zeroed(b, p.size())) {}
-  void apply(Parameter& p, int64_t t) override {
-    backend_.adam_update(p.value.data(), p.grad.data(), m_.data(), v_.data(), p.size(), float(c_.lr),
-                         float(c_.beta1), float(c_.beta2), float(c_.eps), float(c_.weight_decay),
-                         c_.type == "adamw", t);
+  AdamRule(Backend& b, const OptimizerConfig& c, const TensorShape& s)
+      : backend_(b), c_(c), n_(s.size()), m_(zeroed<T>(b, n_)), v_(zeroed<T>(b, n_)) {}
+  void apply(T* w, const T* g, int64_t t, double lr_scale) override {
+    backend_.adam_update(w, g, m_.data(), v_.data(), n_, T(c_.lr * lr_scale), T(c_.beta1), T(c_.beta2), T(c_.eps),
+                         T(c_.weight_decay), c_.type == "adamw", t);
   }
   std::string describe() const override {
     return fmt::format("{}(lr={}, betas=({}, {}), eps={}, wd={})", c_.type, c_.lr, c_.beta1, c_.beta2, c_.eps, c_.weight_decay);
   }
-  std::vector<Buffer<float>*> state() override { return {&m_, &v_}; }
+  std::vector<Buffer<T>*> state() override { return {&m_, &v_}; }
 
  private:
   Backend& backend_;
   OptimizerConfig c_;
-  Buffer<float> m_, v_;
+  std::size_t n_;
+  Buffer<T> m_, v_;
 };
 
-class SignGdRule final : public UpdateRule {
+template <class T>
+class SignGdRule final : public UpdateRule<T> {
  public:
-  SignGdRule(Backend& b, const OptimizerConfig& c, const Parameter& p)
-      : backend_(b), c_(c), m_(c.momentum > 0 ? zeroed(b, p.size()) : Buffer<float>()) {}
-  void apply(Parameter& p, int64_t) override {
-    backend_.signgd_update(p.value.data(), p.grad.data(), m_.data(), p.size(), float(c_.lr),
-                           float(c_.momentum), float(c_.weight_decay));
+  SignGdRule(Backend& b, const OptimizerConfig& c, const TensorShape& s)
+      : backend_(b), c_(c), n_(s.size()), m_(c.momentum > 0 ? zeroed<T>(b, n_) : Buffer<T>()) {}
+  void apply(T* w, const T* g, int64_t, double lr_scale) override {
+    backend_.signgd_update(w, g, m_.data(), n_, T(c_.lr * lr_scale), T(c_.momentum), T(c_.weight_decay));
   }
   std::string describe() const override {
     return fmt::format("signgd(lr={}, momentum={}, wd={})", c_.lr, c_.momentum, c_.weight_decay);
   }
-  std::vector<Buffer<float>*> state() override { return m_.empty() ? std::vector<Buffer<float>*>{} : std::vector{&m_}; }
+  std::vector<Buffer<T>*> state() override { return optional_state(m_); }
 
  private:
   Backend& backend_;
   OptimizerConfig c_;
-  Buffer<float> m_;
+  std::size_t n_;
+  Buffer<T> m_;
 };
 
 // Muon (paper App. A): M = beta M + g (Nesterov: use g + beta M); W = W (1 - lr wd)
-// - lr * scale * msign(M).
-class MuonRule final : public UpdateRule {
+// - lr * scale * msign(M). With momentum 0 and msign svd this is SpecGD: W -= lr msign(g).
+template <class T>
+class MuonRule final : public UpdateRule<T> {
  public:
-  MuonRule(Backend& b, const OptimizerConfig& c, const Parameter& p)
-      : backend_(b), c_(c), method_(parse_msign_method(c.msign)),
-        scale_(muon_scale(c.scale, p.rows, p.cols)),
-        m_(zeroed(b, p.size())), direction_(b, p.size()), orthogonal_(b, p.size()) {}
-  void apply(Parameter& p, int64_t) override {
-    backend_.momentum_accumulate(m_.data(), p.grad.data(), direction_.data(), p.size(),
-                                 float(c_.momentum), c_.nesterov);
-    msign(backend_, method_, direction_.data(), orthogonal_.data(), p.rows, p.cols, c_.ns_steps);
-    backend_.axpby(p.value.data(), orthogonal_.data(), p.size(), float(-c_.lr * scale_),
-                   float(1.0 - c_.lr * c_.weight_decay));
+  MuonRule(Backend& b, const OptimizerConfig& c, const TensorShape& s)
+      : backend_(b), c_(c), rows_(s.rows), cols_(s.cols), method_(parse_msign_method(c.msign)),
+        scale_(muon_scale(c.scale, s.rows, s.cols)),
+        m_(zeroed<T>(b, s.size())), direction_(b, s.size()), orthogonal_(b, s.size()) {}
+  void apply(T* w, const T* g, int64_t, double lr_scale) override {
+    const std::size_t n = m_.size();
+    backend_.momentum_accumulate(m_.data(), g, direction_.data(), n, T(c_.momentum), c_.nesterov);
+    msign(backend_, method_, direction_.data(), orthogonal_.data(), rows_, cols_, c_.ns_steps);
+    const double lr = c_.lr * lr_scale;
+    backend_.axpby(w, orthogonal_.data(), n, T(-lr * scale_), T(1.0 - lr * c_.weight_decay));
   }
   std::string describe() const override {
     return fmt::format("muon(lr={}, beta={}, nesterov={}, msign={}, ns_steps={}, scale={}={:.4g}, wd={})", c_.lr,
                        c_.momentum, c_.nesterov, c_.msign, c_.ns_steps, c_.scale, scale_, c_.weight_decay);
   }
-  std::vector<Buffer<float>*> state() override { return {&m_}; }
+  std::vector<Buffer<T>*> state() override { return {&m_}; }
 
  private:
   Backend& backend_;
   OptimizerConfig c_;
+  int rows_, cols_;
   MsignMethod method_;
   double scale_;
-  Buffer<float> m_;
-  Buffer<float> direction_, orthogonal_;  // scratch: (rows, cols)
+  Buffer<T> m_;
+  Buffer<T> direction_, orthogonal_;  // scratch: (rows, cols)
 };
 
 }  // namespace
@@ -134,16 +148,22 @@ double muon_scale(const std::string& scale, int rows, int cols) {
   throw ConfigError("optimizer.scale", fmt::format("unknown scale \"{}\"", scale));
 }
 
-std::unique_ptr<UpdateRule> make_update_rule(Backend& backend, const OptimizerConfig& c, const Parameter& p) {
-  if (c.type == "sgd") return std::make_unique<SgdRule>(backend, c, p);
-  if (c.type == "nmd") return std::make_unique<NmdRule>(backend, c, p);
-  if (c.type == "adam" || c.type == "adamw") return std::make_unique<AdamRule>(backend, c, p);
-  if (c.type == "signgd") return std::make_unique<SignGdRule>(backend, c, p);
+template <class T>
+std::unique_ptr<UpdateRule<T>> make_update_rule(Backend& backend, const OptimizerConfig& c, const TensorShape& s) {
+  if (c.type == "sgd") return std::make_unique<SgdRule<T>>(backend, c, s);
+  if (c.type == "nmd") return std::make_unique<NmdRule<T>>(backend, c, s);
+  if (c.type == "adam" || c.type == "adamw") return std::make_unique<AdamRule<T>>(backend, c, s);
+  if (c.type == "signgd") return std::make_unique<SignGdRule<T>>(backend, c, s);
   if (c.type == "muon") {
-    if (!p.is_matrix) throw ConfigError("optimizer.type", "muon cannot update the vector " + p.name);
-    return std::make_unique<MuonRule>(backend, c, p);
+    if (!s.is_matrix) throw ConfigError("optimizer.type", "muon cannot update the vector " + s.name);
+    return std::make_unique<MuonRule<T>>(backend, c, s);
   }
   throw ConfigError("optimizer.type", fmt::format("unknown optimizer \"{}\"", c.type));
 }
+
+template std::unique_ptr<UpdateRule<float>> make_update_rule<float>(Backend&, const OptimizerConfig&,
+                                                                    const TensorShape&);
+template std::unique_ptr<UpdateRule<double>> make_update_rule<double>(Backend&, const OptimizerConfig&,
+                                                                      const TensorShape&);
 
 }  // namespace skillrun

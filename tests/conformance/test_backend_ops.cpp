@@ -201,7 +201,7 @@ TEST_P(BackendOps, SumSquaresInDouble) {
     // Both accumulate in double; only the summation order differs: ~n * 1e-16 relative.
     EXPECT_NEAR(got, ref, 1e-12 * ref) << "n = " << n;
   }
-  EXPECT_EQ(backend_->sum_squares(nullptr, 0), 0.0);
+  EXPECT_EQ(backend_->sum_squares(static_cast<const float*>(nullptr), 0), 0.0);
 }
 
 TEST_P(BackendOps, BiasActivationWithAndWithoutRelu) {

@@ -11,10 +11,10 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cfloat>
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <sstream>
 #include <stdexcept>
 #include <vector>
@@ -34,8 +34,6 @@ constexpr int kGemmBlock = 64;
 constexpr std::size_t kAlignment = 64;  // a cache line, and enough for any AVX-512 load
 
 CBLAS_TRANSPOSE to_cblas(Trans t) { return t == Trans::Yes ? CblasTrans : CblasNoTrans; }
-
-float sign_of(float v) { return static_cast<float>((v > 0.0f) - (v < 0.0f)); }
 
 }  // namespace
 
@@ -99,8 +97,20 @@ void CpuBackend::copy(void* dst, const void* src, std::size_t bytes) {
 
 // ---- dense linear algebra -----------------------------------------------------------------
 
-void CpuBackend::gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A,
-                      int lda, const float* B, int ldb, float beta, float* C, int ldc) {
+namespace {
+
+void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, float alpha, const float* A, int lda,
+               const float* B, int ldb, float beta, float* C, int ldc) {
+  cblas_sgemm(CblasRowMajor, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+void blas_gemm(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int m, int n, int k, double alpha, const double* A, int lda,
+               const double* B, int ldb, double beta, double* C, int ldc) {
+  cblas_dgemm(CblasRowMajor, ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+template <class T>
+void gemm_blocks(Trans ta, Trans tb, int m, int n, int k, T alpha, const T* A, int lda, const T* B, int ldb, T beta,
+                 T* C, int ldc) {
   // OpenBLAS reports a bad leading dimension through xerbla (a printed line, then it returns
   // with C untouched); a thrown error is far easier to trace, and these checks cost nothing.
   const int a_cols = ta == Trans::No ? k : m;
@@ -115,8 +125,8 @@ void CpuBackend::gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, cons
   if (m == 0 || n == 0) return;
   if (k == 0) {  // an empty product: C = beta C, and beta == 0 must not read C
     for (int i = 0; i < m; ++i) {
-      float* c = C + static_cast<std::size_t>(i) * ldc;
-      for (int j = 0; j < n; ++j) c[j] = beta == 0.0f ? 0.0f : beta * c[j];
+      T* c = C + static_cast<std::size_t>(i) * ldc;
+      for (int j = 0; j < n; ++j) c[j] = beta == T(0) ? T(0) : beta * c[j];
     }
     return;
   }
@@ -134,16 +144,25 @@ void CpuBackend::gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, cons
     const std::size_t b0 = static_cast<std::size_t>(begin);
     if (split_rows) {
       // Row i of op(A) is row i of A, or column i of A when transposed.
-      const float* a = ta == Trans::No ? A + b0 * lda : A + b0;
-      cblas_sgemm(CblasRowMajor, to_cblas(ta), to_cblas(tb), end - begin, n, k, alpha, a, lda, B, ldb, beta,
-                  C + b0 * ldc, ldc);
+      const T* a = ta == Trans::No ? A + b0 * lda : A + b0;
+      blas_gemm(to_cblas(ta), to_cblas(tb), end - begin, n, k, alpha, a, lda, B, ldb, beta, C + b0 * ldc, ldc);
     } else {
       // Column j of op(B) is column j of B, or row j of B when transposed.
-      const float* b = tb == Trans::No ? B + b0 : B + b0 * ldb;
-      cblas_sgemm(CblasRowMajor, to_cblas(ta), to_cblas(tb), m, end - begin, k, alpha, A, lda, b, ldb, beta,
-                  C + b0, ldc);
+      const T* b = tb == Trans::No ? B + b0 : B + b0 * ldb;
+      blas_gemm(to_cblas(ta), to_cblas(tb), m, end - begin, k, alpha, A, lda, b, ldb, beta, C + b0, ldc);
     }
   }
+}
+
+}  // namespace
+
+void CpuBackend::gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda, const float* B,
+                      int ldb, float beta, float* C, int ldc) {
+  gemm_blocks(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+void CpuBackend::gemm(Trans ta, Trans tb, int m, int n, int k, double alpha, const double* A, int lda,
+                      const double* B, int ldb, double beta, double* C, int ldc) {
+  gemm_blocks(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
 namespace {
@@ -168,14 +187,20 @@ double chunked_sum(std::size_t n, Term term) {
 }  // namespace
 
 // ---- elementwise and reductions -----------------------------------------------------------
+// Each op is one template for float and double (precision fp64); the float instances are the
+// code the MLP runs.
 
-void CpuBackend::fill(float* x, std::size_t n, float value) {
+namespace {
+
+template <class T>
+void fill_impl(T* x, std::size_t n, T value) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
   for (std::size_t i = 0; i < n; ++i) x[i] = value;
 }
 
-void CpuBackend::axpby(float* y, const float* x, std::size_t n, float alpha, float beta) {
-  if (beta == 0.0f) {  // y may hold garbage (NaN): never read it
+template <class T>
+void axpby_impl(T* y, const T* x, std::size_t n, T alpha, T beta) {
+  if (beta == T(0)) {  // y may hold garbage (NaN): never read it
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
     for (std::size_t i = 0; i < n; ++i) y[i] = alpha * x[i];
   } else {
@@ -184,12 +209,26 @@ void CpuBackend::axpby(float* y, const float* x, std::size_t n, float alpha, flo
   }
 }
 
-double CpuBackend::sum_squares(const float* x, std::size_t n) {
+template <class T>
+double sum_squares_impl(const T* x, std::size_t n) {
   return chunked_sum(n, [x](std::size_t i) {
     const double v = x[i];
     return v * v;
   });
 }
+
+}  // namespace
+
+void CpuBackend::fill(float* x, std::size_t n, float value) { fill_impl(x, n, value); }
+void CpuBackend::fill(double* x, std::size_t n, double value) { fill_impl(x, n, value); }
+void CpuBackend::axpby(float* y, const float* x, std::size_t n, float alpha, float beta) {
+  axpby_impl(y, x, n, alpha, beta);
+}
+void CpuBackend::axpby(double* y, const double* x, std::size_t n, double alpha, double beta) {
+  axpby_impl(y, x, n, alpha, beta);
+}
+double CpuBackend::sum_squares(const float* x, std::size_t n) { return sum_squares_impl(x, n); }
+double CpuBackend::sum_squares(const double* x, std::size_t n) { return sum_squares_impl(x, n); }
 
 // ---- MLP pieces ---------------------------------------------------------------------------
 
@@ -304,104 +343,158 @@ void CpuBackend::sparse_parity(const ParityDraw& draw, const ParityTables& table
 
 // ---- optimizer updates --------------------------------------------------------------------
 // Each rule branches on its flags outside the element loop, so every loop body is branch-free.
+// One template per rule for float and double.
 
-void CpuBackend::sgd_update(float* w, const float* g, float* m, std::size_t n, float lr,
-                            float momentum, bool nesterov, float weight_decay) {
-  const float mu = momentum, wd = weight_decay;
-  if (mu == 0.0f) {  // plain SGD: m is not touched (it may be nullptr)
+namespace {
+
+template <class T>
+T sign_of(T v) {
+  return static_cast<T>((v > T(0)) - (v < T(0)));
+}
+
+template <class T>
+void sgd_impl(T* w, const T* g, T* m, std::size_t n, T lr, T mu, bool nesterov, T wd) {
+  if (mu == T(0)) {  // plain SGD: m is not touched (it may be nullptr)
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
     for (std::size_t i = 0; i < n; ++i) w[i] -= lr * (g[i] + wd * w[i]);
   } else if (nesterov) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
     for (std::size_t i = 0; i < n; ++i) {
-      const float gi = g[i] + wd * w[i];
-      const float mi = mu * m[i] + gi;
+      const T gi = g[i] + wd * w[i];
+      const T mi = mu * m[i] + gi;
       m[i] = mi;
       w[i] -= lr * (gi + mu * mi);
     }
   } else {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
     for (std::size_t i = 0; i < n; ++i) {
-      const float mi = mu * m[i] + g[i] + wd * w[i];
+      const T mi = mu * m[i] + g[i] + wd * w[i];
       m[i] = mi;
       w[i] -= lr * mi;
     }
   }
 }
 
-void CpuBackend::nmd_update(float* w, const float* g, float* m, std::size_t n, float lr,
-                            float beta, float weight_decay) {
+template <class T>
+void nmd_impl(T* w, const T* g, T* m, std::size_t n, T lr, T beta, T weight_decay) {
   // Pass 1 updates the momentum and measures it; pass 2 steps along its direction.
   const double norm_sq = chunked_sum(n, [=](std::size_t i) {
-    const float mi = beta * m[i] + g[i];
+    const T mi = beta * m[i] + g[i];
     m[i] = mi;
     return static_cast<double>(mi) * mi;
   });
   if (norm_sq == 0.0) return;  // no direction, so no step (weight decay included)
-  const float step = static_cast<float>(static_cast<double>(lr) / std::sqrt(norm_sq));
-  const float decay = 1.0f - lr * weight_decay;
+  const T step = static_cast<T>(static_cast<double>(lr) / std::sqrt(norm_sq));
+  const T decay = T(1) - lr * weight_decay;
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
   for (std::size_t i = 0; i < n; ++i) w[i] = w[i] * decay - step * m[i];
 }
 
-void CpuBackend::adam_update(float* w, const float* g, float* m, float* v, std::size_t n,
-                             float lr, float beta1, float beta2, float eps, float weight_decay,
-                             bool decoupled, int64_t t) {
+template <class T>
+void adam_impl(T* w, const T* g, T* m, T* v, std::size_t n, T lr, T beta1, T beta2, T eps, T weight_decay,
+               bool decoupled, int64_t t) {
   // AdamW shrinks w before the step; Adam + L2 folds wd w into the gradient instead.
   const auto [step, inv_sqrt_bc2, decay, l2] = adam_scalars("cpu", lr, beta1, beta2, weight_decay, decoupled, t);
-  const float one_minus_b1 = 1.0f - beta1, one_minus_b2 = 1.0f - beta2;
+  const T one_minus_b1 = T(1) - beta1, one_minus_b2 = T(1) - beta2;
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
   for (std::size_t i = 0; i < n; ++i) {
-    const float gi = g[i] + l2 * w[i];
-    const float mi = beta1 * m[i] + one_minus_b1 * gi;
-    const float vi = beta2 * v[i] + one_minus_b2 * gi * gi;
+    const T gi = g[i] + l2 * w[i];
+    const T mi = beta1 * m[i] + one_minus_b1 * gi;
+    const T vi = beta2 * v[i] + one_minus_b2 * gi * gi;
     m[i] = mi;
     v[i] = vi;
     w[i] = w[i] * decay - step * mi / (std::sqrt(vi) * inv_sqrt_bc2 + eps);
   }
 }
 
-void CpuBackend::signgd_update(float* w, const float* g, float* m, std::size_t n, float lr,
-                               float momentum, float weight_decay) {
-  const float decay = 1.0f - lr * weight_decay;
-  if (momentum == 0.0f) {
-    if (m != nullptr) copy(m, g, n * sizeof(float));  // m = g, kept for checkpoints
+template <class T>
+void signgd_impl(T* w, const T* g, T* m, std::size_t n, T lr, T momentum, T weight_decay) {
+  const T decay = T(1) - lr * weight_decay;
+  if (momentum == T(0)) {
+    if (m != nullptr) std::memmove(m, g, n * sizeof(T));  // m = g, kept for checkpoints
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
     for (std::size_t i = 0; i < n; ++i) w[i] = w[i] * decay - lr * sign_of(g[i]);
   } else {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
     for (std::size_t i = 0; i < n; ++i) {
-      const float mi = momentum * m[i] + g[i];
+      const T mi = momentum * m[i] + g[i];
       m[i] = mi;
       w[i] = w[i] * decay - lr * sign_of(mi);
     }
   }
 }
 
-void CpuBackend::momentum_accumulate(float* m, const float* g, float* out, std::size_t n,
-                                     float beta, bool nesterov) {
+template <class T>
+void momentum_impl(T* m, const T* g, T* out, std::size_t n, T beta, bool nesterov) {
   // out may alias g or m: each element is read before it is written.
   if (nesterov) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
     for (std::size_t i = 0; i < n; ++i) {
-      const float gi = g[i];
-      const float mi = beta * m[i] + gi;
+      const T gi = g[i];
+      const T mi = beta * m[i] + gi;
       m[i] = mi;
       out[i] = gi + beta * mi;
     }
   } else {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
     for (std::size_t i = 0; i < n; ++i) {
-      const float mi = beta * m[i] + g[i];
+      const T mi = beta * m[i] + g[i];
       m[i] = mi;
       out[i] = mi;
     }
   }
 }
 
+}  // namespace
+
+void CpuBackend::sgd_update(float* w, const float* g, float* m, std::size_t n, float lr, float momentum,
+                            bool nesterov, float weight_decay) {
+  sgd_impl(w, g, m, n, lr, momentum, nesterov, weight_decay);
+}
+void CpuBackend::sgd_update(double* w, const double* g, double* m, std::size_t n, double lr, double momentum,
+                            bool nesterov, double weight_decay) {
+  sgd_impl(w, g, m, n, lr, momentum, nesterov, weight_decay);
+}
+void CpuBackend::nmd_update(float* w, const float* g, float* m, std::size_t n, float lr, float beta,
+                            float weight_decay) {
+  nmd_impl(w, g, m, n, lr, beta, weight_decay);
+}
+void CpuBackend::nmd_update(double* w, const double* g, double* m, std::size_t n, double lr, double beta,
+                            double weight_decay) {
+  nmd_impl(w, g, m, n, lr, beta, weight_decay);
+}
+void CpuBackend::adam_update(float* w, const float* g, float* m, float* v, std::size_t n, float lr, float beta1,
+                             float beta2, float eps, float weight_decay, bool decoupled, int64_t t) {
+  adam_impl(w, g, m, v, n, lr, beta1, beta2, eps, weight_decay, decoupled, t);
+}
+void CpuBackend::adam_update(double* w, const double* g, double* m, double* v, std::size_t n, double lr,
+                             double beta1, double beta2, double eps, double weight_decay, bool decoupled,
+                             int64_t t) {
+  adam_impl(w, g, m, v, n, lr, beta1, beta2, eps, weight_decay, decoupled, t);
+}
+void CpuBackend::signgd_update(float* w, const float* g, float* m, std::size_t n, float lr, float momentum,
+                               float weight_decay) {
+  signgd_impl(w, g, m, n, lr, momentum, weight_decay);
+}
+void CpuBackend::signgd_update(double* w, const double* g, double* m, std::size_t n, double lr, double momentum,
+                               double weight_decay) {
+  signgd_impl(w, g, m, n, lr, momentum, weight_decay);
+}
+void CpuBackend::momentum_accumulate(float* m, const float* g, float* out, std::size_t n, float beta,
+                                     bool nesterov) {
+  momentum_impl(m, g, out, n, beta, nesterov);
+}
+void CpuBackend::momentum_accumulate(double* m, const double* g, double* out, std::size_t n, double beta,
+                                     bool nesterov) {
+  momentum_impl(m, g, out, n, beta, nesterov);
+}
+
 // ---- msign --------------------------------------------------------------------------------
 
-void CpuBackend::msign_svd(const float* G, float* out, int rows, int cols) {
+namespace {
+
+template <class T>
+void polar_factor_svd(const T* G, T* out, int rows, int cols) {
   if (rows <= 0 || cols <= 0) return;
   // Row-major G (rows x cols) is, read column-major, G^T (cols x rows). Since
   // msign(G^T) = msign(G)^T, the column-major polar factor of that view, stored back, is
@@ -430,15 +523,22 @@ void CpuBackend::msign_svd(const float* G, float* out, int rows, int cols) {
   }
   // msign maps each singular value to its sign, so a direction with sigma ~ 0 gets 0, not an
   // arbitrary pair of unit vectors: msign(0) = 0, as Newton-Schulz gives. "~ 0" is the
-  // numerical rank of fp32 data (numpy's matrix_rank rule): below sigma_max max(m, n) eps_fp32
-  // a singular value is indistinguishable from the rounding of G itself.
-  const double cutoff = s[0] * std::max(M, N) * static_cast<double>(FLT_EPSILON);
+  // numerical rank of data of type T (numpy's matrix_rank rule): below
+  // sigma_max max(m, n) eps_T a singular value is indistinguishable from the rounding of G itself.
+  const double cutoff = s[0] * std::max(M, N) * static_cast<double>(std::numeric_limits<T>::epsilon());
   for (lapack_int j = 0; j < K; ++j) {
     if (s[j] <= cutoff) std::fill_n(u.data() + static_cast<std::size_t>(j) * M, M, 0.0);
   }
   cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, M, N, K, 1.0, u.data(), M, vt.data(), K,
               0.0, q.data(), M);
-  std::transform(q.begin(), q.end(), out, [](double v) { return static_cast<float>(v); });
+  std::transform(q.begin(), q.end(), out, [](double v) { return static_cast<T>(v); });
+}
+
+}  // namespace
+
+void CpuBackend::msign_svd(const float* G, float* out, int rows, int cols) { polar_factor_svd(G, out, rows, cols); }
+void CpuBackend::msign_svd(const double* G, double* out, int rows, int cols) {
+  polar_factor_svd(G, out, rows, cols);
 }
 
 }  // namespace skillrun

@@ -55,7 +55,28 @@ class CpuBackend final : public Backend {
                            bool nesterov) override;
 
   // msign_newton_schulz: the generic gemm/axpby version of optim/msign.cpp is used as is.
+  using Backend::msign_newton_schulz;
   void msign_svd(const float* G, float* out, int rows, int cols) override;
+
+  // fp64: the same templates instantiated for double.
+  bool has_fp64() const override { return true; }
+  void gemm(Trans ta, Trans tb, int m, int n, int k, double alpha, const double* A, int lda,
+            const double* B, int ldb, double beta, double* C, int ldc) override;
+  void fill(double* x, std::size_t n, double value) override;
+  void axpby(double* y, const double* x, std::size_t n, double alpha, double beta) override;
+  double sum_squares(const double* x, std::size_t n) override;
+  void sgd_update(double* w, const double* g, double* m, std::size_t n, double lr, double momentum,
+                  bool nesterov, double weight_decay) override;
+  void nmd_update(double* w, const double* g, double* m, std::size_t n, double lr, double beta,
+                  double weight_decay) override;
+  void adam_update(double* w, const double* g, double* m, double* v, std::size_t n, double lr,
+                   double beta1, double beta2, double eps, double weight_decay, bool decoupled,
+                   int64_t t) override;
+  void signgd_update(double* w, const double* g, double* m, std::size_t n, double lr,
+                     double momentum, double weight_decay) override;
+  void momentum_accumulate(double* m, const double* g, double* out, std::size_t n, double beta,
+                           bool nesterov) override;
+  void msign_svd(const double* G, double* out, int rows, int cols) override;
 };
 
 }  // namespace skillrun

@@ -44,6 +44,7 @@ cublasComputeType_t compute_type_for(Precision p) {
     case Precision::Fp32: return CUBLAS_COMPUTE_32F;
     case Precision::Tf32: return CUBLAS_COMPUTE_32F_FAST_TF32;
     case Precision::Bf16: return CUBLAS_COMPUTE_32F_FAST_16BF;
+    case Precision::Fp64: break;  // refused by the constructor: no fp64 ops here
   }
   return CUBLAS_COMPUTE_32F;
 }
@@ -65,6 +66,9 @@ struct GesvdjParams {
 
 CudaBackend::CudaBackend(int device, Precision precision)
     : device_(device), precision_(precision), compute_type_(compute_type_for(precision)) {
+  if (precision == Precision::Fp64) {
+    throw UsageError("the CUDA backend has no fp64 ops (precision fp64 runs on the CPU backend)");
+  }
   try {
     SKR_CUDA_CHECK(cudaSetDevice(device_));
     cudaDeviceProp prop{};

@@ -23,6 +23,19 @@ class CudaBackend final : public Backend {
   CudaBackend(int device, Precision precision);
   ~CudaBackend() override;
 
+  // The fp64 overloads keep Backend's defaults (they throw): fp64 runs on the CPU backend.
+  using Backend::adam_update;
+  using Backend::axpby;
+  using Backend::fill;
+  using Backend::gemm;
+  using Backend::momentum_accumulate;
+  using Backend::msign_newton_schulz;
+  using Backend::msign_svd;
+  using Backend::nmd_update;
+  using Backend::sgd_update;
+  using Backend::signgd_update;
+  using Backend::sum_squares;
+
   std::string name() const override { return name_; }
   bool is_cpu() const override { return false; }
   int device() const { return device_; }
