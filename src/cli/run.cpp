@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/version.h"
 #include "io/run_dir.h"
+#include "train/icl_trainer.h"
 #include "train/trainer.h"
 
 namespace skillrun {
@@ -41,6 +42,26 @@ void print_result_table(const Trainer& trainer, const RunSummary& s, const EvalR
                   last.loss_bits[k], last.accuracy[k]);
   }
   std::printf("tau = %g bits; T_k = first eval step with loss_k <= tau (\"-\": not reached)\n", s.tau_bits);
+}
+
+void report_end(const RunSummary& summary) {
+  if (summary.status == RunStatus::Diverged)
+    spdlog::error("run diverged: {}", summary.message);
+  else if (summary.status == RunStatus::Interrupted)
+    spdlog::warn("{}", summary.message);
+  else
+    spdlog::info("run ended ({}): {}", to_string(summary.status), summary.message);
+}
+
+void print_icl_result(const RunSummary& s, const RunDirectory& dir) {
+  std::printf("\nrun: %s  status: %s  steps: %lld  %.1f s  device: %s\n", dir.path().c_str(), to_string(s.status),
+              static_cast<long long>(s.steps), s.seconds, s.device.c_str());
+  const auto& x = s.extra;
+  const std::string reached =
+      x.at("steps_to_epsilon").is_null() ? std::string("-") : std::to_string(x.at("steps_to_epsilon").get<int64_t>());
+  std::printf("loss %.6e -> %.6e  relative distance %.3e  steps to epsilon = %g: %s\n",
+              x.at("initial_loss").get<double>(), x.at("final_loss").get<double>(),
+              x.at("final_relative_distance").get<double>(), x.at("epsilon").get<double>(), reached.c_str());
 }
 
 }  // namespace
@@ -76,6 +97,16 @@ int cmd_run(const RunOptions& options) {
   spdlog::info("skillrun {} (commit {}), run {} -> {}", version(), git_commit(), config.name, dir.path().string());
   spdlog::info("backend: {}", backend->name());
   dir.write_config(resolved);
+  if (config.is_icl()) {
+    if (options.resume && std::filesystem::exists(dir.path() / "metrics.csv"))
+      spdlog::info("icl_linreg runs keep no checkpoint; running {} again from Q_0", dir.path().string());
+    Progress progress(detect_progress_mode(options.no_progress), config.train.max_steps, 1);
+    const RunSummary summary = run_icl(*backend, config, dir, progress);
+    for (int sig : {SIGINT, SIGTERM, SIGUSR1}) std::signal(sig, SIG_DFL);
+    report_end(summary);
+    print_icl_result(summary, dir);
+    return summary.status == RunStatus::Interrupted ? kExitInterrupted : kExitOk;
+  }
 
   Trainer trainer(*backend, config);
   for (const std::string& line : trainer.optimizer().describe()) spdlog::info("optimizer: {}", line);
@@ -93,12 +124,7 @@ int cmd_run(const RunOptions& options) {
   const RunSummary summary = trainer.run(dir, progress, checkpoint ? &*checkpoint : nullptr);
   for (int sig : {SIGINT, SIGTERM, SIGUSR1}) std::signal(sig, SIG_DFL);
 
-  if (summary.status == RunStatus::Diverged)
-    spdlog::error("run diverged: {}", summary.message);
-  else if (summary.status == RunStatus::Interrupted)
-    spdlog::warn("{}", summary.message);
-  else
-    spdlog::info("run ended ({}): {}", to_string(summary.status), summary.message);
+  report_end(summary);
   print_result_table(trainer, summary, trainer.last_eval(), dir);
   return summary.status == RunStatus::Interrupted ? kExitInterrupted : kExitOk;
 }

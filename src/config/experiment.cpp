@@ -123,6 +123,12 @@ void read_choice(const json& obj, const std::string& path, std::string_view key,
 // optimizer
 
 const Names kOptimizerTypes = {"sgd", "nmd", "adam", "adamw", "signgd", "muon"};
+// icl_linreg also takes gd (sgd without momentum), ngd (the gradient over its Frobenius norm:
+// nmd with beta 0) and specgd (Q -= lr msign(grad): muon without momentum, exact msign).
+const Names kIclOnlyTypes = {"gd", "ngd", "specgd"};
+const Names kAllOptimizerTypes = {"sgd", "nmd", "adam", "adamw", "signgd", "muon", "gd", "ngd", "specgd"};
+// Keys that only make sense with several parameter tensors (the MLP).
+const Names kMlpOnlyOptimizerKeys = {"muon_params", "other_params"};
 
 // Which optimizer types accept each key; the table is the single source for the unknown-key,
 // wrong-type and to_json decisions.
@@ -132,16 +138,16 @@ struct OptimizerKey {
 };
 const std::vector<OptimizerKey>& optimizer_keys() {
   static const std::vector<OptimizerKey> keys = {
-      {"type", kOptimizerTypes},
-      {"lr", kOptimizerTypes},
+      {"type", kAllOptimizerTypes},
+      {"lr", kAllOptimizerTypes},
       {"momentum", {"sgd", "nmd", "signgd", "muon"}},
       {"nesterov", {"sgd", "muon"}},
-      {"weight_decay", kOptimizerTypes},
+      {"weight_decay", kAllOptimizerTypes},
       {"beta1", {"adam", "adamw"}},
       {"beta2", {"adam", "adamw"}},
       {"eps", {"adam", "adamw"}},
-      {"msign", {"muon"}},
-      {"ns_steps", {"muon"}},
+      {"msign", {"muon", "specgd"}},
+      {"ns_steps", {"muon", "specgd"}},
       {"scale", {"muon"}},
       {"muon_params", {"muon"}},
       {"other_params", {"muon"}},
@@ -149,9 +155,10 @@ const std::vector<OptimizerKey>& optimizer_keys() {
   return keys;
 }
 
-// Types allowed where this optimizer sits: other_params is any optimizer but Muon.
-Names allowed_types(bool nested) {
-  Names types = kOptimizerTypes;
+// Types allowed where this optimizer sits: other_params is any optimizer but Muon; the
+// icl_linreg task adds gd, ngd and specgd.
+Names allowed_types(bool nested, bool icl) {
+  Names types = icl ? kAllOptimizerTypes : kOptimizerTypes;
   if (nested) std::erase(types, "muon");
   return types;
 }
@@ -176,9 +183,17 @@ OptimizerConfig default_other_params() {
   return other;
 }
 
-OptimizerConfig parse_optimizer(const json& j, const std::string& path, bool nested) {
+OptimizerConfig parse_optimizer(const json& j, const std::string& path, bool nested, bool icl) {
   expect_object(j, path);
-  const Names types = allowed_types(nested);
+  const Names types = allowed_types(nested, icl);
+  if (icl) {
+    for (std::string_view key : kMlpOnlyOptimizerKeys) {
+      if (j.contains(key)) {
+        throw ConfigError(join_path(path, key),
+                          "only valid when task.type is sparse_parity (icl_linreg has one matrix, Q)");
+      }
+    }
+  }
 
   // A key is known here when some allowed type takes it; muon-only keys are unknown inside
   // other_params, where muon cannot be chosen.
@@ -199,7 +214,14 @@ OptimizerConfig parse_optimizer(const json& j, const std::string& path, bool nes
     throw ConfigError(type_path, "muon cannot update the other parameters (expected one of: " +
                                      join_names(types) + ")");
   }
+  if (!icl && j.contains("type") && j["type"].is_string() &&
+      contains(kIclOnlyTypes, j["type"].get_ref<const std::string&>())) {
+    throw ConfigError(type_path, "optimizer " + j["type"].dump() +
+                                     " is only valid when task.type is icl_linreg (expected one of: " +
+                                     join_names(types) + ")");
+  }
   read_choice(j, path, "type", o.type, types, "optimizer");
+  if (o.type == "specgd") o.msign = "svd";  // the exact msign of the paper's SpecGD
 
   for (const auto& item : j.items()) {
     if (!key_valid_for(item.key(), o.type)) {
@@ -229,16 +251,16 @@ OptimizerConfig parse_optimizer(const json& j, const std::string& path, bool nes
   read_integer(j, path, "ns_steps", o.ns_steps, 1, 100);
   read_choice(j, path, "scale", o.scale, {"sqrt_ratio", "keller", "moonshot", "none"}, "scale");
   read_choice(j, path, "muon_params", o.muon_params, {"hidden", "all_weights"}, "muon_params");
-  if (o.type == "muon") {
+  if (o.type == "muon" && !icl) {
     const auto it = j.find("other_params");
     o.other = std::make_shared<OptimizerConfig>(
         it == j.end() ? default_other_params()
-                      : parse_optimizer(*it, join_path(path, "other_params"), true));
+                      : parse_optimizer(*it, join_path(path, "other_params"), true, false));
   }
   return o;
 }
 
-json optimizer_to_json(const OptimizerConfig& o) {
+json optimizer_to_json(const OptimizerConfig& o, bool icl) {
   json j = json::object();
   const auto put = [&](std::string_view key, json value) {
     if (key_valid_for(key, o.type)) j[std::string(key)] = std::move(value);
@@ -254,10 +276,11 @@ json optimizer_to_json(const OptimizerConfig& o) {
   put("msign", o.msign);
   put("ns_steps", o.ns_steps);
   put("scale", o.scale);
+  if (icl) return j;
   put("muon_params", o.muon_params);
   if (o.type == "muon") {
     // A hand-built muon config without `other` resolves to the same default parsing gives it.
-    j["other_params"] = optimizer_to_json(o.other ? *o.other : default_other_params());
+    j["other_params"] = optimizer_to_json(o.other ? *o.other : default_other_params(), false);
   }
   return j;
 }
@@ -294,12 +317,66 @@ void check_seed(const json& j, uint64_t& out) {
   out = it->get<uint64_t>();
 }
 
+// Where a key belongs to only one task type: "train.batch_size: only valid when task.type is
+// sparse_parity (it is icl_linreg)".
+void reject_keys_of_other_task(const json& obj, const std::string& path, const Names& keys,
+                               std::string_view owner, std::string_view type) {
+  for (std::string_view key : keys) {
+    if (obj.contains(key)) {
+      throw ConfigError(join_path(path, key), "only valid when task.type is " + std::string(owner) + " (it is " +
+                                                  std::string(type) + ")");
+    }
+  }
+}
+
+const Names kParityTaskKeys = {"n_tasks", "n_bits", "k", "zipf_exponent"};
+const Names kIclTaskKeys = {"d", "sigma_x", "sigma_w", "basis", "coordinates"};
+
+SpectrumConfig parse_spectrum(const json& j, const std::string& path) {
+  expect_object(j, path);
+  reject_unknown_keys(j, path, {"kappa", "exponent"});
+  if (j.contains("kappa") == j.contains("exponent")) {
+    throw ConfigError(path, "give exactly one of \"kappa\" (condition number: geometric spectrum from 1 to "
+                            "1/kappa) or \"exponent\" (power law lambda_i = i^-exponent)");
+  }
+  SpectrumConfig spectrum;
+  if (j.contains("kappa")) {
+    double kappa = 1.0;
+    read_number(j, path, "kappa", kappa, NumberRule::kPositive);
+    if (kappa < 1.0) throw ConfigError(join_path(path, "kappa"), "must be >= 1, got " + j["kappa"].dump());
+    if (kappa > 1e12) {
+      throw ConfigError(join_path(path, "kappa"),
+                        "must be <= 1e12 (beyond it even fp64 cannot resolve the smallest eigenvalue), got " +
+                            j["kappa"].dump());
+    }
+    spectrum.kappa = kappa;
+  }
+  read_number(j, path, "exponent", spectrum.exponent, NumberRule::kNonNegative);
+  return spectrum;
+}
+
+json spectrum_to_json(const SpectrumConfig& s) {
+  return s.kappa ? json{{"kappa", *s.kappa}} : json{{"exponent", s.exponent}};
+}
+
 TaskConfig parse_task(const json& j) {
   const std::string path = "task";
   expect_object(j, path);
-  reject_unknown_keys(j, path, {"type", "n_tasks", "n_bits", "k", "zipf_exponent"});
+  Names allowed = {"type"};
+  for (const auto* keys : {&kParityTaskKeys, &kIclTaskKeys}) allowed.insert(allowed.end(), keys->begin(), keys->end());
+  reject_unknown_keys(j, path, allowed);
   TaskConfig t;
-  read_choice(j, path, "type", t.type, {"sparse_parity"}, "task type");
+  read_choice(j, path, "type", t.type, {"sparse_parity", "icl_linreg"}, "task type");
+  if (t.type == "icl_linreg") {
+    reject_keys_of_other_task(j, path, kParityTaskKeys, "sparse_parity", t.type);
+    read_integer(j, path, "d", t.d, 1, 4096);
+    if (j.contains("sigma_x")) t.sigma_x = parse_spectrum(j["sigma_x"], "task.sigma_x");
+    if (j.contains("sigma_w")) t.sigma_w = parse_spectrum(j["sigma_w"], "task.sigma_w");
+    read_choice(j, path, "basis", t.basis, {"shared", "independent"}, "basis");
+    read_choice(j, path, "coordinates", t.coordinates, {"eigenbasis", "original"}, "coordinates");
+    return t;
+  }
+  reject_keys_of_other_task(j, path, kIclTaskKeys, "icl_linreg", t.type);
   read_integer(j, path, "n_tasks", t.n_tasks, 1);
   read_integer(j, path, "n_bits", t.n_bits, 1);
   read_integer(j, path, "k", t.k, 1);
@@ -322,11 +399,52 @@ ModelConfig parse_model(const json& j) {
   return m;
 }
 
-TrainConfig parse_train(const json& j) {
+const Names kParityTrainKeys = {"batch_size", "checkpoint_every", "checkpoint_seconds"};
+const Names kIclTrainKeys = {"lr_schedule"};
+
+LrScheduleConfig parse_lr_schedule(const json& j) {
+  const std::string path = "train.lr_schedule";
+  expect_object(j, path);
+  reject_unknown_keys(j, path, {"type", "factor", "patience", "rho"});
+  LrScheduleConfig s;
+  read_choice(j, path, "type", s.type, {"constant", "plateau", "geometric"}, "schedule");
+  const auto only_for = [&](std::string_view key, std::string_view type) {
+    if (j.contains(key) && s.type != type) {
+      throw ConfigError(join_path(path, key), "only valid when " + path + ".type is " + std::string(type) +
+                                                  " (it is " + s.type + ")");
+    }
+  };
+  only_for("factor", "plateau");
+  only_for("patience", "plateau");
+  only_for("rho", "geometric");
+  read_number(j, path, "factor", s.factor, NumberRule::kUnitInterval);
+  if (!(s.factor > 0)) throw ConfigError(join_path(path, "factor"), "must be in (0, 1), got 0");
+  read_integer(j, path, "patience", s.patience, 1);
+  read_number(j, path, "rho", s.rho, NumberRule::kUnitInterval);
+  if (!(s.rho > 0)) throw ConfigError(join_path(path, "rho"), "must be in (0, 1), got 0");
+  return s;
+}
+
+json lr_schedule_to_json(const LrScheduleConfig& s) {
+  json j = {{"type", s.type}};
+  if (s.type == "plateau") {
+    j["factor"] = s.factor;
+    j["patience"] = s.patience;
+  }
+  if (s.type == "geometric") j["rho"] = s.rho;
+  return j;
+}
+
+TrainConfig parse_train(const json& j, const TaskConfig& task) {
   const std::string path = "train";
   expect_object(j, path);
   reject_unknown_keys(j, path, {"batch_size", "max_steps", "stop_when_learned", "checkpoint_every",
-                                "checkpoint_seconds"});
+                                "checkpoint_seconds", "lr_schedule"});
+  if (task.type == "icl_linreg") {
+    reject_keys_of_other_task(j, path, kParityTrainKeys, "sparse_parity", task.type);
+  } else {
+    reject_keys_of_other_task(j, path, kIclTrainKeys, "icl_linreg", task.type);
+  }
   TrainConfig t;
   read_integer(j, path, "batch_size", t.batch_size, 1);
   // The step is a 32-bit word of the Philox counter (tasks/sparse_parity_gen.h).
@@ -334,17 +452,54 @@ TrainConfig parse_train(const json& j) {
   read_bool(j, path, "stop_when_learned", t.stop_when_learned);
   read_integer(j, path, "checkpoint_every", t.checkpoint_every, 0, int64_t{0xFFFFFFFF});
   read_number(j, path, "checkpoint_seconds", t.checkpoint_seconds, NumberRule::kNonNegative);
+  if (j.contains("lr_schedule")) t.lr_schedule = parse_lr_schedule(j["lr_schedule"]);
   return t;
 }
 
-EvalConfig parse_eval(const json& j) {
+const Names kParityEvalKeys = {"samples_per_task", "tau_bits"};
+const Names kIclEvalKeys = {"epsilon", "modes"};
+
+// The default eigenmodes logged for a d x d problem: the first, the middle and the last.
+std::vector<int> default_modes(int d) {
+  std::vector<int> modes = {1, (d + 1) / 2, d};
+  modes.erase(std::unique(modes.begin(), modes.end()), modes.end());
+  return modes;
+}
+
+EvalConfig parse_eval(const json& j, const TaskConfig& task) {
   const std::string path = "eval";
   expect_object(j, path);
-  reject_unknown_keys(j, path, {"every", "samples_per_task", "tau_bits"});
+  reject_unknown_keys(j, path, {"every", "samples_per_task", "tau_bits", "epsilon", "modes"});
+  const bool icl = task.type == "icl_linreg";
+  if (icl) {
+    reject_keys_of_other_task(j, path, kParityEvalKeys, "sparse_parity", task.type);
+  } else {
+    reject_keys_of_other_task(j, path, kIclEvalKeys, "icl_linreg", task.type);
+  }
   EvalConfig e;
+  if (icl) e.every = 10;
   read_integer(j, path, "every", e.every, 1);
   read_integer(j, path, "samples_per_task", e.samples_per_task, 1);
   read_number(j, path, "tau_bits", e.tau_bits, NumberRule::kPositive);
+  read_number(j, path, "epsilon", e.epsilon, NumberRule::kPositive);
+  if (const auto it = j.find("modes"); it != j.end()) {
+    const std::string where = join_path(path, "modes");
+    if (!it->is_array() || it->empty()) throw ConfigError(where, "expected a non-empty array of integers, got " + it->dump());
+    for (std::size_t i = 0; i < it->size(); ++i) {
+      const json& m = (*it)[i];
+      const std::string item = where + "[" + std::to_string(i) + "]";
+      if (!m.is_number_integer()) throw ConfigError(item, "expected an integer, got " + m.dump());
+      const int64_t v = m.get<int64_t>();
+      if (v < 1 || v > task.d) {
+        throw ConfigError(item, "must be a 1-based eigenmode in [1, task.d = " + std::to_string(task.d) + "], got " +
+                                    m.dump());
+      }
+      if (std::find(e.modes.begin(), e.modes.end(), static_cast<int>(v)) != e.modes.end()) {
+        throw ConfigError(item, "mode " + m.dump() + " is listed twice");
+      }
+      e.modes.push_back(static_cast<int>(v));
+    }
+  }
   return e;
 }
 
@@ -361,16 +516,25 @@ ExperimentConfig parse_experiment(const json& j) {
   check_name(j, c.name);
   check_seed(j, c.seed);
   read_choice(j, "", "device", c.device, {"auto", "cpu", "cuda"}, "device");
-  read_choice(j, "", "precision", c.precision, {"fp32", "tf32", "bf16"}, "precision");
+  read_choice(j, "", "precision", c.precision, {"fp32", "tf32", "bf16", "fp64"}, "precision");
   if (j.contains("task")) c.task = parse_task(j["task"]);
+  const bool icl = c.is_icl();
+  if (icl && j.contains("model")) {
+    throw ConfigError("model", "only valid when task.type is sparse_parity (icl_linreg optimises a d x d matrix Q)");
+  }
+  if (c.precision == "fp64" && !icl) {
+    throw ConfigError("precision", "fp64 is only available for task.type icl_linreg (the MLP runs in fp32, tf32 "
+                                   "or bf16)");
+  }
   if (j.contains("model")) c.model = parse_model(j["model"]);
   if (!j.contains("optimizer")) {
     throw ConfigError("optimizer",
                       "missing (required: an object with at least \"type\" and \"lr\")");
   }
-  c.optimizer = parse_optimizer(j["optimizer"], "optimizer", false);
-  if (j.contains("train")) c.train = parse_train(j["train"]);
-  if (j.contains("eval")) c.eval = parse_eval(j["eval"]);
+  c.optimizer = parse_optimizer(j["optimizer"], "optimizer", false, icl);
+  c.train = parse_train(j.contains("train") ? j["train"] : json::object(), c.task);
+  c.eval = parse_eval(j.contains("eval") ? j["eval"] : json::object(), c.task);
+  if (icl && c.eval.modes.empty()) c.eval.modes = default_modes(c.task.d);
   check_memory_fits(c);
   return c;
 }
@@ -381,21 +545,38 @@ json to_json(const ExperimentConfig& c) {
   j["seed"] = c.seed;
   j["device"] = c.device;
   j["precision"] = c.precision;
-  j["task"] = {{"type", c.task.type},
-               {"n_tasks", c.task.n_tasks},
-               {"n_bits", c.task.n_bits},
-               {"k", c.task.k},
-               {"zipf_exponent", c.task.zipf_exponent}};
-  j["model"] = {{"type", c.model.type}, {"width", c.model.width}, {"depth", c.model.depth}};
-  j["optimizer"] = optimizer_to_json(c.optimizer);
-  j["train"] = {{"batch_size", c.train.batch_size},
-                {"max_steps", c.train.max_steps},
-                {"stop_when_learned", c.train.stop_when_learned},
-                {"checkpoint_every", c.train.checkpoint_every},
-                {"checkpoint_seconds", c.train.checkpoint_seconds}};
-  j["eval"] = {{"every", c.eval.every},
-               {"samples_per_task", c.eval.samples_per_task},
-               {"tau_bits", c.eval.tau_bits}};
+  const bool icl = c.is_icl();
+  if (icl) {
+    j["task"] = {{"type", c.task.type},
+                 {"d", c.task.d},
+                 {"sigma_x", spectrum_to_json(c.task.sigma_x)},
+                 {"sigma_w", spectrum_to_json(c.task.sigma_w)},
+                 {"basis", c.task.basis},
+                 {"coordinates", c.task.coordinates}};
+  } else {
+    j["task"] = {{"type", c.task.type},
+                 {"n_tasks", c.task.n_tasks},
+                 {"n_bits", c.task.n_bits},
+                 {"k", c.task.k},
+                 {"zipf_exponent", c.task.zipf_exponent}};
+    j["model"] = {{"type", c.model.type}, {"width", c.model.width}, {"depth", c.model.depth}};
+  }
+  j["optimizer"] = optimizer_to_json(c.optimizer, icl);
+  if (icl) {
+    j["train"] = {{"max_steps", c.train.max_steps},
+                  {"stop_when_learned", c.train.stop_when_learned},
+                  {"lr_schedule", lr_schedule_to_json(c.train.lr_schedule)}};
+    j["eval"] = {{"every", c.eval.every}, {"epsilon", c.eval.epsilon}, {"modes", c.eval.modes}};
+  } else {
+    j["train"] = {{"batch_size", c.train.batch_size},
+                  {"max_steps", c.train.max_steps},
+                  {"stop_when_learned", c.train.stop_when_learned},
+                  {"checkpoint_every", c.train.checkpoint_every},
+                  {"checkpoint_seconds", c.train.checkpoint_seconds}};
+    j["eval"] = {{"every", c.eval.every},
+                 {"samples_per_task", c.eval.samples_per_task},
+                 {"tau_bits", c.eval.tau_bits}};
+  }
   return j;
 }
 

@@ -13,12 +13,33 @@
 
 namespace skillrun {
 
+// The spectrum of a covariance of the icl_linreg task, normalised so that lambda_1 = 1: either
+// a power law lambda_i = i^-exponent (i = 1..d) or, when kappa is set, the geometric spectrum
+// lambda_i = kappa^-((i-1)/(d-1)) from 1 down to 1/kappa (condition number kappa).
+struct SpectrumConfig {
+  std::optional<double> kappa;  // >= 1
+  double exponent = 1.0;        // >= 0; used when kappa is not set
+  bool operator==(const SpectrumConfig&) const = default;
+};
+
 struct TaskConfig {
-  std::string type = "sparse_parity";  // only sparse_parity in this version
+  std::string type = "sparse_parity";  // sparse_parity | icl_linreg
+  // sparse_parity
   int n_tasks = 5;
   int n_bits = 100;
   int k = 3;
   double zipf_exponent = 1.4;  // gamma: p_i proportional to (i+1)^-gamma
+  // icl_linreg (paper Section 5): the population loss of a d x d preconditioner Q
+  int d = 100;
+  SpectrumConfig sigma_x;  // input covariance
+  SpectrumConfig sigma_w;  // task covariance
+  std::string basis = "shared";  // shared: one orthogonal V* (Assumption 1) | independent
+  // eigenbasis: the iterate is written in the eigenbasis of Sigma_x (V* = I), where SpecGD's
+  // exact invariants (Lemma 3) survive rounding; original: a random orthogonal V*, where
+  // rounding seeds off-diagonal errors that SpecGD amplifies (docs/ICL.md). Rotation-equivariant
+  // optimizers (gd, ngd, specgd, muon) follow the same trajectory in both up to rounding;
+  // coordinate-wise ones (adam, signgd) do not.
+  std::string coordinates = "eigenbasis";  // eigenbasis | original
 };
 
 struct ModelConfig {
@@ -43,6 +64,18 @@ struct OptimizerConfig {
   std::shared_ptr<OptimizerConfig> other;  // muon only: "other_params" (default adam, lr 1e-3)
 };
 
+// Step-size schedule (icl_linreg only; sparse_parity runs use a constant lr). The step at
+// iteration t (0-based) is optimizer.lr times: 1 (constant); factor^(number of reductions so
+// far) (plateau: a reduction whenever the loss has not improved on its best for `patience`
+// iterations); rho^t / sigma_min(Sigma_x) (geometric: Theorem 2's eta_t = C rho^t / sigma_min,
+// with C = optimizer.lr).
+struct LrScheduleConfig {
+  std::string type = "constant";  // constant | plateau | geometric
+  double factor = 0.3;            // plateau
+  int patience = 50;              // plateau
+  double rho = 0.99;              // geometric
+};
+
 struct TrainConfig {
   int batch_size = 10000;
   int64_t max_steps = 20000;
@@ -51,21 +84,29 @@ struct TrainConfig {
   // wall time (0: not by time); always on SIGINT/SIGTERM/SIGUSR1.
   int64_t checkpoint_every = 0;
   double checkpoint_seconds = 300;
+  LrScheduleConfig lr_schedule;  // icl_linreg only
 };
 
 struct EvalConfig {
-  int every = 50;
+  int every = 50;  // icl_linreg: 10 by default
+  // sparse_parity
   int samples_per_task = 1000;
   double tau_bits = 0.1;  // tau: subtask k is learned when its eval loss <= tau (bits)
+  // icl_linreg: the run has converged when ||Q_t - Sigma_x^-1||_2 / ||Sigma_x^-1||_2 <= epsilon;
+  // `modes` are the 1-based eigenmodes i of Sigma_x whose errors |theta_i - 1/lambda_i| are
+  // logged (default: 1, the middle one and d).
+  double epsilon = 1e-3;
+  std::vector<int> modes;
 };
 
 struct ExperimentConfig {
   std::string name = "run";
   uint64_t seed = 0;
   std::string device = "auto";   // auto | cpu | cuda
-  std::string precision = "fp32";  // fp32 | tf32 | bf16 (tf32/bf16: CUDA only)
+  std::string precision = "fp32";  // fp32 | tf32 | bf16 (tf32/bf16: CUDA only) | fp64 (CPU, icl_linreg)
   TaskConfig task;
-  ModelConfig model;
+  ModelConfig model;  // sparse_parity only
+  bool is_icl() const { return task.type == "icl_linreg"; }
   OptimizerConfig optimizer;
   TrainConfig train;
   EvalConfig eval;

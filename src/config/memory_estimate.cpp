@@ -31,6 +31,12 @@ struct MemoryTerms {
 uint64_t as_count(int64_t v) { return v > 0 ? static_cast<uint64_t>(v) : 0; }
 
 MemoryTerms memory_terms(const ExperimentConfig& c) {
+  if (c.is_icl()) {
+    // icl_linreg: about 16 d x d matrices (iterate, gradient, fixed operands, optimizer state and
+    // msign scratch) of 8-byte doubles, counted as 2 floats each; no batch, no eval set.
+    const uint64_t dd = sat_mul(as_count(c.task.d), as_count(c.task.d));
+    return MemoryTerms{sat_mul(dd, 32), 0, 0};
+  }
   const uint64_t d = sat_add(as_count(c.task.n_tasks), as_count(c.task.n_bits));  // input dim D
   const uint64_t w = as_count(c.model.width);
   const uint64_t hidden = c.model.depth > 1 ? as_count(c.model.depth) - 1 : 0;
@@ -85,7 +91,7 @@ void check_memory_fits(const ExperimentConfig& c) {
   if (available == 0 || needed <= available) return;
   const MemoryTerms t = memory_terms(c);
   const char* culprit = "train.batch_size";
-  if (t.parameters > t.batch && t.parameters >= t.eval) culprit = "model.width";
+  if (t.parameters > t.batch && t.parameters >= t.eval) culprit = c.is_icl() ? "task.d" : "model.width";
   if (t.eval > t.batch && t.eval > t.parameters) culprit = "eval.samples_per_task";
   throw ConfigError(culprit, "buffers of " + format_bytes(needed) +
                                  " cannot be allocated (this machine has " +

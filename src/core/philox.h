@@ -51,6 +51,7 @@ enum class RngStream : uint32_t {
   EvalSet = 2,     // counter (stream, task, sample, block)
   Subsets = 3,     // counter (stream, task, draw, 0)
   InitWeights = 4, // counter (stream, parameter, element / 4, 0)
+  IclBasis = 5,    // counter (stream, basis (0: Sigma_x, 1: Sigma_w), element / 2, 0)
 };
 
 SKR_HD PhiloxKey philox_key(uint64_t seed) {

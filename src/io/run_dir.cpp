@@ -45,16 +45,21 @@ void RunDirectory::write_config(const nlohmann::json& resolved) {
 }
 
 void RunDirectory::open_metrics(int n_tasks, std::optional<int64_t> keep_through) {
-  n_tasks_ = n_tasks;
+  std::vector<std::string> columns = {"train_loss", "mean_loss"};
+  for (int k = 0; k < n_tasks; ++k) columns.push_back(fmt::format("loss_{}", k));
+  for (int k = 0; k < n_tasks; ++k) columns.push_back(fmt::format("acc_{}", k));
+  open_metrics_columns(columns, keep_through);
+}
+
+void RunDirectory::open_metrics_columns(const std::vector<std::string>& columns, std::optional<int64_t> keep_through) {
   const auto file = path_ / "metrics.csv";
-  std::string content = "step,wall_s,train_loss,mean_loss";
-  for (int k = 0; k < n_tasks; ++k) content += fmt::format(",loss_{}", k);
-  for (int k = 0; k < n_tasks; ++k) content += fmt::format(",acc_{}", k);
+  std::string content = "step,wall_s";
+  for (const std::string& c : columns) content += "," + c;
   content += "\n";
   if (keep_through && std::filesystem::exists(file)) {
     const std::string old = read_file(file);
     if (old.compare(0, content.size(), content) != 0)
-      throw RuntimeError(fmt::format("{}: header does not match this run's subtasks", file.string()));
+      throw RuntimeError(fmt::format("{}: header does not match this run's columns", file.string()));
     // Keep whole rows whose step is <= keep_through; a torn last line (no newline) is dropped.
     for (std::size_t pos = content.size(); pos < old.size();) {
       const std::size_t end = old.find('\n', pos);
@@ -76,19 +81,34 @@ void RunDirectory::append_metrics(const MetricsRow& row) {
   fmt::format_to(std::back_inserter(line), ",{:.9g}", row.mean_loss_bits);
   for (double v : row.loss_bits) fmt::format_to(std::back_inserter(line), ",{:.9g}", v);
   for (double v : row.accuracy) fmt::format_to(std::back_inserter(line), ",{:.9g}", v);
+  write_metrics_line(line);
+}
+
+void RunDirectory::append_metrics_values(int64_t step, double wall_seconds, const std::vector<double>& values) {
+  fmt::memory_buffer line;
+  fmt::format_to(std::back_inserter(line), "{},{:.3f}", step, wall_seconds);
+  for (double v : values) fmt::format_to(std::back_inserter(line), ",{:.9g}", v);
+  write_metrics_line(line);
+}
+
+void RunDirectory::write_metrics_line(fmt::memory_buffer& line) {
   line.push_back('\n');
   if (std::fwrite(line.data(), 1, line.size(), metrics_) != line.size() || std::fflush(metrics_) != 0)
     throw RuntimeError(fmt::format("cannot write {}: {}", (path_ / "metrics.csv").string(), std::strerror(errno)));
 }
 
 void RunDirectory::write_summary(const RunSummary& s) {
-  nlohmann::json T = nlohmann::json::array();
-  for (const auto& t : s.T_k) T.push_back(t ? nlohmann::json(*t) : nlohmann::json(nullptr));
   nlohmann::json j = {
-      {"status", to_string(s.status)}, {"steps", s.steps},       {"T_k", T},
-      {"tau_bits", s.tau_bits},        {"seconds", s.seconds},   {"device", s.device},
-      {"git_commit", git_commit()},    {"version", version()},   {"message", s.message},
+      {"status", to_string(s.status)}, {"steps", s.steps},     {"seconds", s.seconds}, {"device", s.device},
+      {"git_commit", git_commit()},    {"version", version()}, {"message", s.message},
   };
+  if (!s.T_k.empty()) {
+    nlohmann::json T = nlohmann::json::array();
+    for (const auto& t : s.T_k) T.push_back(t ? nlohmann::json(*t) : nlohmann::json(nullptr));
+    j["T_k"] = T;
+    j["tau_bits"] = s.tau_bits;
+  }
+  for (const auto& [key, value] : s.extra.items()) j[key] = value;
   write_file_atomic(path_ / "summary.json", j.dump(2) + "\n");
 }
 

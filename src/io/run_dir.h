@@ -9,6 +9,7 @@
 #include <string_view>
 #include <vector>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 namespace skillrun {
@@ -35,6 +36,9 @@ struct RunSummary {
   double seconds = 0;
   std::string device;
   std::string message;  // why it stopped, in words (divergence details, signal)
+  // Task-specific results merged into summary.json (icl_linreg: steps_to_epsilon, ...).
+  // T_k and tau_bits are written only when T_k is not empty (sparse_parity).
+  nlohmann::json extra = nlohmann::json::object();
 };
 
 enum class RunDirMode {
@@ -58,14 +62,19 @@ class RunDirectory {
   // an existing metrics.csv keeps its rows up to that step (whole lines only) and is appended
   // to: a resumed run then rewrites exactly the rows after its checkpoint.
   void open_metrics(int n_tasks, std::optional<int64_t> keep_through = std::nullopt);
+  // The general form: `columns` after the leading step and wall_s columns.
+  void open_metrics_columns(const std::vector<std::string>& columns,
+                            std::optional<int64_t> keep_through = std::nullopt);
   // Appends one row and flushes it to the OS, so a killed run leaves a valid prefix.
   void append_metrics(const MetricsRow& row);
+  // A row of open_metrics_columns: step, wall_s, then one value per column (%.9g; NaN is "nan").
+  void append_metrics_values(int64_t step, double wall_seconds, const std::vector<double>& values);
   void write_summary(const RunSummary& s);
 
  private:
   std::filesystem::path path_;
+  void write_metrics_line(fmt::memory_buffer& line);  // appends the newline, writes, flushes
   std::FILE* metrics_ = nullptr;
-  int n_tasks_ = 0;
 };
 
 // The status recorded in path/summary.json, or empty when there is none (or it is unreadable).

@@ -3,6 +3,7 @@
 #pragma once
 #include <chrono>
 #include <cstdint>
+#include <string>
 
 namespace skillrun {
 
@@ -15,6 +16,8 @@ class Progress {
   Progress(ProgressMode mode, int64_t max_steps, int n_tasks);
   // Called after every eval; prints when due (always on a terminal, every ~5 s otherwise).
   void update(int64_t step, double mean_loss_bits, int learned);
+  // The same line with `status` (e.g. "loss 1.2e-03  rel. distance 4.5e-02") after the rate.
+  void update(int64_t step, const std::string& status);
   // Ends the terminal line.
   void finish();
 

@@ -1,0 +1,290 @@
+// The icl_linreg loop. Per iteration on the backend: G = P Q Sx - P (two gemms), the update
+// rule, and (plateau schedule only) the loss 1/2 ||A Q H - C||_F^2 (two gemms and a sum of
+// squares). Per eval on the host: the iterate is downloaded and measured in double.
+#include "train/icl_trainer.h"
+
+#include <chrono>
+#include <cmath>
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "core/error.h"
+#include "train/trainer.h"
+
+namespace skillrun {
+
+OptimizerConfig icl_update_rule_config(const OptimizerConfig& optimizer) {
+  OptimizerConfig rule = optimizer;
+  rule.other.reset();
+  if (optimizer.type == "gd") {
+    rule.type = "sgd";
+    rule.momentum = 0.0;
+  } else if (optimizer.type == "ngd") {
+    rule.type = "nmd";
+    rule.momentum = 0.0;
+  } else if (optimizer.type == "specgd") {
+    rule.type = "muon";
+    rule.momentum = 0.0;
+    rule.nesterov = false;
+    rule.scale = "none";
+  }
+  return rule;
+}
+
+LrSchedule::LrSchedule(const LrScheduleConfig& config, double sigma_min_x)
+    : config_(config), sigma_min_x_(sigma_min_x) {}
+
+void LrSchedule::observe(double loss) {
+  if (!have_best_ || loss < best_) {
+    best_ = loss;
+    have_best_ = true;
+    since_best_ = 0;
+    return;
+  }
+  if (++since_best_ >= config_.patience) {
+    ++reductions_;
+    since_best_ = 0;
+  }
+}
+
+double LrSchedule::scale(int64_t t) const {
+  if (config_.type == "plateau") return std::pow(config_.factor, reductions_);
+  if (config_.type == "geometric") return std::pow(config_.rho, static_cast<double>(t)) / sigma_min_x_;
+  return 1.0;
+}
+
+bool IclEval::finite() const {
+  if (!std::isfinite(loss) || !std::isfinite(distance)) return false;
+  for (double e : mode_errors)
+    if (!std::isfinite(e)) return false;
+  return true;
+}
+
+namespace {
+
+template <class T>
+Buffer<T> upload_matrix(Backend& backend, const HostMatrix& m) {
+  std::vector<T> host(m.a.begin(), m.a.end());
+  Buffer<T> b(backend, host.size());
+  b.upload(host);
+  return b;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
+
+template <class T>
+IclTrainer<T>::IclTrainer(Backend& backend, const ExperimentConfig& config)
+    : backend_(backend),
+      config_(config),
+      problem_(config.task, config.seed),
+      rule_config_(icl_update_rule_config(config.optimizer)),
+      schedule_(config.train.lr_schedule, problem_.sigma_min_x()) {
+  const int d = problem_.d();
+  const std::size_t n = static_cast<std::size_t>(d) * d;
+  rule_ = make_update_rule<T>(backend, rule_config_, TensorShape{"Q", d, d, true});
+  q_ = Buffer<T>(backend, n);
+  backend.fill(q_.data(), n, T(0));  // Q_0 = 0
+  grad_ = Buffer<T>(backend, n);
+  tmp_ = Buffer<T>(backend, n);
+  e_ = Buffer<T>(backend, n);
+  p_ = upload_matrix<T>(backend, problem_.p());
+  sx_ = upload_matrix<T>(backend, problem_.sigma_x());
+  a_ = upload_matrix<T>(backend, problem_.loss_left());
+  h_ = upload_matrix<T>(backend, problem_.loss_right());
+  c_ = upload_matrix<T>(backend, problem_.loss_offset());
+  initial_loss_ = loss();
+}
+
+template <class T>
+IclTrainer<T>::~IclTrainer() = default;
+
+template <class T>
+std::string IclTrainer<T>::describe_optimizer() const {
+  return fmt::format("{} as {}", config_.optimizer.type, rule_->describe());
+}
+
+template <class T>
+double IclTrainer<T>::loss() {
+  const int d = problem_.d();
+  const std::size_t n = static_cast<std::size_t>(d) * d;
+  // E = (A Q) H - C, L = 1/2 ||E||_F^2.
+  backend_.gemm(Trans::No, Trans::No, d, d, d, T(1), a_.data(), d, q_.data(), d, T(0), tmp_.data(), d);
+  backend_.copy(e_.data(), c_.data(), n * sizeof(T));
+  backend_.gemm(Trans::No, Trans::No, d, d, d, T(1), tmp_.data(), d, h_.data(), d, T(-1), e_.data(), d);
+  return 0.5 * backend_.sum_squares(e_.data(), n);
+}
+
+template <class T>
+void IclTrainer<T>::compute_gradient() {
+  const int d = problem_.d();
+  const std::size_t n = static_cast<std::size_t>(d) * d;
+  // G = (P Q) Sx - P.
+  backend_.gemm(Trans::No, Trans::No, d, d, d, T(1), p_.data(), d, q_.data(), d, T(0), tmp_.data(), d);
+  backend_.copy(grad_.data(), p_.data(), n * sizeof(T));
+  backend_.gemm(Trans::No, Trans::No, d, d, d, T(1), tmp_.data(), d, sx_.data(), d, T(-1), grad_.data(), d);
+}
+
+template <class T>
+HostMatrix IclTrainer<T>::gradient() {
+  compute_gradient();
+  const std::vector<T> host = grad_.download();
+  HostMatrix g(problem_.d());
+  std::copy(host.begin(), host.end(), g.a.begin());
+  return g;
+}
+
+template <class T>
+double IclTrainer<T>::step(int64_t t) {
+  if (schedule_.needs_loss()) schedule_.observe(loss());
+  compute_gradient();
+  const double scale = schedule_.scale(t);
+  rule_->apply(q_.data(), grad_.data(), t + 1, scale);
+  return config_.optimizer.lr * scale;
+}
+
+template <class T>
+HostMatrix IclTrainer<T>::iterate() const {
+  const std::vector<T> host = q_.download();
+  HostMatrix q(problem_.d());
+  std::copy(host.begin(), host.end(), q.a.begin());
+  return q;
+}
+
+template <class T>
+void IclTrainer<T>::set_iterate(const HostMatrix& q) {
+  if (q.n != problem_.d()) throw std::invalid_argument("set_iterate: wrong size");
+  const std::vector<T> host(q.a.begin(), q.a.end());
+  q_.upload(host);
+}
+
+template <class T>
+IclEval IclTrainer<T>::evaluate(int64_t step, double lr) {
+  IclEval e;
+  e.step = step;
+  e.lr = lr;
+  e.loss = loss();
+  e.relative_loss = initial_loss_ > 0 ? e.loss / initial_loss_ : e.loss;
+  const HostMatrix q = iterate();
+  bool finite = std::isfinite(e.loss);
+  for (double v : q.a) finite = finite && std::isfinite(v);
+  if (!finite) {  // LAPACK refuses NaN; the row records it as such
+    e.distance = e.relative_distance = std::nan("");
+    e.mode_errors.assign(config_.eval.modes.size(), std::nan(""));
+    return e;
+  }
+  e.distance = problem_.distance(q);
+  e.relative_distance = e.distance * problem_.sigma_min_x();
+  for (int mode : config_.eval.modes) e.mode_errors.push_back(problem_.mode_error(q, mode));
+  return e;
+}
+
+template <class T>
+RunSummary IclTrainer<T>::run(RunDirectory& dir, Progress& progress) {
+  const auto start = std::chrono::steady_clock::now();
+  RunSummary summary;
+  summary.device = backend_.name();
+  summary.status = RunStatus::Running;
+  const double epsilon = config_.eval.epsilon;
+  std::optional<int64_t> steps_to_epsilon;
+  IclEval last;
+
+  std::vector<std::string> columns = {"lr", "loss", "relative_loss", "distance", "relative_distance"};
+  for (int mode : config_.eval.modes) columns.push_back(fmt::format("mode_{}", mode));
+  dir.open_metrics_columns(columns);
+  auto fill_extra = [&] {
+    summary.extra = {{"task", "icl_linreg"},
+                     {"epsilon", epsilon},
+                     {"steps_to_epsilon", steps_to_epsilon ? nlohmann::json(*steps_to_epsilon) : nlohmann::json()},
+                     {"initial_loss", initial_loss_},
+                     {"final_loss", last.loss},
+                     {"final_relative_distance", last.relative_distance},
+                     {"lr_reductions", schedule_.reductions()}};
+  };
+  fill_extra();
+  dir.write_summary(summary);
+
+  // Records an eval row; false when the iterate is no longer finite.
+  auto record = [&](int64_t at, double lr) {
+    last = evaluate(at, lr);
+    std::vector<double> values = {last.lr, last.loss, last.relative_loss, last.distance, last.relative_distance};
+    values.insert(values.end(), last.mode_errors.begin(), last.mode_errors.end());
+    dir.append_metrics_values(at, seconds_since(start), values);
+    if (!steps_to_epsilon && last.relative_distance <= epsilon) {
+      steps_to_epsilon = at;
+      spdlog::info("relative distance {:.3e} <= epsilon = {} at step {}", last.relative_distance, epsilon, at);
+    }
+    progress.update(at, fmt::format("loss {:.3e}  rel. distance {:.3e}", last.loss, last.relative_distance));
+    return last.finite();
+  };
+
+  const int64_t max_steps = config_.train.max_steps;
+  int64_t step_count = 0;
+  summary.status = RunStatus::MaxSteps;
+  if (!record(0, 0.0)) {
+    summary.status = RunStatus::Diverged;
+    summary.message = "non-finite loss at step 0";
+  } else if (config_.train.stop_when_learned && steps_to_epsilon) {
+    summary.status = RunStatus::Converged;
+  } else {
+    while (step_count < max_steps) {
+      if (g_stop_requested.load(std::memory_order_relaxed)) {
+        summary.status = RunStatus::Interrupted;
+        summary.message = fmt::format(
+            "interrupted by a signal at step {}; icl_linreg runs keep no checkpoint, --resume runs it again", step_count);
+        break;
+      }
+      const double lr = step(step_count);
+      ++step_count;
+      if (step_count % config_.eval.every == 0 || step_count == max_steps) {
+        if (!record(step_count, lr)) {
+          summary.status = RunStatus::Diverged;
+          summary.message = fmt::format("non-finite loss or iterate at step {} (optimizer.lr = {} may be too large)",
+                                        step_count, config_.optimizer.lr);
+          break;
+        }
+        if (config_.train.stop_when_learned && steps_to_epsilon) {
+          summary.status = RunStatus::Converged;
+          break;
+        }
+      }
+    }
+  }
+  progress.finish();
+  summary.steps = step_count;
+  summary.seconds = seconds_since(start);
+  if (summary.message.empty()) {
+    summary.message = steps_to_epsilon
+                          ? fmt::format("relative distance <= epsilon = {} at step {}", epsilon, *steps_to_epsilon)
+                          : fmt::format("relative distance {:.3e} > epsilon = {} after {} steps",
+                                        last.relative_distance, epsilon, step_count);
+  }
+  fill_extra();
+  dir.write_summary(summary);
+  return summary;
+}
+
+template class IclTrainer<float>;
+template class IclTrainer<double>;
+
+RunSummary run_icl(Backend& backend, const ExperimentConfig& config, RunDirectory& dir, Progress& progress) {
+  const auto go = [&](auto& trainer) {
+    spdlog::info("task: icl_linreg, d = {}, basis {}, sigma_min(Sx) = {:.3e}, sigma_min(Sw) = {:.3e}",
+                 config.task.d, config.task.basis, trainer.problem().sigma_min_x(),
+                 trainer.problem().lambda_w().back());
+    spdlog::info("optimizer: {}; lr schedule {}", trainer.describe_optimizer(), config.train.lr_schedule.type);
+    return trainer.run(dir, progress);
+  };
+  if (parse_precision(config.precision) == Precision::Fp64) {
+    IclTrainer<double> trainer(backend, config);
+    return go(trainer);
+  }
+  IclTrainer<float> trainer(backend, config);
+  return go(trainer);
+}
+
+}  // namespace skillrun
