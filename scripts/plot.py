@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""Figures for a `skillrun analyze --out DIR` directory: the paper's Fig. 2, 3 and 4.
+"""Figures for a `skillrun analyze --out DIR` directory: the paper's Fig. 2, 3, 4 and 5.
 
 Reads DIR/analysis.json and the run directories it names (their metrics.csv), and writes
-PNG and SVG files:
+PNG and SVG files. For sparse_parity runs:
   fig2_subtask_losses  per-subtask loss curves, one panel per optimizer at its best lr
   fig3_coverage_sal    p-coverage time T(p, tau) and SAL(p, tau) against p, per optimizer
   fig4_width_grid      width x optimizer grid of per-subtask loss curves
-Subtask k has the same colour in every figure. Needs python3 and matplotlib only.
+Subtask k has the same colour in every figure. For icl_linreg runs (analysis.json "icl"):
+  fig5                 optimizer x sigma_w grid of relative loss against step, one curve per
+                       sigma_x (colour on a log scale of kappa_x), each at its best lr
+Needs python3 and matplotlib only.
 
 Usage: python3 scripts/plot.py ANALYSIS_DIR [--out DIR]   (DIR defaults to ANALYSIS_DIR)
 """
@@ -169,6 +172,17 @@ def fig3(analysis, out_dir):
     return save(fig, out_dir, "fig3_coverage_sal")
 
 
+def label_grid_panel(ax, r, c, n_rows, title, ylabel):
+    """Panel (r, c) of a grid: the column title on the top row, the row label on the first
+    column, the step axis on the bottom row."""
+    if r == 0:
+        ax.set_title(title)
+    if c == 0:
+        ax.set_ylabel(ylabel)
+    if r == n_rows - 1:
+        ax.set_xlabel("step")
+
+
 def fig4(analysis, out_dir):
     opts = analysis["optimizers"]
     widths = sorted({w for o in opts for w in o["widths"] if w is not None})
@@ -181,12 +195,8 @@ def fig4(analysis, out_dir):
         for c, opt in enumerate(opts):
             ax = axes[r][c]
             run = pick_run(analysis, opt, width)
-            if r == 0:
-                ax.set_title(f"{opt['optimizer']} (lr {lr_label(opt['lr'])})")
-            if c == 0:
-                ax.set_ylabel(f"width {width}\nloss (bits)")
-            if r == len(widths) - 1:
-                ax.set_xlabel("step")
+            label_grid_panel(ax, r, c, len(widths), f"{opt['optimizer']} (lr {lr_label(opt['lr'])})",
+                             f"width {width}\nloss (bits)")
             if run is None:
                 ax.text(0.5, 0.5, "no run", ha="center", va="center", transform=ax.transAxes)
                 continue
@@ -195,6 +205,95 @@ def fig4(analysis, out_dir):
     subtask_legend(fig, [ax for row in axes for ax in row], n_tasks, p_k)
     fig.suptitle("Per-subtask loss curves by width and optimizer")
     return save(fig, out_dir, "fig4_width_grid")
+
+
+ICL_LOSS_FLOOR = 1e-16  # relative losses are plotted on a log axis; clip exact zeros
+
+
+def read_icl_curve(run_dir, column="relative_loss"):
+    """(steps, values of `column`) from an icl_linreg metrics.csv; a partial last row is skipped."""
+    with open(os.path.join(run_dir, "metrics.csv"), newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or "step" not in rows[0] or column not in rows[0]:
+        return [], []
+    header = rows[0]
+    i_step, i_value = header.index("step"), header.index(column)
+    steps, values = [], []
+    for row in rows[1:]:
+        if len(row) != len(header):
+            continue  # a killed run's last line
+        try:
+            step, v = int(row[i_step]), float(row[i_value])
+        except ValueError:
+            continue
+        steps.append(step)
+        values.append(max(v, ICL_LOSS_FLOOR) if math.isfinite(v) else float("nan"))
+    return steps, values
+
+
+def spectrum_key(spectrum):
+    """Sort key of {"kappa": K} / {"exponent": E}: kind, then value."""
+    (kind, value), = spectrum.items()
+    return kind, value
+
+
+def icl_row_label(icl, group):
+    """The optimizer, with the settings that vary within an optimizer (analysis.json "varying")."""
+    extra = [f"{k.split('.')[-1]}={json.dumps(group['settings'].get(k))}" for k in icl.get("varying", [])]
+    return " ".join([group["optimizer"]] + extra)
+
+
+def fig5(icl, out_dir):
+    """Fig. 5: rows = optimizers, columns = sigma_w, one relative-loss curve per sigma_x."""
+    groups = icl["groups"]
+    rows = sorted({icl_row_label(icl, g) for g in groups})
+    columns = sorted({g["sigma_w_label"]: spectrum_key(g["sigma_w"]) for g in groups}.items(), key=lambda c: c[1])
+    columns = [label for label, _ in columns]
+    x_spectra = {g["sigma_x_label"]: g["sigma_x"] for g in groups}
+    x_labels = sorted(x_spectra, key=lambda label: spectrum_key(x_spectra[label]))
+    values = [spectrum_key(x_spectra[label])[1] for label in x_labels]
+    all_kappa = all("kappa" in x_spectra[label] for label in x_labels) and min(values) > 0
+    if all_kappa and max(values) > min(values):
+        norm = colors.LogNorm(vmin=min(values), vmax=max(values))
+    else:
+        norm = colors.Normalize(vmin=min(values), vmax=max(values) if max(values) > min(values) else min(values) + 1)
+    cmap = plt.get_cmap("plasma")
+
+    def colour(label):
+        return cmap(0.85 * norm(spectrum_key(x_spectra[label])[1]))
+
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(3.8 * len(columns), 3.0 * len(rows)),
+                             sharex=True, sharey=True, squeeze=False)
+    runs = icl["runs"]
+    for r, row_label in enumerate(rows):
+        for c, w_label in enumerate(columns):
+            ax = axes[r][c]
+            label_grid_panel(ax, r, c, len(rows), f"sigma_w {w_label}", f"{row_label}\nrelative loss")
+            cell = [g for g in groups if icl_row_label(icl, g) == row_label and g["sigma_w_label"] == w_label]
+            drawn = 0
+            for g in sorted(cell, key=lambda g: spectrum_key(g["sigma_x"])):
+                best = g["candidates"][0]
+                run = sorted((runs[i] for i in best["runs"]), key=lambda run: (run["seed"] is None, run["seed"] or 0, run["dir"]))[0]
+                try:
+                    steps, loss = read_icl_curve(run["dir"])
+                except OSError:
+                    continue
+                if not steps:
+                    continue
+                reached = "" if run["steps_to_epsilon"] is not None else ", not reached"
+                ax.plot(steps, loss, color=colour(g["sigma_x_label"]), lw=1.3,
+                        label=f"{g['sigma_x_label']} (lr {lr_label(best['lr'])}{reached})")
+                drawn += 1
+            ax.set_yscale("log")
+            if drawn:
+                ax.legend(fontsize=6, loc="upper right")
+            else:
+                ax.text(0.5, 0.5, "no run", ha="center", va="center", transform=ax.transAxes)
+    fig.colorbar(plt.cm.ScalarMappable(norm=norm, cmap=colors.ListedColormap([cmap(0.85 * i / 255) for i in range(256)])),
+                 ax=[ax for row in axes for ax in row], label="sigma_x " + ("kappa (log scale)" if all_kappa else "value"),
+                 fraction=0.02)
+    fig.suptitle("In-context linear regression: relative loss vs step, best lr per panel and sigma_x (first seed)")
+    return save(fig, out_dir, "fig5")
 
 
 def main(argv):
@@ -208,12 +307,17 @@ def main(argv):
     except (OSError, json.JSONDecodeError) as e:
         print(f"plot.py: cannot read analysis.json in {args.analysis_dir}: {e}", file=sys.stderr)
         return 2
-    if not analysis.get("optimizers"):
+    icl = analysis.get("icl") or {}
+    if not analysis.get("optimizers") and not icl.get("groups"):
         print("plot.py: analysis.json lists no runs", file=sys.stderr)
         return 2
     out_dir = args.out or args.analysis_dir
     os.makedirs(out_dir, exist_ok=True)
-    written = fig2(analysis, out_dir) + fig3(analysis, out_dir) + fig4(analysis, out_dir)
+    written = []
+    if analysis.get("optimizers"):
+        written += fig2(analysis, out_dir) + fig3(analysis, out_dir) + fig4(analysis, out_dir)
+    if icl.get("groups"):
+        written += fig5(icl, out_dir)
     for path in written:
         print(path)
     return 0

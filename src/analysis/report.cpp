@@ -12,7 +12,6 @@
 #include "core/fs.h"
 
 namespace skillrun {
-namespace {
 
 using nlohmann::json;
 
@@ -29,10 +28,12 @@ std::string csv_line(const std::vector<std::string>& cells) {
   return out + "\n";
 }
 
-std::string cell(double v) { return std::isnan(v) ? "" : fmt::format("{:.9g}", v); }
-std::string cell(const std::optional<double>& v) { return v ? cell(*v) : ""; }
-std::string cell(const std::optional<int64_t>& v) { return v ? std::to_string(*v) : ""; }
-std::string cell(const json& v) { return v.is_null() ? "" : v.is_string() ? v.get<std::string>() : v.dump(); }
+std::string csv_cell(double v) { return std::isnan(v) ? "" : fmt::format("{:.9g}", v); }
+std::string csv_cell(const std::optional<double>& v) { return v ? csv_cell(*v) : ""; }
+std::string csv_cell(const std::optional<int64_t>& v) { return v ? std::to_string(*v) : ""; }
+std::string csv_cell(const json& v) { return v.is_null() ? "" : v.is_string() ? v.get<std::string>() : v.dump(); }
+
+namespace {
 
 json to_json(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
 template <class T>
@@ -123,21 +124,21 @@ std::string per_p_csv(const AnalysisResult& r, StatsOf stats_of) {
     for (std::size_t j = 0; j < r.options.p_grid.size(); ++j) {
       std::vector<std::string> row{view};
       row.insert(row.end(), key_cells.begin(), key_cells.end());
-      for (const std::string& c : {cell(r.options.p_grid[j]), std::to_string(stats[j].total),
-                                   std::to_string(stats[j].defined), cell(stats[j].mean), cell(stats[j].std)})
+      for (const std::string& c : {csv_cell(r.options.p_grid[j]), std::to_string(stats[j].total),
+                                   std::to_string(stats[j].defined), csv_cell(stats[j].mean), csv_cell(stats[j].std)})
         row.push_back(c);
       out += csv_line(row);
     }
   };
   for (const Group& g : r.groups) {
     std::vector<std::string> cells;
-    for (std::size_t i = 0; i < keys.size(); ++i) cells.push_back(i < g.key_values.size() ? cell(g.key_values[i]) : "*");
+    for (std::size_t i = 0; i < keys.size(); ++i) cells.push_back(i < g.key_values.size() ? csv_cell(g.key_values[i]) : "*");
     emit("group", cells, g.set);
   }
   for (const OptimizerView& o : r.optimizers) {
     std::vector<std::string> cells;
     for (const std::string& k : keys)
-      cells.push_back(k == "optimizer.type" ? o.optimizer : k == "optimizer.lr" ? cell(o.ranking.front().lr) : "*");
+      cells.push_back(k == "optimizer.type" ? o.optimizer : k == "optimizer.lr" ? csv_cell(o.ranking.front().lr) : "*");
     emit("best_lr", cells, o.at_best_lr);
   }
   return out;
@@ -164,18 +165,18 @@ std::string runs_csv(const AnalysisResult& r) {
   std::string out = csv_line(header);
   for (const RunAnalysis& a : r.runs) {
     std::vector<std::string> row{a.dir.string()};
-    for (const auto& v : a.group_values) row.push_back(cell(v));
-    if (!seed_grouped) row.push_back(cell(value_at(a.config, "seed")));
+    for (const auto& v : a.group_values) row.push_back(csv_cell(v));
+    if (!seed_grouped) row.push_back(csv_cell(value_at(a.config, "seed")));
     for (const std::string& c : {a.status, std::string(a.metrics_truncated ? "true" : "false"), std::to_string(a.last_step),
-                                 cell(a.tau_bits), cell(a.final_mean_loss), cell(a.fraction_learned), cell(a.T_first)})
+                                 csv_cell(a.tau_bits), csv_cell(a.final_mean_loss), csv_cell(a.fraction_learned), csv_cell(a.T_first)})
       row.push_back(c);
-    for (std::size_t k = 0; k < n_tasks; ++k) row.push_back(k < a.T_k.size() ? cell(a.T_k[k]) : "");
+    for (std::size_t k = 0; k < n_tasks; ++k) row.push_back(k < a.T_k.size() ? csv_cell(a.T_k[k]) : "");
     const auto& fs = a.frequency_slope;
     const auto& ss = a.step_scaling;
     for (const std::string& c :
-         {fs ? cell(fs->slope) : "", fs ? cell(fs->slope_stderr) : "", ss ? cell(ss->alpha_s) : "",
-          ss ? cell(ss->alpha_s_stderr) : "", ss ? cell(ss->loss_floor) : "", ss ? cell(ss->r_squared) : "",
-          cell(a.predicted_alpha_s)})
+         {fs ? csv_cell(fs->slope) : "", fs ? csv_cell(fs->slope_stderr) : "", ss ? csv_cell(ss->alpha_s) : "",
+          ss ? csv_cell(ss->alpha_s_stderr) : "", ss ? csv_cell(ss->loss_floor) : "", ss ? csv_cell(ss->r_squared) : "",
+          csv_cell(a.predicted_alpha_s)})
       row.push_back(c);
     out += csv_line(row);
   }
@@ -224,15 +225,38 @@ json analysis_json(const AnalysisResult& r) {
           {"optimizers", optimizers}};
 }
 
-void write_report_files(const AnalysisResult& r, const std::filesystem::path& out) {
+std::string report_text(const AnalysisResult* sparse, const IclReport* icl) {
+  std::string out = sparse ? render_report_text(*sparse) : "";
+  if (icl) out.append(sparse ? "\n" : "").append(render_icl_text(*icl));
+  return out;
+}
+
+std::string report_markdown(const AnalysisResult* sparse, const IclReport* icl) {
+  std::string out = sparse ? render_report_markdown(*sparse) : "# skillrun analysis\n";
+  if (icl) out.append("\n").append(render_icl_markdown(*icl));
+  return out;
+}
+
+json report_json(const AnalysisResult* sparse, const IclReport* icl) {
+  json j = sparse ? analysis_json(*sparse) : json::object();
+  if (icl) j["icl"] = icl_json(*icl);
+  return j;
+}
+
+std::vector<std::string> write_report_files(const AnalysisResult* sparse, const IclReport* icl,
+                                            const std::filesystem::path& out) {
   std::error_code ec;
   std::filesystem::create_directories(out, ec);
   if (ec) throw RuntimeError(fmt::format("cannot create {}: {}", out.string(), ec.message()));
-  write_file_atomic(out / "runs.csv", runs_csv(r));
-  write_file_atomic(out / "coverage.csv", coverage_csv(r));
-  write_file_atomic(out / "sal.csv", sal_csv(r));
-  write_file_atomic(out / "summary.md", render_report_markdown(r));
-  write_file_atomic(out / "analysis.json", analysis_json(r).dump(2) + "\n");
+  std::vector<std::pair<std::string, std::string>> files;
+  if (sparse)
+    files = {{"runs.csv", runs_csv(*sparse)}, {"coverage.csv", coverage_csv(*sparse)}, {"sal.csv", sal_csv(*sparse)}};
+  if (icl) files.insert(files.end(), {{"icl_runs.csv", icl_runs_csv(*icl)}, {"icl_table.csv", icl_table_csv(*icl)}});
+  files.insert(files.end(), {{"summary.md", report_markdown(sparse, icl)},
+                             {"analysis.json", report_json(sparse, icl).dump(2) + "\n"}});
+  std::vector<std::string> names;
+  for (const auto& [name, text] : files) write_file_atomic(out / name, text), names.push_back(name);
+  return names;
 }
 
 }  // namespace skillrun

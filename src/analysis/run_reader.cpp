@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <functional>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -19,27 +20,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::optional<double> parse_double(const std::string& s) {
-  if (s.empty()) return std::nullopt;
-  char* end = nullptr;
-  errno = 0;
-  const double v = std::strtod(s.c_str(), &end);
-  if (end != s.c_str() + s.size()) return std::nullopt;
-  return v;
-}
-
-std::optional<int64_t> parse_int(const std::string& s) {
-  if (s.empty()) return std::nullopt;
-  char* end = nullptr;
-  errno = 0;
-  const long long v = std::strtoll(s.c_str(), &end, 10);
-  if (end != s.c_str() + s.size() || errno != 0) return std::nullopt;
-  return v;
-}
-
-// One data line; empty when a field is missing or not a number.
-std::optional<MetricsRow> parse_row(const std::string& line, int n_tasks) {
-  const auto f = split(line, ',');
+// The fields of one data line; empty when a field is missing or not a number.
+std::optional<MetricsRow> parse_row(const std::vector<std::string>& f, int n_tasks) {
   if (f.size() != static_cast<std::size_t>(4 + 2 * n_tasks)) return std::nullopt;
   MetricsRow row;
   const auto step = parse_int(f[0]);
@@ -69,44 +51,66 @@ bool is_known_status(const std::string& status) {
   return false;
 }
 
+}  // namespace
+
 double number_at(const nlohmann::json& config, const std::string& key, const fs::path& file) {
   const nlohmann::json v = value_at(config, key);
   if (!v.is_number()) throw RuntimeError(fmt::format("{}: {} is missing or not a number", file.string(), key));
   return v.get<double>();
 }
 
-}  // namespace
+std::optional<double> parse_double(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  const double v = std::strtod(s.c_str(), &end);
+  if (end != s.c_str() + s.size()) return std::nullopt;
+  return v;
+}
 
-MetricsTable parse_metrics_csv(const std::string& text, const std::string& source) {
-  MetricsTable t;
-  if (text.empty()) return t;  // killed before the header: no rows, n_tasks from the config
+std::optional<int64_t> parse_int(const std::string& s) {
+  if (s.empty()) return std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  const long long v = std::strtoll(s.c_str(), &end, 10);
+  if (end != s.c_str() + s.size() || errno != 0) return std::nullopt;
+  return v;
+}
+
+bool read_csv_rows(const std::string& text, const std::string& source,
+                   const std::function<void(const std::vector<std::string>&)>& check_header,
+                   const std::function<bool(const std::vector<std::string>&)>& parse_row) {
+  if (text.empty()) return false;  // killed before the header
   std::vector<std::string> lines = split(text, '\n');
   const bool partial_last = text.back() != '\n';
   if (!partial_last) lines.pop_back();  // the empty piece after the final newline
-  if (lines.size() == 1 && partial_last) {
-    t.truncated = true;  // killed while writing the header
-    return t;
-  }
-  const auto header = split(lines[0], ',');
-  const bool fixed_ok = header.size() >= 4 && header[0] == "step" && header[1] == "wall_s" &&
-                        header[2] == "train_loss" && header[3] == "mean_loss";
-  t.n_tasks = static_cast<int>(std::count_if(header.begin(), header.end(),
-                                             [](const std::string& h) { return h.starts_with("loss_"); }));
-  if (!fixed_ok || header.size() != static_cast<std::size_t>(4 + 2 * t.n_tasks))
-    throw RuntimeError(fmt::format("{}:1: not a skillrun metrics header (step,wall_s,train_loss,mean_loss,loss_k..,acc_k..)",
-                                   source));
+  if (lines.size() == 1 && partial_last) return true;  // killed while writing the header
+  check_header(split(lines[0], ','));
   for (std::size_t i = 1; i < lines.size(); ++i) {
     const bool last = i + 1 == lines.size();
-    auto row = (last && partial_last) ? std::nullopt : parse_row(lines[i], t.n_tasks);
-    if (!row) {
-      if (last) {
-        t.truncated = true;
-        break;
-      }
-      throw RuntimeError(fmt::format("{}:{}: malformed row", source, i + 1));
-    }
-    t.rows.push_back(std::move(*row));
+    if (!(last && partial_last) && parse_row(split(lines[i], ','))) continue;
+    if (last) return true;
+    throw RuntimeError(fmt::format("{}:{}: malformed row", source, i + 1));
   }
+  return false;
+}
+
+MetricsTable parse_metrics_csv(const std::string& text, const std::string& source) {
+  MetricsTable t;
+  const auto check_header = [&](const std::vector<std::string>& header) {
+    const bool fixed_ok = header.size() >= 4 && header[0] == "step" && header[1] == "wall_s" &&
+                          header[2] == "train_loss" && header[3] == "mean_loss";
+    t.n_tasks = static_cast<int>(std::count_if(header.begin(), header.end(),
+                                               [](const std::string& h) { return h.starts_with("loss_"); }));
+    if (!fixed_ok || header.size() != static_cast<std::size_t>(4 + 2 * t.n_tasks))
+      throw RuntimeError(fmt::format(
+          "{}:1: not a skillrun metrics header (step,wall_s,train_loss,mean_loss,loss_k..,acc_k..)", source));
+  };
+  t.truncated = read_csv_rows(text, source, check_header, [&](const std::vector<std::string>& fields) {
+    auto row = parse_row(fields, t.n_tasks);
+    if (row) t.rows.push_back(std::move(*row));
+    return row.has_value();
+  });
   return t;
 }
 
@@ -119,16 +123,41 @@ nlohmann::json value_at(const nlohmann::json& object, const std::string& dotted_
   return *node;
 }
 
+nlohmann::json read_config_json(const fs::path& dir) {
+  const fs::path config_file = dir / "config.json";
+  if (!fs::exists(config_file)) throw RuntimeError(fmt::format("{}: missing (every run writes it first)", config_file.string()));
+  try {
+    return nlohmann::json::parse(read_file(config_file));
+  } catch (const nlohmann::json::exception& e) {
+    throw RuntimeError(fmt::format("{}: {}", config_file.string(), e.what()));
+  }
+}
+
+std::string task_type(const nlohmann::json& config) {
+  const nlohmann::json t = value_at(config, "task.type");
+  return t.is_null() ? kTaskSparseParity : t.is_string() ? t.get<std::string>() : t.dump();
+}
+
+std::optional<nlohmann::json> read_summary_json(const fs::path& dir, std::string& status, std::string& message) {
+  const fs::path summary_file = dir / "summary.json";
+  if (!fs::exists(summary_file)) return std::nullopt;
+  nlohmann::json s;
+  try {
+    s = nlohmann::json::parse(read_file(summary_file));
+    status = s.at("status").get<std::string>();
+    message = s.value("message", "");
+  } catch (const nlohmann::json::exception& e) {
+    throw RuntimeError(fmt::format("{}: {}", summary_file.string(), e.what()));
+  }
+  if (!is_known_status(status)) spdlog::warn("{}: unknown status \"{}\"", summary_file.string(), status);
+  return s;
+}
+
 RunRecord read_run(const fs::path& dir) {
   RunRecord r;
   r.dir = dir;
   const fs::path config_file = dir / "config.json";
-  if (!fs::exists(config_file)) throw RuntimeError(fmt::format("{}: missing (every run writes it first)", config_file.string()));
-  try {
-    r.config = nlohmann::json::parse(read_file(config_file));
-  } catch (const nlohmann::json::exception& e) {
-    throw RuntimeError(fmt::format("{}: {}", config_file.string(), e.what()));
-  }
+  r.config = read_config_json(dir);
 
   const fs::path metrics_file = dir / "metrics.csv";
   r.metrics = parse_metrics_csv(read_file(metrics_file), metrics_file.string());
@@ -143,21 +172,15 @@ RunRecord read_run(const fs::path& dir) {
 
   number_at(r.config, "task.zipf_exponent", config_file);  // the p_k need it: fail here, naming the file
   r.tau_bits = number_at(r.config, "eval.tau_bits", config_file);
-  const fs::path summary_file = dir / "summary.json";
-  if (fs::exists(summary_file)) {
-    nlohmann::json s;
+  if (const auto s = read_summary_json(dir, r.status, r.message)) {
     try {
-      s = nlohmann::json::parse(read_file(summary_file));
-      r.status = s.at("status").get<std::string>();
-      r.message = s.value("message", "");
-      if (s.contains("tau_bits")) r.tau_bits = s.at("tau_bits").get<double>();
-      for (const auto& t : s.value("T_k", nlohmann::json::array()))
+      if (s->contains("tau_bits")) r.tau_bits = s->at("tau_bits").get<double>();
+      for (const auto& t : s->value("T_k", nlohmann::json::array()))
         r.summary_T_k.push_back(t.is_null() ? std::nullopt : std::optional<int64_t>(t.get<int64_t>()));
     } catch (const nlohmann::json::exception& e) {
-      throw RuntimeError(fmt::format("{}: {}", summary_file.string(), e.what()));
+      throw RuntimeError(fmt::format("{}: {}", (dir / "summary.json").string(), e.what()));
     }
     r.has_summary = true;
-    if (!is_known_status(r.status)) spdlog::warn("{}: unknown status \"{}\"", summary_file.string(), r.status);
   }
   return r;
 }

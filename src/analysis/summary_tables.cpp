@@ -42,13 +42,6 @@ std::string format_fit(double value, double se, int decimals) {
   return format_number(value, decimals) + " ± " + format_number(se, decimals);
 }
 
-std::string format_status(const std::map<std::string, int>& counts) {
-  if (counts.size() == 1 && counts.begin()->second == 1) return counts.begin()->first;
-  std::string out;
-  for (const auto& [status, n] : counts) out += fmt::format("{}{} {}", out.empty() ? "" : ", ", n, status);
-  return out;
-}
-
 std::string format_percent(const Stat& s) {
   if (!s.mean) return format_stat(s, 0);
   return fmt::format("{:.0f}%", 100 * *s.mean);
@@ -166,6 +159,13 @@ Table coverage_table(const AnalysisResult& r) {
 }
 
 }  // namespace
+
+std::string format_status(const std::map<std::string, int>& counts) {
+  if (counts.size() == 1 && counts.begin()->second == 1) return counts.begin()->first;
+  std::string out;
+  for (const auto& [status, n] : counts) out += fmt::format("{}{} {}", out.empty() ? "" : ", ", n, status);
+  return out;
+}
 
 std::string format_stat(const Stat& s, int decimals) {
   if (s.mean) return s.std ? format_number(*s.mean, decimals) + " ± " + format_number(*s.std, decimals)

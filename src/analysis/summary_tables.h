@@ -2,6 +2,7 @@
 // (stdout) or Markdown (summary.md, for pasting into a paper draft). A value that was not
 // reached prints as "—", with "(d/n)" when only d of the n runs behind it reached it.
 #pragma once
+#include <map>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,9 @@ std::string summary_headline(const AnalysisResult& r);
 
 std::string render_report_text(const AnalysisResult& r);
 std::string render_report_markdown(const AnalysisResult& r);
+
+// "converged" for one run, else "2 converged, 1 max_steps".
+std::string format_status(const std::map<std::string, int>& counts);
 
 // "1200", "1200 ± 35", "—", "— (2/3)"; `decimals` digits after the point.
 std::string format_stat(const Stat& s, int decimals);

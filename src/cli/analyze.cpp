@@ -1,5 +1,5 @@
-// `skillrun analyze`: reads run directories, prints the acquisition report and writes the
-// --out directory; --plot then hands that directory to scripts/plot.py when python3 and
+// `skillrun analyze`: reads run directories, prints the acquisition report (sparse_parity runs)
+// and/or the iterations-to-epsilon report (icl_linreg runs) and writes the --out directory; --plot then hands that directory to scripts/plot.py when python3 and
 // matplotlib are there.
 #include <algorithm>
 #include <cstdio>
@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "analysis/aggregate.h"
+#include "analysis/icl_report.h"
 #include "analysis/report.h"
 #include "analysis/run_reader.h"
 #include "analysis/summary_tables.h"
@@ -98,23 +99,51 @@ int cmd_analyze(const AnalyzeOptions& options) {
   if (dirs.empty())
     throw UsageError(fmt::format("no run directories (directories holding a metrics.csv) under {}",
                                  fmt::join(options.paths, ", ")));
+  // Each task type has its own analysis: sparse_parity runs the acquisition report, icl_linreg
+  // runs the iterations-to-epsilon one (icl_report.h).
   std::vector<RunAnalysis> runs;
-  for (const fs::path& dir : dirs) runs.push_back(analyze_run(read_run(dir), analysis));
-  for (const std::string& key : analysis.group_keys)
-    if (std::all_of(runs.begin(), runs.end(), [&](const RunAnalysis& r) { return value_at(r.config, key).is_null(); }))
-      throw UsageError(fmt::format("--group-by: no run has the config key \"{}\"", key));
-  const AnalysisResult result = aggregate(std::move(runs), analysis);
+  std::vector<IclRun> icl_runs;
+  for (const fs::path& dir : dirs) {
+    const std::string type = task_type(read_config_json(dir));
+    if (type == kTaskSparseParity)
+      runs.push_back(analyze_run(read_run(dir), analysis));
+    else if (type == kTaskIclLinreg)
+      icl_runs.push_back(read_icl_run(dir));
+    else
+      throw RuntimeError(fmt::format("{}: task.type \"{}\" cannot be analysed (only {} and {})",
+                                     (dir / "config.json").string(), type, kTaskSparseParity, kTaskIclLinreg));
+  }
+  std::optional<AnalysisResult> result;
+  if (!runs.empty()) {
+    for (const std::string& key : analysis.group_keys)
+      if (std::all_of(runs.begin(), runs.end(), [&](const RunAnalysis& r) { return value_at(r.config, key).is_null(); }))
+        throw UsageError(fmt::format("--group-by: no run has the config key \"{}\"", key));
+    result = aggregate(std::move(runs), analysis);
+  } else if (options.tau_bits || !options.p_list.empty() || !options.group_by.empty() || options.select_lr != "coverage") {
+    spdlog::warn("--tau, --p, --group-by and --select-lr apply to sparse_parity runs only; there are none");
+  }
+  std::optional<IclReport> icl;
+  if (!icl_runs.empty()) icl = icl_report(std::move(icl_runs));
+  const AnalysisResult* sparse_ptr = result ? &*result : nullptr;
+  const IclReport* icl_ptr = icl ? &*icl : nullptr;
 
-  if (format == "table") std::fputs(render_report_text(result).c_str(), stdout);
-  if (format == "md") std::fputs(render_report_markdown(result).c_str(), stdout);
-  if (format == "csv") std::fputs(runs_csv(result).c_str(), stdout);
-  if (format == "json") std::fputs((analysis_json(result).dump(2) + "\n").c_str(), stdout);
+  if (format == "table") std::fputs(report_text(sparse_ptr, icl_ptr).c_str(), stdout);
+  if (format == "md") std::fputs(report_markdown(sparse_ptr, icl_ptr).c_str(), stdout);
+  if (format == "csv") {
+    // One CSV on stdout: runs.csv, or icl_table.csv when there are only icl runs.
+    std::fputs(result ? runs_csv(*result).c_str() : icl_table_csv(*icl).c_str(), stdout);
+    if (result && icl)
+      spdlog::warn("--format csv prints the sparse_parity runs only; the {} icl_linreg runs are in icl_table.csv "
+                   "and icl_runs.csv with --out",
+                   icl->runs.size());
+  }
+  if (format == "json") std::fputs((report_json(sparse_ptr, icl_ptr).dump(2) + "\n").c_str(), stdout);
   std::fflush(stdout);
 
   if (options.out_dir.empty()) return kExitOk;
   const fs::path out(options.out_dir);
-  write_report_files(result, out);
-  spdlog::info("wrote runs.csv, coverage.csv, sal.csv, summary.md, analysis.json to {}", out.string());
+  const std::vector<std::string> written = write_report_files(sparse_ptr, icl_ptr, out);
+  spdlog::info("wrote {} to {}", fmt::join(written, ", "), out.string());
   return options.plot ? plot(out) : kExitOk;
 }
 

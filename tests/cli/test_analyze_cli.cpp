@@ -79,7 +79,116 @@ class AnalyzeCli : public skillrun_test::CliTest {
     write_run("muon-lr0.001", "muon", 0.001, {500, 800, 1000}, "converged", 1000);
   }
 
+  // A real icl_linreg run by `skillrun run`: d = 4, kappa_w = 2, every step evaluated.
+  fs::path run_icl(const std::string& name, const std::string& optimizer, double kappa_x, const std::string& schedule) {
+    const fs::path config = dir_ / (name + ".json");
+    const nlohmann::json c = {
+        {"name", name}, {"seed", 0}, {"device", "cpu"}, {"precision", "fp64"},
+        {"task", {{"type", "icl_linreg"}, {"d", 4}, {"sigma_x", {{"kappa", kappa_x}}}, {"sigma_w", {{"kappa", 2}}}}},
+        {"optimizer", {{"type", optimizer}, {"lr", 1.0}}},
+        {"train", {{"max_steps", 300}, {"stop_when_learned", true}, {"lr_schedule", {{"type", schedule}}}}},
+        {"eval", {{"every", 1}, {"epsilon", 1e-4}}}};
+    std::ofstream(config) << c.dump(2);
+    const fs::path run = dir_ / "runs" / name;
+    const Result r = skillrun({"run", config.string(), "--out", run.string(), "--no-progress", "--log-level", "warn"});
+    EXPECT_EQ(r.status, 0) << r.err;
+    return run;
+  }
+
+  // specgd (geometric schedule) at kappa_x 1; gd (lr 1) at kappa_x 1 and 4.
+  std::vector<fs::path> run_icl_grid() {
+    return {run_icl("specgd-k1", "specgd", 1, "geometric"), run_icl("gd-k1", "gd", 1, "constant"),
+            run_icl("gd-k4", "gd", 4, "constant")};
+  }
 };
+
+// The whitespace-separated words of a line.
+std::vector<std::string> words(const std::string& line) {
+  std::istringstream in(line);
+  std::vector<std::string> w;
+  for (std::string s; in >> s;) w.push_back(s);
+  return w;
+}
+
+// Each real run is its own group (one seed, one lr): its row of the best-lr table shows the
+// steps_to_epsilon its trainer wrote in summary.json ("—" when not reached).
+TEST_F(AnalyzeCli, IclRunsGetAStepsToEpsilonTable) {
+  const std::vector<fs::path> runs = run_icl_grid();
+  const fs::path out = dir_ / "analysis";
+  const Result r = skillrun({"analyze", (dir_ / "runs").string(), "--out", out.string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::vector<std::pair<std::string, std::string>> rows = {{"specgd", "kappa=1"}, {"gd", "kappa=1"}, {"gd", "kappa=4"}};
+  for (std::size_t i = 0; i < runs.size(); ++i) {
+    const auto summary = nlohmann::json::parse(slurp(runs[i] / "summary.json"));
+    ASSERT_EQ(summary["task"], "icl_linreg");
+    const std::string expected =
+        summary["steps_to_epsilon"].is_null() ? "—" : std::to_string(summary["steps_to_epsilon"].get<int64_t>());
+    const std::string reached = summary["steps_to_epsilon"].is_null() ? "0/1" : "1/1";
+    int found = 0;
+    for (const auto& line : lines_of(r.out)) {
+      const auto w = words(line);
+      // optimizer, sigma_x, sigma_w, lr, reached, steps to epsilon, ...
+      if (w.size() >= 6 && w[0] == rows[i].first && w[1] == rows[i].second && w[2] == "kappa=2" && w[4] == reached) {
+        EXPECT_EQ(w[5], expected) << line;
+        ++found;
+      }
+    }
+    EXPECT_EQ(found, 1) << rows[i].first << " " << rows[i].second << "\n" << r.out;
+  }
+  EXPECT_TRUE(contains(r.out, "Fig. 5 grid")) << r.out;
+  EXPECT_EQ(lines_of(slurp(out / "icl_table.csv")).size(), 1u + 3u);  // header + one row per (group, lr)
+  EXPECT_EQ(lines_of(slurp(out / "icl_runs.csv")).size(), 1u + 3u);
+  EXPECT_FALSE(fs::exists(out / "runs.csv"));  // no sparse_parity runs: no empty sparse tables
+  const auto j = nlohmann::json::parse(slurp(out / "analysis.json"));
+  EXPECT_EQ(j["icl"]["groups"].size(), 3u);
+  EXPECT_FALSE(j.contains("optimizers"));
+  EXPECT_TRUE(contains(slurp(out / "summary.md"), "## In-context linear regression"));
+}
+
+// Sparse-parity and icl runs side by side: the sparse report is exactly what it is alone, the
+// icl one follows it.
+TEST_F(AnalyzeCli, MixedRunsKeepTheSparseReportUnchanged) {
+  write_sweep();
+  const Result alone = skillrun({"analyze", (dir_ / "runs").string(), "--out", (dir_ / "alone").string()});
+  ASSERT_EQ(alone.status, 0) << alone.err;
+  run_icl("gd-k1", "gd", 1, "constant");
+  const Result mixed = skillrun({"analyze", (dir_ / "runs").string(), "--out", (dir_ / "mixed").string()});
+  ASSERT_EQ(mixed.status, 0) << mixed.err;
+  EXPECT_TRUE(mixed.out.starts_with(alone.out)) << mixed.out;
+  EXPECT_TRUE(contains(mixed.out.substr(alone.out.size()), "1 icl_linreg run (converged)")) << mixed.out;
+  for (const char* f : {"runs.csv", "coverage.csv", "sal.csv"})
+    EXPECT_EQ(slurp(dir_ / "mixed" / f), slurp(dir_ / "alone" / f)) << f;
+  auto j = nlohmann::json::parse(slurp(dir_ / "mixed" / "analysis.json"));
+  EXPECT_EQ(j["icl"]["runs"].size(), 1u);
+  j.erase("icl");
+  EXPECT_EQ(j, nlohmann::json::parse(slurp(dir_ / "alone" / "analysis.json")));
+  EXPECT_TRUE(slurp(dir_ / "mixed" / "summary.md").starts_with(slurp(dir_ / "alone" / "summary.md")));
+}
+
+// Killed hard: no summary.json and half a row at the end.
+TEST_F(AnalyzeCli, KilledIclRunIsReadWithAWarning) {
+  const fs::path run = run_icl("gd-k4", "gd", 4, "constant");
+  fs::remove(run / "summary.json");
+  std::ofstream(run / "metrics.csv", std::ios::app) << "301,0.1,1,0.5";
+  const Result r = skillrun({"analyze", run.string(), "--format", "csv"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(contains(r.err, "partial last line")) << r.err;
+  const auto rows = lines_of(r.out);  // icl_table.csv: the only table when there are only icl runs
+  ASSERT_EQ(rows.size(), 2u) << r.out;
+  EXPECT_TRUE(rows[0].starts_with("optimizer,kappa_x,")) << r.out;
+  EXPECT_TRUE(rows[1].starts_with("gd,4,,2,,")) << r.out;
+}
+
+TEST_F(AnalyzeCli, UnknownTaskTypeExitsOneNamingTheConfig) {
+  const fs::path d = dir_ / "runs" / "odd";
+  fs::create_directories(d);
+  std::ofstream(d / "config.json") << R"({"task": {"type": "vision"}})";
+  std::ofstream(d / "metrics.csv") << "step,wall_s\n";
+  const Result r = skillrun({"analyze", (dir_ / "runs").string()});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_TRUE(contains(r.err, "config.json")) << r.err;
+  EXPECT_TRUE(contains(r.err, "vision")) << r.err;
+}
 
 TEST_F(AnalyzeCli, WritesEveryOutputFile) {
   write_sweep();
@@ -194,6 +303,21 @@ TEST_F(AnalyzeCli, PlotWritesEveryFigureAsNonEmptyPngAndSvg) {
   EXPECT_EQ(slurp(out / "fig3_coverage_sal.png").substr(1, 3), "PNG");
 }
 
+TEST_F(AnalyzeCli, PlotDrawsFig5ForIclRuns) {
+  if (python_with_matplotlib().empty()) GTEST_SKIP() << "no python3 with matplotlib (scripts/setup.sh installs it)";
+  run_icl_grid();
+  const fs::path out = dir_ / "analysis";
+  const Result r = skillrun({"analyze", (dir_ / "runs").string(), "--out", out.string(), "--plot"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  for (const char* ext : {".png", ".svg"}) {
+    const fs::path f = out / (std::string("fig5") + ext);
+    ASSERT_TRUE(fs::exists(f)) << f;
+    EXPECT_GT(fs::file_size(f), 1000u) << f;
+  }
+  EXPECT_EQ(slurp(out / "fig5.png").substr(1, 3), "PNG");
+  EXPECT_FALSE(fs::exists(out / "fig2_subtask_losses.png"));  // no sparse_parity runs
+}
+
 TEST_F(AnalyzeCli, PlotScriptWritesToItsOutDirectory) {
   const std::string python = python_with_matplotlib();
   if (python.empty()) GTEST_SKIP() << "no python3 with matplotlib (scripts/setup.sh installs it)";
@@ -208,3 +332,4 @@ TEST_F(AnalyzeCli, PlotScriptWritesToItsOutDirectory) {
 }
 
 }  // namespace
+

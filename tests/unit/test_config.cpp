@@ -390,7 +390,7 @@ TEST(ConfigErrors, UnknownDeviceListsChoices) {
 TEST(ConfigErrors, UnknownPrecisionListsChoices) {
   json j = minimal();
   j["precision"] = "fp16";
-  EXPECT_EQ(config_error(j), "precision: unknown precision \"fp16\" (expected one of: fp32, tf32, bf16)");
+  EXPECT_EQ(config_error(j), "precision: unknown precision \"fp16\" (expected one of: fp32, tf32, bf16, fp64)");
 }
 
 TEST(Config, PrecisionAcceptsTf32AndBf16) {
