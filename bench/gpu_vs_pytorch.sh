@@ -4,8 +4,10 @@
 # commands. Usage: bench/gpu_vs_pytorch.sh [BUILD_DIR]   (default build-cuda)
 # Note: `skillrun bench` reports the mean ms/step over --steps with a sync between phases
 # (an upper bound on the steady-state step); the PyTorch side reports the median of per-step
-# CUDA-event times. NS5 on 2000x150 for skillrun is not yet a separate subcommand (see
-# docs/CUDA.md): the PyTorch figure is reported alone until it is.
+# CUDA-event times. The Newton-Schulz time on a 2000x150 matrix comes from
+# `skillrun bench --msign 2000x150` (median per call, the device synchronised around each call)
+# beside `pytorch_reference.py --msign 2000x150` (the same NS5, timed both ways: host clock with
+# a sync around each call, comparable with skillrun's, and CUDA events).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-cuda}
@@ -18,6 +20,8 @@ mkdir -p bench/results
 out="bench/results/$(date +%Y%m%d)-$(echo "$device" | tr ' /' '__').md"
 steps=200
 warmup=20
+msign_shape=2000x150  # the issue's Newton-Schulz shape
+msign_repeats=200
 {
   echo "# skillrun vs PyTorch eager — $device"
   echo
@@ -35,6 +39,22 @@ warmup=20
       echo '```'
       echo
     done
+  done
+  for precision in fp32 tf32; do
+    echo "## msign on ${msign_shape} ($precision)"
+    echo
+    echo '```'
+    for method in ns5 polar_express svd; do
+      [[ $method == svd && $precision != fp32 ]] && continue  # svd runs in double whatever the precision
+      echo "\$ $bin bench --msign $msign_shape --msign-method $method --device cuda --precision $precision --repeats $msign_repeats --warmup $warmup"
+      "$bin" bench --msign "$msign_shape" --msign-method "$method" --device cuda --precision "$precision" \
+        --repeats "$msign_repeats" --warmup "$warmup" 2>&1 || true
+    done
+    echo "\$ python3 bench/pytorch_reference.py --msign $msign_shape --precision $precision --repeats $msign_repeats --warmup $warmup"
+    python3 bench/pytorch_reference.py --msign "$msign_shape" --precision "$precision" --repeats "$msign_repeats" \
+      --warmup "$warmup" 2>&1 || true
+    echo '```'
+    echo
   done
   echo "Peak device memory (skillrun): nvidia-smi during the run; see docs/CUDA.md."
 } | tee "$out"

@@ -10,10 +10,17 @@ sqrt(fan_out / fan_in), Adam for everything else (torch.optim.Adam, foreach).
 
 Reports: us/step (median of --steps steps after --warmup, each step timed with CUDA events),
 NS5 time on a 2000 x 150 matrix (median of 200), and peak device memory.
+
+With --msign ROWSxCOLS (no CONFIG): only NS5 on a random ROWS x COLS matrix, the counterpart
+of `skillrun bench --msign ROWSxCOLS --msign-method ns5`: median us per call over --repeats
+calls after --warmup, timed two ways: host clock with torch.cuda.synchronize() before and after
+each call (what skillrun reports) and CUDA events (kernel time without the host round trip).
 """
 import argparse
 import json
+import re
 import statistics
+import time
 
 import torch
 
@@ -31,6 +38,33 @@ def ns5(g, steps=5, eps=1e-7):
     return x.T if tall else x
 
 
+def parse_shape(text):
+    m = re.fullmatch(r"([1-9][0-9]*)x([1-9][0-9]*)", text)
+    if not m:
+        raise SystemExit(f"--msign: expected ROWSxCOLS, two positive integers such as 2000x150, got {text!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+def time_ns5(rows, cols, warmup, repeats, amp):
+    """Median us per ns5 call on a random rows x cols matrix: (host clock with syncs, CUDA events)."""
+    g = torch.randn(rows, cols, device="cuda")
+    with amp:
+        for _ in range(warmup):
+            ns5(g)
+        torch.cuda.synchronize()
+        host, events = [], []
+        for _ in range(repeats):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            t0 = time.perf_counter()
+            start.record()
+            ns5(g)
+            end.record()
+            torch.cuda.synchronize()
+            host.append((time.perf_counter() - t0) * 1e6)
+            events.append(start.elapsed_time(end) * 1e3)
+    return statistics.median(host), statistics.median(events)
+
+
 def make_batch(batch, n_tasks, n_bits, subsets, probs, device):
     tasks = torch.multinomial(probs, batch, replacement=True)
     v = torch.randint(0, 2, (batch, n_bits), device=device, dtype=torch.float32)
@@ -42,11 +76,29 @@ def make_batch(batch, n_tasks, n_bits, subsets, probs, device):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("config")
+    p.add_argument("config", nargs="?")
     p.add_argument("--steps", type=int, default=200)
     p.add_argument("--warmup", type=int, default=20)
-    p.add_argument("--precision", default=None, help="fp32 | tf32 | bf16 (default: the config's)")
+    p.add_argument("--precision", default=None, help="fp32 | tf32 | bf16 (default: the config's, or fp32)")
+    p.add_argument("--msign", metavar="ROWSxCOLS", help="time NS5 alone on this shape (no CONFIG)")
+    p.add_argument("--repeats", type=int, default=200, help="timed NS5 calls")
     args = p.parse_args()
+    if args.msign:
+        if args.config:
+            raise SystemExit("--msign times NS5 alone: give no CONFIG")
+        rows, cols = parse_shape(args.msign)
+        precision = args.precision or "fp32"
+        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+        amp = torch.autocast("cuda", dtype=torch.bfloat16, enabled=precision == "bf16")
+        host_us, event_us = time_ns5(rows, cols, args.warmup, args.repeats, amp)
+        print(json.dumps({
+            "program": "pytorch_eager", "msign": "ns5", "shape": f"{rows}x{cols}", "precision": precision,
+            "device": torch.cuda.get_device_name(), "torch": torch.__version__, "repeats": args.repeats,
+            "ns5_us_median_host_synced": host_us, "ns5_us_median_cuda_events": event_us,
+        }))
+        return
+    if not args.config:
+        raise SystemExit("give a CONFIG, or --msign ROWSxCOLS")
     cfg = json.load(open(args.config))
     task, model_cfg, opt_cfg = cfg["task"], cfg.get("model", {}), cfg["optimizer"]
     batch = cfg.get("train", {}).get("batch_size", 1000)
@@ -106,24 +158,14 @@ def main():
         times.append(start.elapsed_time(end) * 1e3)
     peak = torch.cuda.max_memory_allocated()
 
-    g = torch.randn(2000, 150, device=dev)
-    for _ in range(20):
-        ns5(g)
-    ns_times = []
-    for _ in range(200):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        ns5(g)
-        end.record()
-        end.synchronize()
-        ns_times.append(start.elapsed_time(end) * 1e3)
+    _, ns5_event_us = time_ns5(2000, 150, 20, 200, amp)
 
     print(json.dumps({
         "program": "pytorch_eager", "config": args.config, "precision": precision,
         "device": torch.cuda.get_device_name(), "torch": torch.__version__,
         "batch": batch, "width": width, "steps": args.steps,
         "us_per_step_median": statistics.median(times),
-        "ns5_2000x150_us_median": statistics.median(ns_times),
+        "ns5_2000x150_us_median": ns5_event_us,
         "peak_memory_mib": peak / 2**20,
     }))
 

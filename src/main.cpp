@@ -5,6 +5,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "cli/bench.h"
 #include "cli/commands.h"
 #include "cli/devices.h"
 #include "cli/sweep.h"
@@ -43,11 +44,8 @@ int main(int argc, char** argv) {
   CLI::App* validate_cmd = app.add_subcommand("validate", "check a config and print it resolved");
   add_common(validate_cmd, validate);
 
-  BenchOptions bench;
-  CLI::App* bench_cmd = app.add_subcommand("bench", "time each phase of a training step");
-  add_common(bench_cmd, bench.common);
-  bench_cmd->add_option("--steps", bench.steps, "timed steps")->check(CLI::PositiveNumber)->capture_default_str();
-  bench_cmd->add_option("--warmup", bench.warmup, "untimed steps first")->check(CLI::NonNegativeNumber)->capture_default_str();
+  std::function<int()> bench_action;
+  CLI::App* bench_cmd = add_bench_command(app, bench_action);
 
   AnalyzeOptions analyze;
   CLI::App* analyze_cmd = app.add_subcommand("analyze", "T_k, p-coverage, SAL, best lr and fits over run directories");
@@ -56,7 +54,7 @@ int main(int argc, char** argv) {
   analyze_cmd->add_option("--p", analyze.p_list, "coverage fractions, comma-separated (default 0.1,0.2,...,1)");
   analyze_cmd->add_option("--group-by", analyze.group_by, "config keys, comma-separated (default optimizer.type,model.width,optimizer.lr)");
   analyze_cmd->add_option("--select-lr", analyze.select_lr, "best-lr metric: coverage | coverage:P | final_loss")->capture_default_str();
-  analyze_cmd->add_option("--out", analyze.out_dir, "write runs.csv, coverage.csv, sal.csv, summary.md, analysis.json here");
+  analyze_cmd->add_option("--out", analyze.out_dir, "write runs.csv, coverage.csv, sal.csv (sparse parity), icl_runs.csv, icl_table.csv (icl_linreg), summary.md, analysis.json here");
   analyze_cmd->add_option("--format", analyze.format, "stdout format: table | csv | md | json")->capture_default_str();
   analyze_cmd->add_flag("--plot", analyze.plot, "then run scripts/plot.py on --out (needs python3-matplotlib)");
   analyze_cmd->add_option("--log-level", log_level, "trace | debug | info | warn | error | off");
@@ -82,7 +80,7 @@ int main(int argc, char** argv) {
     setup_logging(log_level);
     if (*run_cmd) return cmd_run(run);
     if (*validate_cmd) return cmd_validate(validate);
-    if (*bench_cmd) return cmd_bench(bench);
+    if (*bench_cmd) return bench_action();
     if (*devices_cmd) return devices_action();
     if (*sweep_cmd) return sweep_action();
     if (*analyze_cmd) return cmd_analyze(analyze);

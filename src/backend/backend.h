@@ -78,6 +78,16 @@ class Backend {
   // (ties count as wrong). If dlogits != nullptr: dlogits = grad_scale * (softmax - onehot).
   virtual void cross_entropy(const float* logits, const int32_t* labels, int rows, int classes,
                              float* loss, float* correct, float* dlogits, float grad_scale) = 0;
+  // Per-subtask sums of scored rows, ADDED into sums (2 * n_tasks doubles): for each row i with
+  // k = tasks[i], sums[k] += loss[i] and sums[n_tasks + k] += correct[i], accumulated in double.
+  // Adding lets one buffer collect a whole eval set chunk by chunk on the device, so that only
+  // the 2 * n_tasks totals come back. Deterministic: a fixed grouping of rows for given
+  // (rows, n_tasks), each group summed in row order, groups added in order (not the CPU's
+  // grouping on CUDA: ~1e-16 relative). A task id outside [0, n_tasks) throws
+  // std::out_of_range: at the call on the CPU (sums untouched), at the next synchronising call
+  // on CUDA (that row skipped), as cross_entropy does for a bad label.
+  virtual void task_sums(const float* loss, const float* correct, const int32_t* tasks, int rows,
+                         int n_tasks, double* sums) = 0;
 
   // ---- data ---------------------------------------------------------------------------------
   // Fills `count` samples of multi-task sparse parity (see tasks/sparse_parity_gen.h):

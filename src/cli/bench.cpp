@@ -1,15 +1,30 @@
 // `skillrun bench CONFIG`: time per phase of a training step (data, forward, backward,
 // optimizer, eval amortised over eval.every steps) beside the step's GEMMs timed alone with
 // the same backend, so "a step costs X times its GEMMs" is one ratio from one run.
+// `skillrun bench --msign ROWSxCOLS`: msign alone (ns5, polar_express or svd) on a random matrix,
+// the median of per-call times with the backend synchronised around each call: the issue's
+// "Newton-Schulz time for a 2000x150 matrix", comparable with bench/pytorch_reference.py.
+#include "cli/bench.h"
+
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <cstdio>
+#include <memory>
+#include <random>
+#include <string>
+#include <string_view>
+#include <utility>
 #include <vector>
+
+#include <CLI/CLI.hpp>
 
 #include "backend/backend.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "core/error.h"
 #include "core/version.h"
+#include "optim/msign.h"
 #include "train/trainer.h"
 
 namespace skillrun {
@@ -44,9 +59,109 @@ double time_gemms_alone(Backend& backend, const Mlp& model, int batch, int repea
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / repeats;
 }
 
+// "2000x150" -> (2000, 150): two positive integers around one 'x'; UsageError otherwise.
+std::pair<int, int> parse_shape(const std::string& text) {
+  auto positive = [](std::string_view part) {
+    int value = 0;
+    const auto [end, ec] = std::from_chars(part.data(), part.data() + part.size(), value);
+    return ec == std::errc() && end == part.data() + part.size() && value > 0 ? value : 0;
+  };
+  const std::string_view view(text);
+  const std::size_t x = view.find('x');
+  const int rows = x == std::string_view::npos ? 0 : positive(view.substr(0, x));
+  const int cols = x == std::string_view::npos ? 0 : positive(view.substr(x + 1));
+  if (rows == 0 || cols == 0) {
+    throw UsageError("--msign: expected ROWSxCOLS, two positive integers such as 2000x150, got \"" + text + "\"");
+  }
+  return {rows, cols};
+}
+
+double median(std::vector<double> values) {
+  std::sort(values.begin(), values.end());
+  const std::size_t n = values.size(), mid = n / 2;
+  return n % 2 == 1 ? values[mid] : 0.5 * (values[mid - 1] + values[mid]);
+}
+
+// msign alone: `warmup` untimed calls, then `repeats` calls each timed between two
+// synchronisations (so a GPU figure includes the launches and one sync, as a step would pay).
+int bench_msign(const BenchOptions& options) {
+  if (!options.common.config_path.empty() || !options.common.overrides.empty()) {
+    throw UsageError("bench --msign times msign alone: give no CONFIG and no --set");
+  }
+  const auto [rows, cols] = parse_shape(options.msign_shape);
+  const MsignMethod method = parse_msign_method(options.msign_method);
+  constexpr int kNsSteps = 5;  // Muon's five iterations (ignored by svd)
+  auto backend = make_backend(parse_device(options.common.device.empty() ? "auto" : options.common.device),
+                              parse_precision(options.precision));
+
+  const std::size_t n = static_cast<std::size_t>(rows) * cols;
+  std::vector<float> host(n);
+  std::mt19937 rng(20251122);
+  std::normal_distribution<float> normal;  // like torch.randn in bench/pytorch_reference.py
+  for (float& v : host) v = normal(rng);
+  Buffer<float> G(*backend, n), out(*backend, n);
+  G.upload(host);
+  auto call = [&] { msign(*backend, method, G.data(), out.data(), rows, cols, kNsSteps); };
+  for (int64_t i = 0; i < options.warmup; ++i) call();
+  backend->synchronize();
+  std::vector<double> micros;
+  for (int64_t i = 0; i < options.repeats; ++i) {
+    const auto t0 = std::chrono::steady_clock::now();
+    call();
+    backend->synchronize();
+    micros.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
+  }
+  // A sanity figure: the mean squared singular value of the result (1 for an exact msign).
+  const double mean_sq = backend->sum_squares(out.data(), n) / std::min(rows, cols);
+
+  std::printf("skillrun bench --msign  (commit %s)\n", git_commit());
+  std::printf("device: %s\n", backend->name().c_str());
+  std::printf("msign %s %dx%d %s: median %.1f us per call (min %.1f, max %.1f; %lld calls after %lld warm-up)\n",
+              options.msign_method.c_str(), rows, cols, options.precision.c_str(), median(micros),
+              *std::min_element(micros.begin(), micros.end()), *std::max_element(micros.begin(), micros.end()),
+              static_cast<long long>(options.repeats), static_cast<long long>(options.warmup));
+  std::printf("mean squared singular value of the result: %.4f (exact msign: 1)\n", mean_sq);
+  return 0;
+}
+
 }  // namespace
 
+CLI::App* add_bench_command(CLI::App& app, std::function<int()>& action) {
+  auto o = std::make_shared<BenchOptions>();
+  CLI::App* cmd = app.add_subcommand("bench", "time each phase of a training step (CONFIG), or msign alone (--msign)");
+  cmd->add_option("config", o->common.config_path, "experiment config (JSON); not with --msign");
+  cmd->add_option("--set", o->common.overrides, "override a config key: --set optimizer.lr=0.003 (repeatable)")
+      ->allow_extra_args(false);
+  cmd->add_option("--device", o->common.device, "auto | cpu | cuda (overrides the config's device)");
+  CLI::Option* shape = cmd->add_option("--msign", o->msign_shape, "time msign alone on a random ROWSxCOLS matrix");
+  cmd->add_option("--steps", o->steps, "timed steps")
+      ->check(CLI::PositiveNumber)
+      ->excludes(shape)
+      ->capture_default_str();
+  cmd->add_option("--warmup", o->warmup, "untimed steps (or msign calls) first")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--msign-method", o->msign_method, "ns5 | polar_express | svd (5 iterations for ns5/polar_express)")
+      ->check(CLI::IsMember({"ns5", "polar_express", "svd"}))
+      ->needs(shape)
+      ->capture_default_str();
+  cmd->add_option("--repeats", o->repeats, "timed msign calls")
+      ->check(CLI::PositiveNumber)
+      ->needs(shape)
+      ->capture_default_str();
+  cmd->add_option("--precision", o->precision, "fp32 | tf32 | bf16 for --msign (tf32, bf16: CUDA only)")
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}))
+      ->needs(shape)
+      ->capture_default_str();
+  action = [o] { return cmd_bench(*o); };
+  return cmd;
+}
+
 int cmd_bench(const BenchOptions& options) {
+  if (!options.msign_shape.empty()) return bench_msign(options);
+  if (options.common.config_path.empty()) {
+    throw UsageError("bench needs a CONFIG (step phases) or --msign ROWSxCOLS (msign alone)");
+  }
   const ExperimentConfig config = load_config(options.common);
   auto backend = make_backend(parse_device(config.device), parse_precision(config.precision));
   Trainer trainer(*backend, config);

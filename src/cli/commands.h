@@ -21,10 +21,15 @@ struct RunOptions {
   bool resume = false;  // continue out_dir from its latest valid checkpoint
 };
 
+// `skillrun bench` (src/cli/bench.h): a config's step phases, or msign alone with --msign.
 struct BenchOptions {
-  CommonOptions common;
-  int64_t steps = 20;
-  int64_t warmup = 3;
+  CommonOptions common;         // CONFIG empty with --msign
+  int64_t steps = 20;           // timed steps (config form)
+  int64_t warmup = 3;           // untimed steps, or untimed msign calls, first
+  std::string msign_shape;      // --msign ROWSxCOLS; empty: the config form
+  std::string msign_method = "ns5";  // ns5 | polar_express | svd
+  std::string precision = "fp32";    // --precision of the msign form (tf32/bf16 need CUDA)
+  int64_t repeats = 50;         // timed msign calls
 };
 
 // `skillrun analyze PATH...`: see docs/ANALYSIS.md.

@@ -31,10 +31,15 @@ class Evaluator {
   int chunk_rows_;
   Buffer<float> x_;         // (n_tasks * samples_per_task, input_dim), task-major
   Buffer<int32_t> labels_;  // (n_tasks * samples_per_task)
+  Buffer<int32_t> tasks_;   // (n_tasks * samples_per_task): each row's subtask
   Buffer<float> loss_, correct_;  // (chunk_rows)
+  Buffer<double> sums_;     // (2 * n_tasks): loss sums then correct sums, filled by task_sums
 };
 
-// Mean of per-sample nat losses in bits, accumulated in double: the train loss we report.
-double mean_bits(const std::vector<float>& nat_losses, std::size_t count);
+// Mean loss in bits of `rows` per-sample nat losses in backend memory (tasks: their subtask
+// ids in [0, n_tasks)), summed in double on the backend by task_sums: only 2 * n_tasks sums
+// come back to the host. The train loss we report.
+double mean_loss_bits(Backend& backend, const float* loss, const float* correct, const int32_t* tasks, int rows,
+                      int n_tasks);
 
 }  // namespace skillrun

@@ -98,7 +98,11 @@ void Trainer::restore(const CheckpointState& s) {
   optimizer_.set_steps_taken(s.optimizer_steps);
 }
 
-double Trainer::last_train_loss_bits() { return mean_bits(loss_.download(), loss_.size()); }
+double Trainer::last_train_loss_bits() {
+  // Summed per subtask on the backend: 2 * n_tasks doubles come back, not the batch's losses.
+  return mean_loss_bits(backend_, loss_.data(), correct_.data(), tasks_.data(), static_cast<int>(loss_.size()),
+                        task_.n_tasks());
+}
 
 RunSummary Trainer::run(RunDirectory& dir, Progress& progress, const CheckpointState* resume) {
   const auto start = std::chrono::steady_clock::now();

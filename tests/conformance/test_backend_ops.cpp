@@ -19,6 +19,7 @@
 #include <set>
 #include <stdexcept>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -299,6 +300,75 @@ TEST_P(BackendOps, CrossEntropyBadLabelThrows) {
         },
         std::out_of_range)
         << "classes " << classes << ", label " << bad;
+    EXPECT_NO_THROW(backend_->synchronize()) << "reported once";
+  }
+}
+
+// ---- per-subtask sums ---------------------------------------------------------------------
+// Doubles in and out, so not through run_on/compare: each case adds onto non-zero starting sums
+// in two calls (rows [0, split), then the rest, as the evaluator adds chunk by chunk), on the
+// CPU and on the backend under test. Both are checked against a double host loop (1e-12
+// relative: only the summation order differs), and the backend against a second run of itself
+// (bit-identical: fixed grouping and order).
+
+std::vector<double> task_sums_twice(Backend& b, const HostVec& loss, const HostVec& correct,
+                                    const std::vector<int32_t>& tasks, int n_tasks, const std::vector<double>& start) {
+  const int rows = static_cast<int>(tasks.size()), split = rows / 3;
+  Buffer<float> l = on(b, loss), c = on(b, correct);
+  Buffer<int32_t> t = on(b, tasks);
+  Buffer<double> sums = on(b, start);
+  b.task_sums(l.data(), c.data(), t.data(), split, n_tasks, sums.data());
+  b.task_sums(l.data() + split, c.data() + split, t.data() + split, rows - split, n_tasks, sums.data());
+  b.synchronize();
+  return sums.download();
+}
+
+TEST_P(BackendOps, TaskSumsPerSubtaskInDouble) {
+  // (50000, 5) task-major: an eval set; (10000, 50) random: a training batch of the 50-subtask
+  // configs; (3001, 700) random: more subtasks than a block has threads, some without a row;
+  // (1, 1): one row (and a first call with zero rows).
+  for (auto [rows, n_tasks, task_major] : {std::tuple{50000, 5, true}, std::tuple{10000, 50, false},
+                                           std::tuple{3001, 700, false}, std::tuple{1, 1, false}}) {
+    std::mt19937 rng(80u + static_cast<unsigned>(n_tasks));
+    std::vector<int32_t> tasks(static_cast<std::size_t>(rows));
+    HostVec loss = random_vector(tasks.size(), 81, 2.0f), correct(tasks.size());
+    std::vector<double> start(2 * static_cast<std::size_t>(n_tasks)), expected;
+    for (std::size_t j = 0; j < start.size(); ++j) start[j] = 0.5 + static_cast<double>(j);
+    expected = start;
+    for (int i = 0; i < rows; ++i) {
+      tasks[i] = task_major ? static_cast<int32_t>(static_cast<int64_t>(i) * n_tasks / rows)
+                            : static_cast<int32_t>(rng() % static_cast<unsigned>(n_tasks));
+      loss[i] = std::abs(loss[i]) + 0.01f;  // positive, as losses are: no cancellation in the sums
+      correct[i] = static_cast<float>(rng() % 2);
+      expected[tasks[i]] += loss[i];
+      expected[n_tasks + tasks[i]] += correct[i];
+    }
+    const std::string what = "task_sums " + std::to_string(rows) + " rows, " + std::to_string(n_tasks) + " tasks";
+    const auto ref = task_sums_twice(cpu_, loss, correct, tasks, n_tasks, start);
+    const auto got = task_sums_twice(*backend_, loss, correct, tasks, n_tasks, start);
+    ASSERT_EQ(got.size(), expected.size()) << what;
+    for (std::size_t j = 0; j < expected.size(); ++j) {
+      EXPECT_NEAR(ref[j], expected[j], 1e-12 * expected[j]) << what << ", cpu, sum " << j;
+      EXPECT_NEAR(got[j], expected[j], 1e-12 * expected[j]) << what << ", sum " << j;
+    }
+    EXPECT_EQ(task_sums_twice(*backend_, loss, correct, tasks, n_tasks, start), got) << what << ": not reproducible";
+  }
+}
+
+TEST_P(BackendOps, TaskSumsBadTaskIdThrows) {
+  // As cross_entropy's bad label: std::out_of_range at the call on the CPU, at the next sync on
+  // CUDA; once; the backend stays usable. n_tasks == 0 makes every id bad.
+  for (auto [n_tasks, bad] : {std::pair{3, 3}, std::pair{3, -1}, std::pair{0, 0}}) {
+    Buffer<float> loss = on(*backend_, HostVec{0.5f, 0.25f}), correct = on(*backend_, HostVec{1.0f, 0.0f});
+    Buffer<int32_t> tasks = on(*backend_, std::vector<int32_t>{0, bad});
+    Buffer<double> sums = on(*backend_, std::vector<double>{1, 2, 3, 4, 5, 6});
+    try {
+      backend_->task_sums(loss.data(), correct.data(), tasks.data(), 2, n_tasks, sums.data());
+      backend_->synchronize();
+      ADD_FAILURE() << "no exception for task id " << bad << " with n_tasks " << n_tasks;
+    } catch (const std::out_of_range& e) {
+      EXPECT_NE(std::string(e.what()).find("task id lies outside [0, "), std::string::npos) << e.what();
+    }
     EXPECT_NO_THROW(backend_->synchronize()) << "reported once";
   }
 }

@@ -1,8 +1,10 @@
 // Specification of the CPU backend, op by op: gemm against a naive double loop, the MLP pieces
-// and reductions, cross-entropy on hand-computed rows, the sparse-parity generator against the
+// and reductions, cross-entropy on hand-computed rows, per-subtask sums (task_sums) by hand and
+// against a double loop, the sparse-parity generator against the
 // shared per-sample code, and one hand-computed step of every optimizer update rule.
 // Expected numbers are worked out in the comments; random inputs come from a local mt19937.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <algorithm>
 #include <cmath>
@@ -10,6 +12,7 @@
 #include <limits>
 #include <random>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -380,6 +383,83 @@ TEST(CrossEntropy, ManyRowsMatchDoubleReference) {
       const double p = std::exp(static_cast<double>(l[j])) / lse;
       EXPECT_NEAR(r.dlogits[i * classes + j], p - (j == labels[i]), 1e-6) << "row " << i;
     }
+  }
+}
+
+// ---- per-subtask sums ---------------------------------------------------------------------
+
+// task_sums on the CPU over host vectors, added onto `start` (2 * n_tasks values).
+std::vector<double> run_task_sums(const std::vector<float>& loss, const std::vector<float>& correct,
+                                  const std::vector<int32_t>& tasks, int n_tasks, const std::vector<double>& start) {
+  CpuBackend backend;
+  auto l = on_backend(backend, loss);
+  auto c = on_backend(backend, correct);
+  auto t = on_backend(backend, tasks);
+  auto sums = on_backend(backend, start);
+  backend.task_sums(l.data(), c.data(), t.data(), static_cast<int>(tasks.size()), n_tasks, sums.data());
+  return sums.download();
+}
+
+TEST(TaskSums, AddsPerSubtaskLossAndCorrectSumsByHand) {
+  // Rows (task, loss, correct): (2, 0.5, 1) (0, 1.25, 0) (2, 2, 1) (1, 0.25, 1) (0, 3, 0).
+  // Loss sums: task 0: 1.25 + 3 = 4.25, task 1: 0.25, task 2: 0.5 + 2 = 2.5; correct sums 0, 1, 2.
+  // Added onto (10, 20, 30 | 1, 2, 3): (14.25, 20.25, 32.5 | 1, 3, 5), every value exact in binary.
+  const auto sums = run_task_sums({0.5f, 1.25f, 2.0f, 0.25f, 3.0f}, {1, 0, 1, 1, 0}, {2, 0, 2, 1, 0}, 3,
+                                  {10, 20, 30, 1, 2, 3});
+  EXPECT_EQ(sums, (std::vector<double>{14.25, 20.25, 32.5, 1, 3, 5}));
+}
+
+TEST(TaskSums, AbsentSubtaskAndZeroRowsLeaveTheirSumsAsTheyWere) {
+  // Task 3 has no row: its sums keep their starting values. rows == 0 changes nothing.
+  const auto sums = run_task_sums({0.75f, 1.5f}, {1, 1}, {1, 1}, 4, {0.5, 0.5, 0.5, 0.5, 7, 7, 7, 7});
+  EXPECT_EQ(sums, (std::vector<double>{0.5, 2.75, 0.5, 0.5, 7, 9, 7, 7}));
+  EXPECT_EQ(run_task_sums({}, {}, {}, 2, {1, 2, 3, 4}), (std::vector<double>{1, 2, 3, 4}));
+}
+
+TEST(TaskSums, ManyChunksMatchADoubleLoopWhateverTheThreadCount) {
+  // 70001 rows: five chunks of 16384 rows summed by different threads, tasks in random order.
+  const int rows = 70001, n_tasks = 7;
+  std::mt19937 rng(31);
+  std::vector<float> loss(rows), correct(rows);
+  std::vector<int32_t> tasks(rows);
+  std::vector<double> expected(2 * n_tasks, 0.0);
+  for (int i = 0; i < rows; ++i) {
+    tasks[i] = static_cast<int32_t>(rng() % n_tasks);
+    loss[i] = std::uniform_real_distribution<float>(0.0f, 3.0f)(rng);
+    correct[i] = static_cast<float>(rng() % 2);
+    expected[tasks[i]] += loss[i];
+    expected[n_tasks + tasks[i]] += correct[i];
+  }
+  const std::vector<double> start(2 * n_tasks, 0.0);
+  const auto sums = run_task_sums(loss, correct, tasks, n_tasks, start);
+  for (int j = 0; j < 2 * n_tasks; ++j) {
+    EXPECT_GT(expected[j], 1000.0) << j;  // ~10000 rows per task: no empty sum
+    EXPECT_NEAR(sums[j], expected[j], 1e-12 * expected[j]) << "sum " << j;
+  }
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const auto one_thread = run_task_sums(loss, correct, tasks, n_tasks, start);
+  omp_set_num_threads(saved);
+  EXPECT_EQ(one_thread, sums) << "the thread count changed the bits";
+}
+
+TEST(TaskSums, TaskIdOutsideTheRangeThrowsOutOfRangeAndLeavesSumsUntouched) {
+  CpuBackend backend;
+  auto loss = on_backend(backend, std::vector<float>{1.0f, 2.0f});
+  auto correct = on_backend(backend, std::vector<float>{1.0f, 0.0f});
+  const std::vector<double> start{4, 5, 6, 7, 8, 9};
+  for (auto [n_tasks, bad] : {std::pair{3, 3}, std::pair{3, -1}, std::pair{0, 0}}) {
+    auto tasks = on_backend(backend, std::vector<int32_t>{0, bad});
+    auto sums = on_backend(backend, start);
+    try {
+      backend.task_sums(loss.data(), correct.data(), tasks.data(), 2, n_tasks, sums.data());
+      ADD_FAILURE() << "no exception for task id " << bad << " with n_tasks " << n_tasks;
+    } catch (const std::out_of_range& e) {
+      EXPECT_NE(std::string(e.what()).find("task id lies outside [0, " + std::to_string(n_tasks) + ")"),
+                std::string::npos)
+          << e.what();
+    }
+    EXPECT_EQ(sums.download(), start) << "sums changed by a call that threw";
   }
 }
 

@@ -317,6 +317,39 @@ void CpuBackend::cross_entropy(const float* logits, const int32_t* labels, int r
   }
 }
 
+void CpuBackend::task_sums(const float* loss, const float* correct, const int32_t* tasks, int rows, int n_tasks,
+                           double* sums) {
+  if (rows <= 0) return;
+  // Fixed chunks of rows, each summed in row order into its own 2 * n_tasks partials, then the
+  // partials added chunk by chunk: the same bits whatever the thread count (chunked_sum's rule).
+  constexpr int kChunk = 1 << 14;
+  const int chunks = (rows + kChunk - 1) / kChunk;
+  const std::size_t width = 2 * static_cast<std::size_t>(std::max(n_tasks, 0));
+  std::vector<double> partial(static_cast<std::size_t>(chunks) * width, 0.0);
+  bool bad_task = false;
+#pragma omp parallel for schedule(static) reduction(|| : bad_task) if (chunks > 1)
+  for (int c = 0; c < chunks; ++c) {
+    double* p = partial.data() + static_cast<std::size_t>(c) * width;
+    const int end = std::min(rows, (c + 1) * kChunk);
+    for (int i = c * kChunk; i < end; ++i) {
+      const int32_t k = tasks[i];
+      if (k < 0 || k >= n_tasks) {
+        bad_task = true;
+        continue;
+      }
+      p[k] += loss[i];
+      p[n_tasks + k] += correct[i];
+    }
+  }
+  if (bad_task) {  // before sums is touched: a caught error leaves it as it was
+    throw std::out_of_range("cpu task_sums: a task id lies outside [0, " + std::to_string(n_tasks) + ")");
+  }
+  for (int c = 0; c < chunks; ++c) {
+    const double* p = partial.data() + static_cast<std::size_t>(c) * width;
+    for (std::size_t j = 0; j < width; ++j) sums[j] += p[j];
+  }
+}
+
 // ---- data ---------------------------------------------------------------------------------
 
 namespace {

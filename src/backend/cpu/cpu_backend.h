@@ -38,6 +38,8 @@ class CpuBackend final : public Backend {
   void column_sums(const float* A, int rows, int cols, float* out) override;
   void cross_entropy(const float* logits, const int32_t* labels, int rows, int classes,
                      float* loss, float* correct, float* dlogits, float grad_scale) override;
+  void task_sums(const float* loss, const float* correct, const int32_t* tasks, int rows, int n_tasks,
+                 double* sums) override;
 
   void sparse_parity(const ParityDraw& draw, const ParityTables& tables, int count, float* x,
                      int32_t* labels, int32_t* tasks) override;

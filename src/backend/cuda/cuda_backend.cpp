@@ -8,8 +8,9 @@
 //    (master weights, activations), operands rounded to TF32/bf16 inside the product, fp32
 //    accumulation. Every op other than gemm is fp32 in every mode.
 //  - asynchrony. Everything runs on one stream; host values (sum_squares, download) wait for
-//    it. A bad label in cross_entropy is flagged by the kernel in mapped host memory and thrown
-//    at the next synchronising call, since the launch itself cannot know.
+//    it. A bad label in cross_entropy (or task id in task_sums) is flagged by the kernel in
+//    mapped host memory and thrown at the next synchronising call, since the launch itself
+//    cannot know.
 #include "backend/cuda/cuda_backend.h"
 
 #include "backend/adam_scalars.h"
@@ -202,8 +203,12 @@ void CudaBackend::synchronize() { sync_and_check(); }
 void CudaBackend::sync_and_check() {
   SKR_CUDA_CHECK(cudaStreamSynchronize(stream_));
   volatile int* flag = host_error_flag_;
-  if (*flag != 0) {
+  const int error = *flag;
+  if (error != 0) {
     *flag = 0;
+    if (error == cuda::kErrorBadTaskId) {
+      throw std::out_of_range("cuda task_sums: a task id lies outside [0, n_tasks) (reported at the next sync)");
+    }
     throw std::out_of_range("cuda cross_entropy: a label lies outside [0, classes) (reported at the next sync)");
   }
 }
@@ -274,6 +279,14 @@ void CudaBackend::cross_entropy(const float* logits, const int32_t* labels, int 
                                 float* correct, float* dlogits, float grad_scale) {
   cuda::launch_cross_entropy(logits, labels, rows, classes, loss, correct, dlogits, grad_scale, device_error_flag_,
                              stream_);
+}
+
+void CudaBackend::task_sums(const float* loss, const float* correct, const int32_t* tasks, int rows, int n_tasks,
+                            double* sums) {
+  if (rows <= 0) return;
+  const std::size_t doubles = cuda::task_sums_workspace(rows, n_tasks);
+  double* workspace = doubles > 0 ? static_cast<double*>(scratch(doubles * sizeof(double))) : nullptr;
+  cuda::launch_task_sums(loss, correct, tasks, rows, n_tasks, sums, workspace, device_error_flag_, stream_);
 }
 
 // ---- data ---------------------------------------------------------------------------------

@@ -60,6 +60,8 @@ class CudaBackend final : public Backend {
   void column_sums(const float* A, int rows, int cols, float* out) override;
   void cross_entropy(const float* logits, const int32_t* labels, int rows, int classes, float* loss, float* correct,
                      float* dlogits, float grad_scale) override;
+  void task_sums(const float* loss, const float* correct, const int32_t* tasks, int rows, int n_tasks,
+                 double* sums) override;
 
   void sparse_parity(const ParityDraw& draw, const ParityTables& tables, int count, float* x, int32_t* labels,
                      int32_t* tasks) override;
@@ -79,9 +81,11 @@ class CudaBackend final : public Backend {
   void msign_svd(const float* G, float* out, int rows, int cols) override;
 
  private:
-  // Waits for the stream, then throws what a kernel flagged asynchronously (a bad label).
+  // Waits for the stream, then throws what a kernel flagged asynchronously (a bad label or
+  // task id).
   void sync_and_check();
-  // Device scratch of at least `bytes`, kept between calls (grow-only): Newton-Schulz buffers.
+  // Device scratch of at least `bytes`, kept between calls (grow-only): Newton-Schulz buffers
+  // and the task_sums workspace (each used within one call, in stream order).
   void* scratch(std::size_t bytes);
   void release_all() noexcept;
 

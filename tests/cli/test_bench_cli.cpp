@@ -1,0 +1,55 @@
+// `skillrun bench --msign ROWSxCOLS`: msign timed alone. Checks the output format and the
+// exit codes only; timing targets live in bench/, never in tests.
+#include "cli_support.h"
+
+#include <regex>
+#include <string>
+
+namespace {
+
+using skillrun_test::Result;
+
+class BenchCli : public skillrun_test::CliTest {};
+
+TEST_F(BenchCli, MsignOnTheCpuPrintsTheMedianMicrosecondsPerCall) {
+  for (const char* method : {"ns5", "polar_express", "svd"}) {
+    const Result r = skillrun({"bench", "--msign", "40x12", "--msign-method", method, "--device", "cpu", "--repeats",
+                               "3"});
+    ASSERT_EQ(r.status, 0) << method << "\nstdout: " << r.out << "\nstderr: " << r.err;
+    EXPECT_TRUE(std::regex_search(r.out, std::regex("device: cpu \\("))) << r.out;
+    const std::regex timing(std::string("msign ") + method +
+                            " 40x12 fp32: median [0-9]+\\.[0-9] us per call \\(min [0-9]+\\.[0-9], max [0-9]+\\.[0-9]; "
+                            "3 calls after 3 warm-up\\)");
+    EXPECT_TRUE(std::regex_search(r.out, timing)) << r.out;
+    // The result is an msign: its mean squared singular value is near 1 (ns5 leaves them in
+    // roughly [0.7, 1.2]; svd gives exactly 1).
+    std::smatch m;
+    ASSERT_TRUE(std::regex_search(r.out, m, std::regex("mean squared singular value of the result: ([0-9.]+)")))
+        << r.out;
+    const double mean_sq = std::stod(m[1].str());
+    EXPECT_GT(mean_sq, 0.5) << method;
+    EXPECT_LT(mean_sq, 1.5) << method;
+  }
+}
+
+TEST_F(BenchCli, MalformedShapeExitsTwoWithAClearMessage) {
+  for (const char* shape : {"40by12", "40x", "x12", "0x12", "40x-3", "40x12x3", "4e1x12"}) {
+    const Result r = skillrun({"bench", "--msign", shape, "--device", "cpu"});
+    EXPECT_EQ(r.status, 2) << shape << "\nstderr: " << r.err;
+    EXPECT_NE(r.err.find("--msign: expected ROWSxCOLS"), std::string::npos) << shape << ": " << r.err;
+    EXPECT_NE(r.err.find(shape), std::string::npos) << "the message should quote the bad shape: " << r.err;
+    EXPECT_EQ(r.err.find("terminate called"), std::string::npos) << r.err;
+  }
+}
+
+TEST_F(BenchCli, MsignWithAConfigOrWithoutEitherIsAUsageError) {
+  const Result both = skillrun({"bench", "config.json", "--msign", "40x12", "--device", "cpu"});
+  EXPECT_EQ(both.status, 2) << both.err;
+  EXPECT_NE(both.err.find("give no CONFIG"), std::string::npos) << both.err;
+  const Result neither = skillrun({"bench", "--device", "cpu"});
+  EXPECT_EQ(neither.status, 2) << neither.err;
+  EXPECT_NE(neither.err.find("--msign ROWSxCOLS"), std::string::npos) << neither.err;
+  EXPECT_EQ(skillrun({"bench", "--msign", "40x12", "--msign-method", "ns7", "--device", "cpu"}).status, 2);
+}
+
+}  // namespace
