@@ -127,8 +127,8 @@ class Backend {
                                    std::span<const NsCoefficients> iterations, double norm_scale,
                                    double norm_eps);
   // out = U V^T from the thin SVD of G (rows x cols): the exact polar factor. Singular values
-  // below the numerical rank cutoff (sigma_max * max(rows, cols) * machine epsilon of the
-  // element type) map to 0, as msign(0) = 0.
+  // below the numerical rank cutoff (sigma_max * max(rows, cols) * fp32 epsilon) map to 0, as
+  // msign(0) = 0. The fp64 overload takes its data as exact: only exact zeros map to 0.
   virtual void msign_svd(const float* G, float* out, int rows, int cols) = 0;
 
   // ---- fp64 ---------------------------------------------------------------------------------

@@ -57,11 +57,14 @@ void print_icl_result(const RunSummary& s, const RunDirectory& dir) {
   std::printf("\nrun: %s  status: %s  steps: %lld  %.1f s  device: %s\n", dir.path().c_str(), to_string(s.status),
               static_cast<long long>(s.steps), s.seconds, s.device.c_str());
   const auto& x = s.extra;
-  const std::string reached =
-      x.at("steps_to_epsilon").is_null() ? std::string("-") : std::to_string(x.at("steps_to_epsilon").get<int64_t>());
-  std::printf("loss %.6e -> %.6e  relative distance %.3e  steps to epsilon = %g: %s\n",
-              x.at("initial_loss").get<double>(), x.at("final_loss").get<double>(),
-              x.at("final_relative_distance").get<double>(), x.at("epsilon").get<double>(), reached.c_str());
+  // "-" where there is no value (no eval yet, or never reached).
+  const auto show = [&](const char* key, const char* format) {
+    const auto it = x.find(key);
+    return it == x.end() || !it->is_number() ? std::string("-") : fmt::format(fmt::runtime(format), it->get<double>());
+  };
+  std::printf("loss %s -> %s  relative distance %s  steps to epsilon = %s: %s\n", show("initial_loss", "{:.6e}").c_str(),
+              show("final_loss", "{:.6e}").c_str(), show("final_relative_distance", "{:.3e}").c_str(),
+              show("epsilon", "{:g}").c_str(), show("steps_to_epsilon", "{:.0f}").c_str());
 }
 
 }  // namespace

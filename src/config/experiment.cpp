@@ -126,7 +126,11 @@ const Names kOptimizerTypes = {"sgd", "nmd", "adam", "adamw", "signgd", "muon"};
 // icl_linreg also takes gd (sgd without momentum), ngd (the gradient over its Frobenius norm:
 // nmd with beta 0) and specgd (Q -= lr msign(grad): muon without momentum, exact msign).
 const Names kIclOnlyTypes = {"gd", "ngd", "specgd"};
-const Names kAllOptimizerTypes = {"sgd", "nmd", "adam", "adamw", "signgd", "muon", "gd", "ngd", "specgd"};
+const Names kAllOptimizerTypes = [] {
+  Names all = kOptimizerTypes;
+  all.insert(all.end(), kIclOnlyTypes.begin(), kIclOnlyTypes.end());
+  return all;
+}();
 // Keys that only make sense with several parameter tensors (the MLP).
 const Names kMlpOnlyOptimizerKeys = {"muon_params", "other_params"};
 
@@ -332,7 +336,11 @@ void reject_keys_of_other_task(const json& obj, const std::string& path, const N
 const Names kParityTaskKeys = {"n_tasks", "n_bits", "k", "zipf_exponent"};
 const Names kIclTaskKeys = {"d", "sigma_x", "sigma_w", "basis", "coordinates"};
 
-SpectrumConfig parse_spectrum(const json& j, const std::string& path) {
+// The largest condition number a spectrum may have: Sigma_x^-1, and the distance to it, carry a
+// relative error of about kappa * 1e-16 in fp64, so beyond 1e12 they would no longer mean much.
+constexpr double kMaxKappa = 1e12;
+
+SpectrumConfig parse_spectrum(const json& j, const std::string& path, int d) {
   expect_object(j, path);
   reject_unknown_keys(j, path, {"kappa", "exponent"});
   if (j.contains("kappa") == j.contains("exponent")) {
@@ -344,14 +352,20 @@ SpectrumConfig parse_spectrum(const json& j, const std::string& path) {
     double kappa = 1.0;
     read_number(j, path, "kappa", kappa, NumberRule::kPositive);
     if (kappa < 1.0) throw ConfigError(join_path(path, "kappa"), "must be >= 1, got " + j["kappa"].dump());
-    if (kappa > 1e12) {
+    if (kappa > kMaxKappa) {
       throw ConfigError(join_path(path, "kappa"),
-                        "must be <= 1e12 (beyond it even fp64 cannot resolve the smallest eigenvalue), got " +
+                        "must be <= 1e12 (Sigma_x^-1 carries a relative error of about kappa * 1e-16 in fp64), got " +
                             j["kappa"].dump());
     }
     spectrum.kappa = kappa;
   }
   read_number(j, path, "exponent", spectrum.exponent, NumberRule::kNonNegative);
+  // A power law's condition number is d^exponent: the same bound.
+  if (!spectrum.kappa && spectrum.exponent * std::log10(static_cast<double>(d)) > std::log10(kMaxKappa)) {
+    throw ConfigError(join_path(path, "exponent"),
+                      "gives a condition number d^exponent = " + std::to_string(d) + "^" + j["exponent"].dump() +
+                          " above 1e12 (Sigma_x^-1 carries a relative error of about kappa * 1e-16 in fp64)");
+  }
   return spectrum;
 }
 
@@ -370,8 +384,8 @@ TaskConfig parse_task(const json& j) {
   if (t.type == "icl_linreg") {
     reject_keys_of_other_task(j, path, kParityTaskKeys, "sparse_parity", t.type);
     read_integer(j, path, "d", t.d, 1, 4096);
-    if (j.contains("sigma_x")) t.sigma_x = parse_spectrum(j["sigma_x"], "task.sigma_x");
-    if (j.contains("sigma_w")) t.sigma_w = parse_spectrum(j["sigma_w"], "task.sigma_w");
+    if (j.contains("sigma_x")) t.sigma_x = parse_spectrum(j["sigma_x"], "task.sigma_x", t.d);
+    if (j.contains("sigma_w")) t.sigma_w = parse_spectrum(j["sigma_w"], "task.sigma_w", t.d);
     read_choice(j, path, "basis", t.basis, {"shared", "independent"}, "basis");
     read_choice(j, path, "coordinates", t.coordinates, {"eigenbasis", "original"}, "coordinates");
     return t;

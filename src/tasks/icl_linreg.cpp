@@ -1,8 +1,9 @@
 // Host side of the in-context linear-regression task, in double. Matrices are at most
-// 4096 x 4096 and built once per run, so plain loops serve; only the QR of the random basis and
-// the SVD of the distance go to LAPACK.
+// 4096 x 4096 and built once per run: products go to BLAS (dgemm), the QR of the random basis
+// and the SVD of the distance to LAPACK, the rest are plain loops.
 #include "tasks/icl_linreg.h"
 
+#include <cblas.h>
 #include <lapacke.h>
 
 #include <algorithm>
@@ -18,12 +19,10 @@ namespace skillrun {
 HostMatrix operator*(const HostMatrix& x, const HostMatrix& y) {
   const int n = x.n;
   HostMatrix out(n);
-  for (int i = 0; i < n; ++i)
-    for (int k = 0; k < n; ++k) {
-      const double xik = x(i, k);
-      if (xik == 0.0) continue;
-      for (int j = 0; j < n; ++j) out(i, j) += xik * y(k, j);
-    }
+  if (n > 0) {
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, x.a.data(), n, y.a.data(), n, 0.0,
+                out.a.data(), n);
+  }
   return out;
 }
 
@@ -35,14 +34,15 @@ HostMatrix transpose(const HostMatrix& x) {
 }
 
 HostMatrix sandwich(const HostMatrix& v, const std::vector<double>& values) {
+  // (V diag(values)) V^T
   const int n = v.n;
-  HostMatrix out(n);
+  HostMatrix scaled = v, out(n);
   for (int i = 0; i < n; ++i)
-    for (int j = 0; j < n; ++j) {
-      double acc = 0.0;
-      for (int k = 0; k < n; ++k) acc += v(i, k) * values[static_cast<std::size_t>(k)] * v(j, k);
-      out(i, j) = acc;
-    }
+    for (int k = 0; k < n; ++k) scaled(i, k) *= values[static_cast<std::size_t>(k)];
+  if (n > 0) {
+    cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n, n, n, 1.0, scaled.a.data(), n, v.a.data(), n, 0.0,
+                out.a.data(), n);
+  }
   return out;
 }
 

@@ -27,7 +27,7 @@ struct HostMatrix {
   double operator()(int i, int j) const { return a[static_cast<std::size_t>(i) * n + j]; }
 };
 
-HostMatrix operator*(const HostMatrix& x, const HostMatrix& y);
+HostMatrix operator*(const HostMatrix& x, const HostMatrix& y);  // BLAS dgemm
 HostMatrix transpose(const HostMatrix& x);
 // V diag(values) V^T
 HostMatrix sandwich(const HostMatrix& v, const std::vector<double>& values);
@@ -69,7 +69,8 @@ class IclProblem {
   HostMatrix gradient(const HostMatrix& q) const;
   // ||Q - Sx^-1||_2 and the same over ||Sx^-1||_2 = 1 / sigma_min(Sx).
   double distance(const HostMatrix& q) const;
-  double relative_distance(const HostMatrix& q) const { return distance(q) * sigma_min_x(); }
+  double relative_distance(const HostMatrix& q) const { return relative(distance(q)); }
+  double relative(double distance) const { return distance * sigma_min_x(); }
   // theta_i = v_i^T Q v_i for the eigenvectors v_i of Sx (mode i is 1-based); its target is 1/lambda_x_i.
   double mode_value(const HostMatrix& q, int mode) const;
   double mode_error(const HostMatrix& q, int mode) const;

@@ -64,6 +64,14 @@ bool IclEval::finite() const {
 namespace {
 
 template <class T>
+HostMatrix download_matrix(const Buffer<T>& buffer, int d) {
+  const std::vector<T> host = buffer.download();
+  HostMatrix m(d);
+  std::copy(host.begin(), host.end(), m.a.begin());
+  return m;
+}
+
+template <class T>
 Buffer<T> upload_matrix(Backend& backend, const HostMatrix& m) {
   std::vector<T> host(m.a.begin(), m.a.end());
   Buffer<T> b(backend, host.size());
@@ -132,10 +140,7 @@ void IclTrainer<T>::compute_gradient() {
 template <class T>
 HostMatrix IclTrainer<T>::gradient() {
   compute_gradient();
-  const std::vector<T> host = grad_.download();
-  HostMatrix g(problem_.d());
-  std::copy(host.begin(), host.end(), g.a.begin());
-  return g;
+  return download_matrix(grad_, problem_.d());
 }
 
 template <class T>
@@ -149,10 +154,7 @@ double IclTrainer<T>::step(int64_t t) {
 
 template <class T>
 HostMatrix IclTrainer<T>::iterate() const {
-  const std::vector<T> host = q_.download();
-  HostMatrix q(problem_.d());
-  std::copy(host.begin(), host.end(), q.a.begin());
-  return q;
+  return download_matrix(q_, problem_.d());
 }
 
 template <class T>
@@ -178,7 +180,7 @@ IclEval IclTrainer<T>::evaluate(int64_t step, double lr) {
     return e;
   }
   e.distance = problem_.distance(q);
-  e.relative_distance = e.distance * problem_.sigma_min_x();
+  e.relative_distance = problem_.relative(e.distance);
   for (int mode : config_.eval.modes) e.mode_errors.push_back(problem_.mode_error(q, mode));
   return e;
 }
@@ -191,18 +193,20 @@ RunSummary IclTrainer<T>::run(RunDirectory& dir, Progress& progress) {
   summary.status = RunStatus::Running;
   const double epsilon = config_.eval.epsilon;
   std::optional<int64_t> steps_to_epsilon;
-  IclEval last;
+  std::optional<IclEval> last;  // empty until the first eval
 
   std::vector<std::string> columns = {"lr", "loss", "relative_loss", "distance", "relative_distance"};
   for (int mode : config_.eval.modes) columns.push_back(fmt::format("mode_{}", mode));
   dir.open_metrics_columns(columns);
+  // The final_* fields are null until the first eval (a run killed before it shows no result).
   auto fill_extra = [&] {
+    const auto or_null = [&](double IclEval::*field) { return last ? nlohmann::json((*last).*field) : nlohmann::json(); };
     summary.extra = {{"task", "icl_linreg"},
                      {"epsilon", epsilon},
                      {"steps_to_epsilon", steps_to_epsilon ? nlohmann::json(*steps_to_epsilon) : nlohmann::json()},
                      {"initial_loss", initial_loss_},
-                     {"final_loss", last.loss},
-                     {"final_relative_distance", last.relative_distance},
+                     {"final_loss", or_null(&IclEval::loss)},
+                     {"final_relative_distance", or_null(&IclEval::relative_distance)},
                      {"lr_reductions", schedule_.reductions()}};
   };
   fill_extra();
@@ -210,16 +214,16 @@ RunSummary IclTrainer<T>::run(RunDirectory& dir, Progress& progress) {
 
   // Records an eval row; false when the iterate is no longer finite.
   auto record = [&](int64_t at, double lr) {
-    last = evaluate(at, lr);
-    std::vector<double> values = {last.lr, last.loss, last.relative_loss, last.distance, last.relative_distance};
-    values.insert(values.end(), last.mode_errors.begin(), last.mode_errors.end());
+    const IclEval& e = last.emplace(evaluate(at, lr));
+    std::vector<double> values = {e.lr, e.loss, e.relative_loss, e.distance, e.relative_distance};
+    values.insert(values.end(), e.mode_errors.begin(), e.mode_errors.end());
     dir.append_metrics_values(at, seconds_since(start), values);
-    if (!steps_to_epsilon && last.relative_distance <= epsilon) {
+    if (!steps_to_epsilon && e.relative_distance <= epsilon) {
       steps_to_epsilon = at;
-      spdlog::info("relative distance {:.3e} <= epsilon = {} at step {}", last.relative_distance, epsilon, at);
+      spdlog::info("relative distance {:.3e} <= epsilon = {} at step {}", e.relative_distance, epsilon, at);
     }
-    progress.update(at, fmt::format("loss {:.3e}  rel. distance {:.3e}", last.loss, last.relative_distance));
-    return last.finite();
+    progress.update(at, fmt::format("loss {:.3e}  rel. distance {:.3e}", e.loss, e.relative_distance));
+    return e.finite();
   };
 
   const int64_t max_steps = config_.train.max_steps;
@@ -261,7 +265,7 @@ RunSummary IclTrainer<T>::run(RunDirectory& dir, Progress& progress) {
     summary.message = steps_to_epsilon
                           ? fmt::format("relative distance <= epsilon = {} at step {}", epsilon, *steps_to_epsilon)
                           : fmt::format("relative distance {:.3e} > epsilon = {} after {} steps",
-                                        last.relative_distance, epsilon, step_count);
+                                        last ? last->relative_distance : std::nan(""), epsilon, step_count);
   }
   fill_extra();
   dir.write_summary(summary);

@@ -2,6 +2,8 @@
 // shrunk to seconds, the run directory they leave, and the errors of bad icl configs.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -67,15 +69,43 @@ TEST_F(IclCli, DivergingGdIsRecordedAsDiverged) {
   EXPECT_EQ(summary["status"], "diverged") << summary.dump();
 }
 
-TEST_F(IclCli, ResumeRunsAnIclRunAgainWithTheSameResult) {
+// metrics.csv without its wall_s column (the second), which differs run to run.
+std::string without_wall_time(const std::string& csv) {
+  std::string out;
+  std::size_t pos = 0;
+  while (pos < csv.size()) {
+    const std::size_t end = csv.find('\n', pos);
+    const std::string line = csv.substr(pos, end == std::string::npos ? std::string::npos : end - pos);
+    const std::size_t first = line.find(','), second = line.find(',', first + 1);
+    out += line.substr(0, first) + line.substr(second) + "\n";
+    if (end == std::string::npos) break;
+    pos = end + 1;
+  }
+  return out;
+}
+
+TEST_F(IclCli, ResumeRunsAnUnfinishedIclRunAgainAndLeavesAFinishedOneAlone) {
   const fs::path out = dir_ / "again";
   ASSERT_EQ(small_run("fig5_muon", out).status, 0);
   const std::string first = slurp(out / "metrics.csv");
+  ASSERT_GT(std::count(first.begin(), first.end(), '\n'), 10);
+  // Finished runs are not run twice.
+  const Result finished = small_run("fig5_muon", out, {"--resume"});
+  ASSERT_EQ(finished.status, 0) << finished.err;
+  EXPECT_NE(finished.out.find("already finished"), std::string::npos) << finished.out;
+  EXPECT_EQ(slurp(out / "metrics.csv"), first);
+  // A run killed hard: summary.json still says "running" and metrics.csv ends early.
+  {
+    auto summary = nlohmann::json::parse(slurp(out / "summary.json"));
+    summary["status"] = "running";
+    std::ofstream(out / "summary.json") << summary.dump();
+    std::ofstream(out / "metrics.csv") << first.substr(0, first.find('\n', first.size() / 2) + 1) << "120,0.1,";
+  }
   const Result again = small_run("fig5_muon", out, {"--resume"});
   ASSERT_EQ(again.status, 0) << again.err;
-  // Finished runs are not run twice.
-  EXPECT_NE(again.out.find("already finished"), std::string::npos) << again.out;
-  EXPECT_EQ(slurp(out / "metrics.csv"), first);
+  EXPECT_NE(again.err.find("running"), std::string::npos) << again.err;  // "... running <dir> again from Q_0"
+  EXPECT_EQ(without_wall_time(slurp(out / "metrics.csv")), without_wall_time(first));
+  EXPECT_EQ(nlohmann::json::parse(slurp(out / "summary.json"))["status"], "max_steps");
 }
 
 TEST_F(IclCli, BadIclConfigsExitTwoNamingThePath) {

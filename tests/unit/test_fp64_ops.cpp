@@ -11,6 +11,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "optim/msign.h"
+#include "optim/optimizer.h"
 
 namespace skillrun {
 namespace {
@@ -131,6 +132,51 @@ TEST(Fp64Ops, OptimizerUpdatesFollowTheirFormulas) {
     std::vector<double> out(n);
     for (std::size_t i = 0; i < n; ++i) out[i] = g[i] + mu * (mu * m0[i] + g[i]);
     EXPECT_LT(max_abs(Out.download(), out), 1e-15);
+  }
+}
+
+TEST(Fp64Ops, PlainSgdAndSignGdWithoutMomentum) {
+  CpuBackend backend;
+  const std::size_t n = 100;
+  const auto w0 = random_vector(n, 16), g = random_vector(n, 17);
+  auto W = on(backend, w0), G = on(backend, g);
+  backend.sgd_update(W.data(), G.data(), nullptr, n, 0.1, 0.0, false, 0.0);  // gd: no momentum buffer
+  std::vector<double> w = w0;
+  for (std::size_t i = 0; i < n; ++i) w[i] -= 0.1 * g[i];
+  EXPECT_LT(max_abs(W.download(), w), 1e-16);
+  auto W2 = on(backend, w0), M = on(backend, random_vector(n, 18));
+  backend.signgd_update(W2.data(), G.data(), M.data(), n, 0.1, 0.0, 0.0);
+  for (std::size_t i = 0; i < n; ++i) w[i] = w0[i] - 0.1 * ((g[i] > 0) - (g[i] < 0));
+  EXPECT_EQ(W2.download(), w);
+  EXPECT_EQ(M.download(), g) << "m = g, kept for checkpoints";
+}
+
+// The lr scale of a schedule reaches every rule: a step with (lr, scale 0.25) is a step with
+// (lr / 4, scale 1), bit for bit.
+TEST(Fp64Ops, LrScaleReachesEveryUpdateRule) {
+  const int rows = 6, cols = 5;
+  const std::size_t n = rows * cols;
+  const auto w0 = random_vector(n, 20), g = random_vector(n, 21);
+  for (const char* type : {"sgd", "nmd", "adam", "adamw", "signgd", "muon"}) {
+    OptimizerConfig scaled;
+    scaled.type = type;
+    scaled.lr = 0.4;
+    scaled.momentum = 0.5;
+    scaled.msign = "svd";
+    OptimizerConfig plain = scaled;
+    plain.lr = 0.1;
+    CpuBackend backend;
+    const TensorShape shape{"w", rows, cols, true};
+    auto a = make_update_rule<double>(backend, scaled, shape);
+    auto b = make_update_rule<double>(backend, plain, shape);
+    auto Wa = on(backend, w0), Wb = on(backend, w0), G = on(backend, g);
+    for (int t = 1; t <= 3; ++t) {
+      a->apply(Wa.data(), G.data(), t, 0.25);
+      b->apply(Wb.data(), G.data(), t, 1.0);
+    }
+    const auto wa = Wa.download();
+    EXPECT_EQ(wa, Wb.download()) << type;
+    EXPECT_GT(max_abs(wa, w0), 1e-3) << type << ": the rule did not move w";
   }
 }
 
