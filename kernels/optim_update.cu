@@ -72,6 +72,29 @@ __global__ void adam_kernel(float* w, const float* g, float* m, float* v, std::s
   }
 }
 
+// Adam with its step t read on the device (a graph-replayed step): t = *counter + t_offset. The
+// bias corrections are formed in double as adam_scalars() forms them on the host; CUDA's pow is
+// within 2 ulp of the host's in double, so the float scalars agree except when a double lands
+// within those 2 ulp of a float rounding boundary.
+__global__ void adam_counted_kernel(float* w, const float* g, float* m, float* v, std::size_t n, float lr,
+                                    float beta1, float beta2, float eps, float decay, float l2,
+                                    const uint32_t* counter, int64_t t_offset) {
+  const double t = static_cast<double>(static_cast<int64_t>(*counter) + t_offset);
+  const double bc1 = 1.0 - pow(static_cast<double>(beta1), t);
+  const double bc2 = 1.0 - pow(static_cast<double>(beta2), t);
+  const float step = static_cast<float>(static_cast<double>(lr) / bc1);
+  const float inv_sqrt_bc2 = static_cast<float>(1.0 / sqrt(bc2));
+  const float one_minus_b1 = 1.0f - beta1, one_minus_b2 = 1.0f - beta2;
+  for (std::size_t i = global_index(); i < n; i += grid_stride()) {
+    const float gi = g[i] + l2 * w[i];
+    const float mi = beta1 * m[i] + one_minus_b1 * gi;
+    const float vi = beta2 * v[i] + one_minus_b2 * gi * gi;
+    m[i] = mi;
+    v[i] = vi;
+    w[i] = w[i] * decay - step * mi / (sqrtf(vi) * inv_sqrt_bc2 + eps);
+  }
+}
+
 __global__ void signgd_kernel(float* w, const float* g, float* m, std::size_t n, float lr, float mu, float decay) {
   if (mu == 0.0f) {
     for (std::size_t i = global_index(); i < n; i += grid_stride()) {
@@ -124,6 +147,15 @@ void launch_adam_update(float* w, const float* g, float* m, float* v, std::size_
   if (n == 0) return;
   adam_kernel<<<grid_for(n), kThreads, 0, stream>>>(w, g, m, v, n, step, inv_sqrt_bc2, beta1, beta2, eps, decay, l2);
   SKR_CUDA_CHECK_LAUNCH("adam_kernel");
+}
+
+void launch_adam_update_counted(float* w, const float* g, float* m, float* v, std::size_t n, float lr, float beta1,
+                                float beta2, float eps, float decay, float l2, const uint32_t* counter,
+                                int64_t t_offset, cudaStream_t stream) {
+  if (n == 0) return;
+  adam_counted_kernel<<<grid_for(n), kThreads, 0, stream>>>(w, g, m, v, n, lr, beta1, beta2, eps, decay, l2, counter,
+                                                            t_offset);
+  SKR_CUDA_CHECK_LAUNCH("adam_counted_kernel");
 }
 
 void launch_signgd_update(float* w, const float* g, float* m, std::size_t n, float lr, float momentum,

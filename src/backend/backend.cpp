@@ -1,5 +1,5 @@
-// Backend's default fp64 ops: a backend without double-precision kernels inherits these, which
-// name the op and the backend. The registry refuses precision fp64 for such a backend before
+// Backend's defaults for the optional capabilities (step graphs, fp64 ops): a backend without
+// them inherits these, which name the op and the backend. The registry refuses precision fp64 for such a backend before
 // any run starts, so reaching one of these is a programming error, reported as a RuntimeError.
 #include <string>
 
@@ -12,6 +12,10 @@ void Backend::no_fp64(const char* op) const {
   throw RuntimeError(std::string("fp64 ") + op + " is not available on " + name() +
                      " (precision fp64 runs on the CPU backend)");
 }
+
+void Backend::begin_step_capture(uint32_t) { throw RuntimeError(name() + " has no step graphs"); }
+void Backend::end_step_capture() { throw RuntimeError(name() + " has no step graphs"); }
+void Backend::launch_step_graph(uint32_t) { throw RuntimeError(name() + " has no step graphs"); }
 
 void Backend::gemm(Trans, Trans, int, int, int, double, const double*, int, const double*, int, double, double*,
                    int) {

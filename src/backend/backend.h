@@ -131,6 +131,21 @@ class Backend {
   // msign(0) = 0. The fp64 overload takes its data as exact: only exact zeros map to 0.
   virtual void msign_svd(const float* G, float* out, int rows, int cols) = 0;
 
+  // ---- step graphs ----------------------------------------------------------------------------
+  // A backend may record the ops of one training step once and replay them (CUDA graphs), which
+  // removes the per-kernel launch cost. Between begin_step_capture(step) and end_step_capture()
+  // ops are recorded, not run; nothing may synchronise or allocate. Two per-step values are read
+  // from a device-side step counter instead of the recorded arguments: the sparse_parity draw's
+  // `a` (which must equal the captured step) and adam_update's t (recorded as an offset to it).
+  // launch_step_graph(step) runs the recorded step as step `step` and advances the counter.
+  // abort_step_capture() ends a failed capture and discards it. Backends without graphs return
+  // false from supports_step_graph() and throw from the others.
+  virtual bool supports_step_graph() const { return false; }
+  virtual void begin_step_capture(uint32_t step);
+  virtual void end_step_capture();
+  virtual void abort_step_capture() noexcept {}
+  virtual void launch_step_graph(uint32_t step);
+
   // ---- fp64 ---------------------------------------------------------------------------------
   // The same ops in double with the same semantics, for precision "fp64" (the in-context
   // linear-regression task, whose spectra span up to 1e12). The CPU backend implements them;

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 
 #include <spdlog/spdlog.h>
 
@@ -15,6 +17,14 @@ namespace skillrun {
 std::atomic<bool> g_stop_requested{false};
 
 namespace {
+// Step graphs need every per-step value of the step on the device; cuSOLVER's SVD (msign svd)
+// queries its workspace on the host, so such runs stay eager, as do runs that ask for it.
+bool step_graph_wanted(const Backend& backend, const ExperimentConfig& config) {
+  if (!backend.supports_step_graph()) return false;
+  if (const char* env = std::getenv("SKILLRUN_CUDA_GRAPH"); env != nullptr && std::string(env) == "0") return false;
+  return !(config.optimizer.type == "muon" && config.optimizer.msign == "svd");
+}
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -35,9 +45,44 @@ Trainer::Trainer(Backend& backend, const ExperimentConfig& config)
       correct_(backend, static_cast<std::size_t>(config.train.batch_size)),
       dlogits_(backend, static_cast<std::size_t>(config.train.batch_size) * SparseParityTask::kClasses) {
   model_.initialize(config.seed);
+  graph_state_ = step_graph_wanted(backend, config) ? GraphState::Warmup : GraphState::Off;
 }
 
+
 void Trainer::train_step(int64_t step, PhaseTimes* times) {
+  if (times == nullptr && graph_state_ != GraphState::Off && graph_step(step)) return;
+  eager_step(step, times);
+}
+
+// Returns false when the step must run eagerly (warming up, or the capture failed).
+bool Trainer::graph_step(int64_t step) {
+  constexpr int kWarmupSteps = 2;  // sizes every scratch buffer before the capture
+  if (graph_state_ == GraphState::Warmup) {
+    if (eager_steps_ < kWarmupSteps) return false;
+    // The recorded step runs nothing, so the optimizer's step count goes back to what it was.
+    const int64_t steps_before = optimizer_.steps_taken();
+    try {
+      backend_.begin_step_capture(static_cast<uint32_t>(step));
+      eager_step(step, nullptr);  // recorded, not run
+      backend_.end_step_capture();
+      graph_state_ = GraphState::Captured;
+      spdlog::info("training step captured as a CUDA graph at step {}; replaying it from now on", step);
+    } catch (const std::exception& e) {
+      backend_.abort_step_capture();
+      graph_state_ = GraphState::Off;
+      spdlog::warn("could not capture the training step as a CUDA graph ({}); running eagerly", e.what());
+      optimizer_.set_steps_taken(steps_before);
+      return false;
+    }
+    optimizer_.set_steps_taken(steps_before);
+  }
+  backend_.launch_step_graph(static_cast<uint32_t>(step));
+  optimizer_.set_steps_taken(optimizer_.steps_taken() + 1);
+  return true;
+}
+
+void Trainer::eager_step(int64_t step, PhaseTimes* times) {
+  ++eager_steps_;
   const int batch = config_.train.batch_size;
   auto t0 = std::chrono::steady_clock::now();
   auto lap = [&](double PhaseTimes::*field) {

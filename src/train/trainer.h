@@ -45,7 +45,11 @@ class Trainer {
   void restore(const CheckpointState& state);
 
   // One optimisation step on the batch of `step` (0-based); times phases when `times` is set.
+  // Untimed steps of a backend with step graphs (CUDA) are captured once, after two eager warm-up
+  // steps, and replayed (docs/CUDA.md); timed steps, msign svd and SKILLRUN_CUDA_GRAPH=0 run eagerly.
   void train_step(int64_t step, PhaseTimes* times = nullptr);
+  // True once untimed steps replay a captured step graph.
+  bool step_graph_active() const { return graph_state_ == GraphState::Captured; }
   EvalResult evaluate() { return evaluator_.evaluate(model_); }
   // The eval recorded last by run() (the final row of metrics.csv).
   const EvalResult& last_eval() const { return last_eval_; }
@@ -70,6 +74,12 @@ class Trainer {
   Buffer<float> correct_;       // (batch)
   Buffer<float> dlogits_;       // (batch, 2)
   EvalResult last_eval_;
+  // Step graph state: eager steps until warm, then one capture; off for good after a failure.
+  enum class GraphState { Warmup, Captured, Off };
+  GraphState graph_state_ = GraphState::Off;
+  int eager_steps_ = 0;
+  void eager_step(int64_t step, PhaseTimes* times);
+  bool graph_step(int64_t step);
 };
 
 }  // namespace skillrun

@@ -107,6 +107,7 @@ CudaBackend::CudaBackend(int device, Precision precision)
     reduce_partials_ = static_cast<double*>(reduce);
     reduce_result_ = reduce_partials_ + cuda::kMaxReduceBlocks;
     column_workspace_ = reduce_result_ + 1;
+    SKR_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&step_counter_), sizeof(uint32_t)));
 
     SKR_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&host_result_), sizeof(double)));
     SKR_CUDA_CHECK(cudaHostAlloc(reinterpret_cast<void**>(&host_error_flag_), sizeof(int), cudaHostAllocMapped));
@@ -121,6 +122,8 @@ CudaBackend::CudaBackend(int device, Precision precision)
 CudaBackend::~CudaBackend() { release_all(); }
 
 void CudaBackend::release_all() noexcept {
+  abort_step_capture();
+  destroy_step_graph();
   if (stream_ != nullptr) SKR_CUDA_CHECK_NOTHROW(cudaStreamSynchronize(stream_));
   if (scratch_ != nullptr) deallocate(scratch_);
   scratch_ = nullptr;
@@ -136,6 +139,8 @@ void CudaBackend::release_all() noexcept {
   stream_ = nullptr;
   if (cublas_workspace_ != nullptr) SKR_CUDA_CHECK_NOTHROW(cudaFree(cublas_workspace_));
   if (reduce_partials_ != nullptr) SKR_CUDA_CHECK_NOTHROW(cudaFree(reduce_partials_));
+  if (step_counter_ != nullptr) SKR_CUDA_CHECK_NOTHROW(cudaFree(step_counter_));
+  step_counter_ = nullptr;
   if (host_result_ != nullptr) SKR_CUDA_CHECK_NOTHROW(cudaFreeHost(host_result_));
   if (host_error_flag_ != nullptr) SKR_CUDA_CHECK_NOTHROW(cudaFreeHost(host_error_flag_));
   cublas_workspace_ = nullptr;
@@ -144,9 +149,69 @@ void CudaBackend::release_all() noexcept {
   host_error_flag_ = device_error_flag_ = nullptr;
 }
 
+// ---- step graphs --------------------------------------------------------------------------
+
+void CudaBackend::require_not_capturing(const char* what) const {
+  if (capturing_) throw RuntimeError(fmt::format("step graph capture: {} is not allowed inside a captured step", what));
+}
+
+void CudaBackend::destroy_step_graph() noexcept {
+  if (step_graph_ != nullptr) SKR_CUDA_CHECK_NOTHROW(cudaGraphExecDestroy(step_graph_));
+  step_graph_ = nullptr;
+}
+
+void CudaBackend::begin_step_capture(uint32_t step) {
+  require_not_capturing("begin_step_capture");
+  destroy_step_graph();
+  SKR_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+  capturing_ = true;
+  capture_step_ = step;
+}
+
+void CudaBackend::end_step_capture() {
+  if (!capturing_) throw RuntimeError("end_step_capture without begin_step_capture");
+  cuda::launch_increment_counter(step_counter_, stream_);  // the graph's last node
+  capturing_ = false;
+  cudaGraph_t graph = nullptr;
+  SKR_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
+  const cudaError_t err = cudaGraphInstantiate(&step_graph_, graph, 0);
+  SKR_CUDA_CHECK_NOTHROW(cudaGraphDestroy(graph));
+  if (err != cudaSuccess) {
+    step_graph_ = nullptr;
+    cuda::throw_cuda_error(err, "cudaGraphInstantiate(step graph)", __FILE__, __LINE__);
+  }
+  counter_value_ = -1;  // the capture ran nothing: the counter is set at the first launch
+}
+
+void CudaBackend::abort_step_capture() noexcept {
+  if (!capturing_) return;
+  capturing_ = false;
+  cudaGraph_t graph = nullptr;
+  if (cudaStreamEndCapture(stream_, &graph) == cudaSuccess && graph != nullptr) {
+    SKR_CUDA_CHECK_NOTHROW(cudaGraphDestroy(graph));
+  }
+  (void)cudaGetLastError();  // an invalidated capture leaves its error behind
+  destroy_step_graph();
+  counter_value_ = -1;
+}
+
+void CudaBackend::launch_step_graph(uint32_t step) {
+  require_not_capturing("launch_step_graph");
+  if (step_graph_ == nullptr) throw RuntimeError("launch_step_graph: no step graph was captured");
+  if (counter_value_ != static_cast<int64_t>(step)) {
+    // Set the counter to this step; the graph then advances it, so consecutive steps need no
+    // host-to-device copy. Synchronous, so the host value may go out of scope.
+    SKR_CUDA_CHECK(cudaMemcpyAsync(step_counter_, &step, sizeof step, cudaMemcpyHostToDevice, stream_));
+    SKR_CUDA_CHECK(cudaStreamSynchronize(stream_));
+  }
+  SKR_CUDA_CHECK(cudaGraphLaunch(step_graph_, stream_));
+  counter_value_ = static_cast<int64_t>(step) + 1;
+}
+
 // ---- memory -------------------------------------------------------------------------------
 
 void* CudaBackend::allocate(std::size_t bytes) {
+  require_not_capturing("allocate");
   void* p = nullptr;
   const std::size_t request = std::max<std::size_t>(bytes, 1);  // a unique pointer even for 0 bytes
   const cudaError_t err = use_pool_ ? cudaMallocAsync(&p, request, stream_) : cudaMalloc(&p, request);
@@ -201,6 +266,7 @@ void CudaBackend::copy(void* dst, const void* src, std::size_t bytes) {
 void CudaBackend::synchronize() { sync_and_check(); }
 
 void CudaBackend::sync_and_check() {
+  require_not_capturing("a synchronising call (download, synchronize, sum_squares)");
   SKR_CUDA_CHECK(cudaStreamSynchronize(stream_));
   volatile int* flag = host_error_flag_;
   const int error = *flag;
@@ -215,6 +281,7 @@ void CudaBackend::sync_and_check() {
 
 void* CudaBackend::scratch(std::size_t bytes) {
   if (bytes > scratch_bytes_) {
+    require_not_capturing("growing the scratch buffer");
     if (scratch_ != nullptr) deallocate(scratch_);  // stream-ordered: pending users finish first
     scratch_ = nullptr;
     scratch_bytes_ = 0;
@@ -293,7 +360,11 @@ void CudaBackend::task_sums(const float* loss, const float* correct, const int32
 
 void CudaBackend::sparse_parity(const ParityDraw& draw, const ParityTables& tables, int count, float* x,
                                 int32_t* labels, int32_t* tasks) {
-  cuda::launch_sparse_parity(draw, tables, count, x, labels, tasks, stream_);
+  if (capturing_ && draw.a != capture_step_) {
+    throw RuntimeError(fmt::format("step graph capture: a sparse_parity draw for a = {} inside the capture of step {}",
+                                   draw.a, capture_step_));
+  }
+  cuda::launch_sparse_parity(draw, tables, count, x, labels, tasks, capturing_ ? step_counter_ : nullptr, stream_);
 }
 
 // ---- optimizer updates --------------------------------------------------------------------
@@ -311,6 +382,11 @@ void CudaBackend::nmd_update(float* w, const float* g, float* m, std::size_t n, 
 void CudaBackend::adam_update(float* w, const float* g, float* m, float* v, std::size_t n, float lr, float beta1,
                               float beta2, float eps, float weight_decay, bool decoupled, int64_t t) {
   const AdamScalars k = adam_scalars("cuda", lr, beta1, beta2, weight_decay, decoupled, t);
+  if (capturing_) {  // t moves with the replayed step: record it as an offset to the counter
+    cuda::launch_adam_update_counted(w, g, m, v, n, lr, beta1, beta2, eps, k.decay, k.l2, step_counter_,
+                                     t - static_cast<int64_t>(capture_step_), stream_);
+    return;
+  }
   cuda::launch_adam_update(w, g, m, v, n, k.step, k.inv_sqrt_bc2, beta1, beta2, eps, k.decay, k.l2, stream_);
 }
 

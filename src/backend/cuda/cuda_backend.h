@@ -48,6 +48,14 @@ class CudaBackend final : public Backend {
   void copy(void* dst, const void* src, std::size_t bytes) override;
   void synchronize() override;
 
+  // Step graphs (see Backend): cudaStreamBeginCapture on the backend's stream, one executable
+  // graph kept until the next capture, and a device step counter that the graph advances.
+  bool supports_step_graph() const override { return true; }
+  void begin_step_capture(uint32_t step) override;
+  void end_step_capture() override;
+  void abort_step_capture() noexcept override;
+  void launch_step_graph(uint32_t step) override;
+
   void gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda, const float* B, int ldb,
             float beta, float* C, int ldc) override;
 
@@ -106,6 +114,15 @@ class CudaBackend final : public Backend {
   int* device_error_flag_ = nullptr;    // the device view of host_error_flag_
   void* scratch_ = nullptr;
   std::size_t scratch_bytes_ = 0;
+  // Step graphs: the counter the captured data and Adam kernels read; the host's knowledge of
+  // its value (-1: unknown, after a capture or an eager step); the recorded step.
+  uint32_t* step_counter_ = nullptr;
+  int64_t counter_value_ = -1;
+  bool capturing_ = false;
+  uint32_t capture_step_ = 0;
+  cudaGraphExec_t step_graph_ = nullptr;
+  void destroy_step_graph() noexcept;
+  void require_not_capturing(const char* what) const;
 };
 
 }  // namespace skillrun
