@@ -138,7 +138,8 @@ class Backend {
   // from a device-side step counter instead of the recorded arguments: the sparse_parity draw's
   // `a` (which must equal the captured step) and adam_update's t (recorded as an offset to it).
   // launch_step_graph(step) runs the recorded step as step `step` and advances the counter.
-  // abort_step_capture() ends a failed capture and discards it. Backends without graphs return
+  // abort_step_capture() ends a failed capture and discards it. A backend holds one step graph:
+  // a new capture replaces the previous one (one trainer per backend). Backends without graphs return
   // false from supports_step_graph() and throw from the others.
   virtual bool supports_step_graph() const { return false; }
   virtual void begin_step_capture(uint32_t step);

@@ -156,8 +156,14 @@ void CudaBackend::require_not_capturing(const char* what) const {
 }
 
 void CudaBackend::destroy_step_graph() noexcept {
-  if (step_graph_ != nullptr) SKR_CUDA_CHECK_NOTHROW(cudaGraphExecDestroy(step_graph_));
+  if (step_graph_ != nullptr) {
+    // Let queued launches finish before their executable and buffers go away.
+    if (stream_ != nullptr) SKR_CUDA_CHECK_NOTHROW(cudaStreamSynchronize(stream_));
+    SKR_CUDA_CHECK_NOTHROW(cudaGraphExecDestroy(step_graph_));
+  }
   step_graph_ = nullptr;
+  for (void* p : retired_scratch_) deallocate(p);
+  retired_scratch_.clear();
 }
 
 void CudaBackend::begin_step_capture(uint32_t step) {
@@ -245,6 +251,7 @@ void CudaBackend::deallocate(void* p) noexcept {
 }
 
 void CudaBackend::upload(void* dst, const void* host_src, std::size_t bytes) {
+  require_not_capturing("upload");
   if (bytes == 0) return;
   SKR_CUDA_CHECK(cudaMemcpyAsync(dst, host_src, bytes, cudaMemcpyHostToDevice, stream_));
   // The caller may free or reuse host_src as soon as we return.
@@ -252,6 +259,7 @@ void CudaBackend::upload(void* dst, const void* host_src, std::size_t bytes) {
 }
 
 void CudaBackend::download(void* host_dst, const void* src, std::size_t bytes) {
+  require_not_capturing("download");
   if (bytes == 0) return;
   SKR_CUDA_CHECK(cudaMemcpyAsync(host_dst, src, bytes, cudaMemcpyDeviceToHost, stream_));
   sync_and_check();
@@ -282,7 +290,13 @@ void CudaBackend::sync_and_check() {
 void* CudaBackend::scratch(std::size_t bytes) {
   if (bytes > scratch_bytes_) {
     require_not_capturing("growing the scratch buffer");
-    if (scratch_ != nullptr) deallocate(scratch_);  // stream-ordered: pending users finish first
+    // A captured step graph keeps using the old buffer (its kernels hold the pointer), so while
+    // one exists the old buffer is retired, not freed; destroy_step_graph() frees it.
+    if (scratch_ != nullptr && step_graph_ != nullptr) {
+      retired_scratch_.push_back(scratch_);
+    } else if (scratch_ != nullptr) {
+      deallocate(scratch_);  // stream-ordered: pending users finish first
+    }
     scratch_ = nullptr;
     scratch_bytes_ = 0;
     scratch_ = allocate(bytes);
@@ -321,6 +335,7 @@ void CudaBackend::axpby(float* y, const float* x, std::size_t n, float alpha, fl
 }
 
 double CudaBackend::sum_squares(const float* x, std::size_t n) {
+  require_not_capturing("sum_squares");
   if (n == 0) return 0.0;
   cuda::launch_sum_squares(x, n, reduce_partials_, reduce_result_, stream_);
   SKR_CUDA_CHECK(cudaMemcpyAsync(host_result_, reduce_result_, sizeof(double), cudaMemcpyDeviceToHost, stream_));

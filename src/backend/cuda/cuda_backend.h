@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <vector>
 
 #include "backend/backend.h"
 
@@ -115,12 +116,14 @@ class CudaBackend final : public Backend {
   void* scratch_ = nullptr;
   std::size_t scratch_bytes_ = 0;
   // Step graphs: the counter the captured data and Adam kernels read; the host's knowledge of
-  // its value (-1: unknown, after a capture or an eager step); the recorded step.
+  // its value (-1: unknown, after a capture; eager steps leave the counter alone); the recorded
+  // step. One graph per backend: a new capture replaces the previous one.
   uint32_t* step_counter_ = nullptr;
   int64_t counter_value_ = -1;
   bool capturing_ = false;
   uint32_t capture_step_ = 0;
   cudaGraphExec_t step_graph_ = nullptr;
+  std::vector<void*> retired_scratch_;  // scratch buffers a live step graph still uses
   void destroy_step_graph() noexcept;
   void require_not_capturing(const char* what) const;
 };
