@@ -59,8 +59,10 @@ __global__ void nmd_step_kernel(float* w, const float* m, std::size_t n, float l
   for (std::size_t i = global_index(); i < n; i += grid_stride()) w[i] = w[i] * decay - step * m[i];
 }
 
-__global__ void adam_kernel(float* w, const float* g, float* m, float* v, std::size_t n, float step,
-                            float inv_sqrt_bc2, float beta1, float beta2, float eps, float decay, float l2) {
+// The Adam element loop both Adam kernels run, given the step's scalars.
+__device__ __forceinline__ void adam_elements(float* w, const float* g, float* m, float* v, std::size_t n, float step,
+                                              float inv_sqrt_bc2, float beta1, float beta2, float eps, float decay,
+                                              float l2) {
   const float one_minus_b1 = 1.0f - beta1, one_minus_b2 = 1.0f - beta2;
   for (std::size_t i = global_index(); i < n; i += grid_stride()) {
     const float gi = g[i] + l2 * w[i];
@@ -70,6 +72,11 @@ __global__ void adam_kernel(float* w, const float* g, float* m, float* v, std::s
     v[i] = vi;
     w[i] = w[i] * decay - step * mi / (sqrtf(vi) * inv_sqrt_bc2 + eps);
   }
+}
+
+__global__ void adam_kernel(float* w, const float* g, float* m, float* v, std::size_t n, float step,
+                            float inv_sqrt_bc2, float beta1, float beta2, float eps, float decay, float l2) {
+  adam_elements(w, g, m, v, n, step, inv_sqrt_bc2, beta1, beta2, eps, decay, l2);
 }
 
 // Adam with its step t read on the device (a graph-replayed step): t = *counter + t_offset. The
@@ -82,17 +89,8 @@ __global__ void adam_counted_kernel(float* w, const float* g, float* m, float* v
   const double t = static_cast<double>(static_cast<int64_t>(*counter) + t_offset);
   const double bc1 = 1.0 - pow(static_cast<double>(beta1), t);
   const double bc2 = 1.0 - pow(static_cast<double>(beta2), t);
-  const float step = static_cast<float>(static_cast<double>(lr) / bc1);
-  const float inv_sqrt_bc2 = static_cast<float>(1.0 / sqrt(bc2));
-  const float one_minus_b1 = 1.0f - beta1, one_minus_b2 = 1.0f - beta2;
-  for (std::size_t i = global_index(); i < n; i += grid_stride()) {
-    const float gi = g[i] + l2 * w[i];
-    const float mi = beta1 * m[i] + one_minus_b1 * gi;
-    const float vi = beta2 * v[i] + one_minus_b2 * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    w[i] = w[i] * decay - step * mi / (sqrtf(vi) * inv_sqrt_bc2 + eps);
-  }
+  adam_elements(w, g, m, v, n, static_cast<float>(static_cast<double>(lr) / bc1),
+                static_cast<float>(1.0 / sqrt(bc2)), beta1, beta2, eps, decay, l2);
 }
 
 __global__ void signgd_kernel(float* w, const float* g, float* m, std::size_t n, float lr, float mu, float decay) {

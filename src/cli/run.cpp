@@ -24,6 +24,11 @@ namespace {
 
 extern "C" void on_stop_signal(int) { g_stop_requested.store(true); }
 
+// The signals that stop a run at the next step boundary: on_stop_signal while it runs, SIG_DFL after.
+void set_stop_signals(void (*handler)(int)) {
+  for (int sig : {SIGINT, SIGTERM, SIGUSR1}) std::signal(sig, handler);
+}
+
 void print_result_table(const Trainer& trainer, const RunSummary& s, const EvalResult& last,
                         const RunDirectory& dir) {
   const auto& task = trainer.task();
@@ -79,7 +84,7 @@ int cmd_run(const RunOptions& options) {
   // Installed first, so a signal during start-up (a Slurm pre-emption, say) is not fatal: the
   // loop sees the flag at its first step, checkpoints and exits 3.
   g_stop_requested.store(false);
-  for (int sig : {SIGINT, SIGTERM, SIGUSR1}) std::signal(sig, on_stop_signal);
+  set_stop_signals(on_stop_signal);
   const ExperimentConfig config = load_config(options.common);
   const nlohmann::json resolved = to_json(config);
   if (options.resume && options.out_dir.empty()) throw UsageError("--resume needs --out DIR (the run to continue)");
@@ -105,7 +110,7 @@ int cmd_run(const RunOptions& options) {
       spdlog::info("icl_linreg runs keep no checkpoint; running {} again from Q_0", dir.path().string());
     Progress progress(detect_progress_mode(options.no_progress), config.train.max_steps, 1);
     const RunSummary summary = run_icl(*backend, config, dir, progress);
-    for (int sig : {SIGINT, SIGTERM, SIGUSR1}) std::signal(sig, SIG_DFL);
+    set_stop_signals(SIG_DFL);
     report_end(summary);
     print_icl_result(summary, dir);
     return summary.status == RunStatus::Interrupted ? kExitInterrupted : kExitOk;
@@ -125,7 +130,7 @@ int cmd_run(const RunOptions& options) {
 
   Progress progress(detect_progress_mode(options.no_progress), config.train.max_steps, config.task.n_tasks);
   const RunSummary summary = trainer.run(dir, progress, checkpoint ? &*checkpoint : nullptr);
-  for (int sig : {SIGINT, SIGTERM, SIGUSR1}) std::signal(sig, SIG_DFL);
+  set_stop_signals(SIG_DFL);
 
   report_end(summary);
   print_result_table(trainer, summary, trainer.last_eval(), dir);

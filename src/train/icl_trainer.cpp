@@ -116,25 +116,25 @@ std::string IclTrainer<T>::describe_optimizer() const {
   return fmt::format("{} as {}", config_.optimizer.type, rule_->describe());
 }
 
+// out = (left Q) right - offset: the shape of both the loss residual and the gradient.
+template <class T>
+void IclTrainer<T>::q_product_minus(const Buffer<T>& left, const Buffer<T>& right, const Buffer<T>& offset,
+                                    Buffer<T>& out) {
+  const int d = problem_.d();
+  backend_.gemm(Trans::No, Trans::No, d, d, d, T(1), left.data(), d, q_.data(), d, T(0), tmp_.data(), d);
+  backend_.copy(out.data(), offset.data(), out.size() * sizeof(T));
+  backend_.gemm(Trans::No, Trans::No, d, d, d, T(1), tmp_.data(), d, right.data(), d, T(-1), out.data(), d);
+}
+
 template <class T>
 double IclTrainer<T>::loss() {
-  const int d = problem_.d();
-  const std::size_t n = static_cast<std::size_t>(d) * d;
-  // E = (A Q) H - C, L = 1/2 ||E||_F^2.
-  backend_.gemm(Trans::No, Trans::No, d, d, d, T(1), a_.data(), d, q_.data(), d, T(0), tmp_.data(), d);
-  backend_.copy(e_.data(), c_.data(), n * sizeof(T));
-  backend_.gemm(Trans::No, Trans::No, d, d, d, T(1), tmp_.data(), d, h_.data(), d, T(-1), e_.data(), d);
-  return 0.5 * backend_.sum_squares(e_.data(), n);
+  q_product_minus(a_, h_, c_, e_);  // E = A Q H - C, L = 1/2 ||E||_F^2
+  return 0.5 * backend_.sum_squares(e_.data(), e_.size());
 }
 
 template <class T>
 void IclTrainer<T>::compute_gradient() {
-  const int d = problem_.d();
-  const std::size_t n = static_cast<std::size_t>(d) * d;
-  // G = (P Q) Sx - P.
-  backend_.gemm(Trans::No, Trans::No, d, d, d, T(1), p_.data(), d, q_.data(), d, T(0), tmp_.data(), d);
-  backend_.copy(grad_.data(), p_.data(), n * sizeof(T));
-  backend_.gemm(Trans::No, Trans::No, d, d, d, T(1), tmp_.data(), d, sx_.data(), d, T(-1), grad_.data(), d);
+  q_product_minus(p_, sx_, p_, grad_);  // G = P Q Sx - P
 }
 
 template <class T>

@@ -81,6 +81,7 @@ class IclTrainer {
 
  private:
   void compute_gradient();
+  void q_product_minus(const Buffer<T>& left, const Buffer<T>& right, const Buffer<T>& offset, Buffer<T>& out);
 
   Backend& backend_;
   ExperimentConfig config_;
