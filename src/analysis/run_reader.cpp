@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "config/experiment.h"
 #include "core/error.h"
 #include "core/fs.h"
 
@@ -126,10 +127,11 @@ nlohmann::json value_at(const nlohmann::json& object, const std::string& dotted_
 nlohmann::json read_config_json(const fs::path& dir) {
   const fs::path config_file = dir / "config.json";
   if (!fs::exists(config_file)) throw RuntimeError(fmt::format("{}: missing (every run writes it first)", config_file.string()));
+  // Malformed, too deep or with a duplicate key: a damaged run directory (exit 1), not a usage error.
   try {
-    return nlohmann::json::parse(read_file(config_file));
-  } catch (const nlohmann::json::exception& e) {
-    throw RuntimeError(fmt::format("{}: {}", config_file.string(), e.what()));
+    return parse_json(read_file(config_file), config_file.string());
+  } catch (const ConfigError& e) {
+    throw RuntimeError(e.what());
   }
 }
 
@@ -143,9 +145,11 @@ std::optional<nlohmann::json> read_summary_json(const fs::path& dir, std::string
   if (!fs::exists(summary_file)) return std::nullopt;
   nlohmann::json s;
   try {
-    s = nlohmann::json::parse(read_file(summary_file));
+    s = parse_json(read_file(summary_file), summary_file.string());
     status = s.at("status").get<std::string>();
     message = s.value("message", "");
+  } catch (const ConfigError& e) {
+    throw RuntimeError(e.what());
   } catch (const nlohmann::json::exception& e) {
     throw RuntimeError(fmt::format("{}: {}", summary_file.string(), e.what()));
   }

@@ -117,11 +117,23 @@ ExperimentConfig parse_experiment(const nlohmann::json& j);
 // The resolved config: every field, defaults included. parse_experiment(to_json(c)) == c.
 nlohmann::json to_json(const ExperimentConfig& c);
 
-// Reads a JSON file; malformed JSON throws ConfigError with "line L, column C";
-// a missing/unreadable file throws UsageError.
+// The deepest nesting of arrays and objects skillrun reads (configs need 4): the JSON library
+// recurses when it builds, copies, prints and destroys a value, so depth must be bounded.
+constexpr int kMaxJsonDepth = 64;
+
+// Parses the JSON text of `source` (a file name, for messages) the one way skillrun reads JSON:
+// all of it, strictly. Throws ConfigError: "<source>: malformed JSON at line L, column C: ..."
+// (syntax, a NUL byte, anything after the value, a number out of range), "<source>: nesting
+// too deep (limit: 64 ...)", "<path>: duplicate key in <source>" (nothing is silently ignored).
+nlohmann::json parse_json(const std::string& text, const std::string& source);
+// The same, keeping the order of object keys (sweep files: the axes expand in file order).
+nlohmann::ordered_json parse_ordered_json(const std::string& text, const std::string& source);
+// Reads and parses a JSON file as above; a missing/unreadable file throws UsageError.
 nlohmann::json read_json_file(const std::string& path);
+nlohmann::ordered_json read_ordered_json_file(const std::string& path);
 // Applies "a.b.c=value" (value parsed as JSON when it parses, else taken as a string),
-// creating intermediate objects. Malformed assignments throw UsageError.
+// creating intermediate objects. Malformed assignments throw UsageError, as do values nested
+// too deep, with a duplicate key, or not valid UTF-8.
 void apply_override(nlohmann::json& j, const std::string& assignment);
 
 // Reads, overrides and validates: what `run` and `validate` do before anything else.

@@ -235,10 +235,8 @@ Sweep expand_sweep(const ordered_json& spec, const std::filesystem::path& base_d
 }
 
 Sweep load_sweep(const std::filesystem::path& file, const std::vector<std::string>& base_overrides) {
-  // read_json_file reports malformed JSON with line and column; the second parse keeps the
-  // order of the axes, which the sorted nlohmann::json would lose.
-  read_json_file(file.string());
-  const ordered_json spec = ordered_json::parse(read_file(file));
+  // Ordered, to keep the order of the axes, which the sorted nlohmann::json would lose.
+  const ordered_json spec = read_ordered_json_file(file.string());
   Sweep sweep = expand_sweep(spec, file.parent_path(), file.stem().string(), base_overrides);
   sweep.file = file;
   return sweep;
