@@ -47,7 +47,7 @@ std::optional<MetricsRow> parse_row(const std::vector<std::string>& f, int n_tas
 // The names io/run_dir.cpp writes; anything else in summary.json is kept but flagged.
 bool is_known_status(const std::string& status) {
   for (RunStatus s : {RunStatus::Running, RunStatus::Converged, RunStatus::MaxSteps, RunStatus::Diverged,
-                      RunStatus::Interrupted})
+                      RunStatus::Interrupted, RunStatus::Failed})
     if (status == to_string(s)) return true;
   return false;
 }
@@ -58,24 +58,6 @@ double number_at(const nlohmann::json& config, const std::string& key, const fs:
   const nlohmann::json v = value_at(config, key);
   if (!v.is_number()) throw RuntimeError(fmt::format("{}: {} is missing or not a number", file.string(), key));
   return v.get<double>();
-}
-
-std::optional<double> parse_double(const std::string& s) {
-  if (s.empty()) return std::nullopt;
-  char* end = nullptr;
-  errno = 0;
-  const double v = std::strtod(s.c_str(), &end);
-  if (end != s.c_str() + s.size()) return std::nullopt;
-  return v;
-}
-
-std::optional<int64_t> parse_int(const std::string& s) {
-  if (s.empty()) return std::nullopt;
-  char* end = nullptr;
-  errno = 0;
-  const long long v = std::strtoll(s.c_str(), &end, 10);
-  if (end != s.c_str() + s.size() || errno != 0) return std::nullopt;
-  return v;
 }
 
 bool read_csv_rows(const std::string& text, const std::string& source,

@@ -23,10 +23,6 @@ inline constexpr const char* kStatusIncomplete = "incomplete";
 inline constexpr const char* kTaskSparseParity = "sparse_parity";
 inline constexpr const char* kTaskIclLinreg = "icl_linreg";
 
-// A whole CSV number ("nan" and "inf" included); empty for "", "1x" and the like.
-std::optional<double> parse_double(const std::string& s);
-std::optional<int64_t> parse_int(const std::string& s);
-
 // Reads CSV text as a run killed while writing it may leave it: `check_header` gets the fields
 // of line 1 (and throws for a wrong header), `parse_row` the fields of each data line and
 // returns false for one it cannot read. A last line without its newline, or a last line that

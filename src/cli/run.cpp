@@ -72,6 +72,41 @@ void print_icl_result(const RunSummary& s, const RunDirectory& dir) {
               show("epsilon", "{:g}").c_str(), show("steps_to_epsilon", "{:.0f}").c_str());
 }
 
+// Everything after the directory is locked and the backend made: a failure here is recorded in
+// the run directory by the caller.
+int run_in(RunDirectory& dir, Backend& backend, const ExperimentConfig& config, const nlohmann::json& resolved,
+           const RunOptions& options) {
+  spdlog::info("skillrun {} (commit {}), run {} -> {}", version(), git_commit(), config.name, dir.path().string());
+  spdlog::info("backend: {}", backend.name());
+  dir.write_config(resolved);
+  if (config.is_icl()) {
+    if (options.resume && std::filesystem::exists(dir.path() / "metrics.csv"))
+      spdlog::info("icl_linreg runs keep no checkpoint; running {} again from Q_0", dir.path().string());
+    Progress progress(detect_progress_mode(options.no_progress), config.train.max_steps, 1);
+    const RunSummary summary = run_icl(backend, config, dir, progress);
+    set_stop_signals(SIG_DFL);
+    report_end(summary);
+    print_icl_result(summary, dir);
+    return summary.status == RunStatus::Interrupted ? kExitInterrupted : kExitOk;
+  }
+
+  Trainer trainer(backend, config);
+  for (const std::string& line : trainer.optimizer().describe()) spdlog::info("optimizer: {}", line);
+  spdlog::info("model: {} parameters; task: {} subtasks, {} bits, k = {}, zipf exponent {}",
+               trainer.model().parameter_count(), config.task.n_tasks, config.task.n_bits, config.task.k,
+               config.task.zipf_exponent);
+  std::optional<CheckpointState> checkpoint;
+  if (options.resume) checkpoint = trainer.checkpoint_to_resume(dir.path());
+
+  Progress progress(detect_progress_mode(options.no_progress), config.train.max_steps, config.task.n_tasks);
+  const RunSummary summary = trainer.run(dir, progress, checkpoint ? &*checkpoint : nullptr);
+  set_stop_signals(SIG_DFL);
+
+  report_end(summary);
+  print_result_table(trainer, summary, trainer.last_eval(), dir);
+  return summary.status == RunStatus::Interrupted ? kExitInterrupted : kExitOk;
+}
+
 }  // namespace
 
 int cmd_validate(const CommonOptions& options) {
@@ -89,6 +124,8 @@ int cmd_run(const RunOptions& options) {
   const nlohmann::json resolved = to_json(config);
   if (options.resume && options.out_dir.empty()) throw UsageError("--resume needs --out DIR (the run to continue)");
   const std::filesystem::path out = options.out_dir.empty() ? default_run_path(config.name) : std::filesystem::path(options.out_dir);
+  // Locked from here on: no other process writes this directory while we decide and run.
+  RunDirectory dir(out, options.resume ? RunDirMode::Resume : RunDirMode::Fresh);
   if (options.resume) {
     // Resuming a directory of another config would silently mix two experiments.
     if (const auto diff = config_difference(out, resolved))
@@ -100,41 +137,15 @@ int cmd_run(const RunOptions& options) {
     }
   }
   auto backend = make_backend(parse_device(config.device), parse_precision(config.precision));
-  RunDirectory dir(out, options.resume ? RunDirMode::Resume : RunDirMode::Fresh);
   log_to_file(dir.log_path());
-  spdlog::info("skillrun {} (commit {}), run {} -> {}", version(), git_commit(), config.name, dir.path().string());
-  spdlog::info("backend: {}", backend->name());
-  dir.write_config(resolved);
-  if (config.is_icl()) {
-    if (options.resume && std::filesystem::exists(dir.path() / "metrics.csv"))
-      spdlog::info("icl_linreg runs keep no checkpoint; running {} again from Q_0", dir.path().string());
-    Progress progress(detect_progress_mode(options.no_progress), config.train.max_steps, 1);
-    const RunSummary summary = run_icl(*backend, config, dir, progress);
-    set_stop_signals(SIG_DFL);
-    report_end(summary);
-    print_icl_result(summary, dir);
-    return summary.status == RunStatus::Interrupted ? kExitInterrupted : kExitOk;
+  try {
+    return run_in(dir, *backend, config, resolved, options);
+  } catch (const std::exception& e) {
+    // The reason goes where a researcher looks later (run.log, summary.json), not only to stderr.
+    spdlog::error("run failed: {}", e.what());
+    dir.record_failure(e.what());
+    throw;
   }
-
-  Trainer trainer(*backend, config);
-  for (const std::string& line : trainer.optimizer().describe()) spdlog::info("optimizer: {}", line);
-  spdlog::info("model: {} parameters; task: {} subtasks, {} bits, k = {}, zipf exponent {}",
-               trainer.model().parameter_count(), config.task.n_tasks, config.task.n_bits, config.task.k,
-               config.task.zipf_exponent);
-  std::optional<CheckpointState> checkpoint;
-  if (options.resume) {
-    checkpoint = load_latest_checkpoint(dir.path());
-    if (!checkpoint && std::filesystem::exists(dir.path() / "metrics.csv"))
-      spdlog::warn("no valid checkpoint in {}; starting the run over", dir.path().string());
-  }
-
-  Progress progress(detect_progress_mode(options.no_progress), config.train.max_steps, config.task.n_tasks);
-  const RunSummary summary = trainer.run(dir, progress, checkpoint ? &*checkpoint : nullptr);
-  set_stop_signals(SIG_DFL);
-
-  report_end(summary);
-  print_result_table(trainer, summary, trainer.last_eval(), dir);
-  return summary.status == RunStatus::Interrupted ? kExitInterrupted : kExitOk;
 }
 
 }  // namespace skillrun

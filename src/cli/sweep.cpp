@@ -16,6 +16,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <thread>
 
 #include <CLI/CLI.hpp>
@@ -39,7 +40,7 @@ struct SweepOptions {
   std::string jobs = "1";     // N, or "gpu": one per visible GPU
   bool list = false;
   std::string format = "table";  // --list output: table | count | json
-  int64_t index = -1;            // --index; -1: every run
+  std::optional<int64_t> index;  // --index; empty: every run
   bool retry_failed = false;
   std::vector<std::string> overrides;  // --set, applied to the base config
   std::string on_interrupt;            // shell command run before exiting 3
@@ -129,11 +130,12 @@ class SweepCommand {
       : options_(options),
         sweep_(std::move(sweep)),
         out_(options.out_dir.empty() ? fs::path("runs") / sweep_.name : fs::path(options.out_dir)) {
-    if (options.index >= 0) {
-      if (static_cast<std::size_t>(options.index) >= sweep_.runs.size())
-        throw UsageError(fmt::format("--index {} is out of range: {} has {} runs (0..{})", options.index,
+    if (options.index) {
+      // Checked here, not by CLI11, so the message gives the real range.
+      if (*options.index < 0 || static_cast<std::size_t>(*options.index) >= sweep_.runs.size())
+        throw UsageError(fmt::format("--index {} is out of range: {} has {} runs (0..{})", *options.index,
                                      options.sweep_path, sweep_.runs.size(), sweep_.runs.size() - 1));
-      selected_.push_back(&sweep_.runs[static_cast<std::size_t>(options.index)]);
+      selected_.push_back(&sweep_.runs[static_cast<std::size_t>(*options.index)]);
     } else {
       for (const auto& run : sweep_.runs) selected_.push_back(&run);
     }
@@ -250,6 +252,7 @@ class SweepCommand {
     spec.env = jobs.thread_env;
     if (!jobs.gpus.empty()) spec.env.push_back("CUDA_VISIBLE_DEVICES=" + jobs.gpus[static_cast<std::size_t>(slot)]);
     spec.inherit_fd = lock->fd();
+    spec.env.push_back(fmt::format("{}={}", kRunLockFdVariable, lock->fd()));  // the run adopts it
     locks_.emplace(run.index, std::move(*lock));
     return spec;
   }
@@ -323,7 +326,7 @@ CLI::App* add_sweep_command(CLI::App& app, std::function<int()>& action) {
       ->check(CLI::IsMember({"table", "count", "json"}))
       ->needs(list)
       ->capture_default_str();
-  cmd->add_option("--index", options->index, "run only run I (the Slurm array index)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--index", options->index, "run only run I (the Slurm array index)");
   cmd->add_flag("--retry-failed", options->retry_failed, "run failed runs again");
   cmd->add_option("--set", options->overrides,
                   "override a key of the base config: --set train.max_steps=500 (repeatable)")

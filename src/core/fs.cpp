@@ -17,6 +17,15 @@ namespace {
 [[noreturn]] void fail(const std::string& what, const std::filesystem::path& path) {
   throw RuntimeError(what + " " + path.string() + ": " + std::strerror(errno));
 }
+
+// fail(), after removing the temp file, so a failed write (disk full) leaves no stale *.tmp.
+[[noreturn]] void fail_removing(const std::string& what, const std::filesystem::path& path,
+                                const std::filesystem::path& tmp) {
+  const int err = errno;
+  ::unlink(tmp.c_str());
+  errno = err;
+  fail(what, path);
+}
 }  // namespace
 
 void write_file_atomic(const std::filesystem::path& path, const std::string& content) {
@@ -29,16 +38,16 @@ void write_file_atomic(const std::filesystem::path& path, const std::string& con
     if (n < 0) {
       if (errno == EINTR) continue;
       ::close(fd);
-      fail("cannot write", tmp);
+      fail_removing("cannot write", tmp, tmp);
     }
     written += static_cast<std::size_t>(n);
   }
   if (::fsync(fd) != 0) {
     ::close(fd);
-    fail("cannot fsync", tmp);
+    fail_removing("cannot fsync", tmp, tmp);
   }
-  if (::close(fd) != 0) fail("cannot close", tmp);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) fail("cannot rename onto", path);
+  if (::close(fd) != 0) fail_removing("cannot close", tmp, tmp);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) fail_removing("cannot rename onto", path, tmp);
   const std::filesystem::path dir = path.has_parent_path() ? path.parent_path() : ".";
   const int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {

@@ -1,16 +1,22 @@
 // Run directory writer. metrics.csv rows use %.9g so every float loss survives a round trip.
 #include "io/run_dir.h"
 
+#include <unistd.h>
+
 #include <cerrno>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
+#include <set>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "core/error.h"
-#include "core/fs.h"
 #include "config/experiment.h"
+#include "core/fs.h"
+#include "core/strings.h"
 #include "core/version.h"
 
 namespace skillrun {
@@ -22,18 +28,71 @@ const char* to_string(RunStatus s) {
     case RunStatus::MaxSteps: return "max_steps";
     case RunStatus::Diverged: return "diverged";
     case RunStatus::Interrupted: return "interrupted";
+    case RunStatus::Failed: return "failed";
   }
   return "unknown";
 }
 
-RunDirectory::RunDirectory(std::filesystem::path path, RunDirMode mode) : path_(std::move(path)) {
-  namespace fs = std::filesystem;
+namespace {
+namespace fs = std::filesystem;
+
+// What a run process may leave in its directory besides the files that make it a run (and what
+// a sweep writes there before the run starts).
+bool is_run_bookkeeping(const std::string& name) {
+  return name == kRunLockFile || name == "run.log" || name == "output.log" || name == "failed.json";
+}
+
+// Refuses what `mode` must not touch; reads only, so it can run before and after the lock.
+void check_run_directory(const fs::path& dir, RunDirMode mode) {
   std::error_code ec;
-  if (mode == RunDirMode::Fresh && (fs::exists(path_ / "metrics.csv", ec) || fs::exists(path_ / "summary.json", ec)))
-    throw UsageError(fmt::format("{} already holds a run; choose another --out (nothing was overwritten)",
-                                 path_.string()));
+  if (!fs::is_directory(dir, ec)) {
+    if (fs::exists(dir, ec)) throw UsageError(fmt::format("{} exists and is not a directory", dir.string()));
+    return;
+  }
+  const bool run = holds_run(dir);
+  if (mode == RunDirMode::Fresh && run)
+    throw UsageError(fmt::format("{} already holds a run; choose another --out (nothing was overwritten)", dir.string()));
+  if (run) return;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (is_run_bookkeeping(name)) continue;
+    throw UsageError(fmt::format("{} is not empty and holds no run (it has {}); refusing to write a run into it "
+                                 "(nothing was changed): choose an empty or new --out",
+                                 dir.string(), name));
+  }
+}
+
+// The run lock of dir: the one a parent sweep passed down (kRunLockFdVariable), else our own.
+FileLock lock_run_directory(const fs::path& dir) {
+  const fs::path file = dir / kRunLockFile;
+  if (const char* inherited = std::getenv(kRunLockFdVariable)) {
+    const auto fd = parse_int(inherited);
+    if (fd && *fd >= 0 && *fd < (1 << 20)) {
+      if (auto lock = FileLock::adopt(static_cast<int>(*fd), file)) return std::move(*lock);
+    }
+  }
+  std::optional<FileLock> lock = FileLock::try_acquire(file);
+  if (!lock) {
+    const std::string holder = lock_holder_note(file);
+    throw UsageError(fmt::format("{} is being written by another skillrun process{}; nothing was changed. "
+                                 "Wait for it to end (or stop it), then run again",
+                                 dir.string(), holder.empty() ? "" : " (" + holder + ")"));
+  }
+  lock->describe_holder(fmt::format("pid {}", ::getpid()));
+  return std::move(*lock);
+}
+
+}  // namespace
+
+RunDirectory::RunDirectory(std::filesystem::path path, RunDirMode mode) : path_(std::move(path)) {
+  // Checked before anything is created, then again under the lock: another process may have
+  // started a run here in between.
+  check_run_directory(path_, mode);
+  std::error_code ec;
   fs::create_directories(path_, ec);
   if (ec) throw RuntimeError(fmt::format("cannot create run directory {}: {}", path_.string(), ec.message()));
+  lock_.emplace(lock_run_directory(path_));
+  check_run_directory(path_, mode);
 }
 
 RunDirectory::~RunDirectory() {
@@ -51,23 +110,67 @@ void RunDirectory::open_metrics(int n_tasks, std::optional<int64_t> keep_through
   open_metrics_columns(columns, keep_through);
 }
 
+namespace {
+
+struct WholeRow {
+  int64_t step;
+  std::size_t end;  // offset just past its newline
+};
+
+// The rows of metrics.csv text that a run wrote whole: the header's number of fields, a step
+// that grows, numbers (train_loss may be empty). Stops at a torn last line (a killed run) or at
+// the first malformed line, which is named (file:line) when `warn`.
+std::vector<WholeRow> whole_metrics_rows(const std::string& text, const fs::path& file, bool warn) {
+  std::vector<WholeRow> rows;
+  std::size_t pos = text.find('\n');
+  if (pos == std::string::npos) return rows;
+  const std::size_t n_fields = split(std::string_view(text).substr(0, pos), ',').size();
+  ++pos;
+  for (int line = 2; pos < text.size(); ++line) {
+    const std::size_t end = text.find('\n', pos);
+    if (end == std::string::npos) break;  // torn: the run was killed while writing it
+    const auto fields = split(std::string_view(text).substr(pos, end - pos), ',');
+    bool ok = fields.size() == n_fields;
+    const auto step = ok ? parse_int(fields[0]) : std::nullopt;
+    ok = ok && step && *step >= 0 && (rows.empty() || *step > rows.back().step);
+    for (std::size_t i = 1; ok && i < fields.size(); ++i) ok = (i == 2 && fields[i].empty()) || parse_double(fields[i]);
+    if (!ok) {
+      if (warn)
+        spdlog::warn("{}:{}: malformed row; the rows from there on are dropped and computed again", file.string(), line);
+      break;
+    }
+    rows.push_back({*step, end + 1});
+    pos = end + 1;
+  }
+  return rows;
+}
+
+}  // namespace
+
+std::optional<int64_t> last_whole_metrics_step(const fs::path& run_dir, bool warn) {
+  const fs::path file = run_dir / "metrics.csv";
+  std::error_code ec;
+  if (!fs::exists(file, ec)) return std::nullopt;
+  const auto rows = whole_metrics_rows(read_file(file), file, warn);
+  return rows.empty() ? std::nullopt : std::optional<int64_t>(rows.back().step);
+}
+
 void RunDirectory::open_metrics_columns(const std::vector<std::string>& columns, std::optional<int64_t> keep_through) {
   const auto file = path_ / "metrics.csv";
   std::string content = "step,wall_s";
   for (const std::string& c : columns) content += "," + c;
   content += "\n";
-  if (keep_through && std::filesystem::exists(file)) {
+  if (keep_through && fs::exists(file)) {
     const std::string old = read_file(file);
     if (old.compare(0, content.size(), content) != 0)
       throw RuntimeError(fmt::format("{}: header does not match this run's columns", file.string()));
-    // Keep whole rows whose step is <= keep_through; a torn last line (no newline) is dropped.
-    for (std::size_t pos = content.size(); pos < old.size();) {
-      const std::size_t end = old.find('\n', pos);
-      if (end == std::string::npos) break;
-      if (std::stoll(old.substr(pos, old.find(',', pos) - pos)) > *keep_through) break;
-      content.append(old, pos, end + 1 - pos);
-      pos = end + 1;
+    // Keep the whole rows whose step is <= keep_through; the resumed run writes the rest again.
+    std::size_t kept = content.size();
+    for (const WholeRow& row : whole_metrics_rows(old, file, /*warn=*/false)) {
+      if (row.step > *keep_through) break;
+      kept = row.end;
     }
+    content.assign(old, 0, kept);
   }
   write_file_atomic(file, content);
   metrics_ = std::fopen(file.c_str(), "a");
@@ -110,6 +213,32 @@ void RunDirectory::write_summary(const RunSummary& s) {
   }
   for (const auto& [key, value] : s.extra.items()) j[key] = value;
   write_file_atomic(path_ / "summary.json", j.dump(2) + "\n");
+}
+
+void RunDirectory::record_failure(const std::string& message) noexcept {
+  try {
+    nlohmann::json j = nlohmann::json::object();
+    try {
+      j = nlohmann::json::parse(read_file(path_ / "summary.json"));
+      if (!j.is_object()) j = nlohmann::json::object();
+    } catch (const std::exception&) {
+      // no summary yet (or unreadable): the failure is still worth recording
+    }
+    j["status"] = to_string(RunStatus::Failed);
+    j["message"] = message;
+    j["git_commit"] = git_commit();
+    j["version"] = version();
+    write_file_atomic(path_ / "summary.json", j.dump(2) + "\n");
+  } catch (const std::exception& e) {
+    spdlog::error("could not record the failure in {}: {}", (path_ / "summary.json").string(), e.what());
+  }
+}
+
+bool holds_run(const std::filesystem::path& dir) {
+  std::error_code ec;
+  for (const char* name : {"config.json", "metrics.csv", "summary.json", "checkpoint"})
+    if (fs::exists(dir / name, ec)) return true;
+  return false;
 }
 
 std::optional<std::string> recorded_status(const std::filesystem::path& run_dir) {

@@ -12,10 +12,14 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/file_lock.h"
+
 namespace skillrun {
 
 // Terminal state of a run, as written in summary.json.
-enum class RunStatus { Running, Converged, MaxSteps, Diverged, Interrupted };
+// Failed: the run process stopped on an error (I/O, a numerical library); `message` says which,
+// and --resume continues it from its newest checkpoint.
+enum class RunStatus { Running, Converged, MaxSteps, Diverged, Interrupted, Failed };
 const char* to_string(RunStatus s);
 
 // One eval row of metrics.csv.
@@ -46,9 +50,21 @@ enum class RunDirMode {
   Resume,  // accept one: the caller continues it from a checkpoint
 };
 
+// The lock file of a run directory: one process writes a run at a time. A sweep takes it before
+// it starts the run process and passes it on, naming the descriptor in this variable.
+inline constexpr const char* kRunLockFile = "run.lock";
+inline constexpr const char* kRunLockFdVariable = "SKILLRUN_RUN_LOCK_FD";
+// The run lock of dir, or empty when another process holds it.
+inline std::optional<FileLock> try_lock_run(const std::filesystem::path& dir) {
+  return FileLock::try_acquire(dir / kRunLockFile);
+}
+
 class RunDirectory {
  public:
-  // Creates `path` (and parents).
+  // Creates `path` (and parents) and takes its run lock (or adopts the one a sweep passed down)
+  // before anything is written. Refuses (UsageError, nothing written): a directory another
+  // process is writing; a non-empty directory that is not a run (someone's own files); with
+  // Fresh, a directory that already holds a run.
   explicit RunDirectory(std::filesystem::path path, RunDirMode mode = RunDirMode::Fresh);
   ~RunDirectory();
   RunDirectory(const RunDirectory&) = delete;
@@ -70,12 +86,23 @@ class RunDirectory {
   // A row of open_metrics_columns: step, wall_s, then one value per column (%.9g; NaN is "nan").
   void append_metrics_values(int64_t step, double wall_seconds, const std::vector<double>& values);
   void write_summary(const RunSummary& s);
+  // Marks the run failed in summary.json (status "failed", `message`), keeping what the last
+  // summary recorded (steps, T_k); best effort, since the failure may be the disk itself.
+  void record_failure(const std::string& message) noexcept;
 
  private:
   std::filesystem::path path_;
+  std::optional<FileLock> lock_;
   void write_metrics_line(fmt::memory_buffer& line);  // appends the newline, writes, flushes
   std::FILE* metrics_ = nullptr;
 };
+
+// Whether dir holds (the beginning of) a run: config.json, metrics.csv, summary.json or checkpoint/.
+bool holds_run(const std::filesystem::path& dir);
+
+// The step of the last whole row of dir/metrics.csv before any torn or malformed line (a warning
+// names the file and line of a malformed one when `warn`); empty when there is no such row.
+std::optional<int64_t> last_whole_metrics_step(const std::filesystem::path& run_dir, bool warn);
 
 // The status recorded in path/summary.json, or empty when there is none (or it is unreadable).
 std::optional<std::string> recorded_status(const std::filesystem::path& run_dir);

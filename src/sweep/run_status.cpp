@@ -33,6 +33,14 @@ int64_t summary_steps(const fs::path& dir) {
   }
 }
 
+std::string summary_message(const fs::path& dir) {
+  try {
+    return json::parse(read_file(dir / "summary.json")).value("message", std::string());
+  } catch (const std::exception&) {
+    return "";
+  }
+}
+
 std::string last_line(const std::string& text) {
   const auto end = text.find_last_not_of('\n');
   if (end == std::string::npos) return "";
@@ -81,6 +89,7 @@ RunDirState inspect_run(const fs::path& dir) {
     return {*status == to_string(RunStatus::Diverged) ? SweepRunState::Diverged : SweepRunState::Done, detail};
   }
   if (fs::exists(dir / kFailedMarker, ec)) return {SweepRunState::Failed, failure_detail(dir)};
+  if (status && *status == to_string(RunStatus::Failed)) return {SweepRunState::Failed, summary_message(dir)};
   if (!has_summary) return {SweepRunState::Pending, ""};
   if (!status) return {SweepRunState::Incomplete, "summary.json unreadable"};
   if (*status == to_string(RunStatus::Running))
@@ -99,26 +108,6 @@ void remove_failed_marker(const fs::path& dir) {
   std::error_code ec;
   fs::remove(dir / kFailedMarker, ec);
   if (ec) throw RuntimeError(fmt::format("cannot remove {}: {}", (dir / kFailedMarker).string(), ec.message()));
-}
-
-std::optional<FileLock> FileLock::lock(const fs::path& file, bool wait) {
-  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) throw RuntimeError(fmt::format("cannot open {}: {}", file.string(), std::strerror(errno)));
-  if (::flock(fd, wait ? LOCK_EX : LOCK_EX | LOCK_NB) != 0) {
-    const int err = errno;
-    ::close(fd);
-    if (err == EWOULDBLOCK && !wait) return std::nullopt;
-    throw RuntimeError(fmt::format("cannot lock {}: {}", file.string(), std::strerror(err)));
-  }
-  return FileLock(fd);
-}
-
-FileLock FileLock::acquire(const fs::path& file) { return std::move(*lock(file, true)); }
-
-std::optional<FileLock> FileLock::try_acquire(const fs::path& file) { return lock(file, false); }
-
-FileLock::~FileLock() {
-  if (fd_ >= 0) ::close(fd_);
 }
 
 }  // namespace skillrun

@@ -54,8 +54,16 @@ uint64_t fnv1a64(const std::string& bytes) {
   return h;
 }
 
+std::string checkpoint_run_id(const nlohmann::json& resolved_config) {
+  nlohmann::json identity = resolved_config;
+  if (identity.contains("train") && identity["train"].is_object())
+    for (const char* key : {"checkpoint_every", "checkpoint_seconds"}) identity["train"].erase(key);
+  return fmt::format("{:016x}", fnv1a64(identity.dump()));
+}
+
 void write_checkpoint(const fs::path& run_dir, const CheckpointState& state, int keep) {
-  nlohmann::json header = {{"step", state.step},
+  nlohmann::json header = {{"run_id", state.run_id},
+                           {"step", state.step},
                            {"optimizer_steps", state.optimizer_steps},
                            {"wall_seconds", state.wall_seconds},
                            {"names", state.names}};
@@ -77,8 +85,14 @@ void write_checkpoint(const fs::path& run_dir, const CheckpointState& state, int
   fs::create_directories(dir, ec);
   if (ec) throw RuntimeError(fmt::format("cannot create {}: {}", dir.string(), ec.message()));
   write_file_atomic(dir / fmt::format("ckpt-{:010d}.bin", state.step), out);
-  const auto all = list_checkpoints(run_dir);
-  for (std::size_t i = static_cast<std::size_t>(std::max(keep, 1)); i < all.size(); ++i) fs::remove(all[i].second, ec);
+  std::size_t kept = 0;
+  for (const auto& [step, file] : list_checkpoints(run_dir)) {
+    if (step <= state.step && kept < static_cast<std::size_t>(std::max(keep, 1))) {
+      ++kept;
+      continue;
+    }
+    fs::remove(file, ec);
+  }
 }
 
 CheckpointState read_checkpoint(const fs::path& file) {
@@ -93,6 +107,7 @@ CheckpointState read_checkpoint(const fs::path& file) {
   if (header_len > body.size() - sizeof kMagic - sizeof(uint64_t)) throw RuntimeError("header length out of range");
   const auto header = nlohmann::json::parse(body.substr(sizeof kMagic + sizeof(uint64_t), header_len));
   CheckpointState s;
+  s.run_id = header.value("run_id", std::string());
   s.step = header.at("step").get<int64_t>();
   s.optimizer_steps = header.at("optimizer_steps").get<int64_t>();
   s.wall_seconds = header.at("wall_seconds").get<double>();
@@ -111,15 +126,30 @@ CheckpointState read_checkpoint(const fs::path& file) {
   return s;
 }
 
-std::optional<CheckpointState> load_latest_checkpoint(const fs::path& run_dir) {
+std::optional<CheckpointState> load_latest_checkpoint(const fs::path& run_dir, const std::string& run_id,
+                                                      int64_t max_step) {
   for (const auto& [step, file] : list_checkpoints(run_dir)) {
+    if (step > max_step) {
+      spdlog::warn("skipping checkpoint {}: resuming at step {} would lose the metrics rows that metrics.csv no "
+                   "longer holds whole (it can continue from step {} at most)",
+                   file.string(), step, max_step);
+      continue;
+    }
     try {
-      return read_checkpoint(file);
+      CheckpointState s = read_checkpoint(file);
+      if (!s.run_id.empty() && s.run_id != run_id)
+        throw RuntimeError(fmt::format("it belongs to another run (run id {}, this run's is {}: a different config "
+                                       "or seed)",
+                                       s.run_id, run_id));
+      if (s.step != step) throw RuntimeError(fmt::format("its header says step {}, its name step {}", s.step, step));
+      return s;
     } catch (const std::exception& e) {
       spdlog::warn("skipping checkpoint {}: {}", file.string(), e.what());
     }
   }
   return std::nullopt;
 }
+
+bool has_checkpoint_files(const fs::path& run_dir) { return !list_checkpoints(run_dir).empty(); }
 
 }  // namespace skillrun

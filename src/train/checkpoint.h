@@ -6,13 +6,17 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <limits>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 namespace skillrun {
 
 struct CheckpointState {
+  std::string run_id;           // checkpoint_run_id of the run that wrote it; empty in old files
   int64_t step = 0;             // updates done
   int64_t optimizer_steps = 0;  // Optimizer::steps_taken (Adam's bias-correction t)
   double wall_seconds = 0;      // run time so far, so wall_s in metrics.csv continues
@@ -24,12 +28,25 @@ struct CheckpointState {
 // 64-bit FNV-1a of `bytes`: the checksum that detects torn or corrupted checkpoint files.
 uint64_t fnv1a64(const std::string& bytes);
 
-// Writes run_dir/checkpoint/ckpt-<step>.bin, then removes older checkpoints (keeping `keep`).
+// Names the run a checkpoint belongs to: a hash of the resolved config without the settings
+// that say only when to checkpoint (train.checkpoint_every, train.checkpoint_seconds), so a
+// checkpoint copied from another run (another seed, say) is told apart.
+std::string checkpoint_run_id(const nlohmann::json& resolved_config);
+
+// Writes run_dir/checkpoint/ckpt-<step>.bin, then removes the older ones beyond the newest
+// `keep` and any file that claims a later step (left by another run, or junk: this run, which
+// writes steps in order, cannot have written it).
 void write_checkpoint(const std::filesystem::path& run_dir, const CheckpointState& state, int keep = 2);
 
-// The newest checkpoint that reads back whole (checksum, header, sizes); each one skipped is
-// logged as a warning with the reason. Empty when there is none.
-std::optional<CheckpointState> load_latest_checkpoint(const std::filesystem::path& run_dir);
+// The newest checkpoint of run `run_id` at a step <= max_step that reads back whole (checksum,
+// header, sizes); each one skipped is logged as a warning with the reason (corrupted, another
+// run's, past max_step). A file without a run id (written before ids) is accepted. Empty when
+// there is none.
+std::optional<CheckpointState> load_latest_checkpoint(const std::filesystem::path& run_dir, const std::string& run_id,
+                                                      int64_t max_step = std::numeric_limits<int64_t>::max());
+
+// Whether run_dir/checkpoint holds any checkpoint file, valid or not.
+bool has_checkpoint_files(const std::filesystem::path& run_dir);
 
 // Parses one checkpoint file; throws RuntimeError with the reason when it is not valid.
 CheckpointState read_checkpoint(const std::filesystem::path& file);

@@ -33,6 +33,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 Trainer::Trainer(Backend& backend, const ExperimentConfig& config)
     : backend_(backend),
       config_(config),
+      run_id_(checkpoint_run_id(to_json(config))),
       task_(backend, config.task, config.seed),
       model_(backend, task_.input_dim(), config.model.width, config.model.depth, SparseParityTask::kClasses,
              std::max(config.train.batch_size, 1)),
@@ -118,6 +119,7 @@ std::vector<std::pair<std::string, Buffer<float>*>> checkpoint_buffers(Mlp& mode
 
 CheckpointState Trainer::snapshot(int64_t step, double wall_seconds, const std::vector<std::optional<int64_t>>& T_k) {
   CheckpointState s;
+  s.run_id = run_id_;
   s.step = step;
   s.optimizer_steps = optimizer_.steps_taken();
   s.wall_seconds = wall_seconds;
@@ -141,6 +143,22 @@ void Trainer::restore(const CheckpointState& s) {
     buffers[i].second->upload(s.buffers[i]);
   }
   optimizer_.set_steps_taken(s.optimizer_steps);
+}
+
+std::optional<CheckpointState> Trainer::checkpoint_to_resume(const std::filesystem::path& run_dir) const {
+  const std::optional<int64_t> last_row = last_whole_metrics_step(run_dir, /*warn=*/true);
+  // Eval rows fall on multiples of eval.every (checkpoints never at max_steps, which ends the
+  // run): from a checkpoint at step s the run writes the rows after s again, so the rows up to
+  // s must be there, i.e. s < last_row + every.
+  const int64_t usable_through = last_row ? *last_row + config_.eval.every - 1 : -1;
+  if (!last_row && has_checkpoint_files(run_dir))
+    spdlog::warn("{}: metrics.csv is missing or holds no whole row, so no checkpoint can continue it without losing "
+                 "rows; the run starts over from step 0",
+                 run_dir.string());
+  std::optional<CheckpointState> checkpoint = load_latest_checkpoint(run_dir, run_id_, usable_through);
+  if (!checkpoint && (last_row || has_checkpoint_files(run_dir)))
+    spdlog::warn("no usable checkpoint in {}; starting the run over from step 0", run_dir.string());
+  return checkpoint;
 }
 
 double Trainer::last_train_loss_bits() {

@@ -43,6 +43,11 @@ class Trainer {
   // RuntimeError when its buffers do not fit this model and optimizer).
   CheckpointState snapshot(int64_t step, double wall_seconds, const std::vector<std::optional<int64_t>>& T_k);
   void restore(const CheckpointState& state);
+  // The checkpoint a resumed run continues from: the newest of this run (checkpoint_run_id)
+  // from which no metrics row would be lost, i.e. whose step metrics.csv covers with its whole
+  // rows (a malformed row or a deleted file makes older checkpoints, or step 0, the start).
+  // Empty: start from step 0 (warned when the directory held checkpoints or rows).
+  std::optional<CheckpointState> checkpoint_to_resume(const std::filesystem::path& run_dir) const;
 
   // One optimisation step on the batch of `step` (0-based); times phases when `times` is set.
   // Untimed steps of a backend with step graphs (CUDA) are captured once, after two eager warm-up
@@ -63,6 +68,7 @@ class Trainer {
  private:
   Backend& backend_;
   ExperimentConfig config_;
+  std::string run_id_;  // checkpoint_run_id of config_
   SparseParityTask task_;
   Mlp model_;
   Optimizer optimizer_;

@@ -23,8 +23,11 @@ fs::path fresh_dir(const std::string& name) {
   return dir;
 }
 
-CheckpointState sample_state(int64_t step) {
+constexpr const char* kRunId = "00000000000000aa";
+
+CheckpointState sample_state(int64_t step, const std::string& run_id = kRunId) {
   CheckpointState s;
+  s.run_id = run_id;
   s.step = step;
   s.optimizer_steps = step;
   s.wall_seconds = 12.5;
@@ -44,6 +47,7 @@ TEST(Checkpoint, RoundTripKeepsEveryField) {
   const fs::path dir = fresh_dir("roundtrip");
   write_checkpoint(dir, sample_state(40));
   const CheckpointState back = read_checkpoint(checkpoint_file(dir, 40));
+  EXPECT_EQ(back.run_id, kRunId);
   EXPECT_EQ(back.step, 40);
   EXPECT_EQ(back.optimizer_steps, 40);
   EXPECT_EQ(back.wall_seconds, 12.5);
@@ -84,7 +88,7 @@ TEST(Checkpoint, CorruptedNewestFallsBackToThePrevious) {
   write_checkpoint(dir, sample_state(20));
   const std::string bytes = read_file(checkpoint_file(dir, 20));
   write_file_atomic(checkpoint_file(dir, 20), bytes.substr(0, bytes.size() - 3));
-  const auto loaded = load_latest_checkpoint(dir);
+  const auto loaded = load_latest_checkpoint(dir, kRunId);
   ASSERT_TRUE(loaded.has_value());
   EXPECT_EQ(loaded->step, 10);
   spdlog::set_level(spdlog::level::info);
@@ -93,7 +97,7 @@ TEST(Checkpoint, CorruptedNewestFallsBackToThePrevious) {
 
 TEST(Checkpoint, NoCheckpointDirectoryMeansNone) {
   const fs::path dir = fresh_dir("none");
-  EXPECT_FALSE(load_latest_checkpoint(dir).has_value());
+  EXPECT_FALSE(load_latest_checkpoint(dir, kRunId).has_value());
   fs::remove_all(dir);
 }
 
@@ -103,8 +107,62 @@ TEST(Checkpoint, KeepsOnlyTheNewestTwo) {
   EXPECT_FALSE(fs::exists(checkpoint_file(dir, 10)));
   EXPECT_TRUE(fs::exists(checkpoint_file(dir, 20)));
   EXPECT_TRUE(fs::exists(checkpoint_file(dir, 30)));
-  EXPECT_EQ(load_latest_checkpoint(dir)->step, 30);
+  EXPECT_EQ(load_latest_checkpoint(dir, kRunId)->step, 30);
   fs::remove_all(dir);
+}
+
+TEST(Checkpoint, AnotherRunsCheckpointIsSkippedForTheRunsOwnOlderOne) {
+  spdlog::set_level(spdlog::level::off);
+  const fs::path dir = fresh_dir("foreign");
+  write_checkpoint(dir, sample_state(10));
+  write_checkpoint(dir, sample_state(20, "00000000000000bb"));  // copied in from another seed's run
+  const auto loaded = load_latest_checkpoint(dir, kRunId);
+  spdlog::set_level(spdlog::level::info);
+  ASSERT_TRUE(loaded.has_value());
+  EXPECT_EQ(loaded->step, 10);
+  EXPECT_EQ(loaded->run_id, kRunId);
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, CheckpointPastTheUsableStepIsSkipped) {
+  spdlog::set_level(spdlog::level::off);
+  const fs::path dir = fresh_dir("past");
+  write_checkpoint(dir, sample_state(10));
+  write_checkpoint(dir, sample_state(20));
+  // metrics.csv covers step 19 at most: resuming at 20 would lose a row.
+  const auto loaded = load_latest_checkpoint(dir, kRunId, 19);
+  spdlog::set_level(spdlog::level::info);
+  ASSERT_TRUE(loaded.has_value());
+  EXPECT_EQ(loaded->step, 10);
+  EXPECT_FALSE(load_latest_checkpoint(dir, kRunId, 9).has_value());
+  fs::remove_all(dir);
+}
+
+TEST(Checkpoint, JunkFileClaimingALaterStepIsRemovedAtTheNextWrite) {
+  spdlog::set_level(spdlog::level::off);
+  const fs::path dir = fresh_dir("junk");
+  write_checkpoint(dir, sample_state(10));
+  write_file_atomic(checkpoint_file(dir, 99999), "junk");
+  write_checkpoint(dir, sample_state(20));
+  spdlog::set_level(spdlog::level::info);
+  // Without the fix the junk file took one of the two kept slots and step 10 was deleted.
+  EXPECT_FALSE(fs::exists(checkpoint_file(dir, 99999)));
+  EXPECT_TRUE(fs::exists(checkpoint_file(dir, 10)));
+  EXPECT_TRUE(fs::exists(checkpoint_file(dir, 20)));
+  fs::remove_all(dir);
+}
+
+TEST(CheckpointRunId, IgnoresWhenToCheckpointButNotWhatIsTrained) {
+  const nlohmann::json base = {{"seed", 1}, {"train", {{"max_steps", 100}, {"checkpoint_every", 10}, {"checkpoint_seconds", 300}}}};
+  nlohmann::json other_cadence = base, other_seed = base, other_steps = base;
+  other_cadence["train"]["checkpoint_every"] = 7;
+  other_cadence["train"]["checkpoint_seconds"] = 5;
+  other_seed["seed"] = 2;
+  other_steps["train"]["max_steps"] = 200;
+  EXPECT_EQ(checkpoint_run_id(base), checkpoint_run_id(other_cadence));
+  EXPECT_NE(checkpoint_run_id(base), checkpoint_run_id(other_seed));
+  EXPECT_NE(checkpoint_run_id(base), checkpoint_run_id(other_steps));
+  EXPECT_EQ(checkpoint_run_id(base).size(), 16u);
 }
 
 TEST(Checkpoint, Fnv1aMatchesPublishedVectors) {

@@ -1,0 +1,206 @@
+// Nothing lost when two processes meet in one run directory, when a run directory holds foreign
+// or damaged files, or when a run fails: the real executable on configs/ci/tiny.json, checked
+// against an uninterrupted run of the same config (metrics.csv equal bit for bit, wall_s aside).
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_support.h"
+
+namespace {
+namespace fs = std::filesystem;
+using skillrun_test::slurp;
+
+const std::string kTiny = std::string(SKILLRUN_SOURCE_DIR) + "/configs/ci/tiny.json";
+// Long enough (a few seconds) for a second process to arrive while the first trains.
+const std::vector<std::string> kLong = {"--no-progress",
+                                        "--log-level",
+                                        "warn",
+                                        "--set",
+                                        "train.stop_when_learned=false",
+                                        "--set",
+                                        "train.max_steps=3000",
+                                        "--set",
+                                        "train.checkpoint_every=50"};
+
+// Starts `skillrun run tiny.json --out OUT kLong extra...` with stdout and stderr in files.
+pid_t spawn(const fs::path& out, const std::vector<std::string>& extra, const fs::path& log) {
+  std::vector<std::string> args = {SKILLRUN_BIN, "run", kTiny, "--out", out.string()};
+  args.insert(args.end(), kLong.begin(), kLong.end());
+  args.insert(args.end(), extra.begin(), extra.end());
+  const pid_t pid = fork();
+  if (pid == 0) {
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (!std::freopen("/dev/null", "w", stdout) || !std::freopen(log.c_str(), "w", stderr)) _exit(127);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int wait_exit(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+}
+
+// metrics.csv without the wall_s column.
+std::vector<std::string> deterministic_rows(const fs::path& metrics) {
+  std::vector<std::string> rows;
+  std::istringstream in(slurp(metrics));
+  for (std::string line; std::getline(in, line);) {
+    const auto a = line.find(','), b = line.find(',', a + 1);
+    rows.push_back(a == std::string::npos || b == std::string::npos ? line : line.substr(0, a) + line.substr(b));
+  }
+  return rows;
+}
+
+nlohmann::json json_of(const fs::path& file) { return nlohmann::json::parse(slurp(file)); }
+
+// Waits until the run in `out` has written its step-0 row and one more (it is training).
+void wait_until_training(const fs::path& out) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (std::ranges::count(slurp(out / "metrics.csv"), '\n') < 3 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+}
+
+class RunSafety : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    ::setenv("OMP_NUM_THREADS", "1", 1);
+    root_ = fs::temp_directory_path() / ("skillrun_run_safety_" + std::to_string(::getpid()));
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+    ASSERT_EQ(wait_exit(spawn(root_ / "whole", {}, root_ / "whole.log")), 0);
+    reference_ = deterministic_rows(root_ / "whole" / "metrics.csv");
+  }
+  static void TearDownTestSuite() { fs::remove_all(root_); }
+  void SetUp() override { ASSERT_EQ(reference_.size(), 1u + 1u + 3000u / 25u) << "reference run failed"; }
+
+  // A copy of the finished reference run that looks killed hard: summary says running.
+  fs::path killed_copy(const std::string& name) {
+    const fs::path dir = root_ / name;
+    fs::remove_all(dir);
+    fs::copy(root_ / "whole", dir, fs::copy_options::recursive);
+    fs::remove(dir / "run.lock");
+    nlohmann::json summary = json_of(dir / "summary.json");
+    summary["status"] = "running";
+    std::ofstream(dir / "summary.json") << summary.dump(2);
+    return dir;
+  }
+
+  static inline fs::path root_;
+  static inline std::vector<std::string> reference_;
+};
+
+TEST_F(RunSafety, ResumeWhileTheRunIsLiveIsRefusedAndLosesNothing) {
+  const fs::path out = root_ / "live";
+  const pid_t first = spawn(out, {}, root_ / "live-1.log");
+  wait_until_training(out);
+  const int second = wait_exit(spawn(out, {"--resume"}, root_ / "live-2.log"));
+  if (second == 0 && slurp(root_ / "live-2.log").empty()) {
+    wait_exit(first);
+    GTEST_SKIP() << "the first run finished before the second arrived";
+  }
+  EXPECT_EQ(second, 2);
+  EXPECT_NE(slurp(root_ / "live-2.log").find("another skillrun process"), std::string::npos)
+      << slurp(root_ / "live-2.log");
+  ASSERT_EQ(wait_exit(first), 0) << slurp(root_ / "live-1.log");
+  EXPECT_EQ(deterministic_rows(out / "metrics.csv"), reference_);
+  EXPECT_EQ(json_of(out / "summary.json")["status"], "max_steps");
+}
+
+TEST_F(RunSafety, TwoFreshRunsIntoOneDirectoryAtOnceLeaveOneWholeRun) {
+  const fs::path out = root_ / "twin";
+  const pid_t a = spawn(out, {}, root_ / "twin-a.log");
+  const pid_t b = spawn(out, {"--set", "seed=2"}, root_ / "twin-b.log");
+  const int code_a = wait_exit(a), code_b = wait_exit(b);
+  // Exactly one of them ran; the other was refused before it wrote anything.
+  ASSERT_EQ(std::min(code_a, code_b), 0) << slurp(root_ / "twin-a.log") << slurp(root_ / "twin-b.log");
+  ASSERT_EQ(std::max(code_a, code_b), 2) << slurp(root_ / "twin-a.log") << slurp(root_ / "twin-b.log");
+  const int winner_seed = code_a == 0 ? 1 : 2;
+  EXPECT_EQ(json_of(out / "config.json")["seed"], winner_seed);
+  EXPECT_EQ(deterministic_rows(out / "metrics.csv").size(), reference_.size());
+  if (winner_seed == 1) EXPECT_EQ(deterministic_rows(out / "metrics.csv"), reference_);
+}
+
+TEST_F(RunSafety, CheckpointOfAnotherSeedIsRefusedForTheRunsOwn) {
+  // The other seed's run, stopped early so it has checkpoints of the same steps.
+  const fs::path other = root_ / "seed2";
+  ASSERT_EQ(wait_exit(spawn(other, {"--set", "seed=2"}, root_ / "seed2.log")), 0);
+  const fs::path dir = killed_copy("foreign-ckpt");
+  const fs::path newest = dir / "checkpoint" / "ckpt-0000002950.bin";
+  ASSERT_TRUE(fs::exists(newest));
+  fs::copy_file(other / "checkpoint" / "ckpt-0000002950.bin", newest, fs::copy_options::overwrite_existing);
+  ASSERT_EQ(wait_exit(spawn(dir, {"--resume"}, root_ / "foreign-ckpt.log")), 0) << slurp(root_ / "foreign-ckpt.log");
+  EXPECT_NE(slurp(root_ / "foreign-ckpt.log").find("belongs to another run"), std::string::npos)
+      << slurp(root_ / "foreign-ckpt.log");
+  EXPECT_EQ(deterministic_rows(dir / "metrics.csv"), reference_);  // continued from its own step 2900
+}
+
+TEST_F(RunSafety, MalformedMetricsRowIsNamedAndTheRunResumesFromTheRowsBeforeIt) {
+  const fs::path dir = killed_copy("malformed");
+  std::vector<std::string> lines;
+  std::istringstream in(slurp(dir / "metrics.csv"));
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  lines[60] = "1475,garbage";  // line 61 of the file
+  std::ofstream out(dir / "metrics.csv");
+  for (const auto& line : lines) out << line << "\n";
+  out.close();
+  ASSERT_EQ(wait_exit(spawn(dir, {"--resume"}, root_ / "malformed.log")), 0) << slurp(root_ / "malformed.log");
+  EXPECT_NE(slurp(root_ / "malformed.log").find("metrics.csv:61: malformed row"), std::string::npos)
+      << slurp(root_ / "malformed.log");
+  EXPECT_EQ(deterministic_rows(dir / "metrics.csv"), reference_);
+}
+
+TEST_F(RunSafety, DeletedMetricsIsWarnedAndComputedAgainFromTheStart) {
+  const fs::path dir = killed_copy("no-metrics");
+  fs::remove(dir / "metrics.csv");
+  ASSERT_EQ(wait_exit(spawn(dir, {"--resume"}, root_ / "no-metrics.log")), 0) << slurp(root_ / "no-metrics.log");
+  EXPECT_NE(slurp(root_ / "no-metrics.log").find("metrics.csv is missing"), std::string::npos)
+      << slurp(root_ / "no-metrics.log");
+  EXPECT_EQ(deterministic_rows(dir / "metrics.csv"), reference_);  // not a tail starting at step 2950
+}
+
+TEST_F(RunSafety, DirectoryOfTheUsersOwnFilesIsRefusedAndKept) {
+  const fs::path dir = root_ / "mine";
+  fs::create_directories(dir);
+  std::ofstream(dir / "config.json") << "{\"my\": \"own file\"}\n";
+  std::ofstream(dir / "notes.txt") << "notes\n";
+  EXPECT_EQ(wait_exit(spawn(dir, {}, root_ / "mine.log")), 2);
+  EXPECT_EQ(slurp(dir / "config.json"), "{\"my\": \"own file\"}\n");
+  fs::remove(dir / "config.json");
+  EXPECT_EQ(wait_exit(spawn(dir, {}, root_ / "mine2.log")), 2);
+  EXPECT_NE(slurp(root_ / "mine2.log").find("holds no run"), std::string::npos) << slurp(root_ / "mine2.log");
+  EXPECT_EQ(slurp(dir / "notes.txt"), "notes\n");
+  EXPECT_FALSE(fs::exists(dir / "metrics.csv"));
+}
+
+TEST_F(RunSafety, FailedRunIsRecordedAsFailedInSummaryAndLog) {
+  // A file where the checkpoint directory belongs: the first checkpoint cannot be written.
+  const fs::path dir = root_ / "fails";
+  fs::create_directories(dir);
+  std::ofstream(dir / "checkpoint") << "in the way\n";
+  EXPECT_EQ(wait_exit(spawn(dir, {"--resume"}, root_ / "fails.log")), 1);
+  const nlohmann::json summary = json_of(dir / "summary.json");
+  EXPECT_EQ(summary["status"], "failed");
+  EXPECT_NE(summary["message"].get<std::string>().find("checkpoint"), std::string::npos) << summary.dump();
+  EXPECT_NE(slurp(dir / "run.log").find("run failed"), std::string::npos) << slurp(dir / "run.log");
+  for (const auto& entry : fs::directory_iterator(dir)) EXPECT_NE(entry.path().extension(), ".tmp") << entry.path();
+}
+
+}  // namespace

@@ -1,0 +1,131 @@
+// The run directory as a guarded place: one writer at a time (run.lock), no run written into
+// someone's own files, failures recorded, no temp files left behind, and the whole rows of a
+// damaged metrics.csv told apart from the rest.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <filesystem>
+
+#include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "core/file_lock.h"
+#include "core/fs.h"
+#include "io/run_dir.h"
+
+namespace skillrun {
+namespace {
+namespace fs = std::filesystem;
+
+fs::path fresh_dir(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("skillrun_rundir_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+TEST(FileLock, SecondLockIsRefusedUntilTheFirstIsReleased) {
+  const fs::path dir = fresh_dir("lock");
+  {
+    std::optional<FileLock> first = FileLock::try_acquire(dir / "x.lock");
+    ASSERT_TRUE(first.has_value());
+    EXPECT_FALSE(FileLock::try_acquire(dir / "x.lock").has_value());
+  }
+  EXPECT_TRUE(FileLock::try_acquire(dir / "x.lock").has_value());
+  fs::remove_all(dir);
+}
+
+TEST(FileLock, InheritedDescriptorOfTheSameFileIsAdopted) {
+  const fs::path dir = fresh_dir("adopt");
+  std::optional<FileLock> held = FileLock::try_acquire(dir / "a.lock");
+  ASSERT_TRUE(held.has_value());
+  // A descriptor sharing the open file description stands for a child's inherited copy.
+  const int copy = ::dup(held->fd());
+  EXPECT_TRUE(FileLock::adopt(copy, dir / "a.lock").has_value());  // closes `copy` when dropped
+  // The right descriptor for the wrong file, or no descriptor, adopts nothing.
+  std::optional<FileLock> other = FileLock::try_acquire(dir / "b.lock");
+  EXPECT_FALSE(FileLock::adopt(::dup(other->fd()), dir / "a.lock").has_value());
+  EXPECT_FALSE(FileLock::adopt(-1, dir / "a.lock").has_value());
+  fs::remove_all(dir);
+}
+
+TEST(AtomicWrite, FailedWriteLeavesNoTempFile) {
+  const fs::path dir = fresh_dir("tmp");
+  fs::create_directories(dir / "target" / "inside");  // rename onto a non-empty directory fails
+  EXPECT_THROW(write_file_atomic(dir / "target", "text"), RuntimeError);
+  EXPECT_FALSE(fs::exists(dir / "target.tmp"));
+  fs::remove_all(dir);
+}
+
+TEST(RunDirectory, SecondWriterIsRefusedWhileTheFirstHoldsTheDirectory) {
+  const fs::path dir = fresh_dir("busy");
+  RunDirectory first(dir / "run", RunDirMode::Fresh);
+  first.write_config(nlohmann::json{{"seed", 1}});
+  try {
+    RunDirectory second(dir / "run", RunDirMode::Resume);
+    FAIL() << "a second writer was let in";
+  } catch (const UsageError& e) {
+    EXPECT_NE(std::string(e.what()).find("another skillrun process"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(std::to_string(::getpid())), std::string::npos) << e.what();
+  }
+  fs::remove_all(dir);
+}
+
+TEST(RunDirectory, NonEmptyDirectoryWithoutARunIsRefusedAndKept) {
+  const fs::path dir = fresh_dir("foreign");
+  write_file_atomic(dir / "notes.txt", "my notes\n");
+  for (RunDirMode mode : {RunDirMode::Fresh, RunDirMode::Resume}) {
+    try {
+      RunDirectory run(dir, mode);
+      FAIL() << "a run was let into a directory of other files";
+    } catch (const UsageError& e) {
+      EXPECT_NE(std::string(e.what()).find("holds no run"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_EQ(read_file(dir / "notes.txt"), "my notes\n");
+  EXPECT_FALSE(fs::exists(dir / kRunLockFile));  // refused before anything was created
+  fs::remove_all(dir);
+}
+
+TEST(RunDirectory, FreshRunIntoAnEmptyDirectoryIsAccepted) {
+  const fs::path dir = fresh_dir("empty");
+  EXPECT_NO_THROW(RunDirectory run(dir, RunDirMode::Fresh));
+  fs::remove_all(dir);
+}
+
+TEST(RunDirectory, FailureIsRecordedInTheSummaryKeepingWhatItHad) {
+  const fs::path dir = fresh_dir("failed");
+  RunDirectory run(dir, RunDirMode::Fresh);
+  RunSummary s;
+  s.steps = 40;
+  s.T_k = {30, std::nullopt};
+  run.write_summary(s);
+  run.record_failure("cannot write metrics.csv: No space left on device");
+  const auto j = nlohmann::json::parse(read_file(dir / "summary.json"));
+  EXPECT_EQ(j["status"], "failed");
+  EXPECT_EQ(j["message"], "cannot write metrics.csv: No space left on device");
+  EXPECT_EQ(j["steps"], 40);
+  EXPECT_EQ(j["T_k"][0], 30);
+  fs::remove_all(dir);
+}
+
+TEST(RunDirectory, MalformedMetricsRowEndsTheWholeRows) {
+  spdlog::set_level(spdlog::level::off);
+  const fs::path dir = fresh_dir("metrics");
+  const std::string header = "step,wall_s,train_loss,mean_loss,loss_0,acc_0\n";
+  write_file_atomic(dir / "metrics.csv",
+                    header + "0,0.1,,1,1,0.5\n5,0.2,0.9,0.8,0.8,0.6\n10,0.3,0.7,x,0.6,0.7\n15,0.4,0.5,0.4,0.4,0.8\n");
+  EXPECT_EQ(last_whole_metrics_step(dir, false), 5);  // the row of step 10 is malformed
+  write_file_atomic(dir / "metrics.csv", header + "0,0.1,,1,1,0.5\n5,0.2,0.9,0.8,0.8,0.6\n10,0.3,0.7");
+  EXPECT_EQ(last_whole_metrics_step(dir, false), 5);  // torn last line
+  write_file_atomic(dir / "metrics.csv", header + "0,0.1,,1,1,0.5\n0,0.2,0.9,0.8,0.8,0.6\n");
+  EXPECT_EQ(last_whole_metrics_step(dir, false), 0);  // a step that does not grow
+  fs::remove(dir / "metrics.csv");
+  EXPECT_FALSE(last_whole_metrics_step(dir, false).has_value());
+  spdlog::set_level(spdlog::level::info);
+  fs::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace skillrun
