@@ -81,6 +81,9 @@ TEST(StepGraphs, ReplayedStepsFollowTheEagerRun) {
     EXPECT_TRUE(graphed.step_graph_active()) << file << ": the step was not captured";
     EXPECT_FALSE(eager.step_graph_active());
     EXPECT_EQ(graphed.optimizer().steps_taken(), 20);
+    // Compared here, at step 19 on both sides: the resume part below steps the eager trainer on
+    // to 25, after which its loss is no longer the graphed trainer's to compare with.
+    EXPECT_NEAR(graphed.last_train_loss_bits(), eager.last_train_loss_bits(), 1e-6) << file;
     // A resumed run (a new trainer restored from a snapshot) captures its own graph and goes on.
     Trainer resumed(*graph_backend, config);
     resumed.restore(graphed.snapshot(20, 0.0, std::vector<std::optional<int64_t>>(config.task.n_tasks)));
@@ -95,7 +98,6 @@ TEST(StepGraphs, ReplayedStepsFollowTheEagerRun) {
       const auto b = eager.model().parameters()[i].value.download();
       EXPECT_LE(normalised_error(a, b), 1e-5) << file << " parameter " << i;
     }
-    EXPECT_NEAR(graphed.last_train_loss_bits(), eager.last_train_loss_bits(), 1e-6);
   }
 }
 
