@@ -130,6 +130,9 @@ class SweepCommand {
       : options_(options),
         sweep_(std::move(sweep)),
         out_(options.out_dir.empty() ? fs::path("runs") / sweep_.name : fs::path(options.out_dir)) {
+    for (const std::string& line : adopt_existing_run_directories(sweep_, out_))
+      std::fprintf(stderr, "run %s: found under another name (the axes were written in another order)\n",
+                   line.c_str());  // stderr: --list --format json|count keeps stdout parseable
     if (options.index) {
       // Checked here, not by CLI11, so the message gives the real range.
       if (*options.index < 0 || static_cast<std::size_t>(*options.index) >= sweep_.runs.size())

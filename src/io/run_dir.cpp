@@ -273,15 +273,19 @@ std::string value_at(const json& j, const std::string& pointer) {
 
 }  // namespace
 
-std::optional<std::string> config_difference(const fs::path& dir, const json& resolved, std::string_view here) {
-  const fs::path file = dir / "config.json";
+std::optional<json> resolved_config_of(const fs::path& run_dir) {
+  const fs::path file = run_dir / "config.json";
   std::error_code ec;
   if (!fs::exists(file, ec)) return std::nullopt;
-  // Resolving the stored config again makes keys added with defaults since it was written
-  // compare equal, and a config written by hand compare by meaning, not by text.
+  return to_json(parse_experiment(read_json_file(file.string())));
+}
+
+std::optional<std::string> config_difference(const fs::path& dir, const json& resolved, std::string_view here) {
   json existing;
   try {
-    existing = to_json(parse_experiment(read_json_file(file.string())));
+    const auto stored = resolved_config_of(dir);
+    if (!stored) return std::nullopt;
+    existing = *stored;
   } catch (const std::exception& e) {
     return fmt::format("it is not a valid config ({})", e.what());
   }

@@ -109,6 +109,11 @@ std::optional<std::string> recorded_status(const std::filesystem::path& run_dir)
 // A run with this status ended and must not be run again: converged, max_steps, diverged.
 bool is_finished_status(const std::string& status);
 
+// run_dir/config.json resolved again (parse_experiment, to_json), so that keys added with
+// defaults since it was written, and a config written by hand, compare by meaning; empty when
+// there is no config.json; throws ConfigError/UsageError when it is not a valid config.
+std::optional<nlohmann::json> resolved_config_of(const std::filesystem::path& run_dir);
+
 // Empty when run_dir/config.json is absent or, both resolved again (so keys added with defaults
 // since it was written compare equal), equal to `resolved`; else the differing keys, e.g.
 // "optimizer.lr (0.01 in the directory, 0.02 here)" with here = "here".

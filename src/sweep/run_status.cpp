@@ -8,6 +8,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <map>
+#include <set>
 #include <system_error>
 
 #include <fmt/format.h>
@@ -108,6 +110,36 @@ void remove_failed_marker(const fs::path& dir) {
   std::error_code ec;
   fs::remove(dir / kFailedMarker, ec);
   if (ec) throw RuntimeError(fmt::format("cannot remove {}: {}", (dir / kFailedMarker).string(), ec.message()));
+}
+
+std::vector<std::string> adopt_existing_run_directories(Sweep& sweep, const fs::path& out_dir) {
+  std::vector<std::string> adopted;
+  std::set<std::string> names;
+  for (const SweepRun& run : sweep.runs) names.insert(run.name);
+  std::error_code ec;
+  std::map<std::string, std::string> by_config;  // resolved config (dumped) -> directory name
+  bool indexed = false;
+  for (SweepRun& run : sweep.runs) {
+    if (fs::exists(out_dir / run.name / "config.json", ec)) continue;
+    if (!indexed) {  // only read the other directories when some run needs them
+      indexed = true;
+      for (auto it = fs::directory_iterator(out_dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+        const std::string name = it->path().filename().string();
+        if (names.contains(name)) continue;
+        try {
+          if (const auto config = resolved_config_of(it->path())) by_config.emplace(config->dump(), name);
+        } catch (const std::exception&) {
+          // not a run of ours: never adopted
+        }
+      }
+    }
+    const auto found = by_config.find(run.config.dump());
+    if (found == by_config.end()) continue;
+    adopted.push_back(fmt::format("{} -> {}", run.name, found->second));
+    run.name = found->second;
+    by_config.erase(found);
+  }
+  return adopted;
 }
 
 }  // namespace skillrun

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/run_dir.h"
+#include "sweep/sweep.h"
 
 namespace skillrun {
 
@@ -44,5 +45,12 @@ struct RunFailure {
 };
 void write_failed_marker(const std::filesystem::path& dir, const RunFailure& failure);
 void remove_failed_marker(const std::filesystem::path& dir);
+
+// Run directories are named after the axes in the order the sweep file writes them; written in
+// another order, the same runs would get new names and run again. So a run whose directory
+// out_dir/<name> holds no config yet takes the name of a directory of out_dir that holds its
+// resolved config under another name (and is no other run's name). Returns one line per run
+// renamed, "<new name> -> <directory>", for the user.
+std::vector<std::string> adopt_existing_run_directories(Sweep& sweep, const std::filesystem::path& out_dir);
 
 }  // namespace skillrun

@@ -226,6 +226,21 @@ TEST_F(SweepCli, RetryFailedRunsAFailedRunAgain) {
 // ---------------------------------------------------------------------------------------------
 // a changed sweep, a bad sweep
 
+TEST_F(SweepCli, ReorderedAxesFindTheFinishedRunsAndRunNothingAgain) {
+  ASSERT_EQ(sweep(tiny_sweep(R"("model.width": [32, 64], "seed": [1, 2])")).status, 0);
+  std::vector<fs::file_time_type> before;
+  for (const char* name : kCiTinyRuns) before.push_back(fs::last_write_time(out_ / name / "metrics.csv"));
+  const Result again = sweep(tiny_sweep(R"("seed": [1, 2], "model.width": [32, 64])"));
+  ASSERT_EQ(again.status, 0) << again.out << again.err;
+  EXPECT_TRUE(contains(again.out, "skipped 4 finished runs")) << again.out;
+  EXPECT_TRUE(contains(again.err, "seed=1,model.width=64 -> model.width=64,seed=1")) << again.err;
+  for (std::size_t i = 0; i < std::size(kCiTinyRuns); ++i)
+    EXPECT_EQ(fs::last_write_time(out_ / kCiTinyRuns[i] / "metrics.csv"), before[i]) << kCiTinyRuns[i];
+  std::size_t dirs = 0;
+  for (const auto& entry : fs::directory_iterator(out_)) dirs += entry.is_directory();
+  EXPECT_EQ(dirs, 4u);  // no second copy of any run for analyze to count twice
+}
+
 TEST_F(SweepCli, ChangedBaseIsAnErrorNamingTheRunDirectoryAndLeavesItAsItWas) {
   ASSERT_EQ(sweep(tiny_sweep(R"("seed": [1])", R"({"train": {"max_steps": 50}})")).status, 0);
   const fs::path run_dir = out_ / "seed=1";
