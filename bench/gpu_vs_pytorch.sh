@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # skillrun vs a plain PyTorch eager program on one GPU, same configs, batch and optimizer
 # (issue 4's benchmark). Writes bench/results/<date>-<device>.md with the commit, date and
-# commands. Usage: bench/gpu_vs_pytorch.sh [BUILD_DIR]   (default build-cuda)
+# commands. Usage: bench/gpu_vs_pytorch.sh [BUILD_DIR [OUT_FILE]]   (default build-cuda; OUT_FILE
+# lets bench/gpu_session.sh put it among its own files)
 # Note: `skillrun bench` reports the mean ms/step over --steps with a sync between phases
 # (an upper bound on the steady-state step); the PyTorch side reports the median of per-step
 # CUDA-event times. The Newton-Schulz time on a 2000x150 matrix comes from
@@ -16,8 +17,8 @@ bin="$build/bin/skillrun"
 command -v nvidia-smi >/dev/null || { echo "no nvidia-smi: this benchmark needs a GPU" >&2; exit 2; }
 device=$(nvidia-smi --query-gpu=name --format=csv,noheader | head -1)
 commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-mkdir -p bench/results
-out="bench/results/$(date +%Y%m%d)-$(echo "$device" | tr ' /' '__').md"
+out=${2:-"bench/results/$(date +%Y%m%d)-$(echo "$device" | tr ' /' '__').md"}
+mkdir -p "$(dirname "$out")"
 steps=200
 warmup=20
 msign_shape=2000x150  # the issue's Newton-Schulz shape

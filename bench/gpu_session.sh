@@ -1,0 +1,252 @@
+#!/usr/bin/env bash
+# A whole GPU check in one call of at most 8 minutes (issue 11): GPU time comes in short loans,
+# so every stage that the first H200 session (bench/results/2026-11-28-h200.md) found worth
+# running is here, ordered by value, each under its own `timeout`, so that a hung or slow stage
+# costs its budget and no more and the stages after it still run.
+#
+#   OUT=DIR bash bench/gpu_session.sh                        # a GPU machine with a build
+#   bash .gpu/on-device.sh 'bash bench/gpu_session.sh'        # one carried by gpu-bundle.sh
+#
+# Environment: OUT (where the files go; default gpu-session-<UTC date>), BUILD_DIR (default
+# build), CPU_TK (CPU T_k of fig4 width 250; default bench/results/cpu_fig4_w250_Tk.csv), STAGES
+# (the stages to run, e.g. STAGES='devices fig4' to redo one; default all, in the order below).
+#
+# Stages and their budgets in seconds (sum 470 <= 480; measured on the H200 on 2026-11-28):
+#   1 devices       15  `skillrun devices`; stops the script (exit 77) unless auto picks cuda  (2 s)
+#   2 gtests        45  the GPU gtests: conformance, end to end, step graphs, errors, registry (3 s)
+#   3 sanitizers    90  memcheck, racecheck, synccheck, initcheck on the CUDA cases + a 300-step run (62 s)
+#   4 bench        100  bench/gpu_vs_pytorch.sh: skillrun vs PyTorch eager, msign 2000x150     (65 s)
+#   5 fig4          75  fig4 width 250, nmd/adam/muon x seeds 0-2, T_k against the CPU; graph
+#                       vs eager and run-to-run determinism of adam seed 0                    (~40 s)
+#   6 fig2         110  fig2 nmd/adam/muon, seed 0, each capped (SIGINT, so it checkpoints):
+#                       muon 20 s, adam 35 s (all 50 learned at 8 650 and 28 550 steps), nmd 35 s
+#   7 analyze       20  `skillrun analyze` of the fig4 and fig2 runs
+#     pack          15  tar.gz of the run directories (no checkpoints), the summary
+#
+# Files written to OUT (7, at most 8): session.log (every command and its output), summary.txt
+# (also printed last), bench-gpu_vs_pytorch.md, tables.md (T_k tables), analysis.tar.gz,
+# runs-fig4-w250.tar.gz, runs-fig2.tar.gz.
+#
+# Exit: 0 every stage passed; 1 a stage failed or ran out of its budget (summary.txt says which);
+# 2 no skillrun binary in BUILD_DIR; 77 no usable GPU: the script stops at once and writes
+# nothing (77 is the "skipped" code ctest and the Slurm test already use).
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
+self=bench/gpu_session.sh
+
+# ---- one stage, run as a child of `timeout` (bash "$self" __stage NAME) -------------------------
+stage_body() {
+  case $1 in
+    devices)
+      "$BIN" devices
+      "$BIN" devices | grep -q '^--device auto picks: cuda' ;;
+    gtests)
+      # Backends/* includes the cpu instances: they are the reference the CUDA ones are read against.
+      "$TESTS" --gtest_filter='Backends/*:EndToEnd.*:StepGraphs.*:CudaErrors.*:Registry.*' ;;
+    sanitizers)
+      local cs rc=0
+      cs=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+      # The deliberate 1 PiB allocation of OutOfMemoryNamesTheByteCount is reported by memcheck
+      # as an error (2026-11-28), so memcheck leaves it out.
+      run_logged timeout 40 "$cs" --tool memcheck --leak-check full --error-exitcode 9 "$TESTS" \
+        --gtest_filter='Backends/*/cuda:Backends/*/cuda_tf32:StepGraphs.*:EndToEnd.Fig4*:CudaErrors.*:-CudaErrors.OutOfMemory*' || rc=1
+      # Shared-memory users: column sums, block sums, cross-entropy, the task_sums tiles.
+      run_logged timeout 20 "$cs" --tool racecheck --error-exitcode 9 "$TESTS" \
+        --gtest_filter='Backends/BackendOps.*Sum*/cuda:Backends/BackendOps.CrossEntropy*/cuda' || rc=1
+      # task_sums has __syncthreads() inside loops with block-uniform bounds.
+      run_logged timeout 10 "$cs" --tool synccheck --error-exitcode 9 "$TESTS" \
+        --gtest_filter='Backends/BackendOps.TaskSums*/cuda' || rc=1
+      for tool in memcheck initcheck; do
+        run_logged timeout 10 "$cs" --tool "$tool" --error-exitcode 9 "$BIN" run configs/ci/tiny.json --device cuda \
+          --set train.max_steps=300 --out "$WORK/sanitizer-$tool" --no-progress || rc=1
+      done
+      return $rc ;;
+    bench)
+      bash bench/gpu_vs_pytorch.sh "$BUILD_DIR" "$OUT/bench-gpu_vs_pytorch.md" ;;
+    fig4)
+      local opt seed rc=0
+      for opt in nmd adam muon; do
+        for seed in 0 1 2; do
+          run_logged timeout -s INT -k 5 30 "$BIN" run "configs/paper/fig4_${opt}_w250.json" --device cuda \
+            --set seed=$seed --out "$WORK/fig4/$opt-w250-s$seed" --no-progress || rc=1
+        done
+      done
+      # Determinism: adam seed 0 again with the graph and once eager; metrics.csv without its
+      # wall-clock column must be identical (docs/ARCHITECTURE.md, "Determinism").
+      run_logged "$BIN" run configs/paper/fig4_adam_w250.json --device cuda --out "$WORK/det/graph" --no-progress || rc=1
+      run_logged env SKILLRUN_CUDA_GRAPH=0 "$BIN" run configs/paper/fig4_adam_w250.json --device cuda \
+        --out "$WORK/det/eager" --no-progress || rc=1
+      local ref d
+      ref=$(cut -d, -f2 --complement "$WORK/fig4/adam-w250-s0/metrics.csv" | md5sum)
+      for d in graph eager; do
+        if [[ $(cut -d, -f2 --complement "$WORK/det/$d/metrics.csv" | md5sum) == "$ref" ]]; then
+          echo "determinism: adam w250 seed 0, $d run: metrics.csv identical to the first run (wall_s aside)"
+        else
+          echo "determinism: adam w250 seed 0, $d run: metrics.csv DIFFERS from the first run"; rc=1
+        fi
+      done
+      return $rc ;;
+    fig2)
+      local opt cap rc=0
+      for opt in muon adam nmd; do
+        case $opt in muon) cap=20 ;; adam) cap=35 ;; nmd) cap=35 ;; esac
+        # A capped run ends "interrupted" (exit 3): expected for nmd, which needs ~2M steps.
+        run_logged timeout -s INT -k 10 $cap "$BIN" run "configs/paper/fig2_$opt.json" --device cuda \
+          --out "$WORK/fig2/$opt" --no-progress
+        [[ $? == 0 || $opt == nmd ]] || rc=1
+      done
+      return $rc ;;
+    analyze)
+      # One analysis per figure: the best-lr and per-width tables must not mix fig2 with fig4.
+      local fig rc=0
+      for fig in fig4 fig2; do
+        [[ -d $WORK/$fig ]] || continue
+        run_logged "$BIN" analyze "$WORK/$fig" --out "$WORK/analysis/$fig" --format md || rc=1
+      done
+      return $rc ;;
+    *) echo "unknown stage $1" >&2; return 2 ;;
+  esac
+}
+
+run_logged() {
+  echo "\$ $*"
+  "$@"
+  local rc=$?
+  echo "(exit $rc)"
+  return $rc
+}
+
+# T_k per run from summary.json; for fig4 beside the CPU's from $CPU_TK (rows it lacks: "-").
+tk_table() {
+  python3 - "$1" "$2" "$CPU_TK" <<'EOF'
+import csv, json, os, sys
+fig, root, cpu_file = sys.argv[1:4]
+cpu = {}
+if fig == "fig4" and os.path.isfile(cpu_file):
+    with open(cpu_file) as f:
+        for r in csv.DictReader(line for line in f if not line.startswith("#")):
+            cpu[(r["optimizer"], r["seed"])] = r
+def fmt(v): return "-" if v in (None, "") else str(v)
+print(f"\n## {fig}: T_k (first eval step with loss_k <= tau), GPU" + (" vs CPU" if cpu else "") + "\n")
+if fig == "fig4":
+    if not cpu: print(f"(no CPU T_k: {cpu_file} missing; GPU only)\n")
+    print("| run | GPU status | GPU T_k | GPU T(1) | GPU s | CPU T_k | CPU T(1) |\n|---|---|---|---|---|---|---|")
+else:
+    print("| run | status | steps | learned | T(1) | s |\n|---|---|---|---|---|---|")
+for name in sorted(os.listdir(root)):
+    try:
+        s = json.load(open(os.path.join(root, name, "summary.json")))
+    except (OSError, ValueError):
+        print(f"| {name} | no summary.json | | | | |"); continue
+    tk = s.get("T_k") or []
+    t1 = max(tk) if tk and all(t is not None for t in tk) else None
+    if fig == "fig4":
+        opt, _, seed = name.split("-")
+        c = cpu.get((opt, seed.lstrip("s")))
+        ctk = " ".join(fmt(c[f"T{k}"]) for k in range(1, 6)) if c else "-"
+        print(f"| {name} | {s.get('status')} | {' '.join(fmt(t) for t in tk)} | {fmt(t1)} | "
+              f"{s.get('seconds', 0):.1f} | {ctk} | {fmt(c['T_all']) if c else '-'} |")
+    else:
+        learned = sum(t is not None for t in tk)
+        print(f"| {name} | {s.get('status')} | {s.get('steps')} | {learned} of {len(tk)} | {fmt(t1)} | "
+              f"{s.get('seconds', 0):.1f} |")
+EOF
+}
+
+# One line per bench section: skillrun's graph-replay step (or msign median) beside PyTorch's.
+bench_lines() {
+  [[ -f $1 ]] || return 0
+  awk '/^## /{sub(/^## /, ""); sec=$0}
+       /step \(graph replay\)/{ours=$4 * 1000}
+       /^msign ns5/{ours=$6}
+       /us_per_step_median/{match($0, /"us_per_step_median": [0-9.]+/); pt=substr($0, RSTART+22, RLENGTH-22)}
+       /ns5_us_median_host_synced/{match($0, /"ns5_us_median_host_synced": [0-9.]+/); pt=substr($0, RSTART+29, RLENGTH-29)}
+       /^```$/ && sec != "" && ours != "" {printf "bench %s: skillrun %.0f us, pytorch %.0f us\n", sec, ours, pt; ours=""; pt=""}' "$1"
+}
+
+if [[ ${1:-} == __stage ]]; then
+  stage_body "$2"
+  exit $?
+fi
+
+# ---- the session ----------------------------------------------------------------------------
+BUILD_DIR=${BUILD_DIR:-build}
+BIN=$BUILD_DIR/bin/skillrun
+TESTS=$BUILD_DIR/tests/skillrun_tests
+[[ -x $TESTS ]] || TESTS=$BUILD_DIR/bin/skillrun_tests
+CPU_TK=${CPU_TK:-bench/results/cpu_fig4_w250_Tk.csv}
+STAGES=${STAGES:-devices gtests sanitizers bench fig4 fig2 analyze}
+# Without a GPU stop before anything is written: the session exists to spend GPU time.
+if ! command -v nvidia-smi > /dev/null || ! nvidia-smi -L 2> /dev/null | grep -q '^GPU '; then
+  echo "gpu_session: no GPU on this machine (nvidia-smi missing or lists none): nothing run, exit 77" >&2
+  exit 77
+fi
+[[ -x $BIN ]] || { echo "gpu_session: no $BIN (set BUILD_DIR, or build: bash scripts/setup.sh)" >&2; exit 2; }
+
+OUT=${OUT:-gpu-session-$(date -u +%Y%m%dT%H%MZ)}
+mkdir -p "$OUT"
+OUT=$(cd "$OUT" && pwd -P)
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+export BUILD_DIR BIN TESTS CPU_TK OUT WORK
+gpu=$(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1)
+log=$OUT/session.log
+summary=()
+failed=0
+started=$SECONDS
+
+{
+  echo "# skillrun GPU session, $(date -u +%Y-%m-%dT%H:%MZ)"
+  echo "commit $(git rev-parse --short=12 HEAD 2> /dev/null || echo unknown); $("$BIN" --version 2>&1)"
+  nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv
+  echo "$(nproc) cores; $(grep -m1 PRETTY_NAME /etc/os-release 2> /dev/null)"
+} > "$log" 2>&1
+echo "# $(date -u +%Y-%m-%dT%H:%MZ) GPU session; tables" > "$OUT/tables.md"
+
+stage() {  # stage NAME BUDGET_S
+  local t0=$SECONDS rc
+  echo -e "\n=== [t+$((SECONDS - started))s] $1 (budget $2 s)" >> "$log"
+  timeout -k 10 "$2" bash "$self" __stage "$1" >> "$log" 2>&1
+  rc=$?
+  local verdict=ok
+  if ((rc == 124 || rc == 137)); then verdict="OUT OF BUDGET"; elif ((rc != 0)); then verdict="FAILED (exit $rc)"; fi
+  [[ $verdict == ok ]] || failed=1
+  summary+=("$(printf '%-11s %-18s %4d s of %d' "$1" "$verdict" $((SECONDS - t0)) "$2")")
+  echo "=== $1: $verdict" >> "$log"
+  return $rc
+}
+
+wanted() { [[ " $STAGES " == *" $1 "* ]]; }
+if wanted devices && ! stage devices 15; then
+  echo "gpu_session: skillrun finds no usable CUDA device (see $log): stopping, exit 77" >&2
+  exit 77
+fi
+wanted gtests && stage gtests 45
+wanted sanitizers && stage sanitizers 90
+wanted bench && stage bench 100
+wanted fig4 && stage fig4 75
+wanted fig2 && stage fig2 110
+wanted analyze && stage analyze 20
+
+# The T_k tables from whatever summary.json files exist, also after a stage ran out of budget.
+[[ -d $WORK/fig4 ]] && tk_table fig4 "$WORK/fig4" >> "$OUT/tables.md"
+[[ -d $WORK/fig2 ]] && tk_table fig2 "$WORK/fig2" >> "$OUT/tables.md"
+# Run directories without checkpoints (they are large and only resume a run).
+[[ -d $WORK/fig4 ]] && tar czf "$OUT/runs-fig4-w250.tar.gz" -C "$WORK" --exclude=checkpoint fig4 det 2>> "$log"
+[[ -d $WORK/fig2 ]] && tar czf "$OUT/runs-fig2.tar.gz" -C "$WORK" --exclude=checkpoint fig2 2>> "$log"
+[[ -d $WORK/analysis ]] && tar czf "$OUT/analysis.tar.gz" -C "$WORK" analysis 2>> "$log"
+
+{
+  echo "skillrun GPU session: $gpu, commit $(git rev-parse --short=12 HEAD 2> /dev/null || echo unknown)"
+  printf '%s\n' "${summary[@]}"
+  # Test totals, failed tests and sanitizer verdicts, each with the stage it came from.
+  awk '/^=== \[t\+/ {stage = $3}
+       /^\[  (PASSED|SKIPPED|FAILED) +\] [0-9]+ tests?[,.]/ || /^\[  FAILED  \] .* \([0-9]+ ms\)$/ ||
+       /ERROR SUMMARY|RACECHECK SUMMARY|LEAK SUMMARY|^determinism:/ {print stage ": " $0}' "$log"
+  bench_lines "$OUT/bench-gpu_vs_pytorch.md"
+  grep -E '^\| (fig4|nmd|adam|muon)' "$OUT/tables.md"
+  echo "total $((SECONDS - started)) s; files in $OUT: $(find "$OUT" -maxdepth 1 -type f -printf '%f ')"
+  ((failed)) && echo "RESULT: some stage failed or ran out of budget (exit 1)" || echo "RESULT: every stage ok"
+} > "$OUT/summary.txt"
+cat "$OUT/summary.txt"
+exit $failed
