@@ -13,8 +13,8 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "core/error.h"
 #include "config/experiment.h"
+#include "core/error.h"
 #include "core/fs.h"
 #include "core/strings.h"
 #include "core/version.h"
@@ -28,7 +28,8 @@ const char* to_string(RunStatus s) {
     case RunStatus::MaxSteps: return "max_steps";
     case RunStatus::Diverged: return "diverged";
     case RunStatus::Interrupted: return "interrupted";
-    case RunStatus::Failed: return "failed";
+    case RunStatus::Failed:
+      return "failed";
   }
   return "unknown";
 }
@@ -51,14 +52,16 @@ void check_run_directory(const fs::path& dir, RunDirMode mode) {
   }
   const bool run = holds_run(dir);
   if (mode == RunDirMode::Fresh && run)
-    throw UsageError(fmt::format("{} already holds a run; choose another --out (nothing was overwritten)", dir.string()));
+    throw UsageError(
+        fmt::format("{} already holds a run; choose another --out (nothing was overwritten)", dir.string()));
   if (run) return;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
     if (is_run_bookkeeping(name)) continue;
-    throw UsageError(fmt::format("{} is not empty and holds no run (it has {}); refusing to write a run into it "
-                                 "(nothing was changed): choose an empty or new --out",
-                                 dir.string(), name));
+    throw UsageError(
+        fmt::format("{} is not empty and holds no run (it has {}); refusing to write a run into it "
+                    "(nothing was changed): choose an empty or new --out",
+                    dir.string(), name));
   }
 }
 
@@ -74,9 +77,10 @@ FileLock lock_run_directory(const fs::path& dir) {
   std::optional<FileLock> lock = FileLock::try_acquire(file);
   if (!lock) {
     const std::string holder = lock_holder_note(file);
-    throw UsageError(fmt::format("{} is being written by another skillrun process{}; nothing was changed. "
-                                 "Wait for it to end (or stop it), then run again",
-                                 dir.string(), holder.empty() ? "" : " (" + holder + ")"));
+    throw UsageError(
+        fmt::format("{} is being written by another skillrun process{}; nothing was changed. "
+                    "Wait for it to end (or stop it), then run again",
+                    dir.string(), holder.empty() ? "" : " (" + holder + ")"));
   }
   lock->describe_holder(fmt::format("pid {}", ::getpid()));
   return std::move(*lock);
@@ -136,7 +140,8 @@ std::vector<WholeRow> whole_metrics_rows(const std::string& text, const fs::path
     for (std::size_t i = 1; ok && i < fields.size(); ++i) ok = (i == 2 && fields[i].empty()) || parse_double(fields[i]);
     if (!ok) {
       if (warn)
-        spdlog::warn("{}:{}: malformed row; the rows from there on are dropped and computed again", file.string(), line);
+        spdlog::warn("{}:{}: malformed row; the rows from there on are dropped and computed again", file.string(),
+                     line);
       break;
     }
     rows.push_back({*step, end + 1});

@@ -130,17 +130,19 @@ std::optional<CheckpointState> load_latest_checkpoint(const fs::path& run_dir, c
                                                       int64_t max_step) {
   for (const auto& [step, file] : list_checkpoints(run_dir)) {
     if (step > max_step) {
-      spdlog::warn("skipping checkpoint {}: resuming at step {} would lose the metrics rows that metrics.csv no "
-                   "longer holds whole (it can continue from step {} at most)",
-                   file.string(), step, max_step);
+      spdlog::warn(
+          "skipping checkpoint {}: resuming at step {} would lose the metrics rows that metrics.csv no "
+          "longer holds whole (it can continue from step {} at most)",
+          file.string(), step, max_step);
       continue;
     }
     try {
       CheckpointState s = read_checkpoint(file);
       if (!s.run_id.empty() && s.run_id != run_id)
-        throw RuntimeError(fmt::format("it belongs to another run (run id {}, this run's is {}: a different config "
-                                       "or seed)",
-                                       s.run_id, run_id));
+        throw RuntimeError(
+            fmt::format("it belongs to another run (run id {}, this run's is {}: a different config "
+                        "or seed)",
+                        s.run_id, run_id));
       if (s.step != step) throw RuntimeError(fmt::format("its header says step {}, its name step {}", s.step, step));
       return s;
     } catch (const std::exception& e) {

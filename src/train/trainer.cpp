@@ -49,7 +49,6 @@ Trainer::Trainer(Backend& backend, const ExperimentConfig& config)
   graph_state_ = step_graph_wanted(backend, config) ? GraphState::Warmup : GraphState::Off;
 }
 
-
 void Trainer::train_step(int64_t step, PhaseTimes* times) {
   if (times == nullptr && graph_state_ != GraphState::Off && graph_step(step)) return;
   eager_step(step, times);
@@ -152,9 +151,10 @@ std::optional<CheckpointState> Trainer::checkpoint_to_resume(const std::filesyst
   // s must be there, i.e. s < last_row + every.
   const int64_t usable_through = last_row ? *last_row + config_.eval.every - 1 : -1;
   if (!last_row && has_checkpoint_files(run_dir))
-    spdlog::warn("{}: metrics.csv is missing or holds no whole row, so no checkpoint can continue it without losing "
-                 "rows; the run starts over from step 0",
-                 run_dir.string());
+    spdlog::warn(
+        "{}: metrics.csv is missing or holds no whole row, so no checkpoint can continue it without losing "
+        "rows; the run starts over from step 0",
+        run_dir.string());
   std::optional<CheckpointState> checkpoint = load_latest_checkpoint(run_dir, run_id_, usable_through);
   if (!checkpoint && (last_row || has_checkpoint_files(run_dir)))
     spdlog::warn("no usable checkpoint in {}; starting the run over from step 0", run_dir.string());

@@ -153,7 +153,8 @@ TEST(Checkpoint, JunkFileClaimingALaterStepIsRemovedAtTheNextWrite) {
 }
 
 TEST(CheckpointRunId, IgnoresWhenToCheckpointButNotWhatIsTrained) {
-  const nlohmann::json base = {{"seed", 1}, {"train", {{"max_steps", 100}, {"checkpoint_every", 10}, {"checkpoint_seconds", 300}}}};
+  const nlohmann::json base = {{"seed", 1},
+                               {"train", {{"max_steps", 100}, {"checkpoint_every", 10}, {"checkpoint_seconds", 300}}}};
   nlohmann::json other_cadence = base, other_seed = base, other_steps = base;
   other_cadence["train"]["checkpoint_every"] = 7;
   other_cadence["train"]["checkpoint_seconds"] = 5;
