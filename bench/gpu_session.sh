@@ -11,15 +11,19 @@
 # build), CPU_TK (CPU T_k of fig4 width 250; default bench/results/cpu_fig4_w250_Tk.csv), STAGES
 # (the stages to run, e.g. STAGES='devices fig4' to redo one; default all, in the order below).
 #
-# Stages and their budgets in seconds (sum 470 <= 480; measured on the H200 on 2026-11-28):
+# Stages and their budgets in seconds (sum 470 <= 480); in brackets what the stage took on the
+# H200 on 2026-11-28, where it ran in this form:
 #   1 devices       15  `skillrun devices`; stops the script (exit 77) unless auto picks cuda  (2 s)
 #   2 gtests        45  the GPU gtests: conformance, end to end, step graphs, errors, registry (3 s)
-#   3 sanitizers    90  memcheck, racecheck, synccheck, initcheck on the CUDA cases + a 300-step run (62 s)
+#   3 sanitizers    90  memcheck 20, racecheck 40, synccheck 10 on the CUDA gtests; memcheck and
+#                       initcheck 8 each on a 300-step run                                   (62 s)
 #   4 bench        100  bench/gpu_vs_pytorch.sh: skillrun vs PyTorch eager, msign 2000x150     (65 s)
 #   5 fig4          75  fig4 width 250, nmd/adam/muon x seeds 0-2, T_k against the CPU; graph
-#                       vs eager and run-to-run determinism of adam seed 0                    (~40 s)
+#                       vs eager and run-to-run determinism of adam seed 0; per run 30 s at most
+#                       (seed 0 took nmd 7.6 s, adam 0.5 s, muon 0.4 s of run time)
 #   6 fig2         110  fig2 nmd/adam/muon, seed 0, each capped (SIGINT, so it checkpoints):
 #                       muon 20 s, adam 35 s (all 50 learned at 8 650 and 28 550 steps), nmd 35 s
+#                       (with a 35 s cap for each: 67 s)
 #   7 analyze       20  `skillrun analyze` of the fig4 and fig2 runs
 #     pack          15  tar.gz of the run directories (no checkpoints), the summary
 #
@@ -35,6 +39,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 2
 self=bench/gpu_session.sh
 
 # ---- one stage, run as a child of `timeout` (bash "$self" __stage NAME) -------------------------
+# Timeouts inside a stage use --foreground: they then stay in the stage's process group, so the
+# stage's own timeout, which signals that group, stops them and their runs too.
 stage_body() {
   case $1 in
     devices)
@@ -48,16 +54,16 @@ stage_body() {
       cs=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
       # The deliberate 1 PiB allocation of OutOfMemoryNamesTheByteCount is reported by memcheck
       # as an error (2026-11-28), so memcheck leaves it out.
-      run_logged timeout 40 "$cs" --tool memcheck --leak-check full --error-exitcode 9 "$TESTS" \
+      run_logged timeout --foreground 20 "$cs" --tool memcheck --leak-check full --error-exitcode 9 "$TESTS" \
         --gtest_filter='Backends/*/cuda:Backends/*/cuda_tf32:StepGraphs.*:EndToEnd.Fig4*:CudaErrors.*:-CudaErrors.OutOfMemory*' || rc=1
       # Shared-memory users: column sums, block sums, cross-entropy, the task_sums tiles.
-      run_logged timeout 20 "$cs" --tool racecheck --error-exitcode 9 "$TESTS" \
+      run_logged timeout --foreground 40 "$cs" --tool racecheck --error-exitcode 9 "$TESTS" \
         --gtest_filter='Backends/BackendOps.*Sum*/cuda:Backends/BackendOps.CrossEntropy*/cuda' || rc=1
       # task_sums has __syncthreads() inside loops with block-uniform bounds.
-      run_logged timeout 10 "$cs" --tool synccheck --error-exitcode 9 "$TESTS" \
+      run_logged timeout --foreground 10 "$cs" --tool synccheck --error-exitcode 9 "$TESTS" \
         --gtest_filter='Backends/BackendOps.TaskSums*/cuda' || rc=1
       for tool in memcheck initcheck; do
-        run_logged timeout 10 "$cs" --tool "$tool" --error-exitcode 9 "$BIN" run configs/ci/tiny.json --device cuda \
+        run_logged timeout --foreground 8 "$cs" --tool "$tool" --error-exitcode 9 "$BIN" run configs/ci/tiny.json --device cuda \
           --set train.max_steps=300 --out "$WORK/sanitizer-$tool" --no-progress || rc=1
       done
       return $rc ;;
@@ -67,7 +73,7 @@ stage_body() {
       local opt seed rc=0
       for opt in nmd adam muon; do
         for seed in 0 1 2; do
-          run_logged timeout -s INT -k 5 30 "$BIN" run "configs/paper/fig4_${opt}_w250.json" --device cuda \
+          run_logged timeout --foreground -s INT -k 5 30 "$BIN" run "configs/paper/fig4_${opt}_w250.json" --device cuda \
             --set seed=$seed --out "$WORK/fig4/$opt-w250-s$seed" --no-progress || rc=1
         done
       done
@@ -91,7 +97,7 @@ stage_body() {
       for opt in muon adam nmd; do
         case $opt in muon) cap=20 ;; adam) cap=35 ;; nmd) cap=35 ;; esac
         # A capped run ends "interrupted" (exit 3): expected for nmd, which needs ~2M steps.
-        run_logged timeout -s INT -k 10 $cap "$BIN" run "configs/paper/fig2_$opt.json" --device cuda \
+        run_logged timeout --foreground -s INT -k 10 $cap "$BIN" run "configs/paper/fig2_$opt.json" --device cuda \
           --out "$WORK/fig2/$opt" --no-progress
         [[ $? == 0 || $opt == nmd ]] || rc=1
       done
