@@ -2,6 +2,7 @@
 // and/or the iterations-to-epsilon report (icl_linreg runs) and writes the --out directory; --plot then hands that directory to scripts/plot.py when python3 and
 // matplotlib are there.
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -81,7 +82,9 @@ int plot(const fs::path& out) {
 int cmd_analyze(const AnalyzeOptions& options) {
   AnalysisOptions analysis;
   if (options.tau_bits) {
-    if (!(*options.tau_bits > 0)) throw UsageError(fmt::format("--tau: must be > 0 bits, got {}", *options.tau_bits));
+    // inf (also what 1e400 reads as) would count no subtask as ever learned and report T_k = 0.
+    if (!(std::isfinite(*options.tau_bits) && *options.tau_bits > 0))
+      throw UsageError(fmt::format("--tau: must be a finite number of bits > 0, got {}", *options.tau_bits));
     analysis.tau_bits = options.tau_bits;
   }
   if (!options.p_list.empty()) analysis.p_grid = parse_p_list(options.p_list);

@@ -292,6 +292,8 @@ json optimizer_to_json(const OptimizerConfig& o, bool icl) {
 // ---------------------------------------------------------------------------------------------
 // sections
 
+constexpr std::size_t kMaxNameBytes = 200;
+
 void check_name(const json& j, std::string& out) {
   const auto it = j.find("name");
   if (it == j.end()) return;
@@ -307,6 +309,13 @@ void check_name(const json& j, std::string& out) {
                       "must be non-empty and use only letters, digits, '.', '_' and '-' (and not "
                       "be \".\" or \"..\"), got " +
                           it->dump());
+  }
+  // The default run directory is <name>-YYYYmmdd-HHMMSS[-N]: the bound leaves room for the
+  // suffix within NAME_MAX (255 bytes), so a config that validates can also run.
+  if (s.size() > kMaxNameBytes) {
+    throw ConfigError("name", "must be at most " + std::to_string(kMaxNameBytes) +
+                                  " characters (it becomes part of the run directory's name), got " +
+                                  std::to_string(s.size()));
   }
   out = s;
 }
@@ -379,6 +388,7 @@ TaskConfig parse_task(const json& j) {
   Names allowed = {"type"};
   for (const auto* keys : {&kParityTaskKeys, &kIclTaskKeys}) allowed.insert(allowed.end(), keys->begin(), keys->end());
   reject_unknown_keys(j, path, allowed);
+  if (!j.contains("type")) throw ConfigError(path, "missing required key \"type\" (sparse_parity or icl_linreg)");
   TaskConfig t;
   read_choice(j, path, "type", t.type, {"sparse_parity", "icl_linreg"}, "task type");
   if (t.type == "icl_linreg") {
@@ -531,7 +541,11 @@ ExperimentConfig parse_experiment(const json& j) {
   check_seed(j, c.seed);
   read_choice(j, "", "device", c.device, {"auto", "cpu", "cuda"}, "device");
   read_choice(j, "", "precision", c.precision, {"fp32", "tf32", "bf16", "fp64"}, "precision");
-  if (j.contains("task")) c.task = parse_task(j["task"]);
+  // Required like the optimizer: the task defines the experiment, so no default stands in for it.
+  if (!j.contains("task")) {
+    throw ConfigError("task", "required: an object with at least \"type\" (sparse_parity or icl_linreg)");
+  }
+  c.task = parse_task(j["task"]);
   const bool icl = c.is_icl();
   if (icl && j.contains("model")) {
     throw ConfigError("model", "only valid when task.type is sparse_parity (icl_linreg optimises a d x d matrix Q)");

@@ -46,7 +46,7 @@ class Cli : public skillrun_test::CliTest {
 
 };
 
-const char* const kGoodConfig = R"({"optimizer": {"type": "sgd", "lr": 0.1}})";
+const char* const kGoodConfig = R"({"task": {"type": "sparse_parity"}, "optimizer": {"type": "sgd", "lr": 0.1}})";
 
 TEST_F(Cli, ValidateOfGoodConfigPrintsResolvedJsonWithDefaults) {
   const Result r = run({"validate", write_config(kGoodConfig)});
@@ -76,13 +76,13 @@ TEST_F(Cli, SetMayComeBeforeTheConfigAndRepeat) {
 }
 
 TEST_F(Cli, UnknownKeyExitsTwoNamingItsPath) {
-  const auto config =
-      write_config(R"({"optimizer": {"type": "sgd", "lr": 0.1}, "model": {"widht": 100}})");
+  const auto config = write_config(
+      R"({"task": {"type": "sparse_parity"}, "optimizer": {"type": "sgd", "lr": 0.1}, "model": {"widht": 100}})");
   expect_config_error(run({"validate", config}), "model.widht");
 }
 
 TEST_F(Cli, NegativeLrExitsTwoNamingOptimizerLr) {
-  const auto config = write_config(R"({"optimizer": {"type": "sgd", "lr": -1}})");
+  const auto config = write_config(R"({"task": {"type": "sparse_parity"}, "optimizer": {"type": "sgd", "lr": -1}})");
   expect_config_error(run({"validate", config}), "optimizer.lr");
 }
 
@@ -98,8 +98,8 @@ TEST_F(Cli, MalformedJsonExitsTwoWithLineAndColumn) {
 }
 
 TEST_F(Cli, KAboveNBitsExitsTwoNamingTaskK) {
-  const auto config =
-      write_config(R"({"optimizer": {"type": "sgd", "lr": 0.1}, "task": {"n_bits": 10, "k": 11}})");
+  const auto config = write_config(
+      R"({"optimizer": {"type": "sgd", "lr": 0.1}, "task": {"type": "sparse_parity", "n_bits": 10, "k": 11}})");
   expect_config_error(run({"validate", config}), "task.k");
 }
 
@@ -116,7 +116,7 @@ TEST_F(Cli, MissingConfigFileExitsTwo) {
 }
 
 TEST_F(Cli, RunWithBadConfigExitsTwoAndCreatesNoOutputDirectory) {
-  const auto config = write_config(R"({"optimizer": {"type": "sgd", "lr": -1}})");
+  const auto config = write_config(R"({"task": {"type": "sparse_parity"}, "optimizer": {"type": "sgd", "lr": -1}})");
   const fs::path out = dir_ / "run_out";
   expect_config_error(run({"run", config, "--out", out.string()}), "optimizer.lr");
   EXPECT_FALSE(fs::exists(out));

@@ -19,8 +19,8 @@ namespace {
 
 using nlohmann::json;
 
-// The smallest valid config: only the optimizer is required.
-json minimal() { return {{"optimizer", {{"type", "sgd"}, {"lr", 0.1}}}}; }
+// The smallest valid config: only the task type and the optimizer are required.
+json minimal() { return {{"task", {{"type", "sparse_parity"}}}, {"optimizer", {{"type", "sgd"}, {"lr", 0.1}}}}; }
 
 json with_optimizer(json optimizer) {
   json j = minimal();
@@ -250,7 +250,22 @@ TEST(ConfigErrors, SectionMustBeAnObject) {
 }
 
 TEST(ConfigErrors, MissingOptimizerIsAnError) {
-  EXPECT_TRUE(starts_with(config_error(json::object()), "optimizer: missing"));
+  json j = minimal();
+  j.erase("optimizer");
+  EXPECT_TRUE(starts_with(config_error(j), "optimizer: missing"));
+}
+
+// The task defines the experiment like the optimizer does: no default task is trained silently.
+TEST(ConfigErrors, MissingTaskIsAnError) {
+  json j = minimal();
+  j.erase("task");
+  EXPECT_EQ(config_error(j), "task: required: an object with at least \"type\" (sparse_parity or icl_linreg)");
+}
+
+TEST(ConfigErrors, MissingTaskTypeIsNamed) {
+  json j = minimal();
+  j["task"] = {{"n_tasks", 3}};
+  EXPECT_EQ(config_error(j), "task: missing required key \"type\" (sparse_parity or icl_linreg)");
 }
 
 TEST(ConfigErrors, MissingLrIsNamed) {
@@ -346,13 +361,13 @@ TEST(ConfigErrors, NonBoolNesterovIsRejected) {
 
 TEST(ConfigErrors, KAboveNBitsNamesBoth) {
   json j = minimal();
-  j["task"] = {{"k", 101}};
+  j["task"] = {{"type", "sparse_parity"}, {"k", 101}};
   EXPECT_EQ(config_error(j), "task.k: must be <= task.n_bits (100), got 101");
 }
 
 TEST(ConfigErrors, NegativeZipfExponentIsRejected) {
   json j = minimal();
-  j["task"] = {{"zipf_exponent", -0.1}};
+  j["task"] = {{"type", "sparse_parity"}, {"zipf_exponent", -0.1}};
   EXPECT_EQ(config_error(j), "task.zipf_exponent: must be >= 0, got -0.1");
 }
 
@@ -379,6 +394,21 @@ TEST(ConfigErrors, DotDotNameIsRejected) {
   json j = minimal();
   j["name"] = "..";
   EXPECT_TRUE(starts_with(config_error(j), "name: must be non-empty"));
+}
+
+// The default run directory is runs/<name>-YYYYmmdd-HHMMSS[-N], and a file name has at most 255
+// bytes: a 300-character name used to validate and then fail at `run` ("File name too long").
+TEST(ConfigErrors, NameLongerThanTwoHundredCharactersIsRejected) {
+  json j = minimal();
+  j["name"] = std::string(201, 'a');
+  EXPECT_EQ(config_error(j),
+            "name: must be at most 200 characters (it becomes part of the run directory's name), got 201");
+}
+
+TEST(Config, NameOfTwoHundredCharactersIsAccepted) {
+  json j = minimal();
+  j["name"] = std::string(200, 'a');
+  EXPECT_EQ(parse_experiment(j).name.size(), 200u);
 }
 
 TEST(ConfigErrors, UnknownDeviceListsChoices) {
@@ -537,7 +567,7 @@ TEST(ConfigMemory, HugeModelIsRejectedNamingWidth) {
 // Eval: 1e6 tasks * 1e6 samples * (1e6 + 100 + 4) ~ 1e18 floats, the largest term.
 TEST(ConfigMemory, HugeEvalSetIsRejectedNamingSamplesPerTask) {
   json j = minimal();
-  j["task"] = {{"n_tasks", 1000000}};
+  j["task"] = {{"type", "sparse_parity"}, {"n_tasks", 1000000}};
   j["eval"] = {{"samples_per_task", 1000000}};
   j["train"] = {{"batch_size", 1}};
   j["model"] = {{"width", 1}};
@@ -623,7 +653,7 @@ TEST(ConfigOverride, UnknownKeyIsLeftForValidation) {
 // files
 
 TEST(ConfigFile, ValidFileIsRead) {
-  const TempFile f(R"({"optimizer": {"type": "sgd", "lr": 0.1}})");
+  const TempFile f(R"({"task": {"type": "sparse_parity"}, "optimizer": {"type": "sgd", "lr": 0.1}})");
   EXPECT_EQ(read_json_file(f.path()), minimal());
 }
 
@@ -669,14 +699,14 @@ TEST(ConfigFile, TruncatedJsonPointsJustPastTheEnd) {
 }
 
 TEST(ConfigFile, LoadAppliesOverridesInOrderBeforeValidating) {
-  const TempFile f(R"({"optimizer": {"type": "sgd", "lr": 0.1}})");
+  const TempFile f(R"({"task": {"type": "sparse_parity"}, "optimizer": {"type": "sgd", "lr": 0.1}})");
   const auto c = load_experiment(f.path(), {"optimizer.lr=0.5", "optimizer.lr=0.25", "seed=7"});
   EXPECT_DOUBLE_EQ(c.optimizer.lr, 0.25);
   EXPECT_EQ(c.seed, 7u);
 }
 
 TEST(ConfigFile, LoadReportsOverriddenValueWithItsPath) {
-  const TempFile f(R"({"optimizer": {"type": "sgd", "lr": 0.1}})");
+  const TempFile f(R"({"task": {"type": "sparse_parity"}, "optimizer": {"type": "sgd", "lr": 0.1}})");
   try {
     load_experiment(f.path(), {"optimizer.lr=-1"});
     FAIL() << "no error";
@@ -693,7 +723,9 @@ namespace skillrun {
 namespace {
 TEST(ConfigErrors, MaxStepsBeyondTheThirtyTwoBitCounterIsRejected) {
   // 2^32 = 4294967296 would wrap the step word of the Philox counter and repeat batches.
-  nlohmann::json j = {{"optimizer", {{"type", "sgd"}, {"lr", 0.1}}}, {"train", {{"max_steps", 4294967296LL}}}};
+  nlohmann::json j = {{"task", {{"type", "sparse_parity"}}},
+                      {"optimizer", {{"type", "sgd"}, {"lr", 0.1}}},
+                      {"train", {{"max_steps", 4294967296LL}}}};
   try {
     parse_experiment(j);
     FAIL() << "accepted max_steps = 2^32";
@@ -707,7 +739,9 @@ TEST(ConfigErrors, MaxStepsBeyondTheThirtyTwoBitCounterIsRejected) {
 namespace skillrun {
 namespace {
 TEST(ConfigErrors, NegativeCheckpointSecondsIsRejected) {
-  nlohmann::json j = {{"optimizer", {{"type", "sgd"}, {"lr", 0.1}}}, {"train", {{"checkpoint_seconds", -1}}}};
+  nlohmann::json j = {{"task", {{"type", "sparse_parity"}}},
+                      {"optimizer", {{"type", "sgd"}, {"lr", 0.1}}},
+                      {"train", {{"checkpoint_seconds", -1}}}};
   try {
     parse_experiment(j);
     FAIL() << "accepted checkpoint_seconds = -1";

@@ -109,7 +109,7 @@ TEST(IclConfig, ErrorsNameTheJsonPath) {
 }
 
 TEST(IclConfig, Fp64AndIclOptimizersBelongToIclOnly) {
-  nlohmann::json parity = {{"optimizer", {{"type", "adam"}, {"lr", 1e-3}}}};
+  nlohmann::json parity = {{"task", {{"type", "sparse_parity"}}}, {"optimizer", {{"type", "adam"}, {"lr", 1e-3}}}};
   parity["precision"] = "fp64";
   EXPECT_THROW(parse_experiment(parity), ConfigError);
   parity["precision"] = "fp32";

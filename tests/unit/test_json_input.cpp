@@ -126,8 +126,7 @@ TEST(JsonInputOverride, ValueNestingCountsTheLevelsOfTheKey) {
 TEST(JsonInputOverride, KeyWithMoreLevelsThanTheLimitIsAUsageError) {
   std::string key = "a";
   for (int i = 0; i < kMaxJsonDepth; ++i) key += ".a";
-  EXPECT_EQ(override_error(key + "=1"),
-            "--set " + key + ": nesting too deep (limit: 64 levels of arrays and objects)");
+  EXPECT_EQ(override_error(key + "=1"), "--set " + key + ": nesting too deep (limit: 64 levels of arrays and objects)");
 }
 
 TEST(JsonInputOverride, DuplicateKeyInAnObjectValueIsAUsageErrorNamingItsPath) {

@@ -24,7 +24,7 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 using nlohmann::ordered_json;
 
-const char* const kBase = R"("base": {"optimizer": {"type": "sgd", "lr": 0.1}})";
+const char* const kBase = R"("base": {"task": {"type": "sparse_parity"}, "optimizer": {"type": "sgd", "lr": 0.1}})";
 
 Sweep expand(const std::string& text, const std::vector<std::string>& set = {}) {
   return expand_sweep(ordered_json::parse(text), ".", "test", set);
@@ -128,7 +128,8 @@ TEST(Sweep, SameFileExpandsToTheSameRunsEveryTime) {
 // The config of a run is the base with its overrides, resolved: defaults filled in.
 TEST(Sweep, RunConfigIsTheResolvedBaseWithItsOverrides) {
   const Sweep s = expand(std::string("{") + kBase + R"(, "axes": {"model.width": [8]}})");
-  json expected = {{"optimizer", {{"type", "sgd"}, {"lr", 0.1}}}, {"model", {{"width", 8}}}};
+  json expected = {
+      {"task", {{"type", "sparse_parity"}}}, {"optimizer", {{"type", "sgd"}, {"lr", 0.1}}}, {"model", {{"width", 8}}}};
   EXPECT_EQ(s.runs[0].config, to_json(parse_experiment(expected)));
   EXPECT_EQ(s.runs[0].config["eval"]["every"], 50);  // a default
 }
@@ -181,7 +182,8 @@ TEST(Sweep, TwoValuesThatFormatAlikeAreAnErrorNamingBothRuns) {
 }
 
 TEST(Sweep, LongNamesAreCutAndKeptUniqueByAHash) {
-  const std::string a(300, 'a'), b = std::string(299, 'a') + "b";
+  // Run names "name=<value>" of 204 characters; the values themselves are valid config names.
+  const std::string a(199, 'a'), b = std::string(198, 'a') + "b";
   const Sweep s = expand(std::string("{") + kBase + R"(, "axes": {"name": [")" + a + R"(", ")" + b + R"("]}})");
   ASSERT_EQ(s.runs.size(), 2u);
   EXPECT_LE(s.runs[0].name.size(), 200u);
@@ -236,7 +238,7 @@ TEST(Sweep, MissingBaseIsAnError) {
 // files
 
 TEST_F(SweepDir, BasePathIsRelativeToTheSweepFile) {
-  write("configs/base.json", R"({"optimizer": {"type": "adam", "lr": 0.001}})");
+  write("configs/base.json", R"({"task": {"type": "sparse_parity"}, "optimizer": {"type": "adam", "lr": 0.001}})");
   write("configs/sweeps/s.json", R"({"base": "../base.json", "axes": {"seed": [0, 1]}})");
   const Sweep s = load_sweep(dir_ / "configs/sweeps/s.json");
   EXPECT_EQ(s.name, "s");
@@ -345,20 +347,23 @@ TEST_F(SweepDir, RemovingTheFailedMarkerMakesTheRunResumable) {
 // config.json of an existing run directory
 
 TEST_F(SweepDir, NoConfigFileIsNoDifference) {
-  const json resolved = to_json(parse_experiment(json{{"optimizer", {{"type", "sgd"}, {"lr", 0.1}}}}));
+  const json resolved = to_json(
+      parse_experiment(json{{"task", {{"type", "sparse_parity"}}}, {"optimizer", {{"type", "sgd"}, {"lr", 0.1}}}}));
   EXPECT_FALSE(config_difference(dir_ / "run", resolved, "in the sweep"));
 }
 
 // The stored config is resolved again: a file with defaults left out still matches.
 TEST_F(SweepDir, SameConfigWrittenDifferentlyIsNoDifference) {
-  write("run/config.json", R"({"optimizer": {"lr": 0.1, "type": "sgd"}})");
-  const json resolved = to_json(parse_experiment(json{{"optimizer", {{"type", "sgd"}, {"lr", 0.1}}}}));
+  write("run/config.json", R"({"optimizer": {"lr": 0.1, "type": "sgd"}, "task": {"type": "sparse_parity"}})");
+  const json resolved = to_json(
+      parse_experiment(json{{"task", {{"type", "sparse_parity"}}}, {"optimizer", {{"type", "sgd"}, {"lr", 0.1}}}}));
   EXPECT_FALSE(config_difference(dir_ / "run", resolved, "in the sweep"));
 }
 
 TEST_F(SweepDir, DifferentConfigNamesTheKeyAndBothValues) {
-  write("run/config.json", R"({"optimizer": {"type": "sgd", "lr": 0.1}})");
-  const json resolved = to_json(parse_experiment(json{{"optimizer", {{"type", "sgd"}, {"lr", 0.2}}}}));
+  write("run/config.json", R"({"task": {"type": "sparse_parity"}, "optimizer": {"type": "sgd", "lr": 0.1}})");
+  const json resolved = to_json(
+      parse_experiment(json{{"task", {{"type", "sparse_parity"}}}, {"optimizer", {{"type", "sgd"}, {"lr", 0.2}}}}));
   EXPECT_EQ(config_difference(dir_ / "run", resolved, "in the sweep").value_or("none"),
             "optimizer.lr (0.1 in the directory, 0.2 in the sweep)");
 }
