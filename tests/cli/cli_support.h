@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -33,6 +34,42 @@ inline std::string slurp(const fs::path& p) {
   std::ostringstream s;
   s << in.rdbuf();
   return s.str();
+}
+
+// Starts the skillrun executable under test with `args` in the background: stdout to
+// /dev/null, stderr to `stderr_file` (inherited when empty). Returns its pid.
+inline pid_t spawn_skillrun(std::vector<std::string> args, const fs::path& stderr_file = {}) {
+  args.insert(args.begin(), SKILLRUN_BIN);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    if (!std::freopen("/dev/null", "w", stdout)) _exit(127);
+    if (!stderr_file.empty() && !std::freopen(stderr_file.c_str(), "w", stderr)) _exit(127);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+// The exit status of a spawned process; 128 + the signal when a signal killed it.
+inline int wait_exit(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
+}
+
+// The lines of a metrics.csv without the wall_s column: what an interrupted and resumed run
+// must reproduce bit for bit.
+inline std::vector<std::string> deterministic_rows(const fs::path& metrics) {
+  std::vector<std::string> rows;
+  std::istringstream in(slurp(metrics));
+  for (std::string line; std::getline(in, line);) {
+    const auto a = line.find(','), b = line.find(',', a + 1);
+    rows.push_back(a == std::string::npos || b == std::string::npos ? line : line.substr(0, a) + line.substr(b));
+  }
+  return rows;
 }
 
 // A fixture with its own empty temp directory, removed afterwards, and command runners.

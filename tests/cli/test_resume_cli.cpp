@@ -24,41 +24,16 @@ const std::vector<std::string> kArgs = {"--no-progress", "--log-level", "warn", 
                                         "--set", "train.max_steps=3000", "--set", "train.checkpoint_every=7"};
 
 pid_t spawn(const fs::path& out, bool resume) {
-  std::vector<std::string> args = {SKILLRUN_BIN, "run", std::string(SKILLRUN_SOURCE_DIR) + "/configs/ci/tiny.json",
-                                   "--out", out.string()};
+  std::vector<std::string> args = {"run", std::string(SKILLRUN_SOURCE_DIR) + "/configs/ci/tiny.json", "--out",
+                                   out.string()};
   args.insert(args.end(), kArgs.begin(), kArgs.end());
   if (resume) args.push_back("--resume");
-  const pid_t pid = fork();
-  if (pid == 0) {
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (!std::freopen("/dev/null", "w", stdout)) _exit(127);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
+  return skillrun_test::spawn_skillrun(args);
 }
 
-int wait_exit(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return WEXITSTATUS(status);
-}
-
+using skillrun_test::deterministic_rows;
 using skillrun_test::slurp;
-
-// metrics.csv without the wall_s column.
-std::vector<std::string> deterministic_rows(const fs::path& metrics) {
-  std::vector<std::string> rows;
-  std::istringstream in(slurp(metrics));
-  for (std::string line; std::getline(in, line);) {
-    const auto a = line.find(','), b = line.find(',', a + 1);
-    rows.push_back(line.substr(0, a) + line.substr(b));
-  }
-  return rows;
-}
+using skillrun_test::wait_exit;
 
 class Resume : public ::testing::Test {
  protected:

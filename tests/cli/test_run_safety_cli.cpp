@@ -35,38 +35,15 @@ const std::vector<std::string> kLong = {"--no-progress",
                                         "--set",
                                         "train.checkpoint_every=50"};
 
-// Starts `skillrun run tiny.json --out OUT kLong extra...` with stdout and stderr in files.
+using skillrun_test::deterministic_rows;
+using skillrun_test::wait_exit;
+
+// Starts `skillrun run tiny.json --out OUT kLong extra...`, its stderr in `log`.
 pid_t spawn(const fs::path& out, const std::vector<std::string>& extra, const fs::path& log) {
-  std::vector<std::string> args = {SKILLRUN_BIN, "run", kTiny, "--out", out.string()};
+  std::vector<std::string> args = {"run", kTiny, "--out", out.string()};
   args.insert(args.end(), kLong.begin(), kLong.end());
   args.insert(args.end(), extra.begin(), extra.end());
-  const pid_t pid = fork();
-  if (pid == 0) {
-    std::vector<char*> argv;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    if (!std::freopen("/dev/null", "w", stdout) || !std::freopen(log.c_str(), "w", stderr)) _exit(127);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-int wait_exit(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status);
-}
-
-// metrics.csv without the wall_s column.
-std::vector<std::string> deterministic_rows(const fs::path& metrics) {
-  std::vector<std::string> rows;
-  std::istringstream in(slurp(metrics));
-  for (std::string line; std::getline(in, line);) {
-    const auto a = line.find(','), b = line.find(',', a + 1);
-    rows.push_back(a == std::string::npos || b == std::string::npos ? line : line.substr(0, a) + line.substr(b));
-  }
-  return rows;
+  return skillrun_test::spawn_skillrun(args, log);
 }
 
 nlohmann::json json_of(const fs::path& file) { return nlohmann::json::parse(slurp(file)); }
@@ -135,7 +112,9 @@ TEST_F(RunSafety, TwoFreshRunsIntoOneDirectoryAtOnceLeaveOneWholeRun) {
   const int winner_seed = code_a == 0 ? 1 : 2;
   EXPECT_EQ(json_of(out / "config.json")["seed"], winner_seed);
   EXPECT_EQ(deterministic_rows(out / "metrics.csv").size(), reference_.size());
-  if (winner_seed == 1) EXPECT_EQ(deterministic_rows(out / "metrics.csv"), reference_);
+  if (winner_seed == 1) {
+    EXPECT_EQ(deterministic_rows(out / "metrics.csv"), reference_);
+  }
 }
 
 TEST_F(RunSafety, CheckpointOfAnotherSeedIsRefusedForTheRunsOwn) {
