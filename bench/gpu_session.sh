@@ -211,6 +211,13 @@ echo "# $(date -u +%Y-%m-%dT%H:%MZ) GPU session; tables" > "$OUT/tables.md"
 
 stage() {  # stage NAME BUDGET_S
   local t0=$SECONDS rc
+  # The 8 minutes are a hard limit: a stage whose budget no longer fits (kill grace periods can
+  # add up) is skipped, keeping 15 s to pack and summarise.
+  if ((SECONDS - started + $2 > 480 - 15)); then
+    summary+=("$(printf '%-11s %-18s %4d s of %d' "$1" "SKIPPED (no time)" 0 "$2")")
+    failed=1
+    return 1
+  fi
   echo -e "\n=== [t+$((SECONDS - started))s] $1 (budget $2 s)" >> "$log"
   timeout -k 10 "$2" bash "$self" __stage "$1" >> "$log" 2>&1
   rc=$?
