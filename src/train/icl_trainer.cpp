@@ -3,14 +3,13 @@
 // squares). Per eval on the host: the iterate is downloaded and measured in double.
 #include "train/icl_trainer.h"
 
-#include <chrono>
 #include <cmath>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
 #include "core/error.h"
-#include "train/trainer.h"
+#include "train/run_monitor.h"
 
 namespace skillrun {
 
@@ -77,10 +76,6 @@ Buffer<T> upload_matrix(Backend& backend, const HostMatrix& m) {
   Buffer<T> b(backend, host.size());
   b.upload(host);
   return b;
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 }  // namespace
@@ -187,13 +182,13 @@ IclEval IclTrainer<T>::evaluate(int64_t step, double lr) {
 
 template <class T>
 RunSummary IclTrainer<T>::run(RunDirectory& dir, Progress& progress) {
-  const auto start = std::chrono::steady_clock::now();
-  RunSummary summary;
+  RunMonitor monitor(config_, dir);
+  RunSummary& summary = monitor.summary();
   summary.device = backend_.name();
-  summary.status = RunStatus::Running;
   const double epsilon = config_.eval.epsilon;
   std::optional<int64_t> steps_to_epsilon;
   std::optional<IclEval> last;  // empty until the first eval
+  double last_lr = 0.0;         // the step size of the latest update
 
   std::vector<std::string> columns = {"lr", "loss", "relative_loss", "distance", "relative_distance"};
   for (int mode : config_.eval.modes) columns.push_back(fmt::format("mode_{}", mode));
@@ -210,14 +205,16 @@ RunSummary IclTrainer<T>::run(RunDirectory& dir, Progress& progress) {
                      {"lr_reductions", schedule_.reductions()}};
   };
   fill_extra();
-  dir.write_summary(summary);
+  monitor.start();
 
+  RunLoopHooks hooks;
+  hooks.train_step = [&](int64_t t) { last_lr = step(t); };
   // Records an eval row; false when the iterate is no longer finite.
-  auto record = [&](int64_t at, double lr) {
-    const IclEval& e = last.emplace(evaluate(at, lr));
+  hooks.eval = [&](int64_t at) {
+    const IclEval& e = last.emplace(evaluate(at, at == 0 ? 0.0 : last_lr));
     std::vector<double> values = {e.lr, e.loss, e.relative_loss, e.distance, e.relative_distance};
     values.insert(values.end(), e.mode_errors.begin(), e.mode_errors.end());
-    dir.append_metrics_values(at, seconds_since(start), values);
+    dir.append_metrics_values(at, monitor.wall(), values);
     if (!steps_to_epsilon && e.relative_distance <= epsilon) {
       steps_to_epsilon = at;
       spdlog::info("relative distance {:.3e} <= epsilon = {} at step {}", e.relative_distance, epsilon, at);
@@ -225,51 +222,24 @@ RunSummary IclTrainer<T>::run(RunDirectory& dir, Progress& progress) {
     progress.update(at, fmt::format("loss {:.3e}  rel. distance {:.3e}", e.loss, e.relative_distance));
     return e.finite();
   };
-
-  const int64_t max_steps = config_.train.max_steps;
-  int64_t step_count = 0;
-  summary.status = RunStatus::MaxSteps;
-  if (!record(0, 0.0)) {
-    summary.status = RunStatus::Diverged;
-    summary.message = "non-finite loss at step 0";
-  } else if (config_.train.stop_when_learned && steps_to_epsilon) {
-    summary.status = RunStatus::Converged;
-  } else {
-    while (step_count < max_steps) {
-      if (g_stop_requested.load(std::memory_order_relaxed)) {
-        summary.status = RunStatus::Interrupted;
-        summary.message = fmt::format(
-            "interrupted by a signal at step {}; icl_linreg runs keep no checkpoint, --resume runs it again", step_count);
-        break;
-      }
-      const double lr = step(step_count);
-      ++step_count;
-      if (step_count % config_.eval.every == 0 || step_count == max_steps) {
-        if (!record(step_count, lr)) {
-          summary.status = RunStatus::Diverged;
-          summary.message = fmt::format("non-finite loss or iterate at step {} (optimizer.lr = {} may be too large)",
-                                        step_count, config_.optimizer.lr);
-          break;
-        }
-        if (config_.train.stop_when_learned && steps_to_epsilon) {
-          summary.status = RunStatus::Converged;
-          break;
-        }
-      }
-    }
-  }
+  hooks.learned = [&] { return steps_to_epsilon.has_value(); };
+  hooks.diverged_message = [&](int64_t at) {
+    return at == 0 ? std::string("non-finite loss at step 0")
+                   : fmt::format("non-finite loss or iterate at step {} (optimizer.lr = {} may be too large)", at,
+                                 config_.optimizer.lr);
+  };
+  hooks.interrupted_message = [](int64_t at) {
+    return fmt::format("interrupted by a signal at step {}; icl_linreg runs keep no checkpoint, --resume runs it again",
+                       at);
+  };
+  // No checkpoint: an icl run is cheap and deterministic, so --resume runs it again from Q_0.
+  const int64_t steps = monitor.drive(0, /*eval_first=*/true, hooks);
   progress.finish();
-  summary.steps = step_count;
-  summary.seconds = seconds_since(start);
-  if (summary.message.empty()) {
-    summary.message = steps_to_epsilon
-                          ? fmt::format("relative distance <= epsilon = {} at step {}", epsilon, *steps_to_epsilon)
-                          : fmt::format("relative distance {:.3e} > epsilon = {} after {} steps",
-                                        last ? last->relative_distance : std::nan(""), epsilon, step_count);
-  }
   fill_extra();
-  dir.write_summary(summary);
-  return summary;
+  return monitor.finish(steps, steps_to_epsilon
+                                   ? fmt::format("relative distance <= epsilon = {} at step {}", epsilon, *steps_to_epsilon)
+                                   : fmt::format("relative distance {:.3e} > epsilon = {} after {} steps",
+                                                 last ? last->relative_distance : std::nan(""), epsilon, steps));
 }
 
 template class IclTrainer<float>;

@@ -3,7 +3,6 @@
 #include "train/trainer.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <string>
@@ -14,8 +13,6 @@
 
 namespace skillrun {
 
-std::atomic<bool> g_stop_requested{false};
-
 namespace {
 // Step graphs need every per-step value of the step on the device; cuSOLVER's SVD (msign svd)
 // queries its workspace on the host, so such runs stay eager, as do runs that ask for it.
@@ -25,9 +22,6 @@ bool step_graph_wanted(const Backend& backend, const ExperimentConfig& config) {
   return !(config.optimizer.type == "muon" && config.optimizer.msign == "svd");
 }
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 }  // namespace
 
 Trainer::Trainer(Backend& backend, const ExperimentConfig& config)
@@ -168,11 +162,9 @@ double Trainer::last_train_loss_bits() {
 }
 
 RunSummary Trainer::run(RunDirectory& dir, Progress& progress, const CheckpointState* resume) {
-  const auto start = std::chrono::steady_clock::now();
-  const double wall_offset = resume ? resume->wall_seconds : 0.0;
-  auto wall = [&] { return wall_offset + seconds_since(start); };
+  RunMonitor monitor(config_, dir, resume ? resume->wall_seconds : 0.0);
   const int n_tasks = task_.n_tasks();
-  RunSummary summary;
+  RunSummary& summary = monitor.summary();
   summary.tau_bits = config_.eval.tau_bits;
   summary.device = backend_.name();
   summary.T_k.assign(n_tasks, std::nullopt);
@@ -184,18 +176,18 @@ RunSummary Trainer::run(RunDirectory& dir, Progress& progress, const CheckpointS
     spdlog::info("resuming from the checkpoint at step {}", step);
   }
   dir.open_metrics(n_tasks, resume ? std::optional<int64_t>(step) : std::nullopt);
-  // A run killed hard (SIGKILL, node failure) leaves status "running" behind, not nothing.
-  summary.status = RunStatus::Running;
-  dir.write_summary(summary);
+  monitor.start();
 
   int learned = static_cast<int>(std::count_if(summary.T_k.begin(), summary.T_k.end(), [](const auto& t) { return t.has_value(); }));
-  // Evaluates after `step` updates, records the row and T_k; returns false if non-finite.
-  auto eval_and_record = [&](int64_t at_step) {
+  RunLoopHooks hooks;
+  hooks.train_step = [&](int64_t at_step) { train_step(at_step); };
+  // Evaluates after `at_step` updates, records the row and T_k; false if non-finite.
+  hooks.eval = [&](int64_t at_step) {
     MetricsRow row;
     row.step = at_step;
     if (at_step > 0) row.train_loss_bits = last_train_loss_bits();
     const EvalResult& r = last_eval_ = evaluator_.evaluate(model_);
-    row.wall_seconds = wall();
+    row.wall_seconds = monitor.wall();
     row.mean_loss_bits = r.mean_loss_bits;
     row.loss_bits = r.loss_bits;
     row.accuracy = r.accuracy;
@@ -211,59 +203,22 @@ RunSummary Trainer::run(RunDirectory& dir, Progress& progress, const CheckpointS
     progress.update(at_step, r.mean_loss_bits, learned);
     return r.finite && (!row.train_loss_bits || std::isfinite(*row.train_loss_bits));
   };
-  auto last_checkpoint = std::chrono::steady_clock::now();
-  auto checkpoint = [&] {
-    write_checkpoint(dir.path(), snapshot(step, wall(), summary.T_k));
-    last_checkpoint = std::chrono::steady_clock::now();
+  hooks.learned = [&] { return learned == n_tasks; };
+  hooks.checkpoint = [&](int64_t at_step) { write_checkpoint(dir.path(), snapshot(at_step, monitor.wall(), summary.T_k)); };
+  hooks.diverged_message = [&](int64_t at_step) {
+    return at_step == 0 ? std::string("non-finite loss at step 0, before any update")
+                        : fmt::format("non-finite loss at step {} (optimizer.lr = {} may be too large)", at_step,
+                                      config_.optimizer.lr);
   };
-  auto checkpoint_due = [&] {
-    const TrainConfig& t = config_.train;
-    return (t.checkpoint_every > 0 && step % t.checkpoint_every == 0) ||
-           (t.checkpoint_seconds > 0 && seconds_since(last_checkpoint) >= t.checkpoint_seconds);
+  hooks.interrupted_message = [](int64_t at_step) {
+    return fmt::format("interrupted by a signal at step {}; checkpoint written, resume with --resume", at_step);
   };
-
-  const int64_t max_steps = config_.train.max_steps;
-  summary.status = RunStatus::MaxSteps;
-  if (!resume && !eval_and_record(0)) {
-    summary.status = RunStatus::Diverged;
-    summary.message = "non-finite loss at step 0, before any update";
-  } else if (config_.train.stop_when_learned && learned == n_tasks) {
-    summary.status = RunStatus::Converged;
-  } else {
-    while (step < max_steps) {
-      if (g_stop_requested.load(std::memory_order_relaxed)) {
-        checkpoint();
-        summary.status = RunStatus::Interrupted;
-        summary.message = fmt::format("interrupted by a signal at step {}; checkpoint written, resume with --resume", step);
-        break;
-      }
-      train_step(step);
-      ++step;
-      if (step % config_.eval.every == 0 || step == max_steps) {
-        if (!eval_and_record(step)) {
-          summary.status = RunStatus::Diverged;
-          summary.message = fmt::format("non-finite loss at step {} (optimizer.lr = {} may be too large)", step,
-                                        config_.optimizer.lr);
-          break;
-        }
-        if (config_.train.stop_when_learned && learned == n_tasks) {
-          summary.status = RunStatus::Converged;
-          break;
-        }
-      }
-      if (step < max_steps && checkpoint_due()) checkpoint();
-    }
-  }
+  step = monitor.drive(step, /*eval_first=*/resume == nullptr, hooks);
   progress.finish();
-  summary.steps = step;
-  summary.seconds = wall();
-  if (summary.message.empty())
-    summary.message = summary.status == RunStatus::Converged
-                          ? fmt::format("all {} subtasks reached tau = {} bits", n_tasks, config_.eval.tau_bits)
-                          : fmt::format("{} of {} subtasks reached tau = {} bits by step {}", learned, n_tasks,
-                                        config_.eval.tau_bits, step);
-  dir.write_summary(summary);
-  return summary;
+  return monitor.finish(step, summary.status == RunStatus::Converged
+                                  ? fmt::format("all {} subtasks reached tau = {} bits", n_tasks, config_.eval.tau_bits)
+                                  : fmt::format("{} of {} subtasks reached tau = {} bits by step {}", learned, n_tasks,
+                                                config_.eval.tau_bits, step));
 }
 
 }  // namespace skillrun

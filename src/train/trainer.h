@@ -16,12 +16,9 @@
 #include "train/checkpoint.h"
 #include "train/evaluator.h"
 #include "train/progress.h"
+#include "train/run_monitor.h"
 
 namespace skillrun {
-
-// Set from a signal handler (SIGINT/SIGTERM/SIGUSR1); the loop checkpoints at the next step
-// boundary and stops as interrupted.
-extern std::atomic<bool> g_stop_requested;
 
 // Seconds spent in each phase of a step; filled only when timing is requested (it
 // synchronises the backend between phases, which costs a little on the GPU).

@@ -1,0 +1,75 @@
+// The shared run loop. The order of calls (eval, stop rule, checkpoint) is what makes a resumed
+// run write the same rows as an uninterrupted one: change it and resume tests fail.
+#include "train/run_monitor.h"
+
+namespace skillrun {
+
+std::atomic<bool> g_stop_requested{false};
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+RunMonitor::RunMonitor(const ExperimentConfig& config, RunDirectory& dir, double wall_offset)
+    : train_(config.train), eval_(config.eval), dir_(dir), wall_offset_(wall_offset) {}
+
+void RunMonitor::start() {
+  summary_.status = RunStatus::Running;
+  dir_.write_summary(summary_);
+}
+
+bool RunMonitor::checkpoint_due(int64_t step) const {
+  return (train_.checkpoint_every > 0 && step % train_.checkpoint_every == 0) ||
+         (train_.checkpoint_seconds > 0 && seconds_since(last_checkpoint_) >= train_.checkpoint_seconds);
+}
+
+int64_t RunMonitor::drive(int64_t step, bool eval_first, const RunLoopHooks& hooks) {
+  const int64_t max_steps = train_.max_steps;
+  const auto checkpoint = [&] {
+    hooks.checkpoint(step);
+    last_checkpoint_ = std::chrono::steady_clock::now();
+  };
+  summary_.status = RunStatus::MaxSteps;
+  if (eval_first && !hooks.eval(step)) {
+    summary_.status = RunStatus::Diverged;
+    summary_.message = hooks.diverged_message(step);
+    return step;
+  }
+  if (train_.stop_when_learned && hooks.learned()) {
+    summary_.status = RunStatus::Converged;
+    return step;
+  }
+  while (step < max_steps) {
+    if (g_stop_requested.load(std::memory_order_relaxed)) {
+      if (hooks.checkpoint) checkpoint();
+      summary_.status = RunStatus::Interrupted;
+      summary_.message = hooks.interrupted_message(step);
+      break;
+    }
+    hooks.train_step(step);
+    ++step;
+    if (step % eval_.every == 0 || step == max_steps) {
+      if (!hooks.eval(step)) {
+        summary_.status = RunStatus::Diverged;
+        summary_.message = hooks.diverged_message(step);
+        break;
+      }
+      if (train_.stop_when_learned && hooks.learned()) {
+        summary_.status = RunStatus::Converged;
+        break;
+      }
+    }
+    if (hooks.checkpoint && step < max_steps && checkpoint_due(step)) checkpoint();
+  }
+  return step;
+}
+
+const RunSummary& RunMonitor::finish(int64_t steps, const std::string& message) {
+  summary_.steps = steps;
+  summary_.seconds = wall();
+  if (summary_.message.empty()) summary_.message = message;
+  dir_.write_summary(summary_);
+  return summary_;
+}
+
+}  // namespace skillrun
