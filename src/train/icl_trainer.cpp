@@ -236,10 +236,10 @@ RunSummary IclTrainer<T>::run(RunDirectory& dir, Progress& progress) {
   const int64_t steps = monitor.drive(0, /*eval_first=*/true, hooks);
   progress.finish();
   fill_extra();
-  return monitor.finish(steps, steps_to_epsilon
-                                   ? fmt::format("relative distance <= epsilon = {} at step {}", epsilon, *steps_to_epsilon)
-                                   : fmt::format("relative distance {:.3e} > epsilon = {} after {} steps",
-                                                 last ? last->relative_distance : std::nan(""), epsilon, steps));
+  return monitor.finish(
+      steps, steps_to_epsilon ? fmt::format("relative distance <= epsilon = {} at step {}", epsilon, *steps_to_epsilon)
+                              : fmt::format("relative distance {:.3e} > epsilon = {} after {} steps",
+                                            last ? last->relative_distance : std::nan(""), epsilon, steps));
 }
 
 template class IclTrainer<float>;

@@ -22,11 +22,11 @@ extern std::atomic<bool> g_stop_requested;
 double seconds_since(std::chrono::steady_clock::time_point t0);
 
 struct RunLoopHooks {
-  std::function<void(int64_t step)> train_step;  // one update after `step` updates
-  std::function<bool(int64_t step)> eval;        // records the eval row at `step`; false when non-finite
-  std::function<bool()> learned;                 // the stop rule: every subtask learned / epsilon reached
-  std::function<void(int64_t step)> checkpoint;  // empty: the task keeps no checkpoints
-  std::function<std::string(int64_t step)> diverged_message;     // why, for summary.json
+  std::function<void(int64_t step)> train_step;               // one update after `step` updates
+  std::function<bool(int64_t step)> eval;                     // records the eval row at `step`; false when non-finite
+  std::function<bool()> learned;                              // the stop rule: every subtask learned / epsilon reached
+  std::function<void(int64_t step)> checkpoint;               // empty: the task keeps no checkpoints
+  std::function<std::string(int64_t step)> diverged_message;  // why, for summary.json
   std::function<std::string(int64_t step)> interrupted_message;  // what --resume will do
 };
 

@@ -204,7 +204,9 @@ RunSummary Trainer::run(RunDirectory& dir, Progress& progress, const CheckpointS
     return r.finite && (!row.train_loss_bits || std::isfinite(*row.train_loss_bits));
   };
   hooks.learned = [&] { return learned == n_tasks; };
-  hooks.checkpoint = [&](int64_t at_step) { write_checkpoint(dir.path(), snapshot(at_step, monitor.wall(), summary.T_k)); };
+  hooks.checkpoint = [&](int64_t at_step) {
+    write_checkpoint(dir.path(), snapshot(at_step, monitor.wall(), summary.T_k));
+  };
   hooks.diverged_message = [&](int64_t at_step) {
     return at_step == 0 ? std::string("non-finite loss at step 0, before any update")
                         : fmt::format("non-finite loss at step {} (optimizer.lr = {} may be too large)", at_step,
