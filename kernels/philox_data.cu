@@ -9,12 +9,12 @@ namespace skillrun::cuda {
 
 // kernels
 
-// a_from: when not null, the draw's `a` (the step) is read there (a graph-replayed step).
+// step_from: when not null, the draw's step is read there (a graph-replayed step).
 __global__ void sparse_parity_kernel(ParityDraw draw, ParityTables tables, int count, float* x, int32_t* labels,
-                                     int32_t* tasks, const uint32_t* a_from) {
+                                     int32_t* tasks, const uint32_t* step_from) {
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= count) return;
-  if (a_from != nullptr) draw.a = *a_from;
+  if (step_from != nullptr) draw.step_or_task = *step_from;
   const int row = draw.n_tasks + draw.n_bits;
   tasks[i] = parity_sample(draw, tables, draw.first_sample + static_cast<uint32_t>(i),
                            x + static_cast<size_t>(i) * row, labels + i);
@@ -30,11 +30,11 @@ void launch_increment_counter(uint32_t* counter, cudaStream_t stream) {
 }
 
 void launch_sparse_parity(const ParityDraw& draw, const ParityTables& tables, int count, float* x, int32_t* labels,
-                          int32_t* tasks, const uint32_t* a_from, cudaStream_t stream) {
+                          int32_t* tasks, const uint32_t* step_from, cudaStream_t stream) {
   if (count <= 0) return;
   const int threads = 256;
   const int blocks = (count + threads - 1) / threads;
-  sparse_parity_kernel<<<blocks, threads, 0, stream>>>(draw, tables, count, x, labels, tasks, a_from);
+  sparse_parity_kernel<<<blocks, threads, 0, stream>>>(draw, tables, count, x, labels, tasks, step_from);
   SKR_CUDA_CHECK_LAUNCH("sparse_parity_kernel");
 }
 

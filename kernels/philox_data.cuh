@@ -9,10 +9,10 @@
 
 namespace skillrun::cuda {
 
-// x (count, n_tasks + n_bits), labels (count), tasks (count): device pointers. a_from: null, or
+// x (count, n_tasks + n_bits), labels (count), tasks (count): device pointers. step_from: null, or
 // device memory holding the draw's `a` (the step counter of a graph-replayed step).
 void launch_sparse_parity(const ParityDraw& draw, const ParityTables& tables, int count, float* x,
-                          int32_t* labels, int32_t* tasks, const uint32_t* a_from, cudaStream_t stream);
+                          int32_t* labels, int32_t* tasks, const uint32_t* step_from, cudaStream_t stream);
 // *counter += 1 (the last node of a step graph).
 void launch_increment_counter(uint32_t* counter, cudaStream_t stream);
 

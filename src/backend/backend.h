@@ -150,9 +150,8 @@ class Backend {
   // ---- fp64 ---------------------------------------------------------------------------------
   // The same ops in double with the same semantics, for precision "fp64" (the in-context
   // linear-regression task, whose spectra span up to 1e12). The CPU backend implements them;
-  // these defaults throw RuntimeError naming the op, and the registry refuses fp64 on any
-  // backend that lacks them (has_fp64() == false) before a run starts.
-  virtual bool has_fp64() const { return false; }
+  // these defaults throw RuntimeError naming the op. The registry (make_backend) gives fp64
+  // runs the CPU backend only, so a run never reaches them.
   virtual void gemm(Trans ta, Trans tb, int m, int n, int k, double alpha, const double* A, int lda,
                     const double* B, int ldb, double beta, double* C, int ldc);
   virtual void fill(double* x, std::size_t n, double value);
@@ -233,7 +232,7 @@ enum class DeviceChoice { Auto, Cpu, Cuda };
 // Tf32: fp32 storage, TF32 tensor-core products (10-bit mantissa operands, fp32 accumulation).
 // Bf16: fp32 storage and master weights, bf16 operands in the products, fp32 accumulation.
 // Only the CUDA backend has Tf32 and Bf16; everything but gemm stays fp32 in every mode.
-// Fp64: every op in double; only backends with has_fp64() (the CPU) and only the tasks that
+// Fp64: every op in double; only the CPU backend and only the tasks that
 // are written for it (icl_linreg) take it.
 enum class Precision { Fp32, Tf32, Bf16, Fp64 };
 // "fp32" | "tf32" | "bf16" | "fp64"; throws ConfigError (path "precision") otherwise.

@@ -59,7 +59,7 @@ std::unique_ptr<Backend> make_cpu(Precision precision, const std::string& why_cp
 
 std::unique_ptr<Backend> make_backend(DeviceChoice choice, Precision precision) {
   if (choice == DeviceChoice::Cpu) return make_cpu(precision, "");
-  // Only the CPU backend has the fp64 ops (Backend::has_fp64).
+  // Only the CPU backend implements the fp64 ops (Backend's double overloads throw elsewhere).
   if (precision == Precision::Fp64) {
     if (choice == DeviceChoice::Cuda) {
       throw UsageError("precision \"fp64\" runs on the CPU backend only (the CUDA backend computes in fp32, "

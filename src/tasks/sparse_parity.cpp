@@ -98,7 +98,7 @@ void SparseParityTask::train_batch(int64_t step, int rows, float* x, int32_t* la
                                    int32_t* tasks) const {
   ParityDraw d = base_draw();
   d.stream = RngStream::TrainBatch;
-  d.a = static_cast<uint32_t>(step);  // config validation keeps max_steps < 2^32
+  d.step_or_task = static_cast<uint32_t>(step);  // config validation keeps max_steps < 2^32
   d.fixed_task = -1;
   d.first_sample = 0;
   backend_.sparse_parity(d, ParityTables{subsets_device_.data(), thresholds_device_.data()}, rows,
@@ -109,7 +109,7 @@ void SparseParityTask::eval_rows(int task, int first, int rows, float* x, int32_
                                  int32_t* tasks) const {
   ParityDraw d = base_draw();
   d.stream = RngStream::EvalSet;
-  d.a = static_cast<uint32_t>(task);
+  d.step_or_task = static_cast<uint32_t>(task);
   d.fixed_task = task;
   d.first_sample = static_cast<uint32_t>(first);
   backend_.sparse_parity(d, ParityTables{subsets_device_.data(), thresholds_device_.data()}, rows,

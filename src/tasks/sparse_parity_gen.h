@@ -13,12 +13,12 @@
 
 namespace skillrun {
 
-// What to draw. Training batches: stream TrainBatch, a = step, fixed_task = -1 (Zipf).
-// Eval sets: stream EvalSet, a = task, fixed_task = task.
+// What to draw. Training batches: stream TrainBatch, step_or_task = step, fixed_task = -1 (Zipf).
+// Eval sets: stream EvalSet, step_or_task = task, fixed_task = task.
 struct ParityDraw {
   uint64_t seed = 0;
   RngStream stream = RngStream::TrainBatch;
-  uint32_t a = 0;             // step for training batches, task for eval sets
+  uint32_t step_or_task = 0;  // Philox counter word: the step (training batches), the task (eval sets)
   int32_t fixed_task = -1;    // -1: draw the task from the Zipf thresholds
   uint32_t first_sample = 0;  // sample index of the first row written
   int32_t n_tasks = 0;
@@ -46,7 +46,7 @@ SKR_HD int32_t zipf_task(uint32_t u, const uint32_t* thresholds, int32_t n_tasks
 // Writes row `x_row` (n_tasks + n_bits floats) and the label of sample `sample`; returns its task.
 SKR_HD int32_t parity_sample(const ParityDraw& d, const ParityTables& t, uint32_t sample,
                              float* x_row, int32_t* label) {
-  Philox4x32 block = philox_draw(d.seed, d.stream, d.a, sample, 0);
+  Philox4x32 block = philox_draw(d.seed, d.stream, d.step_or_task, sample, 0);
   const int32_t task = d.fixed_task >= 0 ? d.fixed_task
                                          : zipf_task(block.v[0], t.zipf_thresholds, d.n_tasks);
   for (int32_t i = 0; i < d.n_tasks; ++i) x_row[i] = (i == task) ? 1.0f : 0.0f;
@@ -55,7 +55,7 @@ SKR_HD int32_t parity_sample(const ParityDraw& d, const ParityTables& t, uint32_
   // fixed 32-trip loop (vectorised on the CPU), the last one bit by bit.
   const uint32_t n_words = 1u + (static_cast<uint32_t>(d.n_bits) + 31u) / 32u;
   for (uint32_t w = 1; w < n_words; ++w) {
-    if (w % 4u == 0) block = philox_draw(d.seed, d.stream, d.a, sample, w / 4u);
+    if (w % 4u == 0) block = philox_draw(d.seed, d.stream, d.step_or_task, sample, w / 4u);
     const uint32_t word = block.v[w % 4u];
     float* out = v + 32 * (w - 1);
     const int32_t bits = d.n_bits - 32 * static_cast<int32_t>(w - 1);

@@ -93,13 +93,13 @@ IclTrainer<T>::IclTrainer(Backend& backend, const ExperimentConfig& config)
   q_ = Buffer<T>(backend, n);
   backend.fill(q_.data(), n, T(0));  // Q_0 = 0
   grad_ = Buffer<T>(backend, n);
-  tmp_ = Buffer<T>(backend, n);
-  e_ = Buffer<T>(backend, n);
-  p_ = upload_matrix<T>(backend, problem_.p());
-  sx_ = upload_matrix<T>(backend, problem_.sigma_x());
-  a_ = upload_matrix<T>(backend, problem_.loss_left());
-  h_ = upload_matrix<T>(backend, problem_.loss_right());
-  c_ = upload_matrix<T>(backend, problem_.loss_offset());
+  left_times_q_ = Buffer<T>(backend, n);
+  residual_ = Buffer<T>(backend, n);
+  gradient_left_ = upload_matrix<T>(backend, problem_.p());
+  sigma_x_ = upload_matrix<T>(backend, problem_.sigma_x());
+  loss_left_ = upload_matrix<T>(backend, problem_.loss_left());
+  loss_right_ = upload_matrix<T>(backend, problem_.loss_right());
+  loss_offset_ = upload_matrix<T>(backend, problem_.loss_offset());
   initial_loss_ = loss();
 }
 
@@ -113,23 +113,23 @@ std::string IclTrainer<T>::describe_optimizer() const {
 
 // out = (left Q) right - offset: the shape of both the loss residual and the gradient.
 template <class T>
-void IclTrainer<T>::q_product_minus(const Buffer<T>& left, const Buffer<T>& right, const Buffer<T>& offset,
+void IclTrainer<T>::product_minus_offset(const Buffer<T>& left, const Buffer<T>& right, const Buffer<T>& offset,
                                     Buffer<T>& out) {
   const int d = problem_.d();
-  backend_.gemm(Trans::No, Trans::No, d, d, d, T(1), left.data(), d, q_.data(), d, T(0), tmp_.data(), d);
+  backend_.gemm(Trans::No, Trans::No, d, d, d, T(1), left.data(), d, q_.data(), d, T(0), left_times_q_.data(), d);
   backend_.copy(out.data(), offset.data(), out.size() * sizeof(T));
-  backend_.gemm(Trans::No, Trans::No, d, d, d, T(1), tmp_.data(), d, right.data(), d, T(-1), out.data(), d);
+  backend_.gemm(Trans::No, Trans::No, d, d, d, T(1), left_times_q_.data(), d, right.data(), d, T(-1), out.data(), d);
 }
 
 template <class T>
 double IclTrainer<T>::loss() {
-  q_product_minus(a_, h_, c_, e_);  // E = A Q H - C, L = 1/2 ||E||_F^2
-  return 0.5 * backend_.sum_squares(e_.data(), e_.size());
+  product_minus_offset(loss_left_, loss_right_, loss_offset_, residual_);  // E = A Q H - C, L = 1/2 ||E||_F^2
+  return 0.5 * backend_.sum_squares(residual_.data(), residual_.size());
 }
 
 template <class T>
 void IclTrainer<T>::compute_gradient() {
-  q_product_minus(p_, sx_, p_, grad_);  // G = P Q Sx - P
+  product_minus_offset(gradient_left_, sigma_x_, gradient_left_, grad_);  // G = P Q Sx - P
 }
 
 template <class T>

@@ -81,7 +81,8 @@ class IclTrainer {
 
  private:
   void compute_gradient();
-  void q_product_minus(const Buffer<T>& left, const Buffer<T>& right, const Buffer<T>& offset, Buffer<T>& out);
+  // out = (left Q) right - offset: the form of both the gradient and the loss residual.
+  void product_minus_offset(const Buffer<T>& left, const Buffer<T>& right, const Buffer<T>& offset, Buffer<T>& out);
 
   Backend& backend_;
   ExperimentConfig config_;
@@ -89,7 +90,13 @@ class IclTrainer {
   OptimizerConfig rule_config_;
   std::unique_ptr<UpdateRule<T>> rule_;
   LrSchedule schedule_;
-  Buffer<T> q_, grad_, p_, sx_, a_, h_, c_, tmp_, e_;
+  // (d, d) each, column-major. The iterate and its gradient G = P Q Sx - P:
+  Buffer<T> q_, grad_;
+  Buffer<T> gradient_left_;  // P = Sx Sw Sx (also the gradient's offset)
+  Buffer<T> sigma_x_;        // Sx
+  // The loss L = 1/2 ||A Q H - C||_F^2: A, H, C and the residual A Q H - C.
+  Buffer<T> loss_left_, loss_right_, loss_offset_, residual_;
+  Buffer<T> left_times_q_;  // scratch of product_minus_offset: left Q
   double initial_loss_ = 0;
 };
 

@@ -545,7 +545,7 @@ TEST_P(BackendOps, SparseParityDataBitIdentical) {
     ParityDraw draw;
     draw.seed = 0x123456789ABCDEFull;
     draw.stream = fixed_task < 0 ? RngStream::TrainBatch : RngStream::EvalSet;
-    draw.a = fixed_task < 0 ? 7u : 2u;
+    draw.step_or_task = fixed_task < 0 ? 7u : 2u;
     draw.fixed_task = fixed_task;
     draw.first_sample = 3;
     draw.n_tasks = n_tasks;

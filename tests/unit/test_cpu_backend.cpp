@@ -482,7 +482,7 @@ struct ParityFixture {
     ParityDraw d;
     d.seed = 0x1234'5678'9ABCull;
     d.stream = fixed_task < 0 ? RngStream::TrainBatch : RngStream::EvalSet;
-    d.a = fixed_task < 0 ? 7u : static_cast<uint32_t>(fixed_task);
+    d.step_or_task = fixed_task < 0 ? 7u : static_cast<uint32_t>(fixed_task);
     d.fixed_task = fixed_task;
     d.first_sample = 300;
     d.n_tasks = n_tasks;

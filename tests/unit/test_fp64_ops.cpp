@@ -208,9 +208,11 @@ TEST(Fp64Ops, MsignInDoubleIsOrthogonalAndAgreesWithFloat) {
   EXPECT_LT(max_abs(std::vector<double>(f.begin(), f.end()), u), 1e-5);
 }
 
-TEST(Fp64Registry, CpuHasFp64AndCudaRefusesIt) {
+TEST(Fp64Registry, CpuRunsFp64AndCudaRefusesIt) {
   const auto cpu = make_backend(DeviceChoice::Cpu, Precision::Fp64);
-  EXPECT_TRUE(cpu->has_fp64());
+  std::vector<double> x = {1.5, -2.0};
+  EXPECT_NO_THROW(cpu->fill(x.data(), x.size(), 0.25));
+  EXPECT_EQ(x, (std::vector<double>{0.25, 0.25}));
   EXPECT_THROW(make_backend(DeviceChoice::Cuda, Precision::Fp64), UsageError);
   EXPECT_TRUE(make_backend(DeviceChoice::Auto, Precision::Fp64)->is_cpu());
   EXPECT_EQ(parse_precision("fp64"), Precision::Fp64);

@@ -61,7 +61,6 @@ class CpuBackend final : public Backend {
   void msign_svd(const float* G, float* out, int rows, int cols) override;
 
   // fp64: the same templates instantiated for double.
-  bool has_fp64() const override { return true; }
   void gemm(Trans ta, Trans tb, int m, int n, int k, double alpha, const double* A, int lda,
             const double* B, int ldb, double beta, double* C, int ldc) override;
   void fill(double* x, std::size_t n, double value) override;

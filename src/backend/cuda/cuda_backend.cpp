@@ -375,9 +375,9 @@ void CudaBackend::task_sums(const float* loss, const float* correct, const int32
 
 void CudaBackend::sparse_parity(const ParityDraw& draw, const ParityTables& tables, int count, float* x,
                                 int32_t* labels, int32_t* tasks) {
-  if (capturing_ && draw.a != capture_step_) {
-    throw RuntimeError(fmt::format("step graph capture: a sparse_parity draw for a = {} inside the capture of step {}",
-                                   draw.a, capture_step_));
+  if (capturing_ && draw.step_or_task != capture_step_) {
+    throw RuntimeError(fmt::format("step graph capture: a sparse_parity draw for step {} inside the capture of step {}",
+                                   draw.step_or_task, capture_step_));
   }
   cuda::launch_sparse_parity(draw, tables, count, x, labels, tasks, capturing_ ? step_counter_ : nullptr, stream_);
 }
