@@ -224,7 +224,7 @@ void RunDirectory::record_failure(const std::string& message) noexcept {
   try {
     nlohmann::json j = nlohmann::json::object();
     try {
-      j = nlohmann::json::parse(read_file(path_ / "summary.json"));
+      j = parse_json(read_file(path_ / "summary.json"), (path_ / "summary.json").string());
       if (!j.is_object()) j = nlohmann::json::object();
     } catch (const std::exception&) {
       // no summary yet (or unreadable): the failure is still worth recording
@@ -248,7 +248,7 @@ bool holds_run(const std::filesystem::path& dir) {
 
 std::optional<std::string> recorded_status(const std::filesystem::path& run_dir) {
   try {
-    return nlohmann::json::parse(read_file(run_dir / "summary.json")).at("status").get<std::string>();
+    return parse_json(read_file(run_dir / "summary.json"), (run_dir / "summary.json").string()).at("status").get<std::string>();
   } catch (const std::exception&) {
     return std::nullopt;
   }

@@ -29,7 +29,7 @@ constexpr const char* kFailedMarker = "failed.json";
 
 int64_t summary_steps(const fs::path& dir) {
   try {
-    return json::parse(read_file(dir / "summary.json")).value("steps", int64_t{0});
+    return parse_json(read_file(dir / "summary.json"), (dir / "summary.json").string()).value("steps", int64_t{0});
   } catch (const std::exception&) {
     return 0;
   }
@@ -37,7 +37,7 @@ int64_t summary_steps(const fs::path& dir) {
 
 std::string summary_message(const fs::path& dir) {
   try {
-    return json::parse(read_file(dir / "summary.json")).value("message", std::string());
+    return parse_json(read_file(dir / "summary.json"), (dir / "summary.json").string()).value("message", std::string());
   } catch (const std::exception&) {
     return "";
   }
@@ -53,7 +53,7 @@ std::string last_line(const std::string& text) {
 
 std::string failure_detail(const fs::path& dir) {
   try {
-    const json j = json::parse(read_file(dir / kFailedMarker));
+    const json j = parse_json(read_file(dir / kFailedMarker), (dir / kFailedMarker).string());
     const int signal = j.value("signal", 0);
     const std::string how =
         signal != 0 ? fmt::format("killed by signal {}", signal) : fmt::format("exit {}", j.value("exit_code", -1));

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "config/experiment.h"
 #include "core/error.h"
 #include "core/fs.h"
 
@@ -105,7 +106,7 @@ CheckpointState read_checkpoint(const fs::path& file) {
     throw RuntimeError("checksum mismatch (truncated or corrupted)");
   const uint64_t header_len = read_u64(in, sizeof kMagic);
   if (header_len > body.size() - sizeof kMagic - sizeof(uint64_t)) throw RuntimeError("header length out of range");
-  const auto header = nlohmann::json::parse(body.substr(sizeof kMagic + sizeof(uint64_t), header_len));
+  const auto header = parse_json(body.substr(sizeof kMagic + sizeof(uint64_t), header_len), file.string());
   CheckpointState s;
   s.run_id = header.value("run_id", std::string());
   s.step = header.at("step").get<int64_t>();

@@ -127,5 +127,13 @@ TEST(RunDirectory, MalformedMetricsRowEndsTheWholeRows) {
   fs::remove_all(dir);
 }
 
+TEST(RunDirectory, DeeplyNestedSummaryIsUnreadableNotACrash) {
+  const fs::path dir = fresh_dir("deep");
+  // 100 000 levels: the JSON library would recurse that deep building and destroying it.
+  write_file_atomic(dir / "summary.json", "{\"status\": " + std::string(100000, '[') + std::string(100000, ']') + "}");
+  EXPECT_FALSE(recorded_status(dir).has_value());
+  fs::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace skillrun
