@@ -1,11 +1,11 @@
 // Launchers for the data kernels: multi-task sparse parity on the GPU, one thread per sample,
-// bit-identical to the CPU backend because both call parity_sample() (tasks/sparse_parity_gen.h).
+// bit-identical to the CPU backend because both call parity_sample() (backend/sparse_parity_gen.h).
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstdint>
 
-#include "tasks/sparse_parity_gen.h"
+#include "backend/sparse_parity_gen.h"
 
 namespace skillrun::cuda {
 

@@ -19,7 +19,7 @@
 #include <utility>
 #include <vector>
 
-#include "tasks/sparse_parity_gen.h"
+#include "backend/sparse_parity_gen.h"
 
 namespace skillrun {
 
@@ -90,7 +90,7 @@ class Backend {
                          int n_tasks, double* sums) = 0;
 
   // ---- data ---------------------------------------------------------------------------------
-  // Fills `count` samples of multi-task sparse parity (see tasks/sparse_parity_gen.h):
+  // Fills `count` samples of multi-task sparse parity (see backend/sparse_parity_gen.h):
   // x (count x (n_tasks + n_bits)) as 0/1 floats, labels (count), task ids (count).
   // `tables` points at backend memory holding the subsets and Zipf thresholds.
   virtual void sparse_parity(const ParityDraw& draw, const ParityTables& tables, int count,

@@ -471,7 +471,7 @@ TrainConfig parse_train(const json& j, const TaskConfig& task) {
   }
   TrainConfig t;
   read_integer(j, path, "batch_size", t.batch_size, 1);
-  // The step is a 32-bit word of the Philox counter (tasks/sparse_parity_gen.h).
+  // The step is a 32-bit word of the Philox counter (backend/sparse_parity_gen.h).
   read_integer(j, path, "max_steps", t.max_steps, 1, int64_t{0xFFFFFFFF});
   read_bool(j, path, "stop_when_learned", t.stop_when_learned);
   read_integer(j, path, "checkpoint_every", t.checkpoint_every, 0, int64_t{0xFFFFFFFF});

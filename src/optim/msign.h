@@ -1,7 +1,7 @@
 // msign(G) = U V^T for G = U S V^T: the orthogonalisation at the heart of Muon. Three ways to
 // compute it: the Newton-Schulz quintic of Muon (ns5), the Polar Express schedule (one
 // optimised quintic per step) and the exact SVD. This header holds the coefficient schedules
-// and the dispatch; the iteration itself is Backend::msign_newton_schulz (defined in msign.cpp).
+// and the dispatch; the iteration itself is Backend::msign_newton_schulz (backend/newton_schulz.cpp).
 #pragma once
 #include <string_view>
 #include <vector>

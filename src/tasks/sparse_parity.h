@@ -1,6 +1,6 @@
 // Multi-task sparse parity (Michaud et al.; the paper's Section 3): the host-side task family
 // (Zipf frequencies p_i, subsets S_i) and the draws of training batches and eval sets, which
-// run on the backend through tasks/sparse_parity_gen.h.
+// run on the backend through backend/sparse_parity_gen.h.
 #pragma once
 #include <cstdint>
 #include <span>

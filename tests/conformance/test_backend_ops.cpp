@@ -27,7 +27,7 @@
 #include "backends_under_test.h"
 #include "core/error.h"
 #include "optim/msign.h"
-#include "tasks/sparse_parity_gen.h"
+#include "backend/sparse_parity_gen.h"
 
 namespace skillrun::conformance {
 namespace {

@@ -19,7 +19,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
-#include "tasks/sparse_parity_gen.h"
+#include "backend/sparse_parity_gen.h"
 
 namespace skillrun {
 namespace {

@@ -2,7 +2,7 @@
 // loop and the CUDA kernel, so both produce the same bits from the same (seed, counter).
 //
 // Sample j of a draw: x = [u, v], u one-hot over n_tasks control bits, v in {0,1}^n_bits;
-// y = XOR of v over S_task. Random words come from Philox blocks (stream, a, j, block):
+// y = XOR of v over S_task. Random words come from Philox blocks (stream, step_or_task, j, block):
 // word 0 of block 0 picks the task (Zipf, integer thresholds), words 1.. give v's bits,
 // bit b in word 1 + b/32 (block (1 + b/32) / 4, lane (1 + b/32) % 4), bit position b % 32.
 #pragma once
