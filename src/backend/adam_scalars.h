@@ -1,10 +1,12 @@
 // The per-step scalars of Adam/AdamW, formed once on the host and shared by every backend so
-// the CPU and CUDA updates agree to the bit.
+// the CPU and CUDA updates agree to the bit. The bias corrections are update_math.h's
+// adam_bias_correction, the same function a graph-replayed CUDA step runs on the device.
 #pragma once
-#include <cmath>
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+
+#include "backend/update_math.h"
 
 namespace skillrun {
 
@@ -17,16 +19,13 @@ struct AdamScalarsT {
 };
 using AdamScalars = AdamScalarsT<float>;
 
-// t is the 1-based step. Bias corrections in double: 1 - 0.999^t loses most of its digits in
-// float for small t. T is the element type of the update (float, or double for fp64 runs).
+// t is the 1-based step. T is the element type of the update (float, or double for fp64 runs).
 template <class T>
-AdamScalarsT<T> adam_scalars(const char* backend, T lr, T beta1, T beta2, T weight_decay, bool decoupled,
-                             int64_t t) {
+AdamScalarsT<T> adam_scalars(const char* backend, T lr, T beta1, T beta2, T weight_decay, bool decoupled, int64_t t) {
   if (t < 1) throw std::invalid_argument(std::string(backend) + " adam_update: step t must be >= 1");
-  const double bc1 = 1.0 - std::pow(static_cast<double>(beta1), static_cast<double>(t));
-  const double bc2 = 1.0 - std::pow(static_cast<double>(beta2), static_cast<double>(t));
-  return AdamScalarsT<T>{static_cast<T>(lr / bc1), static_cast<T>(1.0 / std::sqrt(bc2)),
-                         decoupled ? T(1) - lr * weight_decay : T(1), decoupled ? T(0) : weight_decay};
+  const AdamBiasCorrection<T> bc = adam_bias_correction(lr, beta1, beta2, static_cast<double>(t));
+  return AdamScalarsT<T>{bc.step, bc.inv_sqrt_bc2, decoupled ? decay_factor(lr, weight_decay) : T(1),
+                         decoupled ? T(0) : weight_decay};
 }
 
 }  // namespace skillrun

@@ -5,6 +5,7 @@
 #include "backend/cpu/cpu_backend.h"
 
 #include "backend/adam_scalars.h"
+#include "backend/update_math.h"
 
 #include <cblas.h>
 #include <lapacke.h>
@@ -376,36 +377,23 @@ void CpuBackend::sparse_parity(const ParityDraw& draw, const ParityTables& table
 }
 
 // ---- optimizer updates --------------------------------------------------------------------
-// Each rule branches on its flags outside the element loop, so every loop body is branch-free.
-// One template per rule for float and double.
+// The per-element maths is backend/update_math.h, shared with the CUDA kernels; here only the
+// loops. Each rule branches on its flags outside the element loop, so every loop body is
+// branch-free. One template per rule for float and double.
 
 namespace {
-
-template <class T>
-T sign_of(T v) {
-  return static_cast<T>((v > T(0)) - (v < T(0)));
-}
 
 template <class T>
 void sgd_impl(T* w, const T* g, T* m, std::size_t n, T lr, T mu, bool nesterov, T wd) {
   if (mu == T(0)) {  // plain SGD: m is not touched (it may be nullptr)
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-    for (std::size_t i = 0; i < n; ++i) w[i] -= lr * (g[i] + wd * w[i]);
+    for (std::size_t i = 0; i < n; ++i) w[i] = sgd_element(w[i], g[i], lr, wd);
   } else if (nesterov) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-    for (std::size_t i = 0; i < n; ++i) {
-      const T gi = g[i] + wd * w[i];
-      const T mi = mu * m[i] + gi;
-      m[i] = mi;
-      w[i] -= lr * (gi + mu * mi);
-    }
+    for (std::size_t i = 0; i < n; ++i) sgd_nesterov_element(w[i], g[i], m[i], lr, mu, wd);
   } else {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-    for (std::size_t i = 0; i < n; ++i) {
-      const T mi = mu * m[i] + g[i] + wd * w[i];
-      m[i] = mi;
-      w[i] -= lr * mi;
-    }
+    for (std::size_t i = 0; i < n; ++i) sgd_heavy_ball_element(w[i], g[i], m[i], lr, mu, wd);
   }
 }
 
@@ -413,15 +401,14 @@ template <class T>
 void nmd_impl(T* w, const T* g, T* m, std::size_t n, T lr, T beta, T weight_decay) {
   // Pass 1 updates the momentum and measures it; pass 2 steps along its direction.
   const double norm_sq = chunked_sum(n, [=](std::size_t i) {
-    const T mi = beta * m[i] + g[i];
-    m[i] = mi;
+    const T mi = nmd_momentum_element(m[i], g[i], beta);
     return static_cast<double>(mi) * mi;
   });
   if (norm_sq == 0.0) return;  // no direction, so no step (weight decay included)
-  const T step = static_cast<T>(static_cast<double>(lr) / std::sqrt(norm_sq));
-  const T decay = T(1) - lr * weight_decay;
+  const T step = nmd_step_size(lr, norm_sq);
+  const T decay = decay_factor(lr, weight_decay);
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-  for (std::size_t i = 0; i < n; ++i) w[i] = w[i] * decay - step * m[i];
+  for (std::size_t i = 0; i < n; ++i) w[i] = nmd_step_element(w[i], m[i], step, decay);
 }
 
 template <class T>
@@ -429,60 +416,45 @@ void adam_impl(T* w, const T* g, T* m, T* v, std::size_t n, T lr, T beta1, T bet
                bool decoupled, int64_t t) {
   // AdamW shrinks w before the step; Adam + L2 folds wd w into the gradient instead.
   const auto [step, inv_sqrt_bc2, decay, l2] = adam_scalars("cpu", lr, beta1, beta2, weight_decay, decoupled, t);
-  const T one_minus_b1 = T(1) - beta1, one_minus_b2 = T(1) - beta2;
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
   for (std::size_t i = 0; i < n; ++i) {
-    const T gi = g[i] + l2 * w[i];
-    const T mi = beta1 * m[i] + one_minus_b1 * gi;
-    const T vi = beta2 * v[i] + one_minus_b2 * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    w[i] = w[i] * decay - step * mi / (std::sqrt(vi) * inv_sqrt_bc2 + eps);
+    adam_element(w[i], g[i], m[i], v[i], step, inv_sqrt_bc2, beta1, beta2, eps, decay, l2);
   }
 }
 
 template <class T>
 void signgd_impl(T* w, const T* g, T* m, std::size_t n, T lr, T momentum, T weight_decay) {
-  const T decay = T(1) - lr * weight_decay;
+  const T decay = decay_factor(lr, weight_decay);
   if (momentum == T(0)) {
     if (m != nullptr) std::memmove(m, g, n * sizeof(T));  // m = g, kept for checkpoints
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-    for (std::size_t i = 0; i < n; ++i) w[i] = w[i] * decay - lr * sign_of(g[i]);
+    for (std::size_t i = 0; i < n; ++i) w[i] = signgd_element(w[i], g[i], lr, decay);
   } else {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
     for (std::size_t i = 0; i < n; ++i) {
-      const T mi = momentum * m[i] + g[i];
-      m[i] = mi;
-      w[i] = w[i] * decay - lr * sign_of(mi);
+      const T mi = accumulate_momentum(m[i], g[i], momentum);
+      w[i] = signgd_element(w[i], mi, lr, decay);
     }
   }
 }
 
 template <class T>
 void momentum_impl(T* m, const T* g, T* out, std::size_t n, T beta, bool nesterov) {
-  // out may alias g or m: each element is read before it is written.
+  // out may alias g or m: each element is read before it is written. The flag is a constant in
+  // each loop, so the body stays branch-free.
   if (nesterov) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-    for (std::size_t i = 0; i < n; ++i) {
-      const T gi = g[i];
-      const T mi = beta * m[i] + gi;
-      m[i] = mi;
-      out[i] = gi + beta * mi;
-    }
+    for (std::size_t i = 0; i < n; ++i) out[i] = momentum_element(m[i], g[i], beta, true);
   } else {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
-    for (std::size_t i = 0; i < n; ++i) {
-      const T mi = beta * m[i] + g[i];
-      m[i] = mi;
-      out[i] = mi;
-    }
+    for (std::size_t i = 0; i < n; ++i) out[i] = momentum_element(m[i], g[i], beta, false);
   }
 }
 
 }  // namespace
 
-void CpuBackend::sgd_update(float* w, const float* g, float* m, std::size_t n, float lr, float momentum,
-                            bool nesterov, float weight_decay) {
+void CpuBackend::sgd_update(float* w, const float* g, float* m, std::size_t n, float lr, float momentum, bool nesterov,
+                            float weight_decay) {
   sgd_impl(w, g, m, n, lr, momentum, nesterov, weight_decay);
 }
 void CpuBackend::sgd_update(double* w, const double* g, double* m, std::size_t n, double lr, double momentum,
