@@ -20,13 +20,11 @@
 #include <vector>
 
 #include "backend/sparse_parity_gen.h"
+#include "config/choices.h"  // MsignMethod
 
 namespace skillrun {
 
 enum class Trans { No, Yes };
-
-// Matrix sign msign(G) = U V^T for G = U S V^T. Newton-Schulz variants and the exact SVD.
-enum class MsignMethod { NewtonSchulz5, PolarExpress, Svd };
 
 // One iteration X <- a X + b (X X^T) X + c (X X^T)^2 X of an odd matrix polynomial.
 struct NsCoefficients {

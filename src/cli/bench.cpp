@@ -22,6 +22,7 @@
 #include "backend/backend.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "config/choices.h"
 #include "core/error.h"
 #include "core/version.h"
 #include "optim/msign.h"
@@ -89,7 +90,7 @@ int bench_msign(const BenchOptions& options) {
     throw UsageError("bench --msign times msign alone: give no CONFIG and no --set");
   }
   const auto [rows, cols] = parse_shape(options.msign_shape);
-  const MsignMethod method = parse_msign_method(options.msign_method);
+  const MsignMethod method = parse_choice<MsignMethod>(options.msign_method);
   constexpr int kNsSteps = 5;  // Muon's five iterations (ignored by svd)
   auto backend = make_backend(parse_device(options.common.device.empty() ? "auto" : options.common.device),
                               parse_precision(options.precision));
@@ -201,8 +202,8 @@ int cmd_bench(const BenchOptions& options) {
   std::printf("skillrun bench  %s  (commit %s)\n", config.name.c_str(), git_commit());
   std::printf("device: %s\n", backend->name().c_str());
   std::printf("config: batch %d, width %d, depth %d, n_tasks %d, n_bits %d, optimizer %s; %lld timed steps\n",
-              config.train.batch_size, config.model.width, config.model.depth, config.task.n_tasks,
-              config.task.n_bits, config.optimizer.type.c_str(), static_cast<long long>(t.steps));
+              config.train.batch_size, config.model.width, config.model.depth, config.task.n_tasks, config.task.n_bits,
+              std::string(name(config.optimizer.type)).c_str(), static_cast<long long>(t.steps));
   std::printf("%-22s %10s %8s\n", "phase", "ms/step", "share");
   auto row = [&](const char* name, double s) { std::printf("%-22s %10.3f %7.1f%%\n", name, s * 1e3, 100.0 * s / (step + eval)); };
   row("data", data);

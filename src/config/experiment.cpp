@@ -119,17 +119,33 @@ void read_choice(const json& obj, const std::string& path, std::string_view key,
   out = s;
 }
 
+// Every spelling of E, in the order messages list them.
+template <ConfigChoice E>
+Names choice_names() {
+  Names names;
+  for (const auto& c : ChoiceSet<E>::all) names.push_back(c.name);
+  return names;
+}
+
+// The same for a choice held as an enum: validated on the spelling, converted once here.
+template <ConfigChoice E>
+void read_choice(const json& obj, const std::string& path, std::string_view key, E& out) {
+  std::string spelling(name(out));
+  read_choice(obj, path, key, spelling, choice_names<E>(), ChoiceSet<E>::noun);
+  out = parse_choice<E>(spelling);
+}
+
 // ---------------------------------------------------------------------------------------------
 // optimizer
 
-const Names kOptimizerTypes = {"sgd", "nmd", "adam", "adamw", "signgd", "muon"};
+const Names kAllOptimizerTypes = choice_names<OptimizerType>();
 // icl_linreg also takes gd (sgd without momentum), ngd (the gradient over its Frobenius norm:
 // nmd with beta 0) and specgd (Q -= lr msign(grad): muon without momentum, exact msign).
 const Names kIclOnlyTypes = {"gd", "ngd", "specgd"};
-const Names kAllOptimizerTypes = [] {
-  Names all = kOptimizerTypes;
-  all.insert(all.end(), kIclOnlyTypes.begin(), kIclOnlyTypes.end());
-  return all;
+const Names kOptimizerTypes = [] {
+  Names types = kAllOptimizerTypes;
+  std::erase_if(types, [](std::string_view t) { return contains(kIclOnlyTypes, t); });
+  return types;
 }();
 // Keys that only make sense with several parameter tensors (the MLP).
 const Names kMlpOnlyOptimizerKeys = {"muon_params", "other_params"};
@@ -174,15 +190,15 @@ bool key_valid_for(std::string_view key, std::string_view type) {
   return false;
 }
 
-double default_momentum(std::string_view type) {
-  if (type == "nmd") return 0.9;
-  if (type == "muon") return 0.95;
+double default_momentum(OptimizerType type) {
+  if (type == OptimizerType::Nmd) return 0.9;
+  if (type == OptimizerType::Muon) return 0.95;
   return 0.0;
 }
 
 OptimizerConfig default_other_params() {
   OptimizerConfig other;
-  other.type = "adam";
+  other.type = OptimizerType::Adam;
   other.lr = 1e-3;
   return other;
 }
@@ -224,11 +240,14 @@ OptimizerConfig parse_optimizer(const json& j, const std::string& path, bool nes
                                      " is only valid when task.type is icl_linreg (expected one of: " +
                                      join_names(types) + ")");
   }
-  read_choice(j, path, "type", o.type, types, "optimizer");
-  if (o.type == "specgd") o.msign = "svd";  // the exact msign of the paper's SpecGD
+  // The key table is keyed by spelling, so the checks below keep the type as a string.
+  std::string type(name(o.type));
+  read_choice(j, path, "type", type, types, ChoiceSet<OptimizerType>::noun);
+  o.type = parse_choice<OptimizerType>(type);
+  if (o.type == OptimizerType::SpecGd) o.msign = MsignMethod::Svd;  // the exact msign of the paper's SpecGD
 
   for (const auto& item : j.items()) {
-    if (!key_valid_for(item.key(), o.type)) {
+    if (!key_valid_for(item.key(), type)) {
       Names takers;
       for (const auto& k : optimizer_keys()) {
         if (k.key != item.key()) continue;
@@ -236,9 +255,8 @@ OptimizerConfig parse_optimizer(const json& j, const std::string& path, bool nes
           if (contains(types, t)) takers.push_back(t);
         }
       }
-      throw ConfigError(join_path(path, item.key()), "only valid when " + type_path + " is " +
-                                                         join_names(takers, " or ") + " (it is " +
-                                                         o.type + ")");
+      throw ConfigError(join_path(path, item.key()),
+                        "only valid when " + type_path + " is " + join_names(takers, " or ") + " (it is " + type + ")");
     }
   }
   if (!j.contains("lr") && !nested) throw ConfigError(path, "missing required key \"lr\"");
@@ -251,11 +269,11 @@ OptimizerConfig parse_optimizer(const json& j, const std::string& path, bool nes
   read_number(j, path, "beta1", o.beta1, NumberRule::kUnitInterval);
   read_number(j, path, "beta2", o.beta2, NumberRule::kUnitInterval);
   read_number(j, path, "eps", o.eps, NumberRule::kPositive);
-  read_choice(j, path, "msign", o.msign, {"ns5", "polar_express", "svd"}, "msign method");
+  read_choice(j, path, "msign", o.msign);
   read_integer(j, path, "ns_steps", o.ns_steps, 1, 100);
-  read_choice(j, path, "scale", o.scale, {"sqrt_ratio", "keller", "moonshot", "none"}, "scale");
-  read_choice(j, path, "muon_params", o.muon_params, {"hidden", "all_weights"}, "muon_params");
-  if (o.type == "muon" && !icl) {
+  read_choice(j, path, "scale", o.scale);
+  read_choice(j, path, "muon_params", o.muon_params);
+  if (o.type == OptimizerType::Muon && !icl) {
     const auto it = j.find("other_params");
     o.other = std::make_shared<OptimizerConfig>(
         it == j.end() ? default_other_params()
@@ -267,9 +285,9 @@ OptimizerConfig parse_optimizer(const json& j, const std::string& path, bool nes
 json optimizer_to_json(const OptimizerConfig& o, bool icl) {
   json j = json::object();
   const auto put = [&](std::string_view key, json value) {
-    if (key_valid_for(key, o.type)) j[std::string(key)] = std::move(value);
+    if (key_valid_for(key, name(o.type))) j[std::string(key)] = std::move(value);
   };
-  j["type"] = o.type;  // unconditional, so even an unset config shows what is missing
+  j["type"] = name(o.type);
   j["lr"] = o.lr;
   put("momentum", o.momentum);
   put("nesterov", o.nesterov);
@@ -277,12 +295,12 @@ json optimizer_to_json(const OptimizerConfig& o, bool icl) {
   put("beta1", o.beta1);
   put("beta2", o.beta2);
   put("eps", o.eps);
-  put("msign", o.msign);
+  put("msign", name(o.msign));
   put("ns_steps", o.ns_steps);
-  put("scale", o.scale);
+  put("scale", name(o.scale));
   if (icl) return j;
-  put("muon_params", o.muon_params);
-  if (o.type == "muon") {
+  put("muon_params", name(o.muon_params));
+  if (o.type == OptimizerType::Muon) {
     // A hand-built muon config without `other` resolves to the same default parsing gives it.
     j["other_params"] = optimizer_to_json(o.other ? *o.other : default_other_params(), false);
   }
@@ -390,9 +408,9 @@ TaskConfig parse_task(const json& j) {
   reject_unknown_keys(j, path, allowed);
   if (!j.contains("type")) throw ConfigError(path, "missing required key \"type\" (sparse_parity or icl_linreg)");
   TaskConfig t;
-  read_choice(j, path, "type", t.type, {"sparse_parity", "icl_linreg"}, "task type");
-  if (t.type == "icl_linreg") {
-    reject_keys_of_other_task(j, path, kParityTaskKeys, "sparse_parity", t.type);
+  read_choice(j, path, "type", t.type);
+  if (t.type == TaskType::IclLinreg) {
+    reject_keys_of_other_task(j, path, kParityTaskKeys, "sparse_parity", name(t.type));
     read_integer(j, path, "d", t.d, 1, 4096);
     if (j.contains("sigma_x")) t.sigma_x = parse_spectrum(j["sigma_x"], "task.sigma_x", t.d);
     if (j.contains("sigma_w")) t.sigma_w = parse_spectrum(j["sigma_w"], "task.sigma_w", t.d);
@@ -400,7 +418,7 @@ TaskConfig parse_task(const json& j) {
     read_choice(j, path, "coordinates", t.coordinates, {"eigenbasis", "original"}, "coordinates");
     return t;
   }
-  reject_keys_of_other_task(j, path, kIclTaskKeys, "icl_linreg", t.type);
+  reject_keys_of_other_task(j, path, kIclTaskKeys, "icl_linreg", name(t.type));
   read_integer(j, path, "n_tasks", t.n_tasks, 1);
   read_integer(j, path, "n_bits", t.n_bits, 1);
   read_integer(j, path, "k", t.k, 1);
@@ -431,16 +449,16 @@ LrScheduleConfig parse_lr_schedule(const json& j) {
   expect_object(j, path);
   reject_unknown_keys(j, path, {"type", "factor", "patience", "rho"});
   LrScheduleConfig s;
-  read_choice(j, path, "type", s.type, {"constant", "plateau", "geometric"}, "schedule");
-  const auto only_for = [&](std::string_view key, std::string_view type) {
+  read_choice(j, path, "type", s.type);
+  const auto only_for = [&](std::string_view key, LrScheduleType type) {
     if (j.contains(key) && s.type != type) {
-      throw ConfigError(join_path(path, key), "only valid when " + path + ".type is " + std::string(type) +
-                                                  " (it is " + s.type + ")");
+      throw ConfigError(join_path(path, key), "only valid when " + path + ".type is " + std::string(name(type)) +
+                                                  " (it is " + std::string(name(s.type)) + ")");
     }
   };
-  only_for("factor", "plateau");
-  only_for("patience", "plateau");
-  only_for("rho", "geometric");
+  only_for("factor", LrScheduleType::Plateau);
+  only_for("patience", LrScheduleType::Plateau);
+  only_for("rho", LrScheduleType::Geometric);
   read_number(j, path, "factor", s.factor, NumberRule::kUnitInterval);
   if (!(s.factor > 0)) throw ConfigError(join_path(path, "factor"), "must be in (0, 1), got 0");
   read_integer(j, path, "patience", s.patience, 1);
@@ -450,12 +468,12 @@ LrScheduleConfig parse_lr_schedule(const json& j) {
 }
 
 json lr_schedule_to_json(const LrScheduleConfig& s) {
-  json j = {{"type", s.type}};
-  if (s.type == "plateau") {
+  json j = {{"type", name(s.type)}};
+  if (s.type == LrScheduleType::Plateau) {
     j["factor"] = s.factor;
     j["patience"] = s.patience;
   }
-  if (s.type == "geometric") j["rho"] = s.rho;
+  if (s.type == LrScheduleType::Geometric) j["rho"] = s.rho;
   return j;
 }
 
@@ -464,10 +482,10 @@ TrainConfig parse_train(const json& j, const TaskConfig& task) {
   expect_object(j, path);
   reject_unknown_keys(j, path, {"batch_size", "max_steps", "stop_when_learned", "checkpoint_every",
                                 "checkpoint_seconds", "lr_schedule"});
-  if (task.type == "icl_linreg") {
-    reject_keys_of_other_task(j, path, kParityTrainKeys, "sparse_parity", task.type);
+  if (task.type == TaskType::IclLinreg) {
+    reject_keys_of_other_task(j, path, kParityTrainKeys, "sparse_parity", name(task.type));
   } else {
-    reject_keys_of_other_task(j, path, kIclTrainKeys, "icl_linreg", task.type);
+    reject_keys_of_other_task(j, path, kIclTrainKeys, "icl_linreg", name(task.type));
   }
   TrainConfig t;
   read_integer(j, path, "batch_size", t.batch_size, 1);
@@ -494,11 +512,11 @@ EvalConfig parse_eval(const json& j, const TaskConfig& task) {
   const std::string path = "eval";
   expect_object(j, path);
   reject_unknown_keys(j, path, {"every", "samples_per_task", "tau_bits", "epsilon", "modes"});
-  const bool icl = task.type == "icl_linreg";
+  const bool icl = task.type == TaskType::IclLinreg;
   if (icl) {
-    reject_keys_of_other_task(j, path, kParityEvalKeys, "sparse_parity", task.type);
+    reject_keys_of_other_task(j, path, kParityEvalKeys, "sparse_parity", name(task.type));
   } else {
-    reject_keys_of_other_task(j, path, kIclEvalKeys, "icl_linreg", task.type);
+    reject_keys_of_other_task(j, path, kIclEvalKeys, "icl_linreg", name(task.type));
   }
   EvalConfig e;
   if (icl) e.every = 10;
@@ -575,14 +593,14 @@ json to_json(const ExperimentConfig& c) {
   j["precision"] = c.precision;
   const bool icl = c.is_icl();
   if (icl) {
-    j["task"] = {{"type", c.task.type},
+    j["task"] = {{"type", name(c.task.type)},
                  {"d", c.task.d},
                  {"sigma_x", spectrum_to_json(c.task.sigma_x)},
                  {"sigma_w", spectrum_to_json(c.task.sigma_w)},
                  {"basis", c.task.basis},
                  {"coordinates", c.task.coordinates}};
   } else {
-    j["task"] = {{"type", c.task.type},
+    j["task"] = {{"type", name(c.task.type)},
                  {"n_tasks", c.task.n_tasks},
                  {"n_bits", c.task.n_bits},
                  {"k", c.task.k},

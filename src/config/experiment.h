@@ -11,6 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "config/choices.h"
+
 namespace skillrun {
 
 // The spectrum of a covariance of the icl_linreg task, normalised so that lambda_1 = 1: either
@@ -23,7 +25,7 @@ struct SpectrumConfig {
 };
 
 struct TaskConfig {
-  std::string type = "sparse_parity";  // sparse_parity | icl_linreg
+  TaskType type = TaskType::SparseParity;
   // sparse_parity
   int n_tasks = 5;
   int n_bits = 100;
@@ -50,17 +52,17 @@ struct ModelConfig {
 
 // One optimizer. `muon` uses `other` for the parameters Muon does not update.
 struct OptimizerConfig {
-  std::string type;  // sgd | nmd | adam | adamw | signgd | muon   (required)
-  double lr = 0.0;   // required, > 0
+  OptimizerType type = OptimizerType::Sgd;  // required in JSON
+  double lr = 0.0;                          // required, > 0
   // Momentum coefficient beta: sgd/signgd default 0, nmd 0.9, muon 0.95. Unused by adam(w).
   double momentum = 0.0;
   bool nesterov = false;    // sgd, muon
   double weight_decay = 0;  // all types; decoupled for adamw/muon/nmd/signgd, L2 for sgd/adam
   double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;  // adam, adamw
-  std::string msign = "ns5";         // muon: ns5 | polar_express | svd
-  int ns_steps = 5;                  // muon ns5 / polar_express iterations
-  std::string scale = "sqrt_ratio";  // muon: sqrt_ratio | keller | moonshot | none
-  std::string muon_params = "hidden";  // muon: hidden (hidden weight matrices) | all_weights
+  MsignMethod msign = MsignMethod::NewtonSchulz5;  // muon, specgd (default svd)
+  int ns_steps = 5;                                // muon ns5 / polar_express iterations
+  MuonScale scale = MuonScale::SqrtRatio;          // muon
+  MuonParams muon_params = MuonParams::Hidden;     // muon
   std::shared_ptr<OptimizerConfig> other;  // muon only: "other_params" (default adam, lr 1e-3)
 };
 
@@ -70,10 +72,10 @@ struct OptimizerConfig {
 // iterations); rho^t / sigma_min(Sigma_x) (geometric: Theorem 2's eta_t = C rho^t / sigma_min,
 // with C = optimizer.lr).
 struct LrScheduleConfig {
-  std::string type = "constant";  // constant | plateau | geometric
-  double factor = 0.3;            // plateau
-  int patience = 50;              // plateau
-  double rho = 0.99;              // geometric
+  LrScheduleType type = LrScheduleType::Constant;
+  double factor = 0.3;  // plateau
+  int patience = 50;    // plateau
+  double rho = 0.99;    // geometric
 };
 
 struct TrainConfig {
@@ -106,7 +108,7 @@ struct ExperimentConfig {
   std::string precision = "fp32";  // fp32 | tf32 | bf16 (tf32/bf16: CUDA only) | fp64 (CPU, icl_linreg)
   TaskConfig task;
   ModelConfig model;  // sparse_parity only
-  bool is_icl() const { return task.type == "icl_linreg"; }
+  bool is_icl() const { return task.type == TaskType::IclLinreg; }
   OptimizerConfig optimizer;
   TrainConfig train;
   EvalConfig eval;

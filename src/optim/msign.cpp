@@ -64,21 +64,4 @@ void msign(Backend& backend, MsignMethod method, const double* G, double* out, i
   msign_any(backend, method, G, out, rows, cols, steps);
 }
 
-MsignMethod parse_msign_method(std::string_view name) {
-  if (name == "ns5") return MsignMethod::NewtonSchulz5;
-  if (name == "polar_express") return MsignMethod::PolarExpress;
-  if (name == "svd") return MsignMethod::Svd;
-  throw std::invalid_argument("unknown msign method \"" + std::string(name) +
-                              "\" (expected ns5 | polar_express | svd)");
-}
-
-std::string_view msign_method_name(MsignMethod method) {
-  switch (method) {
-    case MsignMethod::NewtonSchulz5: return "ns5";
-    case MsignMethod::PolarExpress: return "polar_express";
-    case MsignMethod::Svd: return "svd";
-  }
-  return "unknown";
-}
-
 }  // namespace skillrun

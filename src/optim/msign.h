@@ -3,7 +3,6 @@
 // optimised quintic per step) and the exact SVD. This header holds the coefficient schedules
 // and the dispatch; the iteration itself is Backend::msign_newton_schulz (backend/newton_schulz.cpp).
 #pragma once
-#include <string_view>
 #include <vector>
 
 #include "backend/backend.h"
@@ -24,10 +23,5 @@ void msign(Backend& backend, MsignMethod method, const float* G, float* out, int
            int steps);
 void msign(Backend& backend, MsignMethod method, const double* G, double* out, int rows, int cols,
            int steps);  // precision fp64
-
-// "ns5" | "polar_express" | "svd" (the config's optimizer.msign); throws std::invalid_argument.
-MsignMethod parse_msign_method(std::string_view name);
-// The inverse of parse_msign_method.
-std::string_view msign_method_name(MsignMethod method);
 
 }  // namespace skillrun

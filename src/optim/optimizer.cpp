@@ -10,9 +10,9 @@ Optimizer::Optimizer(Backend& backend, const OptimizerConfig& config, std::vecto
     : params_(&params) {
   for (const Parameter& p : params) {
     const TensorShape shape{p.name, p.rows, p.cols, p.is_matrix};
-    const bool muon_takes_it =
-        config.type == "muon" && p.is_matrix && (config.muon_params == "all_weights" || p.is_hidden);
-    if (config.type != "muon" || muon_takes_it) {
+    const bool muon = config.type == OptimizerType::Muon;
+    const bool muon_takes_it = muon && p.is_matrix && (config.muon_params == MuonParams::AllWeights || p.is_hidden);
+    if (!muon || muon_takes_it) {
       rules_.push_back(make_update_rule<float>(backend, config, shape));
     } else {
       if (!config.other) throw ConfigError("optimizer.other_params", "muon needs other_params");

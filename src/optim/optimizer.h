@@ -44,7 +44,7 @@ std::unique_ptr<UpdateRule<T>> make_update_rule(Backend& backend, const Optimize
                                                 const TensorShape& shape);
 
 // Muon's scale factor for W in R^{m x n} (m = rows = fan_out, n = cols = fan_in).
-double muon_scale(const std::string& scale, int rows, int cols);
+double muon_scale(MuonScale scale, int rows, int cols);
 
 class Optimizer {
  public:

@@ -68,19 +68,26 @@ template <class T>
 class AdamRule final : public UpdateRule<T> {
  public:
   AdamRule(Backend& b, const OptimizerConfig& c, const TensorShape& s)
-      : backend_(b), c_(c), n_(s.size()), m_(zeroed<T>(b, n_)), v_(zeroed<T>(b, n_)) {}
+      : backend_(b),
+        c_(c),
+        decoupled_(c.type == OptimizerType::AdamW),
+        n_(s.size()),
+        m_(zeroed<T>(b, n_)),
+        v_(zeroed<T>(b, n_)) {}
   void apply(T* w, const T* g, int64_t t, double lr_scale) override {
     backend_.adam_update(w, g, m_.data(), v_.data(), n_, T(c_.lr * lr_scale), T(c_.beta1), T(c_.beta2), T(c_.eps),
-                         T(c_.weight_decay), c_.type == "adamw", t);
+                         T(c_.weight_decay), decoupled_, t);
   }
   std::string describe() const override {
-    return fmt::format("{}(lr={}, betas=({}, {}), eps={}, wd={})", c_.type, c_.lr, c_.beta1, c_.beta2, c_.eps, c_.weight_decay);
+    return fmt::format("{}(lr={}, betas=({}, {}), eps={}, wd={})", name(c_.type), c_.lr, c_.beta1, c_.beta2, c_.eps,
+                       c_.weight_decay);
   }
   std::vector<Buffer<T>*> state() override { return {&m_, &v_}; }
 
  private:
   Backend& backend_;
   OptimizerConfig c_;
+  bool decoupled_;  // adamw: weight decay apart from the gradient; adam: L2 in the gradient
   std::size_t n_;
   Buffer<T> m_, v_;
 };
@@ -111,9 +118,15 @@ template <class T>
 class MuonRule final : public UpdateRule<T> {
  public:
   MuonRule(Backend& b, const OptimizerConfig& c, const TensorShape& s)
-      : backend_(b), c_(c), rows_(s.rows), cols_(s.cols), method_(parse_msign_method(c.msign)),
+      : backend_(b),
+        c_(c),
+        rows_(s.rows),
+        cols_(s.cols),
+        method_(c.msign),
         scale_(muon_scale(c.scale, s.rows, s.cols)),
-        m_(zeroed<T>(b, s.size())), direction_(b, s.size()), orthogonal_(b, s.size()) {}
+        m_(zeroed<T>(b, s.size())),
+        direction_(b, s.size()),
+        orthogonal_(b, s.size()) {}
   void apply(T* w, const T* g, int64_t, double lr_scale) override {
     const std::size_t n = m_.size();
     backend_.momentum_accumulate(m_.data(), g, direction_.data(), n, T(c_.momentum), c_.nesterov);
@@ -123,7 +136,7 @@ class MuonRule final : public UpdateRule<T> {
   }
   std::string describe() const override {
     return fmt::format("muon(lr={}, beta={}, nesterov={}, msign={}, ns_steps={}, scale={}={:.4g}, wd={})", c_.lr,
-                       c_.momentum, c_.nesterov, c_.msign, c_.ns_steps, c_.scale, scale_, c_.weight_decay);
+                       c_.momentum, c_.nesterov, name(c_.msign), c_.ns_steps, name(c_.scale), scale_, c_.weight_decay);
   }
   std::vector<Buffer<T>*> state() override { return {&m_}; }
 
@@ -139,26 +152,44 @@ class MuonRule final : public UpdateRule<T> {
 
 }  // namespace
 
-double muon_scale(const std::string& scale, int rows, int cols) {
+double muon_scale(MuonScale scale, int rows, int cols) {
   const double m = rows, n = cols;
-  if (scale == "sqrt_ratio") return std::sqrt(m / n);
-  if (scale == "keller") return std::sqrt(std::max(1.0, m / n));
-  if (scale == "moonshot") return 0.2 * std::sqrt(std::max(m, n));
-  if (scale == "none") return 1.0;
-  throw ConfigError("optimizer.scale", fmt::format("unknown scale \"{}\"", scale));
+  switch (scale) {
+    case MuonScale::SqrtRatio:
+      return std::sqrt(m / n);
+    case MuonScale::Keller:
+      return std::sqrt(std::max(1.0, m / n));
+    case MuonScale::Moonshot:
+      return 0.2 * std::sqrt(std::max(m, n));
+    case MuonScale::None:
+      return 1.0;
+  }
+  // Only a value cast from outside the enum gets here.
+  throw ConfigError("optimizer.scale", "not a MuonScale: " + std::to_string(static_cast<int>(scale)));
 }
 
 template <class T>
 std::unique_ptr<UpdateRule<T>> make_update_rule(Backend& backend, const OptimizerConfig& c, const TensorShape& s) {
-  if (c.type == "sgd") return std::make_unique<SgdRule<T>>(backend, c, s);
-  if (c.type == "nmd") return std::make_unique<NmdRule<T>>(backend, c, s);
-  if (c.type == "adam" || c.type == "adamw") return std::make_unique<AdamRule<T>>(backend, c, s);
-  if (c.type == "signgd") return std::make_unique<SignGdRule<T>>(backend, c, s);
-  if (c.type == "muon") {
-    if (!s.is_matrix) throw ConfigError("optimizer.type", "muon cannot update the vector " + s.name);
-    return std::make_unique<MuonRule<T>>(backend, c, s);
+  switch (c.type) {
+    case OptimizerType::Sgd:
+      return std::make_unique<SgdRule<T>>(backend, c, s);
+    case OptimizerType::Nmd:
+      return std::make_unique<NmdRule<T>>(backend, c, s);
+    case OptimizerType::Adam:
+    case OptimizerType::AdamW:
+      return std::make_unique<AdamRule<T>>(backend, c, s);
+    case OptimizerType::SignGd:
+      return std::make_unique<SignGdRule<T>>(backend, c, s);
+    case OptimizerType::Muon:
+      if (!s.is_matrix) throw ConfigError("optimizer.type", "muon cannot update the vector " + s.name);
+      return std::make_unique<MuonRule<T>>(backend, c, s);
+    // The icl-only types are no rules of their own: icl_update_rule_config maps them first.
+    case OptimizerType::Gd:
+    case OptimizerType::Ngd:
+    case OptimizerType::SpecGd:
+      break;
   }
-  throw ConfigError("optimizer.type", fmt::format("unknown optimizer \"{}\"", c.type));
+  throw ConfigError("optimizer.type", fmt::format("unknown optimizer \"{}\"", name(c.type)));
 }
 
 template std::unique_ptr<UpdateRule<float>> make_update_rule<float>(Backend&, const OptimizerConfig&,

@@ -100,7 +100,7 @@ HostMatrix random_orthogonal(uint64_t seed, uint32_t index, int d) {
 
 IclProblem::IclProblem(const TaskConfig& task, uint64_t seed)
     : d_(task.d), lambda_x_(spectrum_values(task.sigma_x, task.d)), lambda_w_(spectrum_values(task.sigma_w, task.d)) {
-  if (task.type != "icl_linreg") throw std::invalid_argument("IclProblem needs task.type icl_linreg");
+  if (task.type != TaskType::IclLinreg) throw std::invalid_argument("IclProblem needs task.type icl_linreg");
   if (task.coordinates == "original") {
     vx_ = random_orthogonal(seed, 0, d_);
     vw_ = task.basis == "shared" ? vx_ : random_orthogonal(seed, 1, d_);

@@ -16,17 +16,17 @@ namespace skillrun {
 OptimizerConfig icl_update_rule_config(const OptimizerConfig& optimizer) {
   OptimizerConfig rule = optimizer;
   rule.other.reset();
-  if (optimizer.type == "gd") {
-    rule.type = "sgd";
+  if (optimizer.type == OptimizerType::Gd) {
+    rule.type = OptimizerType::Sgd;
     rule.momentum = 0.0;
-  } else if (optimizer.type == "ngd") {
-    rule.type = "nmd";
+  } else if (optimizer.type == OptimizerType::Ngd) {
+    rule.type = OptimizerType::Nmd;
     rule.momentum = 0.0;
-  } else if (optimizer.type == "specgd") {
-    rule.type = "muon";
+  } else if (optimizer.type == OptimizerType::SpecGd) {
+    rule.type = OptimizerType::Muon;
     rule.momentum = 0.0;
     rule.nesterov = false;
-    rule.scale = "none";
+    rule.scale = MuonScale::None;
   }
   return rule;
 }
@@ -48,8 +48,14 @@ void LrSchedule::observe(double loss) {
 }
 
 double LrSchedule::scale(int64_t t) const {
-  if (config_.type == "plateau") return std::pow(config_.factor, reductions_);
-  if (config_.type == "geometric") return std::pow(config_.rho, static_cast<double>(t)) / sigma_min_x_;
+  switch (config_.type) {
+    case LrScheduleType::Plateau:
+      return std::pow(config_.factor, reductions_);
+    case LrScheduleType::Geometric:
+      return std::pow(config_.rho, static_cast<double>(t)) / sigma_min_x_;
+    case LrScheduleType::Constant:
+      break;
+  }
   return 1.0;
 }
 
@@ -108,7 +114,7 @@ IclTrainer<T>::~IclTrainer() = default;
 
 template <class T>
 std::string IclTrainer<T>::describe_optimizer() const {
-  return fmt::format("{} as {}", config_.optimizer.type, rule_->describe());
+  return fmt::format("{} as {}", name(config_.optimizer.type), rule_->describe());
 }
 
 // out = (left Q) right - offset: the shape of both the loss residual and the gradient.
@@ -250,7 +256,7 @@ RunSummary run_icl(Backend& backend, const ExperimentConfig& config, RunDirector
     spdlog::info("task: icl_linreg, d = {}, basis {}, sigma_min(Sx) = {:.3e}, sigma_min(Sw) = {:.3e}",
                  config.task.d, config.task.basis, trainer.problem().sigma_min_x(),
                  trainer.problem().lambda_w().back());
-    spdlog::info("optimizer: {}; lr schedule {}", trainer.describe_optimizer(), config.train.lr_schedule.type);
+    spdlog::info("optimizer: {}; lr schedule {}", trainer.describe_optimizer(), name(config.train.lr_schedule.type));
     return trainer.run(dir, progress);
   };
   if (parse_precision(config.precision) == Precision::Fp64) {

@@ -29,7 +29,7 @@ OptimizerConfig icl_update_rule_config(const OptimizerConfig& optimizer);
 class LrSchedule {
  public:
   LrSchedule(const LrScheduleConfig& config, double sigma_min_x);
-  bool needs_loss() const { return config_.type == "plateau"; }
+  bool needs_loss() const { return config_.type == LrScheduleType::Plateau; }
   void observe(double loss);
   double scale(int64_t t) const;  // t: 0-based iteration
   int reductions() const { return reductions_; }

@@ -19,7 +19,7 @@ namespace {
 bool step_graph_wanted(const Backend& backend, const ExperimentConfig& config) {
   if (!backend.supports_step_graph()) return false;
   if (const char* env = std::getenv("SKILLRUN_CUDA_GRAPH"); env != nullptr && std::string(env) == "0") return false;
-  return !(config.optimizer.type == "muon" && config.optimizer.msign == "svd");
+  return !(config.optimizer.type == OptimizerType::Muon && config.optimizer.msign == MsignMethod::Svd);
 }
 
 }  // namespace

@@ -509,10 +509,10 @@ TEST_P(BackendOps, MsignNewtonSchulzAndPolarExpressAndSvd) {
     const HostVec G = random_vector(n, 50 + static_cast<unsigned>(rows));
     for (MsignMethod method : {MsignMethod::NewtonSchulz5, MsignMethod::PolarExpress, MsignMethod::Svd}) {
       const double tolerance = method == MsignMethod::Svd ? kFp32Tolerance : under_test_->msign_tolerance;
-      compare(std::string("msign ") + std::string(msign_method_name(method)) + " " + std::to_string(rows) + "x" +
-                  std::to_string(cols),
-              {G, poisoned(n)},
-              [=](Backend& b, std::vector<float*>& p) { msign(b, method, p[0], p[1], rows, cols, 5); }, tolerance, {1});
+      compare(
+          std::string("msign ") + std::string(name(method)) + " " + std::to_string(rows) + "x" + std::to_string(cols),
+          {G, poisoned(n)}, [=](Backend& b, std::vector<float*>& p) { msign(b, method, p[0], p[1], rows, cols, 5); },
+          tolerance, {1});
     }
   }
 }

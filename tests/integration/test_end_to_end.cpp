@@ -68,7 +68,7 @@ class EveryOptimizer : public ::testing::TestWithParam<std::vector<std::string>>
 
 TEST_P(EveryOptimizer, LearnsEverySubtaskOfTheTinyTask) {
   const ExperimentConfig config = tiny(GetParam());
-  const fs::path dir = fresh_dir("learn_" + config.optimizer.type);
+  const fs::path dir = fresh_dir("learn_" + std::string(name(config.optimizer.type)));
   const RunSummary s = run_in(config, dir);
   EXPECT_EQ(s.status, RunStatus::Converged) << s.message;
   for (std::size_t k = 0; k < s.T_k.size(); ++k) EXPECT_TRUE(s.T_k[k].has_value()) << "subtask " << k;

@@ -88,7 +88,7 @@ TEST(ConfigDefaults, MinimalConfigResolvesEveryDefault) {
   EXPECT_EQ(c.seed, 0u);
   EXPECT_EQ(c.device, "auto");
   EXPECT_EQ(c.precision, "fp32");
-  EXPECT_EQ(c.task.type, "sparse_parity");
+  EXPECT_EQ(c.task.type, TaskType::SparseParity);
   EXPECT_EQ(c.task.n_tasks, 5);
   EXPECT_EQ(c.task.n_bits, 100);
   EXPECT_EQ(c.task.k, 3);
@@ -123,7 +123,7 @@ TEST(ConfigDefaults, MuonMomentumDefaultsToPointNineFive) {
 TEST(ConfigDefaults, MuonOtherParamsDefaultToAdamLrOneEMinusThree) {
   const auto c = parse_experiment(with_optimizer({{"type", "muon"}, {"lr", 0.02}}));
   ASSERT_NE(c.optimizer.other, nullptr);
-  EXPECT_EQ(c.optimizer.other->type, "adam");
+  EXPECT_EQ(c.optimizer.other->type, OptimizerType::Adam);
   EXPECT_DOUBLE_EQ(c.optimizer.other->lr, 1e-3);
   EXPECT_EQ(c.optimizer.other->other, nullptr);
 }
@@ -131,14 +131,14 @@ TEST(ConfigDefaults, MuonOtherParamsDefaultToAdamLrOneEMinusThree) {
 TEST(ConfigDefaults, MuonOtherParamsWithoutLrGetLrOneEMinusThree) {
   const auto c = parse_experiment(
       with_optimizer({{"type", "muon"}, {"lr", 0.02}, {"other_params", {{"type", "sgd"}}}}));
-  EXPECT_EQ(c.optimizer.other->type, "sgd");
+  EXPECT_EQ(c.optimizer.other->type, OptimizerType::Sgd);
   EXPECT_DOUBLE_EQ(c.optimizer.other->lr, 1e-3);
 }
 
 TEST(ConfigDefaults, MuonOtherParamsWithoutTypeAreAdam) {
   const auto c = parse_experiment(
       with_optimizer({{"type", "muon"}, {"lr", 0.02}, {"other_params", {{"lr", 0.005}}}}));
-  EXPECT_EQ(c.optimizer.other->type, "adam");
+  EXPECT_EQ(c.optimizer.other->type, OptimizerType::Adam);
   EXPECT_DOUBLE_EQ(c.optimizer.other->lr, 0.005);
 }
 

@@ -157,12 +157,13 @@ TEST(Fp64Ops, LrScaleReachesEveryUpdateRule) {
   const int rows = 6, cols = 5;
   const std::size_t n = rows * cols;
   const auto w0 = random_vector(n, 20), g = random_vector(n, 21);
-  for (const char* type : {"sgd", "nmd", "adam", "adamw", "signgd", "muon"}) {
+  for (OptimizerType type : {OptimizerType::Sgd, OptimizerType::Nmd, OptimizerType::Adam, OptimizerType::AdamW,
+                             OptimizerType::SignGd, OptimizerType::Muon}) {
     OptimizerConfig scaled;
     scaled.type = type;
     scaled.lr = 0.4;
     scaled.momentum = 0.5;
-    scaled.msign = "svd";
+    scaled.msign = MsignMethod::Svd;
     OptimizerConfig plain = scaled;
     plain.lr = 0.1;
     CpuBackend backend;
@@ -175,8 +176,8 @@ TEST(Fp64Ops, LrScaleReachesEveryUpdateRule) {
       b->apply(Wb.data(), G.data(), t, 1.0);
     }
     const auto wa = Wa.download();
-    EXPECT_EQ(wa, Wb.download()) << type;
-    EXPECT_GT(max_abs(wa, w0), 1e-3) << type << ": the rule did not move w";
+    EXPECT_EQ(wa, Wb.download()) << name(type);
+    EXPECT_GT(max_abs(wa, w0), 1e-3) << name(type) << ": the rule did not move w";
   }
 }
 

@@ -63,7 +63,7 @@ double off_diagonal_mass(const IclProblem& problem, const HostMatrix& q) {
 TEST(IclConfig, ResolvesDefaultsAndRoundTrips) {
   const ExperimentConfig c = icl_config(12, 100, 10, "specgd", 0.5);
   EXPECT_TRUE(c.is_icl());
-  EXPECT_EQ(c.optimizer.msign, "svd");  // SpecGD's exact msign
+  EXPECT_EQ(c.optimizer.msign, MsignMethod::Svd);  // SpecGD's exact msign
   EXPECT_EQ(c.eval.every, 10);
   EXPECT_EQ(c.eval.modes, (std::vector<int>{1, 6, 12}));
   EXPECT_EQ(c.task.coordinates, "eigenbasis");
@@ -123,22 +123,22 @@ TEST(IclConfig, Fp64AndIclOptimizersBelongToIclOnly) {
 }
 
 TEST(IclConfig, UpdateRuleConfigsOfTheIclOptimizers) {
-  EXPECT_EQ(icl_update_rule_config(icl_config(4, 2, 2, "gd", 1).optimizer).type, "sgd");
+  EXPECT_EQ(icl_update_rule_config(icl_config(4, 2, 2, "gd", 1).optimizer).type, OptimizerType::Sgd);
   const OptimizerConfig ngd = icl_update_rule_config(icl_config(4, 2, 2, "ngd", 1).optimizer);
-  EXPECT_EQ(ngd.type, "nmd");
+  EXPECT_EQ(ngd.type, OptimizerType::Nmd);
   EXPECT_EQ(ngd.momentum, 0.0);
   const OptimizerConfig spec = icl_update_rule_config(icl_config(4, 2, 2, "specgd", 1).optimizer);
-  EXPECT_EQ(spec.type, "muon");
+  EXPECT_EQ(spec.type, OptimizerType::Muon);
   EXPECT_EQ(spec.momentum, 0.0);
-  EXPECT_EQ(spec.msign, "svd");
-  EXPECT_EQ(spec.scale, "none");
+  EXPECT_EQ(spec.msign, MsignMethod::Svd);
+  EXPECT_EQ(spec.scale, MuonScale::None);
 }
 
 // ---- step-size schedules ----------------------------------------------------------------------
 
 TEST(IclSchedule, PlateauReducesAfterPatienceIterationsWithoutImprovement) {
   LrScheduleConfig config;
-  config.type = "plateau";
+  config.type = LrScheduleType::Plateau;
   config.factor = 0.5;
   config.patience = 3;
   LrSchedule s(config, 0.1);
@@ -166,7 +166,7 @@ TEST(IclSchedule, PlateauReducesAfterPatienceIterationsWithoutImprovement) {
 
 TEST(IclSchedule, GeometricAndConstant) {
   LrScheduleConfig geometric;
-  geometric.type = "geometric";
+  geometric.type = LrScheduleType::Geometric;
   geometric.rho = 0.5;
   const LrSchedule g(geometric, 0.01);
   EXPECT_FALSE(g.needs_loss());
@@ -293,7 +293,7 @@ TEST(IclTrainer, Fp32RunTracksFp64) {
 TEST(IclLemma3, SpecGdStaysDiagonalAndEachModeFollowsTheSignRecursion) {
   for (const auto& [kx, kw] : std::vector<std::pair<double, double>>{{10, 100}, {1000, 1}, {30, 30}}) {
     ExperimentConfig c = icl_config(16, kx, kw, "specgd", 0.9);
-    c.train.lr_schedule.type = "geometric";
+    c.train.lr_schedule.type = LrScheduleType::Geometric;
     c.train.lr_schedule.rho = 0.9;
     CpuBackend backend;
     IclTrainer<double> trainer(backend, c);
@@ -325,7 +325,7 @@ TEST(IclLemma3, SpecGdStaysDiagonalAndEachModeFollowsTheSignRecursion) {
 TEST(IclLemma3, OriginalCoordinatesStayDiagonalOverTheFirstSteps) {
   ExperimentConfig c = icl_config(16, 30, 30, "specgd", 0.9);
   c.task.coordinates = "original";
-  c.train.lr_schedule.type = "geometric";
+  c.train.lr_schedule.type = LrScheduleType::Geometric;
   c.train.lr_schedule.rho = 0.9;
   CpuBackend backend;
   IclTrainer<double> trainer(backend, c);
@@ -362,7 +362,7 @@ TEST(IclCoordinates, GdAgreesAcrossCoordinatesAndSpecGdIsUnstableInTheOriginalOn
 
   ExperimentConfig spec = icl_config(10, 100, 10, "specgd", 0.9);
   spec.task.coordinates = "original";
-  spec.train.lr_schedule.type = "geometric";
+  spec.train.lr_schedule.type = LrScheduleType::Geometric;
   spec.train.lr_schedule.rho = 0.9;
   IclTrainer<double> s(backend, spec);
   double worst_off = 0.0;
@@ -382,7 +382,7 @@ TEST(IclTheorem2, GeometricScheduleReachesEpsilonByThePredictedStep) {
        std::vector<std::pair<double, double>>{
            {1, 1}, {100, 1}, {1e4, 1}, {1, 1e4}, {1e4, 1e4}, {30, 300}, {1e6, 1e4}, {1e8, 1}, {1e12, 1e12}}) {
     ExperimentConfig c = icl_config(24, kx, kw, "specgd", c_eta);
-    c.train.lr_schedule.type = "geometric";
+    c.train.lr_schedule.type = LrScheduleType::Geometric;
     c.train.lr_schedule.rho = rho;
     CpuBackend backend;
     IclTrainer<double> trainer(backend, c);
@@ -417,7 +417,7 @@ TEST(IclComparison, GdSlowsWithConditioningWhileSpecGdDoesNot) {
       IclTrainer<double> g(backend, icl_config(8, kappas[ix], kappas[iw], "gd", 1.0));
       gd[ix][iw] = iterations_to_epsilon(g, epsilon, 200000);
       ExperimentConfig sc = icl_config(8, kappas[ix], kappas[iw], "specgd", 0.9);
-      sc.train.lr_schedule.type = "geometric";
+      sc.train.lr_schedule.type = LrScheduleType::Geometric;
       sc.train.lr_schedule.rho = 0.9;
       IclTrainer<double> s(backend, sc);
       spec[ix][iw] = iterations_to_epsilon(s, epsilon, 200000);

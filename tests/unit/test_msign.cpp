@@ -139,20 +139,6 @@ TEST(Msign, PolarExpressScheduleRepeatsItsLastQuinticBeyondFive) {
   }
 }
 
-TEST(Msign, ParseKnowsTheThreeMethodsAndTheirNames) {
-  EXPECT_EQ(parse_msign_method("ns5"), MsignMethod::NewtonSchulz5);
-  EXPECT_EQ(parse_msign_method("polar_express"), MsignMethod::PolarExpress);
-  EXPECT_EQ(parse_msign_method("svd"), MsignMethod::Svd);
-  for (auto m : {MsignMethod::NewtonSchulz5, MsignMethod::PolarExpress, MsignMethod::Svd}) {
-    EXPECT_EQ(parse_msign_method(msign_method_name(m)), m);
-  }
-}
-
-TEST(Msign, ParseRejectsAnUnknownName) {
-  EXPECT_THROW(parse_msign_method("newton_schulz"), std::invalid_argument);
-  EXPECT_THROW(parse_msign_method("SVD"), std::invalid_argument);
-}
-
 // ---- Newton-Schulz --------------------------------------------------------------------------
 
 TEST(Msign, Ns5SingularValuesFollowPolynomialWide) {

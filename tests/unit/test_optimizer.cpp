@@ -25,14 +25,14 @@ Parameter make_param(Backend& backend, std::string name, int rows, int cols, boo
   return p;
 }
 
-OptimizerConfig muon_config(const std::string& msign) {
+OptimizerConfig muon_config(MsignMethod msign) {
   OptimizerConfig c;
-  c.type = "muon";
+  c.type = OptimizerType::Muon;
   c.lr = 0.1;
   c.momentum = 0.95;
   c.msign = msign;
   c.other = std::make_shared<OptimizerConfig>();
-  c.other->type = "adam";
+  c.other->type = OptimizerType::Adam;
   c.other->lr = 0.001;
   return c;
 }
@@ -41,7 +41,7 @@ TEST(Muon, TwoStepsByHandWithExactPolarFactor) {
   CpuBackend backend;
   std::vector<Parameter> params;
   params.push_back(make_param(backend, "w", 2, 3, true, true, {1, 2, 3, 4, 5, 6}));
-  Optimizer opt(backend, muon_config("svd"), params);
+  Optimizer opt(backend, muon_config(MsignMethod::Svd), params);
   // Step 1: G1 = [[3,0,0],[0,4,0]] -> M = G1, msign(M) = [[1,0,0],[0,1,0]];
   // scale sqrt(m/n) = sqrt(2/3) = 0.8164966, so W[0][0] = 1 - 0.1 * 0.8164966 = 0.9183503
   // and W[1][1] = 5 - 0.0816497 = 4.9183503.
@@ -67,7 +67,7 @@ TEST(Muon, HiddenMatricesOnlyByDefaultOthersGetAdam) {
   params.push_back(make_param(backend, "hidden", 2, 3, true, true, {0.5f, -0.5f, 0.25f, 1, 2, 3}));
   params.push_back(make_param(backend, "bias", 1, 2, false, false, {0.5f, -0.5f}));
   params.push_back(make_param(backend, "head", 1, 2, true, false, {1.0f, 2.0f}));
-  Optimizer opt(backend, muon_config("ns5"), params);
+  Optimizer opt(backend, muon_config(MsignMethod::NewtonSchulz5), params);
   const auto lines = opt.describe();
   EXPECT_NE(lines[0].find("muon"), std::string::npos);
   EXPECT_NE(lines[1].find("adam"), std::string::npos);
@@ -88,8 +88,8 @@ TEST(Muon, AllWeightsPutsTheHeadUnderMuon) {
   CpuBackend backend;
   std::vector<Parameter> params;
   params.push_back(make_param(backend, "head", 1, 2, true, false, {1.0f, 2.0f}));
-  auto c = muon_config("svd");
-  c.muon_params = "all_weights";
+  auto c = muon_config(MsignMethod::Svd);
+  c.muon_params = MuonParams::AllWeights;
   Optimizer opt(backend, c, params);
   EXPECT_NE(opt.describe()[0].find("muon"), std::string::npos);
   // A 1x2 gradient (3, 4) has polar factor (0.6, 0.8); scale sqrt(1/2) = 0.7071068.
@@ -102,11 +102,11 @@ TEST(Muon, AllWeightsPutsTheHeadUnderMuon) {
 
 TEST(Muon, ScaleConventions) {
   // W in R^{m x n}, m = 250 rows (fan_out), n = 105 cols (fan_in).
-  EXPECT_NEAR(muon_scale("sqrt_ratio", 250, 105), std::sqrt(250.0 / 105.0), 1e-12);
-  EXPECT_NEAR(muon_scale("keller", 250, 105), std::sqrt(250.0 / 105.0), 1e-12);
-  EXPECT_NEAR(muon_scale("keller", 105, 250), 1.0, 1e-12);
-  EXPECT_NEAR(muon_scale("moonshot", 105, 250), 0.2 * std::sqrt(250.0), 1e-12);
-  EXPECT_EQ(muon_scale("none", 7, 3), 1.0);
+  EXPECT_NEAR(muon_scale(MuonScale::SqrtRatio, 250, 105), std::sqrt(250.0 / 105.0), 1e-12);
+  EXPECT_NEAR(muon_scale(MuonScale::Keller, 250, 105), std::sqrt(250.0 / 105.0), 1e-12);
+  EXPECT_NEAR(muon_scale(MuonScale::Keller, 105, 250), 1.0, 1e-12);
+  EXPECT_NEAR(muon_scale(MuonScale::Moonshot, 105, 250), 0.2 * std::sqrt(250.0), 1e-12);
+  EXPECT_EQ(muon_scale(MuonScale::None, 7, 3), 1.0);
 }
 
 TEST(Nmd, StepLengthIsLrWhateverTheGradientScale) {
@@ -115,7 +115,7 @@ TEST(Nmd, StepLengthIsLrWhateverTheGradientScale) {
     std::vector<Parameter> params;
     params.push_back(make_param(backend, "w", 1, 2, true, true, {1.0f, 1.0f}));
     OptimizerConfig c;
-    c.type = "nmd";
+    c.type = OptimizerType::Nmd;
     c.lr = 0.01;
     c.momentum = 0.9;
     Optimizer opt(backend, c, params);
