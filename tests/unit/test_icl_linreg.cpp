@@ -442,9 +442,9 @@ TEST(IclComparison, GdSlowsWithConditioningWhileSpecGdDoesNot) {
   std::string table = "iterations to relative distance 1e-3 (rows kappa_x 2,4,8; columns kappa_w 2,4,8)\n";
   for (int ix = 0; ix < 3; ++ix) {
     table += "  gd:";
-    for (int iw = 0; iw < 3; ++iw) table += " " + std::to_string(gd[ix][iw]);
+    for (int iw = 0; iw < 3; ++iw) table += ' ' + std::to_string(gd[ix][iw]);
     table += "   specgd:";
-    for (int iw = 0; iw < 3; ++iw) table += " " + std::to_string(spec[ix][iw]);
+    for (int iw = 0; iw < 3; ++iw) table += ' ' + std::to_string(spec[ix][iw]);
     table += "\n";
   }
   std::printf("%s", table.c_str());
