@@ -177,6 +177,19 @@ class Backend {
 };
 
 // Owning, move-only typed buffer in a backend's memory.
+// Offsets of tensors of `sizes` elements laid out one after another in one allocation, each
+// starting on a multiple of kArenaAlignment elements (256 bytes of floats, what GEMM libraries
+// like); the last entry is the arena's size.
+inline constexpr std::size_t kArenaAlignment = 64;
+inline std::vector<std::size_t> arena_layout(std::span<const std::size_t> sizes) {
+  std::vector<std::size_t> offsets{0};
+  for (std::size_t n : sizes) {
+    const std::size_t end = offsets.back() + n;
+    offsets.push_back((end + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment);
+  }
+  return offsets;
+}
+
 template <class T>
 class Buffer {
  public:
@@ -192,11 +205,24 @@ class Buffer {
       backend_ = std::exchange(o.backend_, nullptr);
       count_ = std::exchange(o.count_, 0);
       data_ = std::exchange(o.data_, nullptr);
+      owns_ = std::exchange(o.owns_, true);
     }
     return *this;
   }
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
+
+  // `count` elements of `arena` from `offset`, owning nothing: the tensors of a model (and each
+  // optimizer state) are views into one allocation, valid while the arena lives.
+  static Buffer view(Buffer& arena, std::size_t offset, std::size_t count) {
+    if (offset > arena.count_ || count > arena.count_ - offset) throw std::length_error("Buffer::view: out of range");
+    Buffer b;
+    b.backend_ = arena.backend_;
+    b.count_ = count;
+    b.data_ = count ? arena.data_ + offset : nullptr;
+    b.owns_ = false;
+    return b;
+  }
 
   T* data() { return data_; }
   const T* data() const { return data_; }
@@ -215,13 +241,15 @@ class Buffer {
 
  private:
   void reset() noexcept {
-    if (data_) backend_->deallocate(data_);
+    if (data_ && owns_) backend_->deallocate(data_);
     data_ = nullptr;
     count_ = 0;
+    owns_ = true;
   }
   Backend* backend_ = nullptr;
   std::size_t count_ = 0;
   T* data_ = nullptr;
+  bool owns_ = true;  // false for a view
 };
 
 enum class DeviceChoice { Auto, Cpu, Cuda };

@@ -28,12 +28,21 @@ Mlp::Mlp(Backend& backend, int input_dim, int width, int depth, int classes, int
       p.is_matrix = !is_bias;
       p.is_hidden = !is_bias && l + 1 < depth;
       p.fan_in = fan_in;
-      p.value = Buffer<float>(backend, p.size());
-      p.grad = Buffer<float>(backend, p.size());
       params_.push_back(std::move(p));
     }
     activations_.emplace_back(backend, static_cast<std::size_t>(max_rows) * fan_out);
     if (l + 1 < depth) widest_hidden = std::max(widest_hidden, fan_out);
+  }
+  std::vector<std::size_t> sizes;
+  for (const Parameter& p : params_) sizes.push_back(p.size());
+  const std::vector<std::size_t> offsets = arena_layout(sizes);
+  values_ = Buffer<float>(backend, offsets.back());
+  grads_ = Buffer<float>(backend, offsets.back());
+  backend.fill(values_.data(), values_.size(), 0.0f);  // the padding between tensors too
+  backend.fill(grads_.data(), grads_.size(), 0.0f);
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    params_[i].value = Buffer<float>::view(values_, offsets[i], sizes[i]);
+    params_[i].grad = Buffer<float>::view(grads_, offsets[i], sizes[i]);
   }
   grad_a_ = Buffer<float>(backend, static_cast<std::size_t>(max_rows) * widest_hidden);
   grad_b_ = Buffer<float>(backend, static_cast<std::size_t>(max_rows) * widest_hidden);

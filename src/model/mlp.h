@@ -20,8 +20,8 @@ struct Parameter {
   bool is_matrix = false;  // a weight matrix (Muon candidate), not a bias
   bool is_hidden = false;  // a weight matrix that is neither the last layer (the output head)
   int fan_in = 0;
-  Buffer<float> value;
-  Buffer<float> grad;
+  Buffer<float> value;  // a view into the model's parameter arena
+  Buffer<float> grad;   // a view into its gradient arena
   std::size_t size() const { return static_cast<std::size_t>(rows) * cols; }
 };
 
@@ -53,6 +53,9 @@ class Mlp {
   std::vector<int> dims_;  // dims_[0] = input, dims_[depth] = classes
   int max_rows_;
   std::vector<Parameter> params_;           // weight, bias per layer
+  // Every parameter's value (and gradient) in one allocation, each tensor a view at its offset
+  // (arena_layout), so a pack of runs can later stride over whole models.
+  Buffer<float> values_, grads_;
   std::vector<Buffer<float>> activations_;  // per layer: (max_rows, dims_[l + 1]), post-ReLU
   Buffer<float> grad_a_, grad_b_;           // (max_rows, max hidden dim): ping-pong dA
 };

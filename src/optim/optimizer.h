@@ -4,6 +4,7 @@
 // (Adam, lr 1e-3 by default), as in the paper's App. B.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -37,11 +38,20 @@ class UpdateRule {
   virtual std::vector<Buffer<T>*> state() = 0;
 };
 
+// The state buffers a rule of this config keeps: 0, 1 (momentum) or 2 (Adam's first and
+// second moments). The rules allocate exactly these, in this order.
+int state_buffer_count(const OptimizerConfig& config);
+
+// Where a rule's state buffer number `slot` (of `count` elements, zeroed) comes from; empty:
+// the rule allocates its own. The Optimizer passes views into its per-slot arenas.
+template <class T>
+using StateAllocator = std::function<Buffer<T>(int slot, std::size_t count)>;
+
 // Builds the rule for one tensor from one optimizer config (never muon's dispatch). Types:
 // sgd | nmd | adam | adamw | signgd | muon. Instantiated for float and double.
 template <class T>
 std::unique_ptr<UpdateRule<T>> make_update_rule(Backend& backend, const OptimizerConfig& config,
-                                                const TensorShape& shape);
+                                                const TensorShape& shape, const StateAllocator<T>& allocate = {});
 
 // Muon's scale factor for W in R^{m x n} (m = rows = fan_out, n = cols = fan_in).
 double muon_scale(MuonScale scale, int rows, int cols);
@@ -59,6 +69,9 @@ class Optimizer {
 
  private:
   std::vector<Parameter>* params_;
+  // State slot s of every rule in one allocation (all momenta, then all second moments), each
+  // parameter's buffer a view at its offset: a pack of runs can later stride over them.
+  std::vector<Buffer<float>> state_arenas_;
   std::vector<std::unique_ptr<UpdateRule<float>>> rules_;  // one per parameter, same order
   int64_t steps_ = 0;
 };

@@ -19,6 +19,18 @@ Buffer<T> zeroed(Backend& backend, std::size_t n) {
   return b;
 }
 
+// The state buffers of a rule of config c over n elements: state_buffer_count(c) of them, from
+// `allocate` when given, else owned.
+template <class T>
+std::vector<Buffer<T>> state_buffers(Backend& backend, const OptimizerConfig& c, std::size_t n,
+                                     const StateAllocator<T>& allocate) {
+  std::vector<Buffer<T>> buffers;
+  for (int slot = 0; slot < state_buffer_count(c); ++slot)
+    buffers.push_back(allocate ? allocate(slot, n) : zeroed<T>(backend, n));
+  buffers.resize(2);  // unused slots stay empty
+  return buffers;
+}
+
 template <class T>
 std::vector<Buffer<T>*> optional_state(Buffer<T>& m) {
   return m.empty() ? std::vector<Buffer<T>*>{} : std::vector<Buffer<T>*>{&m};
@@ -27,8 +39,8 @@ std::vector<Buffer<T>*> optional_state(Buffer<T>& m) {
 template <class T>
 class SgdRule final : public UpdateRule<T> {
  public:
-  SgdRule(Backend& b, const OptimizerConfig& c, const TensorShape& s)
-      : backend_(b), c_(c), n_(s.size()), m_(c.momentum > 0 ? zeroed<T>(b, n_) : Buffer<T>()) {}
+  SgdRule(Backend& b, const OptimizerConfig& c, const TensorShape& s, const StateAllocator<T>& allocate)
+      : backend_(b), c_(c), n_(s.size()), m_(std::move(state_buffers(b, c, n_, allocate)[0])) {}
   void apply(T* w, const T* g, int64_t, double lr_scale) override {
     backend_.sgd_update(w, g, m_.data(), n_, T(c_.lr * lr_scale), T(c_.momentum), c_.nesterov, T(c_.weight_decay));
   }
@@ -47,8 +59,8 @@ class SgdRule final : public UpdateRule<T> {
 template <class T>
 class NmdRule final : public UpdateRule<T> {
  public:
-  NmdRule(Backend& b, const OptimizerConfig& c, const TensorShape& s)
-      : backend_(b), c_(c), n_(s.size()), m_(zeroed<T>(b, n_)) {}
+  NmdRule(Backend& b, const OptimizerConfig& c, const TensorShape& s, const StateAllocator<T>& allocate)
+      : backend_(b), c_(c), n_(s.size()), m_(std::move(state_buffers(b, c, n_, allocate)[0])) {}
   void apply(T* w, const T* g, int64_t, double lr_scale) override {
     backend_.nmd_update(w, g, m_.data(), n_, T(c_.lr * lr_scale), T(c_.momentum), T(c_.weight_decay));
   }
@@ -67,13 +79,12 @@ class NmdRule final : public UpdateRule<T> {
 template <class T>
 class AdamRule final : public UpdateRule<T> {
  public:
-  AdamRule(Backend& b, const OptimizerConfig& c, const TensorShape& s)
-      : backend_(b),
-        c_(c),
-        decoupled_(c.type == OptimizerType::AdamW),
-        n_(s.size()),
-        m_(zeroed<T>(b, n_)),
-        v_(zeroed<T>(b, n_)) {}
+  AdamRule(Backend& b, const OptimizerConfig& c, const TensorShape& s, const StateAllocator<T>& allocate)
+      : backend_(b), c_(c), decoupled_(c.type == OptimizerType::AdamW), n_(s.size()) {
+    auto buffers = state_buffers(b, c, n_, allocate);
+    m_ = std::move(buffers[0]);
+    v_ = std::move(buffers[1]);
+  }
   void apply(T* w, const T* g, int64_t t, double lr_scale) override {
     backend_.adam_update(w, g, m_.data(), v_.data(), n_, T(c_.lr * lr_scale), T(c_.beta1), T(c_.beta2), T(c_.eps),
                          T(c_.weight_decay), decoupled_, t);
@@ -95,8 +106,8 @@ class AdamRule final : public UpdateRule<T> {
 template <class T>
 class SignGdRule final : public UpdateRule<T> {
  public:
-  SignGdRule(Backend& b, const OptimizerConfig& c, const TensorShape& s)
-      : backend_(b), c_(c), n_(s.size()), m_(c.momentum > 0 ? zeroed<T>(b, n_) : Buffer<T>()) {}
+  SignGdRule(Backend& b, const OptimizerConfig& c, const TensorShape& s, const StateAllocator<T>& allocate)
+      : backend_(b), c_(c), n_(s.size()), m_(std::move(state_buffers(b, c, n_, allocate)[0])) {}
   void apply(T* w, const T* g, int64_t, double lr_scale) override {
     backend_.signgd_update(w, g, m_.data(), n_, T(c_.lr * lr_scale), T(c_.momentum), T(c_.weight_decay));
   }
@@ -117,14 +128,14 @@ class SignGdRule final : public UpdateRule<T> {
 template <class T>
 class MuonRule final : public UpdateRule<T> {
  public:
-  MuonRule(Backend& b, const OptimizerConfig& c, const TensorShape& s)
+  MuonRule(Backend& b, const OptimizerConfig& c, const TensorShape& s, const StateAllocator<T>& allocate)
       : backend_(b),
         c_(c),
         rows_(s.rows),
         cols_(s.cols),
         method_(c.msign),
         scale_(muon_scale(c.scale, s.rows, s.cols)),
-        m_(zeroed<T>(b, s.size())),
+        m_(std::move(state_buffers(b, c, s.size(), allocate)[0])),
         direction_(b, s.size()),
         orthogonal_(b, s.size()) {}
   void apply(T* w, const T* g, int64_t, double lr_scale) override {
@@ -168,21 +179,41 @@ double muon_scale(MuonScale scale, int rows, int cols) {
   throw ConfigError("optimizer.scale", "not a MuonScale: " + std::to_string(static_cast<int>(scale)));
 }
 
-template <class T>
-std::unique_ptr<UpdateRule<T>> make_update_rule(Backend& backend, const OptimizerConfig& c, const TensorShape& s) {
+int state_buffer_count(const OptimizerConfig& c) {
   switch (c.type) {
     case OptimizerType::Sgd:
-      return std::make_unique<SgdRule<T>>(backend, c, s);
+    case OptimizerType::SignGd:
+      return c.momentum > 0 ? 1 : 0;  // plain SGD and SignGD keep no momentum
     case OptimizerType::Nmd:
-      return std::make_unique<NmdRule<T>>(backend, c, s);
+    case OptimizerType::Muon:
+      return 1;
     case OptimizerType::Adam:
     case OptimizerType::AdamW:
-      return std::make_unique<AdamRule<T>>(backend, c, s);
+      return 2;
+    case OptimizerType::Gd:
+    case OptimizerType::Ngd:
+    case OptimizerType::SpecGd:
+      break;
+  }
+  return 0;  // the icl-only types have no rule of their own (icl_update_rule_config)
+}
+
+template <class T>
+std::unique_ptr<UpdateRule<T>> make_update_rule(Backend& backend, const OptimizerConfig& c, const TensorShape& s,
+                                                const StateAllocator<T>& allocate) {
+  switch (c.type) {
+    case OptimizerType::Sgd:
+      return std::make_unique<SgdRule<T>>(backend, c, s, allocate);
+    case OptimizerType::Nmd:
+      return std::make_unique<NmdRule<T>>(backend, c, s, allocate);
+    case OptimizerType::Adam:
+    case OptimizerType::AdamW:
+      return std::make_unique<AdamRule<T>>(backend, c, s, allocate);
     case OptimizerType::SignGd:
-      return std::make_unique<SignGdRule<T>>(backend, c, s);
+      return std::make_unique<SignGdRule<T>>(backend, c, s, allocate);
     case OptimizerType::Muon:
       if (!s.is_matrix) throw ConfigError("optimizer.type", "muon cannot update the vector " + s.name);
-      return std::make_unique<MuonRule<T>>(backend, c, s);
+      return std::make_unique<MuonRule<T>>(backend, c, s, allocate);
     // The icl-only types are no rules of their own: icl_update_rule_config maps them first.
     case OptimizerType::Gd:
     case OptimizerType::Ngd:
@@ -193,8 +224,10 @@ std::unique_ptr<UpdateRule<T>> make_update_rule(Backend& backend, const Optimize
 }
 
 template std::unique_ptr<UpdateRule<float>> make_update_rule<float>(Backend&, const OptimizerConfig&,
-                                                                    const TensorShape&);
+                                                                    const TensorShape&,
+                                                                    const StateAllocator<float>&);
 template std::unique_ptr<UpdateRule<double>> make_update_rule<double>(Backend&, const OptimizerConfig&,
-                                                                      const TensorShape&);
+                                                                      const TensorShape&,
+                                                                      const StateAllocator<double>&);
 
 }  // namespace skillrun
