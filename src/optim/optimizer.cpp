@@ -39,8 +39,8 @@ Optimizer::Optimizer(Backend& backend, const OptimizerConfig& config, std::vecto
     const StateAllocator<float> from_arenas = [&, i](int slot, std::size_t count) {
       return Buffer<float>::view(state_arenas_[static_cast<std::size_t>(slot)], offsets[slot][i], count);
     };
-    rules_.push_back(make_update_rule<float>(backend, *chosen[i], TensorShape{p.name, p.rows, p.cols, p.is_matrix},
-                                             from_arenas));
+    rules_.push_back(
+        make_update_rule<float>(backend, *chosen[i], TensorShape{p.name, p.rows, p.cols, p.is_matrix}, from_arenas));
   }
 }
 

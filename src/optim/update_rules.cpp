@@ -224,8 +224,7 @@ std::unique_ptr<UpdateRule<T>> make_update_rule(Backend& backend, const Optimize
 }
 
 template std::unique_ptr<UpdateRule<float>> make_update_rule<float>(Backend&, const OptimizerConfig&,
-                                                                    const TensorShape&,
-                                                                    const StateAllocator<float>&);
+                                                                    const TensorShape&, const StateAllocator<float>&);
 template std::unique_ptr<UpdateRule<double>> make_update_rule<double>(Backend&, const OptimizerConfig&,
                                                                       const TensorShape&,
                                                                       const StateAllocator<double>&);
