@@ -31,96 +31,57 @@ std::vector<Buffer<T>> state_buffers(Backend& backend, const OptimizerConfig& c,
   return buffers;
 }
 
+// The rules that are one backend op per step over their state buffers (state_buffer_count):
+// SGD (momentum if > 0), NMD (momentum), Adam/AdamW (first and second moments), SignGD.
 template <class T>
-std::vector<Buffer<T>*> optional_state(Buffer<T>& m) {
-  return m.empty() ? std::vector<Buffer<T>*>{} : std::vector<Buffer<T>*>{&m};
-}
-
-template <class T>
-class SgdRule final : public UpdateRule<T> {
+class ElementwiseRule final : public UpdateRule<T> {
  public:
-  SgdRule(Backend& b, const OptimizerConfig& c, const TensorShape& s, const StateAllocator<T>& allocate)
-      : backend_(b), c_(c), n_(s.size()), m_(std::move(state_buffers(b, c, n_, allocate)[0])) {}
-  void apply(T* w, const T* g, int64_t, double lr_scale) override {
-    backend_.sgd_update(w, g, m_.data(), n_, T(c_.lr * lr_scale), T(c_.momentum), c_.nesterov, T(c_.weight_decay));
-  }
-  std::string describe() const override {
-    return fmt::format("sgd(lr={}, momentum={}, nesterov={}, wd={})", c_.lr, c_.momentum, c_.nesterov, c_.weight_decay);
-  }
-  std::vector<Buffer<T>*> state() override { return optional_state(m_); }
-
- private:
-  Backend& backend_;
-  OptimizerConfig c_;
-  std::size_t n_;
-  Buffer<T> m_;
-};
-
-template <class T>
-class NmdRule final : public UpdateRule<T> {
- public:
-  NmdRule(Backend& b, const OptimizerConfig& c, const TensorShape& s, const StateAllocator<T>& allocate)
-      : backend_(b), c_(c), n_(s.size()), m_(std::move(state_buffers(b, c, n_, allocate)[0])) {}
-  void apply(T* w, const T* g, int64_t, double lr_scale) override {
-    backend_.nmd_update(w, g, m_.data(), n_, T(c_.lr * lr_scale), T(c_.momentum), T(c_.weight_decay));
-  }
-  std::string describe() const override {
-    return fmt::format("nmd(lr={}, beta={}, wd={})", c_.lr, c_.momentum, c_.weight_decay);
-  }
-  std::vector<Buffer<T>*> state() override { return {&m_}; }
-
- private:
-  Backend& backend_;
-  OptimizerConfig c_;
-  std::size_t n_;
-  Buffer<T> m_;
-};
-
-template <class T>
-class AdamRule final : public UpdateRule<T> {
- public:
-  AdamRule(Backend& b, const OptimizerConfig& c, const TensorShape& s, const StateAllocator<T>& allocate)
-      : backend_(b), c_(c), decoupled_(c.type == OptimizerType::AdamW), n_(s.size()) {
-    auto buffers = state_buffers(b, c, n_, allocate);
-    m_ = std::move(buffers[0]);
-    v_ = std::move(buffers[1]);
-  }
+  ElementwiseRule(Backend& b, const OptimizerConfig& c, const TensorShape& s, const StateAllocator<T>& allocate)
+      : backend_(b), c_(c), n_(s.size()), state_(state_buffers(b, c, n_, allocate)) {}
   void apply(T* w, const T* g, int64_t t, double lr_scale) override {
-    backend_.adam_update(w, g, m_.data(), v_.data(), n_, T(c_.lr * lr_scale), T(c_.beta1), T(c_.beta2), T(c_.eps),
-                         T(c_.weight_decay), decoupled_, t);
+    const T lr = T(c_.lr * lr_scale), mu = T(c_.momentum), wd = T(c_.weight_decay);
+    T* m = state_[0].data();  // nullptr when the rule keeps no momentum
+    switch (c_.type) {
+      case OptimizerType::Sgd:
+        return backend_.sgd_update(w, g, m, n_, lr, mu, c_.nesterov, wd);
+      case OptimizerType::Nmd:
+        return backend_.nmd_update(w, g, m, n_, lr, mu, wd);
+      case OptimizerType::Adam:
+      case OptimizerType::AdamW:  // decoupled weight decay; adam: L2 in the gradient
+        return backend_.adam_update(w, g, m, state_[1].data(), n_, lr, T(c_.beta1), T(c_.beta2), T(c_.eps), wd,
+                                    c_.type == OptimizerType::AdamW, t);
+      case OptimizerType::SignGd:
+        return backend_.signgd_update(w, g, m, n_, lr, mu, wd);
+      default:
+        throw ConfigError("optimizer.type", fmt::format("{} is no elementwise rule", name(c_.type)));
+    }
   }
   std::string describe() const override {
-    return fmt::format("{}(lr={}, betas=({}, {}), eps={}, wd={})", name(c_.type), c_.lr, c_.beta1, c_.beta2, c_.eps,
-                       c_.weight_decay);
+    switch (c_.type) {
+      case OptimizerType::Sgd:
+        return fmt::format("sgd(lr={}, momentum={}, nesterov={}, wd={})", c_.lr, c_.momentum, c_.nesterov,
+                           c_.weight_decay);
+      case OptimizerType::Nmd:
+        return fmt::format("nmd(lr={}, beta={}, wd={})", c_.lr, c_.momentum, c_.weight_decay);
+      case OptimizerType::SignGd:
+        return fmt::format("signgd(lr={}, momentum={}, wd={})", c_.lr, c_.momentum, c_.weight_decay);
+      default:
+        return fmt::format("{}(lr={}, betas=({}, {}), eps={}, wd={})", name(c_.type), c_.lr, c_.beta1, c_.beta2, c_.eps,
+                           c_.weight_decay);
+    }
   }
-  std::vector<Buffer<T>*> state() override { return {&m_, &v_}; }
+  std::vector<Buffer<T>*> state() override {
+    std::vector<Buffer<T>*> kept;
+    for (Buffer<T>& b : state_)
+      if (!b.empty()) kept.push_back(&b);
+    return kept;
+  }
 
  private:
   Backend& backend_;
   OptimizerConfig c_;
-  bool decoupled_;  // adamw: weight decay apart from the gradient; adam: L2 in the gradient
   std::size_t n_;
-  Buffer<T> m_, v_;
-};
-
-template <class T>
-class SignGdRule final : public UpdateRule<T> {
- public:
-  SignGdRule(Backend& b, const OptimizerConfig& c, const TensorShape& s, const StateAllocator<T>& allocate)
-      : backend_(b), c_(c), n_(s.size()), m_(std::move(state_buffers(b, c, n_, allocate)[0])) {}
-  void apply(T* w, const T* g, int64_t, double lr_scale) override {
-    backend_.signgd_update(w, g, m_.data(), n_, T(c_.lr * lr_scale), T(c_.momentum), T(c_.weight_decay));
-  }
-  std::string describe() const override {
-    return fmt::format("signgd(lr={}, momentum={}, wd={})", c_.lr, c_.momentum, c_.weight_decay);
-  }
-  std::vector<Buffer<T>*> state() override { return optional_state(m_); }
-
- private:
-  Backend& backend_;
-  OptimizerConfig c_;
-  std::size_t n_;
-  Buffer<T> m_;
+  std::vector<Buffer<T>> state_;  // two slots; the unused ones empty
 };
 
 // Muon (paper App. A): M = beta M + g (Nesterov: use g + beta M); W = W (1 - lr wd)
@@ -203,14 +164,11 @@ std::unique_ptr<UpdateRule<T>> make_update_rule(Backend& backend, const Optimize
                                                 const StateAllocator<T>& allocate) {
   switch (c.type) {
     case OptimizerType::Sgd:
-      return std::make_unique<SgdRule<T>>(backend, c, s, allocate);
     case OptimizerType::Nmd:
-      return std::make_unique<NmdRule<T>>(backend, c, s, allocate);
     case OptimizerType::Adam:
     case OptimizerType::AdamW:
-      return std::make_unique<AdamRule<T>>(backend, c, s, allocate);
     case OptimizerType::SignGd:
-      return std::make_unique<SignGdRule<T>>(backend, c, s, allocate);
+      return std::make_unique<ElementwiseRule<T>>(backend, c, s, allocate);
     case OptimizerType::Muon:
       if (!s.is_matrix) throw ConfigError("optimizer.type", "muon cannot update the vector " + s.name);
       return std::make_unique<MuonRule<T>>(backend, c, s, allocate);

@@ -21,16 +21,14 @@
 #include "core/fs.h"
 #include "train/trainer.h"
 
+#include "support/temp_dir.h"
+
 namespace skillrun {
 namespace {
 
 namespace fs = std::filesystem;
 
-fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("skillrun_e2e_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  return dir;
-}
+fs::path fresh_dir(const std::string& name) { return skillrun_test::fresh_temp_dir("e2e_" + name, /*create=*/false); }
 
 ExperimentConfig tiny(const std::vector<std::string>& overrides = {}) {
   return load_experiment(std::string(SKILLRUN_SOURCE_DIR) + "/configs/ci/tiny.json", overrides);

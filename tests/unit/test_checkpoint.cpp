@@ -12,16 +12,13 @@
 #include "core/fs.h"
 #include "train/checkpoint.h"
 
+#include "support/temp_dir.h"
+
 namespace skillrun {
 namespace {
 namespace fs = std::filesystem;
 
-fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("skillrun_ckpt_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path fresh_dir(const std::string& name) { return skillrun_test::fresh_temp_dir("ckpt_" + name); }
 
 constexpr const char* kRunId = "00000000000000aa";
 

@@ -14,16 +14,13 @@
 #include "core/fs.h"
 #include "io/run_dir.h"
 
+#include "support/temp_dir.h"
+
 namespace skillrun {
 namespace {
 namespace fs = std::filesystem;
 
-fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("skillrun_rundir_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path fresh_dir(const std::string& name) { return skillrun_test::fresh_temp_dir("rundir_" + name); }
 
 TEST(FileLock, SecondLockIsRefusedUntilTheFirstIsReleased) {
   const fs::path dir = fresh_dir("lock");
