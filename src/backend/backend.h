@@ -119,7 +119,7 @@ class Backend {
   // ---- msign ----------------------------------------------------------------------------------
   // out (rows x cols) = msign(G) approximated by Newton-Schulz with one coefficient triple per
   // iteration, after X0 = G / (norm_scale * ||G||_F + norm_eps); the Gram matrix is formed on
-  // the small side. The default implementation (optim/msign.cpp) is built from gemm/axpby;
+  // the small side. The default implementation (backend/newton_schulz.cpp) is built from gemm/axpby;
   // a backend may override it with fused kernels. G and out may not alias.
   virtual void msign_newton_schulz(const float* G, float* out, int rows, int cols,
                                    std::span<const NsCoefficients> iterations, double norm_scale,
@@ -166,7 +166,7 @@ class Backend {
                              double momentum, double weight_decay);
   virtual void momentum_accumulate(double* m, const double* g, double* out, std::size_t n,
                                    double beta, bool nesterov);
-  // The generic version (optim/msign.cpp) in double; it needs the fp64 gemm/axpby above.
+  // The generic version (backend/newton_schulz.cpp) in double; it needs the fp64 gemm/axpby above.
   virtual void msign_newton_schulz(const double* G, double* out, int rows, int cols,
                                    std::span<const NsCoefficients> iterations, double norm_scale,
                                    double norm_eps);

@@ -56,7 +56,7 @@ class CpuBackend final : public Backend {
   void momentum_accumulate(float* m, const float* g, float* out, std::size_t n, float beta,
                            bool nesterov) override;
 
-  // msign_newton_schulz: the generic gemm/axpby version of optim/msign.cpp is used as is.
+  // msign_newton_schulz: the generic gemm/axpby version of backend/newton_schulz.cpp is used as is.
   using Backend::msign_newton_schulz;
   void msign_svd(const float* G, float* out, int rows, int cols) override;
 

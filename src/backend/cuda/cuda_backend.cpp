@@ -420,7 +420,7 @@ void CudaBackend::momentum_accumulate(float* m, const float* g, float* out, std:
 void CudaBackend::msign_newton_schulz(const float* G, float* out, int rows, int cols,
                                       std::span<const NsCoefficients> iterations, double norm_scale,
                                       double norm_eps) {
-  // The generic iteration of optim/msign.cpp (Gram on the small side, polynomial, apply, X
+  // The generic iteration of backend/newton_schulz.cpp (Gram on the small side, polynomial, apply, X
   // buffers swapped), with three changes: ||G||_F stays on the device (no host round trip);
   // the polynomial B = c A^2 + b A is one gemm onto a copy of A (beta = b); the apply step
   // X' = a X + B X is one gemm onto a copy of X (beta = a). Scratch is kept between calls.
