@@ -1,7 +1,10 @@
-// Backend's defaults for the optional capabilities (step graphs, fp64 ops): a backend without
-// them inherits these, which name the op and the backend. The registry refuses precision fp64 for such a backend before
-// any run starts, so reaching one of these is a programming error, reported as a RuntimeError.
+// Backend's defaults for the optional capabilities: batched gemm as a loop of gemm(), and step
+// graphs and fp64 ops that throw, naming the op and the backend. The registry gives fp64 runs
+// the CPU backend only, so reaching an fp64 default is a programming error (RuntimeError).
+#include <stdexcept>
 #include <string>
+
+#include <fmt/format.h>
 
 #include "backend/backend.h"
 #include "core/error.h"
@@ -16,6 +19,24 @@ void Backend::no_fp64(const char* op) const {
 void Backend::begin_step_capture(uint32_t) { throw RuntimeError(name() + " has no step graphs"); }
 void Backend::end_step_capture() { throw RuntimeError(name() + " has no step graphs"); }
 void Backend::launch_step_graph(uint32_t) { throw RuntimeError(name() + " has no step graphs"); }
+
+void Backend::check_batch_strides(int m, int n, int ldc, int64_t stride_a, int64_t stride_b, int64_t stride_c,
+                                  int batch) {
+  const int64_t c_span = m > 0 && n > 0 ? int64_t{m - 1} * ldc + n : 0;  // elements one product writes
+  if (batch < 0 || stride_a < 0 || stride_b < 0 || (batch > 1 && stride_c < c_span))
+    throw std::invalid_argument(
+        fmt::format("gemm_strided_batched: bad batch {} or strides a={} b={} c={} "
+                    "(C's stride must be >= {} so the products do not overlap)",
+                    batch, stride_a, stride_b, stride_c, c_span));
+}
+
+void Backend::gemm_strided_batched(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda,
+                                   int64_t stride_a, const float* B, int ldb, int64_t stride_b, float beta, float* C,
+                                   int ldc, int64_t stride_c, int batch) {
+  check_batch_strides(m, n, ldc, stride_a, stride_b, stride_c, batch);
+  for (int r = 0; r < batch; ++r)
+    gemm(ta, tb, m, n, k, alpha, A + r * stride_a, lda, B + r * stride_b, ldb, beta, C + r * stride_c, ldc);
+}
 
 void Backend::gemm(Trans, Trans, int, int, int, double, const double*, int, const double*, int, double, double*,
                    int) {

@@ -56,6 +56,14 @@ class Backend {
   // beta == 0 overwrites C without reading it (C may hold NaN garbage).
   virtual void gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda,
                     const float* B, int ldb, float beta, float* C, int ldc) = 0;
+  // `batch` independent products C_r = alpha op(A_r) op(B_r) + beta C_r for r < batch, where
+  // A_r = A + r stride_a, B_r = B + r stride_b, C_r = C + r stride_c (elements): the run axis
+  // of a pack of runs. A stride of 0 shares that operand between the products (runs of one seed
+  // share their batch); C's stride must keep the outputs apart (>= (m - 1) ldc + n when batch
+  // > 1), else std::invalid_argument. The default is one gemm() per product.
+  virtual void gemm_strided_batched(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda,
+                                    int64_t stride_a, const float* B, int ldb, int64_t stride_b, float beta, float* C,
+                                    int ldc, int64_t stride_c, int batch);
 
   // ---- elementwise and reductions -----------------------------------------------------------
   virtual void fill(float* x, std::size_t n, float value) = 0;
@@ -174,9 +182,11 @@ class Backend {
 
  protected:
   [[noreturn]] void no_fp64(const char* op) const;
+  // Throws std::invalid_argument for a batch or strides gemm_strided_batched does not accept.
+  static void check_batch_strides(int m, int n, int ldc, int64_t stride_a, int64_t stride_b, int64_t stride_c,
+                                  int batch);
 };
 
-// Owning, move-only typed buffer in a backend's memory.
 // Offsets of tensors of `sizes` elements laid out one after another in one allocation, each
 // starting on a multiple of kArenaAlignment elements (256 bytes of floats, what GEMM libraries
 // like); the last entry is the arena's size.
@@ -190,6 +200,7 @@ inline std::vector<std::size_t> arena_layout(std::span<const std::size_t> sizes)
   return offsets;
 }
 
+// Owning, move-only typed buffer in a backend's memory (or a view into one: Buffer::view).
 template <class T>
 class Buffer {
  public:

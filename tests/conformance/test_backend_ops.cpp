@@ -177,6 +177,34 @@ TEST_P(BackendOps, GemmEmptyInnerDimensionScalesC) {
       kFp32Tolerance);
 }
 
+// The run axis of a pack: 5 products of A_r (13 x 11) B_r^T (B_r stored 9 x 11), B shared
+// (stride 0) or one per product, C padded (ldc 12) with a gap between products (stride 13 * 12 + 7) that
+// stays NaN, beta 0 (C not read) or 0.5. Compared with the CPU, which runs one gemm per product.
+TEST_P(BackendOps, GemmStridedBatchedOverRunsWithASharedOrPerRunOperand) {
+  const int m = 13, n = 9, k = 11, batch = 5, lda = k + 2, ldb = k + 1, ldc = n + 3;
+  const int64_t stride_a = int64_t{m} * lda + 3, stride_c = int64_t{m} * ldc + 7;
+  for (const bool shared_b : {true, false}) {
+    for (const float beta : {0.0f, 0.5f}) {
+      const int64_t stride_b = shared_b ? 0 : int64_t{n} * ldb + 1;
+      const HostVec A = random_vector(static_cast<std::size_t>(stride_a * batch), 31);
+      const HostVec B = random_vector(static_cast<std::size_t>(shared_b ? int64_t{n} * ldb : stride_b * batch), 32);
+      HostVec C = beta == 0.0f ? poisoned(static_cast<std::size_t>(stride_c * batch))
+                               : random_vector(static_cast<std::size_t>(stride_c * batch), 33);
+      for (int r = 0; r < batch; ++r)  // the padding and the gaps must never be written
+        for (int64_t e = 0; e < stride_c; ++e)
+          if (e >= int64_t{m} * ldc || e % ldc >= n) C[static_cast<std::size_t>(r * stride_c + e)] = kPoison;
+      compare(
+          std::string("gemm_strided_batched shared_b=") + (shared_b ? "1" : "0") + " beta=" + std::to_string(beta),
+          {A, B, C},
+          [=](Backend& b, std::vector<float*>& p) {
+            b.gemm_strided_batched(Trans::No, Trans::Yes, m, n, k, 1.25f, p[0], lda, stride_a, p[1], ldb, stride_b,
+                                   beta, p[2], ldc, stride_c, batch);
+          },
+          gemm_tolerance());
+    }
+  }
+}
+
 // ---- elementwise and reductions -----------------------------------------------------------
 
 constexpr std::size_t kLarge = 300007;  // several thousand blocks; not a multiple of anything

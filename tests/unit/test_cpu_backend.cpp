@@ -121,6 +121,41 @@ TEST(CpuBackend, GemmSplitAcrossThreadsMatchesNaive) {
   }
 }
 
+// A pack of runs: each product of the batch must be exactly the gemm of its own slices, so a
+// packed run computes the same bits as the run alone.
+TEST(CpuBackend, GemmStridedBatchedEqualsOneGemmPerProductBitForBit) {
+  CpuBackend backend;
+  const int m = 40, n = 70, k = 30, batch = 3;
+  const int64_t stride_a = int64_t{m} * k + 5, stride_c = int64_t{m} * n + 2;
+  const auto A = random_vector(static_cast<std::size_t>(stride_a * batch), 41);
+  const auto B = random_vector(static_cast<std::size_t>(n) * k, 42);  // shared: stride 0
+  const auto C0 = random_vector(static_cast<std::size_t>(stride_c * batch), 43);
+  auto C_batched = C0, C_single = C0;
+  backend.gemm_strided_batched(Trans::No, Trans::Yes, m, n, k, 0.75f, A.data(), k, stride_a, B.data(), k, 0, 0.5f,
+                               C_batched.data(), n, stride_c, batch);
+  for (int r = 0; r < batch; ++r)
+    backend.gemm(Trans::No, Trans::Yes, m, n, k, 0.75f, A.data() + r * stride_a, k, B.data(), k, 0.5f,
+                 C_single.data() + r * stride_c, n);
+  EXPECT_EQ(C_batched, C_single);
+  EXPECT_NE(C_batched, C0);
+}
+
+TEST(CpuBackend, GemmStridedBatchedRefusesOverlappingOutputs) {
+  CpuBackend backend;
+  std::vector<float> x(64, 1.0f), c(64, 0.0f);
+  // C (2 x 3, ldc 3) spans 6 elements: a C stride of 5 would let product 1 overwrite product 0.
+  EXPECT_THROW(backend.gemm_strided_batched(Trans::No, Trans::No, 2, 3, 2, 1.0f, x.data(), 2, 4, x.data(), 3, 0, 0.0f,
+                                            c.data(), 3, 5, 2),
+               std::invalid_argument);
+  EXPECT_THROW(backend.gemm_strided_batched(Trans::No, Trans::No, 2, 3, 2, 1.0f, x.data(), 2, -4, x.data(), 3, 0, 0.0f,
+                                            c.data(), 3, 6, 2),
+               std::invalid_argument);
+  EXPECT_NO_THROW(backend.gemm_strided_batched(Trans::No, Trans::No, 2, 3, 2, 1.0f, x.data(), 2, 4, x.data(), 3, 0,
+                                               0.0f, c.data(), 3, 6, 2));
+  EXPECT_EQ(c[0], 2.0f);  // (1 1) . (1 1)
+  EXPECT_EQ(c[11], 2.0f);
+}
+
 TEST(CpuBackend, GemmBetaZeroOverwritesNaNInC) {
   CpuBackend backend;
   // [1 2; 3 4] [5; 6] = [17; 39], whatever C held before.

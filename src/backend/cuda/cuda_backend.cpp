@@ -307,14 +307,21 @@ void* CudaBackend::scratch(std::size_t bytes) {
 
 // ---- dense linear algebra -----------------------------------------------------------------
 
-void CudaBackend::gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda,
-                       const float* B, int ldb, float beta, float* C, int ldc) {
+namespace {
+// cuBLAS would report a bad shape as CUBLAS_STATUS_INVALID_VALUE; this names it.
+void check_gemm_shape(Trans ta, Trans tb, int m, int n, int k, int lda, int ldb, int ldc) {
   const int a_cols = ta == Trans::No ? k : m;
   const int b_cols = tb == Trans::No ? n : k;
   if (m < 0 || n < 0 || k < 0 || lda < std::max(1, a_cols) || ldb < std::max(1, b_cols) || ldc < std::max(1, n)) {
     throw std::invalid_argument(fmt::format("cuda gemm: bad shape m={} n={} k={} lda={} ldb={} ldc={}", m, n, k, lda,
                                             ldb, ldc));
   }
+}
+}  // namespace
+
+void CudaBackend::gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda, const float* B,
+                       int ldb, float beta, float* C, int ldc) {
+  check_gemm_shape(ta, tb, m, n, k, lda, ldb, ldc);
   if (m == 0 || n == 0) return;
   if (k == 0) {  // an empty product: C = beta C, and beta == 0 must not read C
     cuda::launch_scale_matrix(C, m, n, ldc, beta, stream_);
@@ -324,6 +331,24 @@ void CudaBackend::gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, con
   // row-major B read column-major already is B^T: so B goes first with flag tb, then A with ta.
   SKR_CUBLAS_CHECK(cublasGemmEx(cublas_, to_cublas(tb), to_cublas(ta), n, m, k, &alpha, B, CUDA_R_32F, ldb, A,
                                 CUDA_R_32F, lda, &beta, C, CUDA_R_32F, ldc, compute_type_, CUBLAS_GEMM_DEFAULT));
+}
+
+void CudaBackend::gemm_strided_batched(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda,
+                                       int64_t stride_a, const float* B, int ldb, int64_t stride_b, float beta,
+                                       float* C, int ldc, int64_t stride_c, int batch) {
+  check_batch_strides(m, n, ldc, stride_a, stride_b, stride_c, batch);
+  // One product, or k == 0 (C = beta C, a kernel of its own): gemm() per product.
+  if (batch <= 1 || k == 0) {
+    Backend::gemm_strided_batched(ta, tb, m, n, k, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c,
+                                  batch);
+    return;
+  }
+  check_gemm_shape(ta, tb, m, n, k, lda, ldb, ldc);
+  if (m == 0 || n == 0) return;
+  // Row-major as in gemm(): column-major C^T = op(B)^T op(A)^T, so B (and its stride) first.
+  SKR_CUBLAS_CHECK(cublasGemmStridedBatchedEx(cublas_, to_cublas(tb), to_cublas(ta), n, m, k, &alpha, B, CUDA_R_32F,
+                                              ldb, stride_b, A, CUDA_R_32F, lda, stride_a, &beta, C, CUDA_R_32F, ldc,
+                                              stride_c, batch, compute_type_, CUBLAS_GEMM_DEFAULT));
 }
 
 // ---- elementwise and reductions -----------------------------------------------------------

@@ -59,6 +59,10 @@ class CudaBackend final : public Backend {
 
   void gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda, const float* B, int ldb,
             float beta, float* C, int ldc) override;
+  // One cublasGemmStridedBatchedEx (same compute type as gemm) for batch > 1.
+  void gemm_strided_batched(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda,
+                            int64_t stride_a, const float* B, int ldb, int64_t stride_b, float beta, float* C, int ldc,
+                            int64_t stride_c, int batch) override;
 
   void fill(float* x, std::size_t n, float value) override;
   void axpby(float* y, const float* x, std::size_t n, float alpha, float beta) override;
