@@ -1,0 +1,31 @@
+// Which runs of a sweep may train together as one pack (issue 14: a run is a slice of a pack
+// that one process trains with batched GEMMs). Runs may share a pack when their resolved
+// configs differ only in `seed` and the optimizer (type and hyperparameters: the update phase
+// runs once per type present); everything else — task, model, batch, schedule, eval, precision,
+// device — fixes the shapes and the step and must be equal. A pure function of the sweep, so
+// every process (a Slurm array task, `--list`) forms the same packs.
+#pragma once
+#include <cstddef>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sweep/sweep.h"
+
+namespace skillrun {
+
+// The part of a resolved config that runs of one pack share: the config without `seed`,
+// `optimizer` and `name` (a label), dumped as text.
+std::string pack_signature(const nlohmann::json& resolved_config);
+
+struct Pack {
+  std::string signature;
+  std::vector<std::size_t> runs;  // indices into Sweep::runs, in sweep order
+};
+
+// Groups runs by signature, in the order each signature first appears, then cuts each group
+// into packs of at most max_runs (>= 1; the last pack of a group may be smaller).
+std::vector<Pack> plan_packs(const std::vector<SweepRun>& runs, std::size_t max_runs);
+
+}  // namespace skillrun
