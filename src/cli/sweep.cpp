@@ -8,6 +8,7 @@
 #include "core/strings.h"
 
 #include <sched.h>
+#include <unistd.h>
 
 #include <csignal>
 
@@ -235,6 +236,7 @@ class SweepCommand {
       say("[{}] busy     {}: another process is running it", run.index, run.name);
       return std::nullopt;
     }
+    lock->describe_holder(fmt::format("pid {}, skillrun sweep {}", ::getpid(), sweep_.name));
     const RunDirState state = inspect_run(d);  // again, now that no one else can change it
     if (is_result(state.state)) {
       say("[{}] skip     {}: {}", run.index, run.name, state.detail);

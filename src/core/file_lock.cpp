@@ -9,6 +9,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -51,6 +52,14 @@ void FileLock::describe_holder(const std::string& note) const {
   if (fd_ < 0 || ::ftruncate(fd_, 0) != 0) return;
   const std::string line = note + "\n";
   [[maybe_unused]] const ssize_t n = ::pwrite(fd_, line.data(), line.size(), 0);
+}
+
+FileLock& FileLock::operator=(FileLock&& other) noexcept {
+  if (this != &other) {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = std::exchange(other.fd_, -1);
+  }
+  return *this;
 }
 
 FileLock::~FileLock() {

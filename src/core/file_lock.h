@@ -19,7 +19,7 @@ class FileLock {
   // file and the lock is ours (flock on the shared open file description succeeds).
   static std::optional<FileLock> adopt(int fd, const std::filesystem::path& file);
   FileLock(FileLock&& other) noexcept : fd_(other.fd_) { other.fd_ = -1; }
-  FileLock& operator=(FileLock&&) = delete;
+  FileLock& operator=(FileLock&& other) noexcept;  // releases the lock it held
   FileLock(const FileLock&) = delete;
   ~FileLock();
   int fd() const { return fd_; }  // opened O_CLOEXEC: the launcher passes it to one child only

@@ -40,7 +40,21 @@ namespace fs = std::filesystem;
 // What a run process may leave in its directory besides the files that make it a run (and what
 // a sweep writes there before the run starts).
 bool is_run_bookkeeping(const std::string& name) {
-  return name == kRunLockFile || name == "run.log" || name == "output.log" || name == "failed.json";
+  return name == kRunLockFile || name == "run.log" || name == "output.log" || name == "failed.json" ||
+         name.ends_with(".tmp");  // left by a write_file_atomic that a kill interrupted
+}
+
+// Removes the *.tmp files of writes that a kill interrupted (a failed write removes its own):
+// in the directory and in checkpoint/, where each would be a whole model. Under the lock, no
+// write is in flight.
+void remove_stale_temp_files(const fs::path& dir) {
+  std::error_code ec;
+  for (const fs::path& d : {dir, dir / "checkpoint"})
+    for (auto it = fs::directory_iterator(d, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+      if (it->path().extension() == ".tmp" && it->is_regular_file(ec)) {
+        spdlog::warn("removing {}, left by an interrupted write", it->path().string());
+        fs::remove(it->path(), ec);
+      }
 }
 
 // Refuses what `mode` must not touch; reads only, so it can run before and after the lock.
@@ -68,13 +82,12 @@ void check_run_directory(const fs::path& dir, RunDirMode mode) {
 // The run lock of dir: the one a parent sweep passed down (kRunLockFdVariable), else our own.
 FileLock lock_run_directory(const fs::path& dir) {
   const fs::path file = dir / kRunLockFile;
+  std::optional<FileLock> lock;
   if (const char* inherited = std::getenv(kRunLockFdVariable)) {
     const auto fd = parse_int(inherited);
-    if (fd && *fd >= 0 && *fd < (1 << 20)) {
-      if (auto lock = FileLock::adopt(static_cast<int>(*fd), file)) return std::move(*lock);
-    }
+    if (fd && *fd >= 0 && *fd < (1 << 20)) lock = FileLock::adopt(static_cast<int>(*fd), file);
   }
-  std::optional<FileLock> lock = FileLock::try_acquire(file);
+  if (!lock) lock = FileLock::try_acquire(file);
   if (!lock) {
     const std::string holder = lock_holder_note(file);
     throw UsageError(
@@ -97,6 +110,7 @@ RunDirectory::RunDirectory(std::filesystem::path path, RunDirMode mode) : path_(
   if (ec) throw RuntimeError(fmt::format("cannot create run directory {}: {}", path_.string(), ec.message()));
   lock_.emplace(lock_run_directory(path_));
   check_run_directory(path_, mode);
+  remove_stale_temp_files(path_);
 }
 
 RunDirectory::~RunDirectory() {

@@ -55,15 +55,36 @@ uint64_t fnv1a64(const std::string& bytes) {
   return h;
 }
 
-std::string checkpoint_run_id(const nlohmann::json& resolved_config) {
+nlohmann::json checkpoint_identity(const nlohmann::json& resolved_config) {
   nlohmann::json identity = resolved_config;
   if (identity.contains("train") && identity["train"].is_object())
     for (const char* key : {"checkpoint_every", "checkpoint_seconds"}) identity["train"].erase(key);
-  return fmt::format("{:016x}", fnv1a64(identity.dump()));
+  return identity;
 }
 
+namespace {
+// Empty when the identity stored in a checkpoint, resolved again by this build, is `here`;
+// else the first difference ("seed: 2 in the checkpoint, 1 here").
+std::optional<std::string> identity_difference(const nlohmann::json& stored, const nlohmann::json& here) {
+  nlohmann::json resolved;
+  try {
+    resolved = checkpoint_identity(to_json(parse_experiment(stored)));
+  } catch (const std::exception& e) {
+    return fmt::format("its config is not one this build reads ({})", e.what());
+  }
+  const nlohmann::json diff = nlohmann::json::diff(resolved, here);
+  if (diff.empty()) return std::nullopt;
+  const nlohmann::json::json_pointer at(diff.front().at("path").get<std::string>());
+  std::string key = at.to_string().substr(1);
+  std::replace(key.begin(), key.end(), '/', '.');
+  return fmt::format("{}: {} in the checkpoint, {} here", key,
+                     resolved.contains(at) ? resolved.at(at).dump() : "absent",
+                     here.contains(at) ? here.at(at).dump() : "absent");
+}
+}  // namespace
+
 void write_checkpoint(const fs::path& run_dir, const CheckpointState& state, int keep) {
-  nlohmann::json header = {{"run_id", state.run_id},
+  nlohmann::json header = {{"run_config", state.run_config},
                            {"step", state.step},
                            {"optimizer_steps", state.optimizer_steps},
                            {"wall_seconds", state.wall_seconds},
@@ -108,7 +129,7 @@ CheckpointState read_checkpoint(const fs::path& file) {
   if (header_len > body.size() - sizeof kMagic - sizeof(uint64_t)) throw RuntimeError("header length out of range");
   const auto header = parse_json(body.substr(sizeof kMagic + sizeof(uint64_t), header_len), file.string());
   CheckpointState s;
-  s.run_id = header.value("run_id", std::string());
+  s.run_config = header.value("run_config", nlohmann::json());
   s.step = header.at("step").get<int64_t>();
   s.optimizer_steps = header.at("optimizer_steps").get<int64_t>();
   s.wall_seconds = header.at("wall_seconds").get<double>();
@@ -127,7 +148,7 @@ CheckpointState read_checkpoint(const fs::path& file) {
   return s;
 }
 
-std::optional<CheckpointState> load_latest_checkpoint(const fs::path& run_dir, const std::string& run_id,
+std::optional<CheckpointState> load_latest_checkpoint(const fs::path& run_dir, const nlohmann::json& identity,
                                                       int64_t max_step) {
   for (const auto& [step, file] : list_checkpoints(run_dir)) {
     if (step > max_step) {
@@ -139,11 +160,9 @@ std::optional<CheckpointState> load_latest_checkpoint(const fs::path& run_dir, c
     }
     try {
       CheckpointState s = read_checkpoint(file);
-      if (!s.run_id.empty() && s.run_id != run_id)
-        throw RuntimeError(
-            fmt::format("it belongs to another run (run id {}, this run's is {}: a different config "
-                        "or seed)",
-                        s.run_id, run_id));
+      if (!s.run_config.is_null())
+        if (const auto difference = identity_difference(s.run_config, identity))
+          throw RuntimeError(fmt::format("it belongs to another run ({})", *difference));
       if (s.step != step) throw RuntimeError(fmt::format("its header says step {}, its name step {}", s.step, step));
       return s;
     } catch (const std::exception& e) {

@@ -2,6 +2,8 @@
 // run write the same rows as an uninterrupted one: change it and resume tests fail.
 #include "train/run_monitor.h"
 
+#include <exception>
+
 namespace skillrun {
 
 std::atomic<bool> g_stop_requested{false};
@@ -24,6 +26,24 @@ bool RunMonitor::checkpoint_due(int64_t step) const {
 }
 
 int64_t RunMonitor::drive(int64_t step, bool eval_first, const RunLoopHooks& hooks) {
+  try {
+    return loop(step, eval_first, hooks);
+  } catch (const std::exception& e) {
+    // The summary keeps what the run had reached (steps, time, T_k), not what it had at start.
+    summary_.status = RunStatus::Failed;
+    summary_.steps = step;
+    summary_.seconds = wall();
+    summary_.message = e.what();
+    try {
+      dir_.write_summary(summary_);
+    } catch (const std::exception&) {
+      // the failure may be the disk itself; the caller still reports the first error
+    }
+    throw;
+  }
+}
+
+int64_t RunMonitor::loop(int64_t& step, bool eval_first, const RunLoopHooks& hooks) {
   const int64_t max_steps = train_.max_steps;
   const auto checkpoint = [&] {
     hooks.checkpoint(step);

@@ -42,13 +42,15 @@ class RunMonitor {
   // The loop from `step` updates (0, or a checkpoint's step) to the stop rule or max_steps;
   // with eval_first, the eval at `step` comes first (not after a resume: its row exists).
   // Sets the summary's status (and message, for divergence and interruption); returns the
-  // number of updates done.
+  // number of updates done. A hook that throws ends the run as failed: summary.json records
+  // the steps and T_k reached and the error, and the exception goes on to the caller.
   int64_t drive(int64_t step, bool eval_first, const RunLoopHooks& hooks);
   // Records the end: steps, seconds, `message` unless the loop set one; writes summary.json.
   const RunSummary& finish(int64_t steps, const std::string& message);
 
  private:
   bool checkpoint_due(int64_t step) const;
+  int64_t loop(int64_t& step, bool eval_first, const RunLoopHooks& hooks);  // drive's body
 
   const TrainConfig& train_;
   const EvalConfig& eval_;

@@ -27,7 +27,7 @@ bool step_graph_wanted(const Backend& backend, const ExperimentConfig& config) {
 Trainer::Trainer(Backend& backend, const ExperimentConfig& config)
     : backend_(backend),
       config_(config),
-      run_id_(checkpoint_run_id(to_json(config))),
+      identity_(checkpoint_identity(to_json(config))),
       task_(backend, config.task, config.seed),
       model_(backend, task_.input_dim(), config.model.width, config.model.depth, SparseParityTask::kClasses,
              std::max(config.train.batch_size, 1)),
@@ -112,7 +112,7 @@ std::vector<std::pair<std::string, Buffer<float>*>> checkpoint_buffers(Mlp& mode
 
 CheckpointState Trainer::snapshot(int64_t step, double wall_seconds, const std::vector<std::optional<int64_t>>& T_k) {
   CheckpointState s;
-  s.run_id = run_id_;
+  s.run_config = identity_;
   s.step = step;
   s.optimizer_steps = optimizer_.steps_taken();
   s.wall_seconds = wall_seconds;
@@ -149,7 +149,7 @@ std::optional<CheckpointState> Trainer::checkpoint_to_resume(const std::filesyst
         "{}: metrics.csv is missing or holds no whole row, so no checkpoint can continue it without losing "
         "rows; the run starts over from step 0",
         run_dir.string());
-  std::optional<CheckpointState> checkpoint = load_latest_checkpoint(run_dir, run_id_, usable_through);
+  std::optional<CheckpointState> checkpoint = load_latest_checkpoint(run_dir, identity_, usable_through);
   if (!checkpoint && (last_row || has_checkpoint_files(run_dir)))
     spdlog::warn("no usable checkpoint in {}; starting the run over from step 0", run_dir.string());
   return checkpoint;

@@ -40,7 +40,7 @@ class Trainer {
   // RuntimeError when its buffers do not fit this model and optimizer).
   CheckpointState snapshot(int64_t step, double wall_seconds, const std::vector<std::optional<int64_t>>& T_k);
   void restore(const CheckpointState& state);
-  // The checkpoint a resumed run continues from: the newest of this run (checkpoint_run_id)
+  // The checkpoint a resumed run continues from: the newest of this run (checkpoint_identity)
   // from which no metrics row would be lost, i.e. whose step metrics.csv covers with its whole
   // rows (a malformed row or a deleted file makes older checkpoints, or step 0, the start).
   // Empty: start from step 0 (warned when the directory held checkpoints or rows).
@@ -65,7 +65,7 @@ class Trainer {
  private:
   Backend& backend_;
   ExperimentConfig config_;
-  std::string run_id_;  // checkpoint_run_id of config_
+  nlohmann::json identity_;  // checkpoint_identity of config_
   SparseParityTask task_;
   Mlp model_;
   Optimizer optimizer_;

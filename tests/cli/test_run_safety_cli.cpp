@@ -177,6 +177,7 @@ TEST_F(RunSafety, FailedRunIsRecordedAsFailedInSummaryAndLog) {
   EXPECT_EQ(wait_exit(spawn(dir, {"--resume"}, root_ / "fails.log")), 1);
   const nlohmann::json summary = json_of(dir / "summary.json");
   EXPECT_EQ(summary["status"], "failed");
+  EXPECT_EQ(summary["steps"], 50);  // where the first checkpoint was due, not the 0 of the start
   EXPECT_NE(summary["message"].get<std::string>().find("checkpoint"), std::string::npos) << summary.dump();
   EXPECT_NE(slurp(dir / "run.log").find("run failed"), std::string::npos) << slurp(dir / "run.log");
   for (const auto& entry : fs::directory_iterator(dir)) EXPECT_NE(entry.path().extension(), ".tmp") << entry.path();

@@ -172,7 +172,7 @@ TEST(Resume, InterruptedThenResumedEqualsUninterrupted) {
   ASSERT_EQ(first.status, RunStatus::Interrupted) << "the run finished before the stop; make it longer";
   EXPECT_EQ(nlohmann::json::parse(read_file(split / "summary.json"))["status"], "interrupted");
 
-  const auto checkpoint = load_latest_checkpoint(split, checkpoint_run_id(to_json(config)));
+  const auto checkpoint = load_latest_checkpoint(split, checkpoint_identity(to_json(config)));
   ASSERT_TRUE(checkpoint.has_value());
   EXPECT_EQ(checkpoint->step, first.steps);  // written at the step boundary where it stopped
   EXPECT_EQ(run_in(config, split, &*checkpoint).status, RunStatus::MaxSteps);

@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "config/experiment.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "train/checkpoint.h"
@@ -20,11 +21,16 @@ namespace fs = std::filesystem;
 
 fs::path fresh_dir(const std::string& name) { return skillrun_test::fresh_temp_dir("ckpt_" + name); }
 
-constexpr const char* kRunId = "00000000000000aa";
+// The checkpoint identity of a small resolved config with this seed.
+nlohmann::json identity(uint64_t seed) {
+  const nlohmann::json config = {
+      {"seed", seed}, {"task", {{"type", "sparse_parity"}}}, {"optimizer", {{"type", "adam"}, {"lr", 0.001}}}};
+  return checkpoint_identity(to_json(parse_experiment(config)));
+}
 
-CheckpointState sample_state(int64_t step, const std::string& run_id = kRunId) {
+CheckpointState sample_state(int64_t step, uint64_t seed = 1) {
   CheckpointState s;
-  s.run_id = run_id;
+  s.run_config = identity(seed);
   s.step = step;
   s.optimizer_steps = step;
   s.wall_seconds = 12.5;
@@ -44,7 +50,7 @@ TEST(Checkpoint, RoundTripKeepsEveryField) {
   const fs::path dir = fresh_dir("roundtrip");
   write_checkpoint(dir, sample_state(40));
   const CheckpointState back = read_checkpoint(checkpoint_file(dir, 40));
-  EXPECT_EQ(back.run_id, kRunId);
+  EXPECT_EQ(back.run_config, identity(1));
   EXPECT_EQ(back.step, 40);
   EXPECT_EQ(back.optimizer_steps, 40);
   EXPECT_EQ(back.wall_seconds, 12.5);
@@ -85,7 +91,7 @@ TEST(Checkpoint, CorruptedNewestFallsBackToThePrevious) {
   write_checkpoint(dir, sample_state(20));
   const std::string bytes = read_file(checkpoint_file(dir, 20));
   write_file_atomic(checkpoint_file(dir, 20), bytes.substr(0, bytes.size() - 3));
-  const auto loaded = load_latest_checkpoint(dir, kRunId);
+  const auto loaded = load_latest_checkpoint(dir, identity(1));
   ASSERT_TRUE(loaded.has_value());
   EXPECT_EQ(loaded->step, 10);
   spdlog::set_level(spdlog::level::info);
@@ -94,7 +100,7 @@ TEST(Checkpoint, CorruptedNewestFallsBackToThePrevious) {
 
 TEST(Checkpoint, NoCheckpointDirectoryMeansNone) {
   const fs::path dir = fresh_dir("none");
-  EXPECT_FALSE(load_latest_checkpoint(dir, kRunId).has_value());
+  EXPECT_FALSE(load_latest_checkpoint(dir, identity(1)).has_value());
   fs::remove_all(dir);
 }
 
@@ -104,7 +110,7 @@ TEST(Checkpoint, KeepsOnlyTheNewestTwo) {
   EXPECT_FALSE(fs::exists(checkpoint_file(dir, 10)));
   EXPECT_TRUE(fs::exists(checkpoint_file(dir, 20)));
   EXPECT_TRUE(fs::exists(checkpoint_file(dir, 30)));
-  EXPECT_EQ(load_latest_checkpoint(dir, kRunId)->step, 30);
+  EXPECT_EQ(load_latest_checkpoint(dir, identity(1))->step, 30);
   fs::remove_all(dir);
 }
 
@@ -112,12 +118,12 @@ TEST(Checkpoint, AnotherRunsCheckpointIsSkippedForTheRunsOwnOlderOne) {
   spdlog::set_level(spdlog::level::off);
   const fs::path dir = fresh_dir("foreign");
   write_checkpoint(dir, sample_state(10));
-  write_checkpoint(dir, sample_state(20, "00000000000000bb"));  // copied in from another seed's run
-  const auto loaded = load_latest_checkpoint(dir, kRunId);
+  write_checkpoint(dir, sample_state(20, 2));  // copied in from another seed's run
+  const auto loaded = load_latest_checkpoint(dir, identity(1));
   spdlog::set_level(spdlog::level::info);
   ASSERT_TRUE(loaded.has_value());
   EXPECT_EQ(loaded->step, 10);
-  EXPECT_EQ(loaded->run_id, kRunId);
+  EXPECT_EQ(loaded->run_config, identity(1));
   fs::remove_all(dir);
 }
 
@@ -127,11 +133,11 @@ TEST(Checkpoint, CheckpointPastTheUsableStepIsSkipped) {
   write_checkpoint(dir, sample_state(10));
   write_checkpoint(dir, sample_state(20));
   // metrics.csv covers step 19 at most: resuming at 20 would lose a row.
-  const auto loaded = load_latest_checkpoint(dir, kRunId, 19);
+  const auto loaded = load_latest_checkpoint(dir, identity(1), 19);
   spdlog::set_level(spdlog::level::info);
   ASSERT_TRUE(loaded.has_value());
   EXPECT_EQ(loaded->step, 10);
-  EXPECT_FALSE(load_latest_checkpoint(dir, kRunId, 9).has_value());
+  EXPECT_FALSE(load_latest_checkpoint(dir, identity(1), 9).has_value());
   fs::remove_all(dir);
 }
 
@@ -149,7 +155,7 @@ TEST(Checkpoint, JunkFileClaimingALaterStepIsRemovedAtTheNextWrite) {
   fs::remove_all(dir);
 }
 
-TEST(CheckpointRunId, IgnoresWhenToCheckpointButNotWhatIsTrained) {
+TEST(CheckpointIdentity, IgnoresWhenToCheckpointButNotWhatIsTrained) {
   const nlohmann::json base = {{"seed", 1},
                                {"train", {{"max_steps", 100}, {"checkpoint_every", 10}, {"checkpoint_seconds", 300}}}};
   nlohmann::json other_cadence = base, other_seed = base, other_steps = base;
@@ -157,10 +163,34 @@ TEST(CheckpointRunId, IgnoresWhenToCheckpointButNotWhatIsTrained) {
   other_cadence["train"]["checkpoint_seconds"] = 5;
   other_seed["seed"] = 2;
   other_steps["train"]["max_steps"] = 200;
-  EXPECT_EQ(checkpoint_run_id(base), checkpoint_run_id(other_cadence));
-  EXPECT_NE(checkpoint_run_id(base), checkpoint_run_id(other_seed));
-  EXPECT_NE(checkpoint_run_id(base), checkpoint_run_id(other_steps));
-  EXPECT_EQ(checkpoint_run_id(base).size(), 16u);
+  EXPECT_EQ(checkpoint_identity(base), checkpoint_identity(other_cadence));
+  EXPECT_NE(checkpoint_identity(base), checkpoint_identity(other_seed));
+  EXPECT_NE(checkpoint_identity(base), checkpoint_identity(other_steps));
+}
+
+// A later build that adds a config key with a default must still resume the runs an earlier
+// one checkpointed: the stored identity is resolved again, as config.json is.
+TEST(CheckpointIdentity, KeyAddedWithADefaultSinceTheCheckpointStillMatches) {
+  spdlog::set_level(spdlog::level::off);
+  const fs::path dir = fresh_dir("older_build");
+  CheckpointState older = sample_state(10);
+  older.run_config.erase("device");  // as if written before `device` existed (default "auto")
+  older.run_config["eval"].erase("tau_bits");
+  write_checkpoint(dir, older);
+  const auto loaded = load_latest_checkpoint(dir, identity(1));
+  spdlog::set_level(spdlog::level::info);
+  ASSERT_TRUE(loaded.has_value());
+  EXPECT_EQ(loaded->step, 10);
+  fs::remove_all(dir);
+}
+
+TEST(CheckpointIdentity, FileWithoutAnIdentityIsAccepted) {
+  const fs::path dir = fresh_dir("no_identity");
+  CheckpointState old = sample_state(10);
+  old.run_config = nullptr;  // written before identities
+  write_checkpoint(dir, old);
+  EXPECT_EQ(load_latest_checkpoint(dir, identity(1))->step, 10);
+  fs::remove_all(dir);
 }
 
 TEST(Checkpoint, Fnv1aMatchesPublishedVectors) {

@@ -124,6 +124,23 @@ TEST(RunDirectory, MalformedMetricsRowEndsTheWholeRows) {
   fs::remove_all(dir);
 }
 
+TEST(RunDirectory, TempFilesOfAKilledWriteAreRemovedAndMakeNoDirectoryForeign) {
+  spdlog::set_level(spdlog::level::off);
+  const fs::path dir = fresh_dir("stale_tmp");
+  // Killed inside its first write_config: only the log and the temp file are there.
+  write_file_atomic(dir / "run.log", "started\n");
+  write_file_atomic(dir / "config.json.tmp", "{\"seed\": ");
+  EXPECT_NO_THROW(RunDirectory run(dir, RunDirMode::Resume));
+  EXPECT_FALSE(fs::exists(dir / "config.json.tmp"));
+  // Killed inside a checkpoint write (a whole model each time): removed too.
+  fs::create_directories(dir / "checkpoint");
+  write_file_atomic(dir / "checkpoint" / "ckpt-0000000050.bin.tmp", std::string(1000, 'x'));
+  EXPECT_NO_THROW(RunDirectory run(dir, RunDirMode::Resume));
+  EXPECT_FALSE(fs::exists(dir / "checkpoint" / "ckpt-0000000050.bin.tmp"));
+  spdlog::set_level(spdlog::level::info);
+  fs::remove_all(dir);
+}
+
 TEST(RunDirectory, DeeplyNestedSummaryIsUnreadableNotACrash) {
   const fs::path dir = fresh_dir("deep");
   // 100 000 levels: the JSON library would recurse that deep building and destroying it.

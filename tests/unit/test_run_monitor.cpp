@@ -5,8 +5,10 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <stdexcept>
 #include <vector>
 
+#include "core/fs.h"
 #include "train/run_monitor.h"
 
 namespace skillrun {
@@ -95,6 +97,22 @@ TEST_F(RunMonitorTest, StopRequestCheckpointsAndEndsInterrupted) {
   EXPECT_EQ(monitor.summary().status, RunStatus::Interrupted);
   EXPECT_EQ(calls_.checkpoints, (std::vector<int64_t>{0}));
   EXPECT_EQ(monitor.finish(steps, "unused").message, "interrupted at 0");
+}
+
+TEST_F(RunMonitorTest, ThrowingHookEndsTheRunFailedWithWhatItHadReached) {
+  RunDirectory dir(dir_);
+  RunMonitor monitor(config_, dir);
+  monitor.summary().T_k = {3, std::nullopt};
+  RunLoopHooks h = hooks();
+  h.train_step = [](int64_t s) {
+    if (s == 5) throw std::runtime_error("disk full");
+  };
+  EXPECT_THROW(monitor.drive(0, true, h), std::runtime_error);
+  const auto j = nlohmann::json::parse(read_file(dir_ / "summary.json"));
+  EXPECT_EQ(j["status"], "failed");
+  EXPECT_EQ(j["steps"], 5);  // the updates done before the failing one
+  EXPECT_EQ(j["message"], "disk full");
+  EXPECT_EQ(j["T_k"][0], 3);
 }
 
 }  // namespace
