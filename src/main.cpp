@@ -1,7 +1,10 @@
 // skillrun entry point: CLI11 subcommands only; the work is in src/cli/. Maps errors to the
 // documented exit codes: 0 ok, 1 runtime failure, 2 usage or config error.
+#include <algorithm>
 #include <cstdio>
 #include <exception>
+#include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 
@@ -11,6 +14,7 @@
 #include "cli/sweep.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "core/strings.h"
 #include "core/version.h"
 
 namespace {
@@ -22,6 +26,21 @@ void add_common(CLI::App* cmd, skillrun::CommonOptions& o) {
   cmd->add_option("--device", o.device, "auto | cpu | cuda (overrides the config's device)");
 }
 
+}  // namespace
+
+namespace {
+// The first argument that is not an option (nor --log-level's value): the subcommand's place.
+std::string first_word(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--log-level") {
+      ++i;
+      continue;
+    }
+    if (!a.starts_with("-")) return a;
+  }
+  return "";
+}
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -72,6 +91,21 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
+    // "A subcommand is required" for `skillrun analyse ...`: name the word, suggest a command.
+    std::vector<std::string> commands;
+    std::string listed;
+    for (const CLI::App* sub : app.get_subcommands({})) {
+      commands.push_back(sub->get_name());
+      listed += (listed.empty() ? "" : ", ") + sub->get_name();
+    }
+    const std::string word = first_word(argc, argv);
+    if (!word.empty() && std::find(commands.begin(), commands.end(), word) == commands.end()) {
+      const auto meant = nearest_name(word, commands);
+      const std::string hint = meant ? ": did you mean \"" + *meant + "\"?" : "";
+      std::fprintf(stderr, "error: unknown command \"%s\"%s (commands: %s; see --help)\n", word.c_str(), hint.c_str(),
+                   listed.c_str());
+      return kExitUsage;
+    }
     app.exit(e);
     return kExitUsage;
   }

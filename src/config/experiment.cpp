@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "core/strings.h"
 
 namespace skillrun {
 namespace {
@@ -44,8 +45,10 @@ const json& expect_object(const json& value, const std::string& path) {
 void reject_unknown_keys(const json& obj, const std::string& path, const Names& allowed) {
   for (const auto& item : obj.items()) {
     if (!contains(allowed, item.key())) {
-      throw ConfigError(join_path(path, item.key()),
-                        "unknown key (allowed: " + join_names(allowed) + ")");
+      const auto meant = nearest_name(item.key(), allowed);
+      throw ConfigError(join_path(path, item.key()), "unknown key (" +
+                                                         (meant ? "did you mean \"" + *meant + "\"? " : std::string()) +
+                                                         "allowed: " + join_names(allowed) + ")");
     }
   }
 }

@@ -1,5 +1,6 @@
 // Small string helpers shared by the config, analysis and sweep code.
 #pragma once
+#include <algorithm>
 #include <cerrno>
 #include <cstdint>
 #include <cstdlib>
@@ -40,6 +41,41 @@ inline std::optional<double> parse_double(const std::string& s) {
   const double v = std::strtod(s.c_str(), &end);
   if (end != s.c_str() + s.size()) return std::nullopt;
   return v;
+}
+
+// The edit distance between a and b counting insertions, deletions, substitutions and swaps of
+// two neighbouring letters ("widht" -> "width" is 1): optimal string alignment.
+inline std::size_t edit_distance(std::string_view a, std::string_view b) {
+  const std::size_t n = b.size();
+  std::vector<std::size_t> before(n + 1), previous(n + 1), current(n + 1);
+  for (std::size_t j = 0; j <= n; ++j) previous[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    current[0] = i;
+    for (std::size_t j = 1; j <= n; ++j) {
+      current[j] = std::min({previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1])
+        current[j] = std::min(current[j], before[j - 2] + 1);
+    }
+    std::swap(before, previous);
+    std::swap(previous, current);
+  }
+  return previous[n];
+}
+
+// The candidate closest to a mistyped `word`, when one is close enough to be meant (at most a
+// third of the word's letters, and at least 1, changed): "analyse" -> "analyze"; else empty.
+template <class Names>
+std::optional<std::string> nearest_name(std::string_view word, const Names& candidates) {
+  std::optional<std::string> best;
+  std::size_t best_distance = std::max<std::size_t>(1, word.size() / 3) + 1;
+  for (const auto& candidate : candidates) {
+    const std::size_t d = edit_distance(word, candidate);
+    if (d < best_distance) {
+      best_distance = d;
+      best = std::string(candidate);
+    }
+  }
+  return best;
 }
 
 }  // namespace skillrun

@@ -81,6 +81,12 @@ TEST_F(Cli, UnknownKeyExitsTwoNamingItsPath) {
   expect_config_error(run({"validate", config}), "model.widht");
 }
 
+TEST_F(Cli, MistypedCommandIsNamedWithTheNearestCommand) {
+  const auto r = run({"analyse", "runs"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("unknown command \"analyse\": did you mean \"analyze\"?"), std::string::npos) << r.err;
+}
+
 TEST_F(Cli, NegativeLrExitsTwoNamingOptimizerLr) {
   const auto config = write_config(R"({"task": {"type": "sparse_parity"}, "optimizer": {"type": "sgd", "lr": -1}})");
   expect_config_error(run({"validate", config}), "optimizer.lr");

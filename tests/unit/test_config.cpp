@@ -13,6 +13,7 @@
 
 #include "config/experiment.h"
 #include "core/error.h"
+#include "core/strings.h"
 
 namespace skillrun {
 namespace {
@@ -233,14 +234,14 @@ TEST(ConfigErrors, UnknownRootKeyIsNamed) {
   json j = minimal();
   j["nmae"] = "x";
   EXPECT_EQ(config_error(j),
-            "nmae: unknown key (allowed: name, seed, device, precision, task, model, optimizer, "
+            "nmae: unknown key (did you mean \"name\"? allowed: name, seed, device, precision, task, model, optimizer, "
             "train, eval)");
 }
 
 TEST(ConfigErrors, UnknownModelKeyListsAllowedKeys) {
   json j = minimal();
   j["model"] = {{"widht", 100}};
-  EXPECT_EQ(config_error(j), "model.widht: unknown key (allowed: type, width, depth)");
+  EXPECT_EQ(config_error(j), "model.widht: unknown key (did you mean \"width\"? allowed: type, width, depth)");
 }
 
 TEST(ConfigErrors, SectionMustBeAnObject) {
@@ -471,10 +472,24 @@ TEST(ConfigErrors, OtherParamsOnAdamIsOnlyValidForMuon) {
                           "optimizer.other_params: only valid when optimizer.type is muon"));
 }
 
-TEST(ConfigErrors, UnknownOptimizerKeyIsNamed) {
-  EXPECT_TRUE(
-      starts_with(config_error(with_optimizer({{"type", "sgd"}, {"lr", 0.1}, {"momentun", 0.9}})),
-                  "optimizer.momentun: unknown key (allowed: type, lr, momentum"));
+TEST(ConfigErrors, UnknownOptimizerKeyIsNamedWithTheKeyItProbablyMeant) {
+  EXPECT_TRUE(starts_with(config_error(with_optimizer({{"type", "sgd"}, {"lr", 0.1}, {"momentun", 0.9}})),
+                          "optimizer.momentun: unknown key (did you mean \"momentum\"? allowed: type, lr, momentum"));
+  // Nothing close: no guess, just the allowed keys.
+  EXPECT_TRUE(starts_with(config_error(with_optimizer({{"type", "sgd"}, {"lr", 0.1}, {"speed", 0.9}})),
+                          "optimizer.speed: unknown key (allowed: type, lr"));
+}
+
+TEST(NearestName, SuggestsOnlyAWordCloseEnoughToBeMeant) {
+  const std::vector<std::string> commands = {"run", "validate", "bench", "analyze", "sweep", "devices"};
+  EXPECT_EQ(nearest_name("analyse", commands), "analyze");  // one substitution
+  EXPECT_EQ(nearest_name("runn", commands), "run");         // one insertion
+  EXPECT_EQ(nearest_name("swep", commands), "sweep");       // one deletion
+  EXPECT_FALSE(nearest_name("frobnicate", commands).has_value());
+  EXPECT_FALSE(nearest_name("xyz", commands).has_value());  // 3 letters: 1 edit allowed, "run" is 3 away
+  EXPECT_EQ(nearest_name("widht", std::vector<std::string>{"type", "width", "depth"}), "width");  // a swap
+  EXPECT_EQ(edit_distance("kitten", "sitting"), 3u);                                              // the textbook pair
+  EXPECT_EQ(edit_distance("ab", "ba"), 1u);                                                       // one swap
 }
 
 TEST(ConfigErrors, UnknownMsignListsChoices) {
@@ -646,7 +661,7 @@ TEST(ConfigOverride, ScalarIntermediateIsAUsageErrorNamingTheKey) {
 TEST(ConfigOverride, UnknownKeyIsLeftForValidation) {
   json j = minimal();
   apply_override(j, "model.widht=3");
-  EXPECT_EQ(config_error(j), "model.widht: unknown key (allowed: type, width, depth)");
+  EXPECT_EQ(config_error(j), "model.widht: unknown key (did you mean \"width\"? allowed: type, width, depth)");
 }
 
 // ---------------------------------------------------------------------------------------------
