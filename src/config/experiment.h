@@ -7,6 +7,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -130,6 +131,11 @@ constexpr int kMaxJsonDepth = 64;
 nlohmann::json parse_json(const std::string& text, const std::string& source);
 // The same, keeping the order of object keys (sweep files: the axes expand in file order).
 nlohmann::ordered_json parse_ordered_json(const std::string& text, const std::string& source);
+// How two resolved configs differ, key by key, at most `max_shown` keys then ", ...":
+// "optimizer.lr (0.01 in the directory, 0.02 here)" for ours_where "in the directory" and
+// theirs_where "here". Empty when they are equal.
+std::string json_difference(const nlohmann::json& ours, const nlohmann::json& theirs, std::string_view ours_where,
+                            std::string_view theirs_where, int max_shown = 4);
 // Reads and parses a JSON file as above; a missing/unreadable file throws UsageError.
 nlohmann::json read_json_file(const std::string& path);
 nlohmann::ordered_json read_ordered_json_file(const std::string& path);

@@ -199,6 +199,27 @@ nlohmann::ordered_json read_ordered_json_file(const std::string& path) {
   return parse_ordered_json(read_text_file(path), path);
 }
 
+std::string json_difference(const json& ours, const json& theirs, std::string_view ours_where,
+                            std::string_view theirs_where, int max_shown) {
+  const auto value_at = [](const json& j, const json::json_pointer& p) {
+    return j.contains(p) ? j.at(p).dump() : std::string("absent");
+  };
+  std::string keys;
+  int shown = 0;
+  for (const auto& op : json::diff(ours, theirs)) {
+    if (shown++ == max_shown) {
+      keys += ", ...";
+      break;
+    }
+    const json::json_pointer at(op.at("path").get<std::string>());
+    std::string key = at.to_string().empty() ? std::string() : at.to_string().substr(1);  // "/a/b" -> "a.b"
+    std::replace(key.begin(), key.end(), '/', '.');
+    keys += (keys.empty() ? "" : ", ") + key + " (" + value_at(ours, at) + " " + std::string(ours_where) + ", " +
+            value_at(theirs, at) + " " + std::string(theirs_where) + ")";
+  }
+  return keys;
+}
+
 void apply_override(json& j, const std::string& assignment) {
   const auto eq = assignment.find('=');
   const std::string key = assignment.substr(0, eq);

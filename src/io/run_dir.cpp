@@ -236,13 +236,8 @@ void RunDirectory::write_summary(const RunSummary& s) {
 
 void RunDirectory::record_failure(const std::string& message) noexcept {
   try {
-    nlohmann::json j = nlohmann::json::object();
-    try {
-      j = parse_json(read_file(path_ / "summary.json"), (path_ / "summary.json").string());
-      if (!j.is_object()) j = nlohmann::json::object();
-    } catch (const std::exception&) {
-      // no summary yet (or unreadable): the failure is still worth recording
-    }
+    // Keeps what the last summary recorded; none yet (or unreadable): the failure alone.
+    nlohmann::json j = read_summary(path_).value_or(nlohmann::json::object());
     j["status"] = to_string(RunStatus::Failed);
     j["message"] = message;
     j["git_commit"] = git_commit();
@@ -260,12 +255,28 @@ bool holds_run(const std::filesystem::path& dir) {
   return false;
 }
 
-std::optional<std::string> recorded_status(const std::filesystem::path& run_dir) {
+std::optional<nlohmann::json> read_summary(const std::filesystem::path& run_dir) {
+  const std::filesystem::path file = run_dir / "summary.json";
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec)) return std::nullopt;
   try {
-    return parse_json(read_file(run_dir / "summary.json"), (run_dir / "summary.json").string()).at("status").get<std::string>();
+    nlohmann::json j = parse_json(read_file(file), file.string());
+    if (j.is_object()) return j;
   } catch (const std::exception&) {
-    return std::nullopt;
+    // unreadable: as absent, for the callers
   }
+  return std::nullopt;
+}
+
+std::optional<std::string> status_of(const nlohmann::json& summary) {
+  const auto it = summary.find("status");
+  if (it == summary.end() || !it->is_string()) return std::nullopt;
+  return it->get<std::string>();
+}
+
+std::optional<std::string> recorded_status(const std::filesystem::path& run_dir) {
+  const auto summary = read_summary(run_dir);
+  return summary ? status_of(*summary) : std::nullopt;
 }
 
 bool is_finished_status(const std::string& status) {
@@ -276,20 +287,6 @@ bool is_finished_status(const std::string& status) {
 namespace {
 namespace fs = std::filesystem;
 using json = nlohmann::json;
-
-// "/optimizer/lr" -> "optimizer.lr"
-std::string dotted(const std::string& pointer) {
-  std::string s = pointer.empty() ? pointer : pointer.substr(1);
-  for (char& ch : s)
-    if (ch == '/') ch = '.';
-  return s;
-}
-
-std::string value_at(const json& j, const std::string& pointer) {
-  const json::json_pointer p(pointer);
-  return j.contains(p) ? j.at(p).dump() : std::string("absent");
-}
-
 }  // namespace
 
 std::optional<json> resolved_config_of(const fs::path& run_dir) {
@@ -309,18 +306,7 @@ std::optional<std::string> config_difference(const fs::path& dir, const json& re
     return fmt::format("it is not a valid config ({})", e.what());
   }
   if (existing == resolved) return std::nullopt;
-  std::string keys;
-  int shown = 0;
-  for (const auto& op : json::diff(existing, resolved)) {
-    const std::string pointer = op.at("path").get<std::string>();
-    if (shown++ == 4) {
-      keys += ", ...";
-      break;
-    }
-    keys += fmt::format("{}{} ({} in the directory, {} {})", keys.empty() ? "" : ", ", dotted(pointer),
-                        value_at(existing, pointer), value_at(resolved, pointer), here);
-  }
-  return keys;
+  return json_difference(existing, resolved, "in the directory", here);
 }
 
 std::filesystem::path default_run_path(const std::string& name) {

@@ -104,6 +104,10 @@ bool holds_run(const std::filesystem::path& dir);
 // names the file and line of a malformed one when `warn`); empty when there is no such row.
 std::optional<int64_t> last_whole_metrics_step(const std::filesystem::path& run_dir, bool warn);
 
+// path/summary.json as an object, or empty when it is absent or unreadable.
+std::optional<nlohmann::json> read_summary(const std::filesystem::path& run_dir);
+// Its "status", or empty when it has none.
+std::optional<std::string> status_of(const nlohmann::json& summary);
 // The status recorded in path/summary.json, or empty when there is none (or it is unreadable).
 std::optional<std::string> recorded_status(const std::filesystem::path& run_dir);
 // A run with this status ended and must not be run again: converged, max_steps, diverged.

@@ -27,22 +27,6 @@ using nlohmann::json;
 
 constexpr const char* kFailedMarker = "failed.json";
 
-int64_t summary_steps(const fs::path& dir) {
-  try {
-    return parse_json(read_file(dir / "summary.json"), (dir / "summary.json").string()).value("steps", int64_t{0});
-  } catch (const std::exception&) {
-    return 0;
-  }
-}
-
-std::string summary_message(const fs::path& dir) {
-  try {
-    return parse_json(read_file(dir / "summary.json"), (dir / "summary.json").string()).value("message", std::string());
-  } catch (const std::exception&) {
-    return "";
-  }
-}
-
 std::string last_line(const std::string& text) {
   const auto end = text.find_last_not_of('\n');
   if (end == std::string::npos) return "";
@@ -85,19 +69,21 @@ bool is_result(SweepRunState s) { return s == SweepRunState::Done || s == SweepR
 RunDirState inspect_run(const fs::path& dir) {
   std::error_code ec;
   const bool has_summary = fs::exists(dir / "summary.json", ec);
-  const std::optional<std::string> status = has_summary ? recorded_status(dir) : std::nullopt;
+  const std::optional<json> summary = has_summary ? read_summary(dir) : std::nullopt;
+  const std::optional<std::string> status = summary ? status_of(*summary) : std::nullopt;
+  const int64_t steps = summary ? summary->value("steps", int64_t{0}) : 0;
   if (status && is_finished_status(*status)) {
-    const std::string detail = fmt::format("{}, {} steps", *status, summary_steps(dir));
+    const std::string detail = fmt::format("{}, {} steps", *status, steps);
     return {*status == to_string(RunStatus::Diverged) ? SweepRunState::Diverged : SweepRunState::Done, detail};
   }
   if (fs::exists(dir / kFailedMarker, ec)) return {SweepRunState::Failed, failure_detail(dir)};
-  if (status && *status == to_string(RunStatus::Failed)) return {SweepRunState::Failed, summary_message(dir)};
+  if (status && *status == to_string(RunStatus::Failed))
+    return {SweepRunState::Failed, summary->value("message", std::string())};
   if (!has_summary) return {SweepRunState::Pending, ""};
   if (!status) return {SweepRunState::Incomplete, "summary.json unreadable"};
   if (*status == to_string(RunStatus::Running))
-    return {SweepRunState::Running, fmt::format("{} steps at the last summary", summary_steps(dir))};
-  if (*status == to_string(RunStatus::Interrupted))
-    return {SweepRunState::Interrupted, fmt::format("{} steps", summary_steps(dir))};
+    return {SweepRunState::Running, fmt::format("{} steps at the last summary", steps)};
+  if (*status == to_string(RunStatus::Interrupted)) return {SweepRunState::Interrupted, fmt::format("{} steps", steps)};
   return {SweepRunState::Incomplete, "unknown status \"" + *status + "\""};
 }
 

@@ -64,7 +64,7 @@ nlohmann::json checkpoint_identity(const nlohmann::json& resolved_config) {
 
 namespace {
 // Empty when the identity stored in a checkpoint, resolved again by this build, is `here`;
-// else the first difference ("seed: 2 in the checkpoint, 1 here").
+// else the first difference ("seed (2 in the checkpoint, 1 here)").
 std::optional<std::string> identity_difference(const nlohmann::json& stored, const nlohmann::json& here) {
   nlohmann::json resolved;
   try {
@@ -72,14 +72,8 @@ std::optional<std::string> identity_difference(const nlohmann::json& stored, con
   } catch (const std::exception& e) {
     return fmt::format("its config is not one this build reads ({})", e.what());
   }
-  const nlohmann::json diff = nlohmann::json::diff(resolved, here);
-  if (diff.empty()) return std::nullopt;
-  const nlohmann::json::json_pointer at(diff.front().at("path").get<std::string>());
-  std::string key = at.to_string().substr(1);
-  std::replace(key.begin(), key.end(), '/', '.');
-  return fmt::format("{}: {} in the checkpoint, {} here", key,
-                     resolved.contains(at) ? resolved.at(at).dump() : "absent",
-                     here.contains(at) ? here.at(at).dump() : "absent");
+  if (resolved == here) return std::nullopt;
+  return json_difference(resolved, here, "in the checkpoint", "here", 1);
 }
 }  // namespace
 

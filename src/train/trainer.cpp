@@ -144,13 +144,14 @@ std::optional<CheckpointState> Trainer::checkpoint_to_resume(const std::filesyst
   // run): from a checkpoint at step s the run writes the rows after s again, so the rows up to
   // s must be there, i.e. s < last_row + every.
   const int64_t usable_through = last_row ? *last_row + config_.eval.every - 1 : -1;
-  if (!last_row && has_checkpoint_files(run_dir))
+  const bool has_checkpoints = has_checkpoint_files(run_dir);
+  if (!last_row && has_checkpoints)
     spdlog::warn(
         "{}: metrics.csv is missing or holds no whole row, so no checkpoint can continue it without losing "
         "rows; the run starts over from step 0",
         run_dir.string());
   std::optional<CheckpointState> checkpoint = load_latest_checkpoint(run_dir, identity_, usable_through);
-  if (!checkpoint && (last_row || has_checkpoint_files(run_dir)))
+  if (!checkpoint && (last_row || has_checkpoints))
     spdlog::warn("no usable checkpoint in {}; starting the run over from step 0", run_dir.string());
   return checkpoint;
 }
