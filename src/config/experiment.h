@@ -136,6 +136,10 @@ nlohmann::ordered_json parse_ordered_json(const std::string& text, const std::st
 // theirs_where "here". Empty when they are equal.
 std::string json_difference(const nlohmann::json& ours, const nlohmann::json& theirs, std::string_view ours_where,
                             std::string_view theirs_where, int max_shown = 4);
+// What runs of one pack share (docs/ARCHITECTURE.md, "Packs"): a resolved config without
+// `seed`, `optimizer` and `name` (a label), dumped as text. Runs of equal signatures have the
+// same shapes, data stream layout, schedule and device, so one process may train them together.
+std::string pack_signature(const nlohmann::json& resolved_config);
 // Reads and parses a JSON file as above; a missing/unreadable file throws UsageError.
 nlohmann::json read_json_file(const std::string& path);
 nlohmann::ordered_json read_ordered_json_file(const std::string& path);

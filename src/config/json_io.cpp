@@ -199,6 +199,13 @@ nlohmann::ordered_json read_ordered_json_file(const std::string& path) {
   return parse_ordered_json(read_text_file(path), path);
 }
 
+std::string pack_signature(const json& resolved_config) {
+  json shared = resolved_config;
+  if (shared.is_object())
+    for (const char* key : {"seed", "optimizer", "name"}) shared.erase(key);
+  return shared.dump();
+}
+
 std::string json_difference(const json& ours, const json& theirs, std::string_view ours_where,
                             std::string_view theirs_where, int max_shown) {
   const auto value_at = [](const json& j, const json::json_pointer& p) {

@@ -10,6 +10,13 @@
 
 namespace skillrun {
 
+// Runs [first, first + count) of a pack: consecutive slots that read one input (the runs of one
+// seed share their batch), trained with one batched GEMM per product.
+struct RunRange {
+  int first = 0;
+  int count = 1;
+};
+
 // One trainable tensor. Weights are (rows = fan_out, cols = fan_in) row-major, like PyTorch's
 // nn.Linear; biases are (rows = 1, cols = fan_out).
 struct Parameter {
@@ -25,39 +32,57 @@ struct Parameter {
   std::size_t size() const { return static_cast<std::size_t>(rows) * cols; }
 };
 
+// `runs` models of one shape (a pack; 1 for a run alone), run r's tensors at r * run_stride() in
+// one value and one gradient arena, its activations at r * (that layer's stride): every GEMM of
+// a RunRange is one strided-batched product, every other op runs per run, so each run computes
+// exactly what it would alone (bit for bit on the CPU).
 class Mlp {
  public:
   // max_rows bounds the rows of every forward/backward call (activation buffers are sized once).
-  Mlp(Backend& backend, int input_dim, int width, int depth, int classes, int max_rows);
+  Mlp(Backend& backend, int input_dim, int width, int depth, int classes, int max_rows, int runs = 1);
 
-  // Fresh PyTorch-style initialisation from the InitWeights stream of `seed`.
-  void initialize(uint64_t seed);
+  // Fresh PyTorch-style initialisation of run `run` from the InitWeights stream of `seed`.
+  void initialize(uint64_t seed) { initialize(0, seed); }
+  void initialize(int run, uint64_t seed);
 
   // logits (rows x classes) for x (rows x input_dim); the pointer stays valid until the next call.
-  const float* forward(const float* x, int rows);
+  const float* forward(const float* x, int rows) { return forward(x, rows, RunRange{}); }
+  // The same for every run of `range` on one x: run r's logits at the result + (r - range.first)
+  // * logits_stride().
+  const float* forward(const float* x, int rows, RunRange range);
   // Gradients of sum_i dlogits_i . logits_i with respect to every parameter, for the last
   // forward() on the same x and rows (its activations are reused).
-  void backward(const float* x, const float* dlogits, int rows);
+  void backward(const float* x, const float* dlogits, int rows) { backward(x, dlogits, 0, rows, RunRange{}); }
+  // The same for a range: run r's dlogits at dlogits + (r - range.first) * dlogits_stride.
+  void backward(const float* x, const float* dlogits, std::size_t dlogits_stride, int rows, RunRange range);
 
-  std::vector<Parameter>& parameters() { return params_; }
-  const std::vector<Parameter>& parameters() const { return params_; }
+  int runs() const { return runs_; }
+  std::size_t run_stride() const { return run_stride_; }          // elements between runs' parameters
+  std::size_t logits_stride() const { return act_stride_.back(); }  // elements between runs' logits
+  std::vector<Parameter>& parameters(int run = 0) { return params_.at(static_cast<std::size_t>(run)); }
+  const std::vector<Parameter>& parameters(int run = 0) const { return params_.at(static_cast<std::size_t>(run)); }
   int depth() const { return static_cast<int>(dims_.size()) - 1; }
   int classes() const { return dims_.back(); }
   std::size_t parameter_count() const;
 
  private:
-  Parameter& weight(int layer) { return params_[2 * layer]; }
-  Parameter& bias(int layer) { return params_[2 * layer + 1]; }
+  Parameter& weight(int run, int layer) { return params_[static_cast<std::size_t>(run)][2 * layer]; }
+  Parameter& bias(int run, int layer) { return params_[static_cast<std::size_t>(run)][2 * layer + 1]; }
+  float* activation(int layer, int run) { return activations_[layer].data() + run * act_stride_[layer]; }
 
   Backend& backend_;
   std::vector<int> dims_;  // dims_[0] = input, dims_[depth] = classes
   int max_rows_;
-  std::vector<Parameter> params_;           // weight, bias per layer
-  // Every parameter's value (and gradient) in one allocation, each tensor a view at its offset
-  // (arena_layout), so a pack of runs can later stride over whole models.
+  int runs_;
+  std::vector<std::vector<Parameter>> params_;  // per run: weight, bias per layer
+  // Every run's parameter values (and gradients) in one allocation, each tensor a view at its
+  // offset (arena_layout), run r's copy at r * run_stride_.
+  std::size_t run_stride_ = 0;
   Buffer<float> values_, grads_;
-  std::vector<Buffer<float>> activations_;  // per layer: (max_rows, dims_[l + 1]), post-ReLU
-  Buffer<float> grad_a_, grad_b_;           // (max_rows, max hidden dim): ping-pong dA
+  std::vector<Buffer<float>> activations_;  // per layer: runs x (max_rows, dims_[l + 1]), post-ReLU
+  std::vector<std::size_t> act_stride_;     // per layer: elements between runs' activations
+  std::size_t grad_stride_ = 0;             // the same for grad_a_ / grad_b_
+  Buffer<float> grad_a_, grad_b_;           // runs x (max_rows, max hidden dim): ping-pong dA
 };
 
 }  // namespace skillrun

@@ -6,13 +6,6 @@
 
 namespace skillrun {
 
-std::string pack_signature(const nlohmann::json& resolved_config) {
-  nlohmann::json shared = resolved_config;
-  if (shared.is_object())
-    for (const char* key : {"seed", "optimizer", "name"}) shared.erase(key);
-  return shared.dump();
-}
-
 std::vector<Pack> plan_packs(const std::vector<SweepRun>& runs, std::size_t max_runs) {
   if (max_runs < 1) throw std::invalid_argument("plan_packs: max_runs must be >= 1");
   std::vector<Pack> groups;

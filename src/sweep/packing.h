@@ -11,13 +11,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "config/experiment.h"  // pack_signature
 #include "sweep/sweep.h"
 
 namespace skillrun {
-
-// The part of a resolved config that runs of one pack share: the config without `seed`,
-// `optimizer` and `name` (a label), dumped as text.
-std::string pack_signature(const nlohmann::json& resolved_config);
 
 struct Pack {
   std::string signature;

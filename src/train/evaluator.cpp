@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <stdexcept>
 
 namespace skillrun {
 
@@ -14,17 +15,19 @@ namespace {
 void zero(Buffer<double>& sums) { sums.upload(std::vector<double>(sums.size(), 0.0)); }
 }  // namespace
 
-Evaluator::Evaluator(Backend& backend, const SparseParityTask& task, int samples_per_task, int chunk_rows)
+Evaluator::Evaluator(Backend& backend, const SparseParityTask& task, int samples_per_task, int chunk_rows,
+                     int max_runs)
     : backend_(backend),
       task_(task),
       samples_per_task_(samples_per_task),
       chunk_rows_(chunk_rows),
+      max_runs_(max_runs),
       x_(backend, static_cast<std::size_t>(task.n_tasks()) * samples_per_task * task.input_dim()),
       labels_(backend, static_cast<std::size_t>(task.n_tasks()) * samples_per_task),
       tasks_(backend, static_cast<std::size_t>(task.n_tasks()) * samples_per_task),
-      loss_(backend, static_cast<std::size_t>(chunk_rows)),
-      correct_(backend, static_cast<std::size_t>(chunk_rows)),
-      sums_(backend, 2 * static_cast<std::size_t>(task.n_tasks())) {
+      loss_(backend, static_cast<std::size_t>(max_runs) * chunk_rows),
+      correct_(backend, static_cast<std::size_t>(max_runs) * chunk_rows),
+      sums_(backend, 2 * static_cast<std::size_t>(max_runs) * task.n_tasks()) {
   for (int k = 0; k < task.n_tasks(); ++k) {
     const std::size_t row = static_cast<std::size_t>(k) * samples_per_task;
     task.eval_rows(k, 0, samples_per_task, x_.data() + row * task.input_dim(), labels_.data() + row,
@@ -32,26 +35,38 @@ Evaluator::Evaluator(Backend& backend, const SparseParityTask& task, int samples
   }
 }
 
-EvalResult Evaluator::evaluate(Mlp& model) {
+std::vector<EvalResult> Evaluator::evaluate(Mlp& model, RunRange range) {
+  if (range.count > max_runs_) throw std::length_error("Evaluator::evaluate: more runs than its buffers hold");
   const int n_tasks = task_.n_tasks();
   const std::size_t total = static_cast<std::size_t>(n_tasks) * samples_per_task_;
+  const std::size_t logits_stride = model.logits_stride();
+  const std::size_t chunk = static_cast<std::size_t>(chunk_rows_);
+  const std::size_t sums_stride = 2 * static_cast<std::size_t>(n_tasks);
   zero(sums_);
-  for (std::size_t first = 0; first < total; first += chunk_rows_) {
-    const int rows = static_cast<int>(std::min<std::size_t>(chunk_rows_, total - first));
-    const float* logits = model.forward(x_.data() + first * task_.input_dim(), rows);
-    backend_.cross_entropy(logits, labels_.data() + first, rows, model.classes(), loss_.data(),
-                           correct_.data(), nullptr, 0.0f);
-    backend_.task_sums(loss_.data(), correct_.data(), tasks_.data() + first, rows, n_tasks, sums_.data());
+  for (std::size_t first = 0; first < total; first += chunk) {
+    const int rows = static_cast<int>(std::min(chunk, total - first));
+    const float* logits = model.forward(x_.data() + first * task_.input_dim(), rows, range);
+    for (int r = 0; r < range.count; ++r) {
+      float* loss = loss_.data() + r * chunk;
+      float* correct = correct_.data() + r * chunk;
+      backend_.cross_entropy(logits + r * logits_stride, labels_.data() + first, rows, model.classes(), loss, correct,
+                             nullptr, 0.0f);
+      backend_.task_sums(loss, correct, tasks_.data() + first, rows, n_tasks, sums_.data() + r * sums_stride);
+    }
   }
-  const std::vector<double> sums = sums_.download();  // loss sums, then correct sums
-  EvalResult r;
-  for (int k = 0; k < n_tasks; ++k) {
-    r.loss_bits.push_back(sums[k] / samples_per_task_ * kBitsPerNat);
-    r.accuracy.push_back(sums[n_tasks + k] / samples_per_task_);
-    r.mean_loss_bits += task_.frequencies()[k] * r.loss_bits.back();
-    r.finite = r.finite && std::isfinite(r.loss_bits.back());
+  const std::vector<double> sums = sums_.download();  // per run: loss sums, then correct sums
+  std::vector<EvalResult> results(static_cast<std::size_t>(range.count));
+  for (int run = 0; run < range.count; ++run) {
+    const double* s = sums.data() + run * sums_stride;
+    EvalResult& r = results[static_cast<std::size_t>(run)];
+    for (int k = 0; k < n_tasks; ++k) {
+      r.loss_bits.push_back(s[k] / samples_per_task_ * kBitsPerNat);
+      r.accuracy.push_back(s[n_tasks + k] / samples_per_task_);
+      r.mean_loss_bits += task_.frequencies()[k] * r.loss_bits.back();
+      r.finite = r.finite && std::isfinite(r.loss_bits.back());
+    }
   }
-  return r;
+  return results;
 }
 
 double mean_loss_bits(Backend& backend, const float* loss, const float* correct, const int32_t* tasks, int rows,

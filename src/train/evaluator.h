@@ -20,20 +20,25 @@ constexpr double kBitsPerNat = 1.4426950408889634;  // 1 / ln 2
 
 class Evaluator {
  public:
-  // chunk_rows bounds the rows of one forward pass (the model's activation buffers).
-  Evaluator(Backend& backend, const SparseParityTask& task, int samples_per_task, int chunk_rows);
-  EvalResult evaluate(Mlp& model);
+  // chunk_rows bounds the rows of one forward pass (the model's activation buffers); max_runs
+  // the runs of one evaluate(model, range) (the runs of a pack that share this task's seed).
+  Evaluator(Backend& backend, const SparseParityTask& task, int samples_per_task, int chunk_rows, int max_runs = 1);
+  EvalResult evaluate(Mlp& model) { return evaluate(model, RunRange{}).front(); }
+  // Every run of `range` of a pack on this eval set, one forward pass per chunk for all of them;
+  // each run's result is what evaluate() gives for it alone.
+  std::vector<EvalResult> evaluate(Mlp& model, RunRange range);
 
  private:
   Backend& backend_;
   const SparseParityTask& task_;
   int samples_per_task_;
   int chunk_rows_;
+  int max_runs_;
   Buffer<float> x_;         // (n_tasks * samples_per_task, input_dim), task-major
   Buffer<int32_t> labels_;  // (n_tasks * samples_per_task)
   Buffer<int32_t> tasks_;   // (n_tasks * samples_per_task): each row's subtask
-  Buffer<float> loss_, correct_;  // (chunk_rows)
-  Buffer<double> sums_;     // (2 * n_tasks): loss sums then correct sums, filled by task_sums
+  Buffer<float> loss_, correct_;  // (max_runs, chunk_rows)
+  Buffer<double> sums_;     // (max_runs, 2 * n_tasks): loss sums then correct sums, filled by task_sums
 };
 
 // Mean loss in bits of `rows` per-sample nat losses in backend memory (tasks: their subtask

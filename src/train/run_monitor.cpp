@@ -29,59 +29,77 @@ int64_t RunMonitor::drive(int64_t step, bool eval_first, const RunLoopHooks& hoo
   try {
     return loop(step, eval_first, hooks);
   } catch (const std::exception& e) {
-    // The summary keeps what the run had reached (steps, time, T_k), not what it had at start.
-    summary_.status = RunStatus::Failed;
-    summary_.steps = step;
-    summary_.seconds = wall();
-    summary_.message = e.what();
-    try {
-      dir_.write_summary(summary_);
-    } catch (const std::exception&) {
-      // the failure may be the disk itself; the caller still reports the first error
-    }
+    fail(step, e.what());
     throw;
   }
 }
 
+void RunMonitor::fail(int64_t step, const std::string& message) noexcept {
+  // The summary keeps what the run had reached (steps, time, T_k), not what it had at start.
+  summary_.status = RunStatus::Failed;
+  summary_.steps = step;
+  summary_.seconds = wall();
+  try {
+    summary_.message = message;
+    dir_.write_summary(summary_);
+  } catch (const std::exception&) {
+    // the failure may be the disk itself; the caller still reports the first error
+  }
+}
+
 int64_t RunMonitor::loop(int64_t& step, bool eval_first, const RunLoopHooks& hooks) {
-  const int64_t max_steps = train_.max_steps;
-  const auto checkpoint = [&] {
-    hooks.checkpoint(step);
-    last_checkpoint_ = std::chrono::steady_clock::now();
-  };
-  summary_.status = RunStatus::MaxSteps;
-  if (eval_first && !hooks.eval(step)) {
-    summary_.status = RunStatus::Diverged;
-    summary_.message = hooks.diverged_message(step);
-    return step;
-  }
-  if (train_.stop_when_learned && hooks.learned()) {
-    summary_.status = RunStatus::Converged;
-    return step;
-  }
-  while (step < max_steps) {
+  if (!begin(step, eval_first, hooks)) return step;
+  while (step < train_.max_steps) {
     if (g_stop_requested.load(std::memory_order_relaxed)) {
-      if (hooks.checkpoint) checkpoint();
-      summary_.status = RunStatus::Interrupted;
-      summary_.message = hooks.interrupted_message(step);
+      interrupt(step, hooks);
       break;
     }
     hooks.train_step(step);
     ++step;
-    if (step % eval_.every == 0 || step == max_steps) {
-      if (!hooks.eval(step)) {
-        summary_.status = RunStatus::Diverged;
-        summary_.message = hooks.diverged_message(step);
-        break;
-      }
-      if (train_.stop_when_learned && hooks.learned()) {
-        summary_.status = RunStatus::Converged;
-        break;
-      }
-    }
-    if (hooks.checkpoint && step < max_steps && checkpoint_due(step)) checkpoint();
+    if (!after_step(step, hooks)) break;
   }
   return step;
+}
+
+void RunMonitor::checkpoint(int64_t step, const RunLoopHooks& hooks) {
+  hooks.checkpoint(step);
+  last_checkpoint_ = std::chrono::steady_clock::now();
+}
+
+bool RunMonitor::begin(int64_t step, bool eval_first, const RunLoopHooks& hooks) {
+  summary_.status = RunStatus::MaxSteps;
+  if (eval_first && !hooks.eval(step)) {
+    summary_.status = RunStatus::Diverged;
+    summary_.message = hooks.diverged_message(step);
+    return false;
+  }
+  if (train_.stop_when_learned && hooks.learned()) {
+    summary_.status = RunStatus::Converged;
+    return false;
+  }
+  return step < train_.max_steps;
+}
+
+bool RunMonitor::after_step(int64_t step, const RunLoopHooks& hooks) {
+  if (eval_due(step)) {
+    if (!hooks.eval(step)) {
+      summary_.status = RunStatus::Diverged;
+      summary_.message = hooks.diverged_message(step);
+      return false;
+    }
+    if (train_.stop_when_learned && hooks.learned()) {
+      summary_.status = RunStatus::Converged;
+      return false;
+    }
+  }
+  if (hooks.checkpoint && step < train_.max_steps && checkpoint_due(step)) checkpoint(step, hooks);
+  return step < train_.max_steps;
+}
+
+void RunMonitor::interrupt(int64_t step, const RunLoopHooks& hooks) {
+  if (hooks.checkpoint) checkpoint(step, hooks);
+  summary_.status = RunStatus::Interrupted;
+  summary_.message = hooks.interrupted_message(step);
 }
 
 const RunSummary& RunMonitor::finish(int64_t steps, const std::string& message) {

@@ -48,9 +48,22 @@ class RunMonitor {
   // Records the end: steps, seconds, `message` unless the loop set one; writes summary.json.
   const RunSummary& finish(int64_t steps, const std::string& message);
 
+  // drive() in pieces, for a loop that steps many runs together (a pack), in this order:
+  // begin(step) once, then per step: interrupt() if g_stop_requested (the run ends), else
+  // the shared update and after_step(step + 1). begin and after_step return false when the run
+  // ended (status set: converged or diverged; max_steps when step reached train.max_steps).
+  bool begin(int64_t step, bool eval_first, const RunLoopHooks& hooks);
+  bool after_step(int64_t step, const RunLoopHooks& hooks);
+  void interrupt(int64_t step, const RunLoopHooks& hooks);
+  // Whether there is an eval (a metrics row) after `step` updates: every eval.every, and the last.
+  bool eval_due(int64_t step) const { return step % eval_.every == 0 || step == train_.max_steps; }
+  // Records a failure at `step` in summary.json (best effort), as drive() does when a hook throws.
+  void fail(int64_t step, const std::string& message) noexcept;
+
  private:
   bool checkpoint_due(int64_t step) const;
   int64_t loop(int64_t& step, bool eval_first, const RunLoopHooks& hooks);  // drive's body
+  void checkpoint(int64_t step, const RunLoopHooks& hooks);
 
   const TrainConfig& train_;
   const EvalConfig& eval_;

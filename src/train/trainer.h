@@ -1,10 +1,20 @@
-// The training loop of one sparse-parity run: batch(t) -> forward -> cross-entropy ->
-// backward -> optimizer, with per-subtask evals at step 0 and every eval.every steps, the
-// stop rule (all subtasks below tau), divergence detection and signal-safe interruption.
+// The training loop of sparse-parity runs: batch(t) -> forward -> cross-entropy -> backward ->
+// optimizer, with per-subtask evals at step 0 and every eval.every steps, the stop rule (all
+// subtasks below tau), divergence detection and signal-safe interruption.
+//
+// A Trainer trains a pack: one or more runs whose resolved configs differ at most in seed,
+// optimizer and name (pack_signature), in lockstep, each a slice of one model arena (Mlp with
+// a run axis): one batched GEMM per product for the runs of one seed, which share their batch
+// and eval set; every other op runs per run, so each run computes what it would alone (bit for
+// bit on the CPU). A single `skillrun run` is a pack of one. Each run keeps its own directory,
+// metrics, T_k, stop rule, checkpoints and status; a run that ends leaves the pack and the
+// step shrinks (re-captured graph) to the runs left. docs/ARCHITECTURE.md, "Packs".
 #pragma once
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include "backend/backend.h"
@@ -28,56 +38,87 @@ struct PhaseTimes {
   int64_t evals = 0;
 };
 
+// Throws UsageError naming the first differing key when `configs` may not share a pack (empty,
+// not sparse_parity, or their pack_signature differs).
+void check_pack(const std::vector<ExperimentConfig>& configs);
+
 class Trainer {
  public:
+  // A run alone.
   Trainer(Backend& backend, const ExperimentConfig& config);
+  // A pack; run i is configs[i] in every method below (check_pack throws for a mixed set).
+  Trainer(Backend& backend, const std::vector<ExperimentConfig>& configs);
+  ~Trainer();
+
+  int runs() const { return static_cast<int>(runs_.size()); }
+  const ExperimentConfig& config(int run = 0) const;
 
   // Runs to the stop rule, writing metrics rows, checkpoints and the summary into `dir`.
   // With `resume`, continues from that checkpoint (restored here) as if never stopped.
   RunSummary run(RunDirectory& dir, Progress& progress, const CheckpointState* resume = nullptr);
+  // Every run of the pack, run i into dirs[i] from resume[i] (null: from step 0). Runs resumed
+  // at different steps train alone until the others catch up with them. A failure (an
+  // exception) is recorded in every unfinished run's summary and goes on to the caller.
+  std::vector<RunSummary> run(const std::vector<RunDirectory*>& dirs, Progress& progress,
+                              const std::vector<const CheckpointState*>& resume);
 
   // The state a checkpoint holds after `step` updates; restore() puts it back (throws
   // RuntimeError when its buffers do not fit this model and optimizer).
-  CheckpointState snapshot(int64_t step, double wall_seconds, const std::vector<std::optional<int64_t>>& T_k);
-  void restore(const CheckpointState& state);
+  CheckpointState snapshot(int64_t step, double wall_seconds, const std::vector<std::optional<int64_t>>& T_k,
+                           int run = 0);
+  void restore(const CheckpointState& state, int run = 0);
   // The checkpoint a resumed run continues from: the newest of this run (checkpoint_identity)
   // from which no metrics row would be lost, i.e. whose step metrics.csv covers with its whole
   // rows (a malformed row or a deleted file makes older checkpoints, or step 0, the start).
   // Empty: start from step 0 (warned when the directory held checkpoints or rows).
-  std::optional<CheckpointState> checkpoint_to_resume(const std::filesystem::path& run_dir) const;
+  std::optional<CheckpointState> checkpoint_to_resume(const std::filesystem::path& run_dir, int run = 0) const;
 
-  // One optimisation step on the batch of `step` (0-based); times phases when `times` is set.
-  // Untimed steps of a backend with step graphs (CUDA) are captured once, after two eager warm-up
-  // steps, and replayed (docs/CUDA.md); timed steps, msign svd and SKILLRUN_CUDA_GRAPH=0 run eagerly.
+  // One optimisation step of every active run (all, unless run() is driving) on its batch of
+  // `step` (0-based); times phases when `times` is set. Untimed steps of a backend with step
+  // graphs (CUDA) are captured once, after two eager warm-up steps, and replayed
+  // (docs/CUDA.md); timed steps, msign svd and SKILLRUN_CUDA_GRAPH=0 run eagerly.
   void train_step(int64_t step, PhaseTimes* times = nullptr);
   // True once untimed steps replay a captured step graph.
   bool step_graph_active() const { return graph_state_ == GraphState::Captured; }
-  EvalResult evaluate() { return evaluator_.evaluate(model_); }
+  EvalResult evaluate(int run = 0);
   // The eval recorded last by run() (the final row of metrics.csv).
-  const EvalResult& last_eval() const { return last_eval_; }
+  const EvalResult& last_eval(int run = 0) const;
   // Mean loss in bits of the last trained batch.
-  double last_train_loss_bits();
+  double last_train_loss_bits(int run = 0);
 
+  // The pack's model: run i's parameters are model().parameters(slot(i)).
   Mlp& model() { return model_; }
-  Optimizer& optimizer() { return optimizer_; }
-  const SparseParityTask& task() const { return task_; }
+  int slot(int run) const;
+  Optimizer& optimizer(int run = 0);
+  const SparseParityTask& task(int run = 0) const;
 
  private:
+  struct SeedGroup;
+  struct RunState;
+  // The runs of one seed that are active and next to each other: one batched GEMM each.
+  struct Segment {
+    std::size_t group;
+    RunRange range;
+  };
+  RunState& at(int run);
+  const RunState& at(int run) const;
+  // Slots in [first, first + count) that train (active_) and the segments they form.
+  void set_active(const std::vector<bool>& active);
+  std::vector<EvalResult> evaluate_active(const std::vector<bool>& which);
+
   Backend& backend_;
-  ExperimentConfig config_;
-  nlohmann::json identity_;  // checkpoint_identity of config_
-  SparseParityTask task_;
+  std::vector<std::unique_ptr<RunState>> runs_;    // by slot: runs of one seed adjacent
+  std::vector<int> slot_of_;                       // by run (constructor order)
+  std::vector<std::unique_ptr<SeedGroup>> groups_;
+  int batch_;
   Mlp model_;
-  Optimizer optimizer_;
-  Evaluator evaluator_;
-  Buffer<float> x_;             // (batch, input_dim)
-  Buffer<int32_t> labels_;      // (batch)
-  Buffer<int32_t> tasks_;       // (batch)
-  Buffer<float> loss_;          // (batch): per-sample nats
-  Buffer<float> correct_;       // (batch)
-  Buffer<float> dlogits_;       // (batch, 2)
-  EvalResult last_eval_;
-  // Step graph state: eager steps until warm, then one capture; off for good after a failure.
+  Buffer<float> loss_;     // (runs, batch): per-sample nats
+  Buffer<float> correct_;  // (runs, batch)
+  Buffer<float> dlogits_;  // (runs, batch, 2)
+  std::vector<bool> active_;  // by slot
+  std::vector<Segment> segments_;
+  // Step graph state: eager steps until warm, then one capture (again whenever the active runs
+  // change); off for good after a failure.
   enum class GraphState { Warmup, Captured, Off };
   GraphState graph_state_ = GraphState::Off;
   int eager_steps_ = 0;
