@@ -60,6 +60,13 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--log-level", log_level, "trace | debug | info | warn | error | off");
 
   CommonOptions validate;
+  PackOptions pack;
+  CLI::App* pack_cmd = app.add_subcommand(
+      "pack", "train the runs in these run directories (each with its config.json) together as one pack");
+  pack_cmd->add_option("dirs", pack.dirs, "run directories; their configs may differ only in seed and optimizer")
+      ->required();
+  pack_cmd->add_flag("--no-progress", pack.no_progress, "no progress line on stderr");
+
   CLI::App* validate_cmd = app.add_subcommand("validate", "check a config and print it resolved");
   add_common(validate_cmd, validate);
 
@@ -113,6 +120,7 @@ int main(int argc, char** argv) {
   try {
     setup_logging(log_level);
     if (*run_cmd) return cmd_run(run);
+    if (*pack_cmd) return cmd_pack(pack);
     if (*validate_cmd) return cmd_validate(validate);
     if (*bench_cmd) return bench_action();
     if (*devices_cmd) return devices_action();

@@ -282,5 +282,6 @@ std::string_view precision_name(Precision precision);
 // computes in fp32 only (a run labelled tf32 must not silently be an fp32 run).
 std::unique_ptr<Backend> make_backend(DeviceChoice choice, Precision precision = Precision::Fp32);
 bool cuda_backend_available();  // built with CUDA and at least one usable device visible
+std::size_t cuda_memory_bytes();  // memory of the device make_backend(Cuda) would use; 0 without one
 
 }  // namespace skillrun

@@ -42,6 +42,14 @@ bool cuda_backend_available() {
 #endif
 }
 
+std::size_t cuda_memory_bytes() {
+#ifdef SKILLRUN_HAVE_CUDA
+  return cuda_device_memory_bytes();
+#else
+  return 0;
+#endif
+}
+
 namespace {
 
 // The CPU backend computes in fp32 (or fp64) only. A tf32/bf16 run on it would be an fp32 run

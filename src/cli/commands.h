@@ -21,6 +21,13 @@ struct RunOptions {
   bool resume = false;  // continue out_dir from its latest valid checkpoint
 };
 
+// `skillrun pack DIR...`: the runs in these run directories (each holding its config.json)
+// trained together as one pack, each resumed from its own checkpoint; finished ones are left.
+struct PackOptions {
+  std::vector<std::string> dirs;
+  bool no_progress = false;
+};
+
 // `skillrun bench` (src/cli/bench.h): a config's step phases, or msign alone with --msign.
 struct BenchOptions {
   CommonOptions common;         // CONFIG empty with --msign
@@ -45,6 +52,7 @@ struct AnalyzeOptions {
 };
 
 int cmd_run(const RunOptions& options);
+int cmd_pack(const PackOptions& options);
 int cmd_validate(const CommonOptions& options);
 int cmd_bench(const BenchOptions& options);
 int cmd_analyze(const AnalyzeOptions& options);

@@ -2,6 +2,7 @@
 // the per-subtask result table on stdout.
 #include <algorithm>
 #include <csignal>
+#include <memory>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -108,6 +109,76 @@ int run_in(RunDirectory& dir, Backend& backend, const ExperimentConfig& config, 
 }
 
 }  // namespace
+
+int cmd_pack(const PackOptions& options) {
+  g_stop_requested.store(false);
+  set_stop_signals(on_stop_signal);
+  // Every directory locked and read before anything trains: a bad one stops the pack unchanged.
+  std::vector<std::unique_ptr<RunDirectory>> dirs;
+  std::vector<ExperimentConfig> configs;
+  for (const std::string& d : options.dirs) {
+    const std::filesystem::path path(d);
+    if (!std::filesystem::exists(path / "config.json"))
+      throw UsageError(fmt::format("{} holds no config.json: a pack trains run directories that hold their config",
+                                   path.string()));
+    for (const auto& other : dirs)
+      if (std::filesystem::equivalent(other->path(), path))
+        throw UsageError(fmt::format("{} is named twice", path.string()));
+    auto dir = std::make_unique<RunDirectory>(path, RunDirMode::Resume);
+    if (const auto status = recorded_status(path); status && is_finished_status(*status)) {
+      std::printf("run %s already finished (status %s); nothing to do\n", path.c_str(), status->c_str());
+      continue;
+    }
+    configs.push_back(load_experiment((path / "config.json").string(), {}));
+    dirs.push_back(std::move(dir));
+  }
+  if (dirs.empty()) return kExitOk;
+  const auto record_failure = [&](const std::string& what) {
+    for (auto& dir : dirs) dir->record_failure(what);
+  };
+  // Usage errors (runs that may not share a pack, no GPU for device cuda) change nothing.
+  check_pack(configs);
+  auto backend = make_backend(parse_device(configs.front().device), parse_precision(configs.front().precision));
+  try {
+    for (auto& dir : dirs) log_to_file(dir->log_path());
+    spdlog::info("skillrun {} (commit {}), a pack of {} run{}", version(), git_commit(), dirs.size(),
+                 dirs.size() == 1 ? "" : "s");
+    spdlog::info("backend: {}", backend->name());
+    Trainer trainer(*backend, configs);
+    std::vector<RunDirectory*> dir_ptrs;
+    std::vector<std::optional<CheckpointState>> checkpoints;
+    std::vector<const CheckpointState*> resume;
+    for (std::size_t i = 0; i < dirs.size(); ++i) {
+      dirs[i]->write_config(to_json(configs[i]));
+      dir_ptrs.push_back(dirs[i].get());
+      for (const std::string& line : trainer.optimizer(static_cast<int>(i)).describe())
+        spdlog::info("{}: optimizer: {}", dirs[i]->path().filename().string(), line);
+      checkpoints.push_back(trainer.checkpoint_to_resume(dirs[i]->path(), static_cast<int>(i)));
+    }
+    for (const auto& c : checkpoints) resume.push_back(c ? &*c : nullptr);
+    const ExperimentConfig& shared = configs.front();
+    spdlog::info("model: {} parameters per run; task: {} subtasks, {} bits, k = {}, zipf exponent {}",
+                 trainer.model().parameter_count(), shared.task.n_tasks, shared.task.n_bits, shared.task.k,
+                 shared.task.zipf_exponent);
+    Progress progress(detect_progress_mode(options.no_progress), shared.train.max_steps,
+                      shared.task.n_tasks * static_cast<int>(dirs.size()));
+    const std::vector<RunSummary> summaries = trainer.run(dir_ptrs, progress, resume);
+    set_stop_signals(SIG_DFL);
+    bool interrupted = false;
+    std::printf("\n%-11s  %9s  %8s  %s\n", "status", "steps", "seconds", "run");
+    for (std::size_t i = 0; i < summaries.size(); ++i) {
+      const RunSummary& s = summaries[i];
+      interrupted = interrupted || s.status == RunStatus::Interrupted;
+      std::printf("%-11s  %9lld  %8.1f  %s\n", to_string(s.status), static_cast<long long>(s.steps), s.seconds,
+                  dirs[i]->path().c_str());
+    }
+    return interrupted ? kExitInterrupted : kExitOk;
+  } catch (const std::exception& e) {
+    spdlog::error("pack failed: {}", e.what());
+    record_failure(e.what());
+    throw;
+  }
+}
 
 int cmd_validate(const CommonOptions& options) {
   const ExperimentConfig config = load_config(options);

@@ -23,10 +23,13 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "backend/backend.h"
+#include "config/experiment.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "sweep/launcher.h"
 #include "sweep/manifest.h"
+#include "sweep/packing.h"
 #include "sweep/run_status.h"
 #include "sweep/sweep.h"
 
@@ -38,7 +41,8 @@ namespace fs = std::filesystem;
 struct SweepOptions {
   std::string sweep_path;
   std::string out_dir;        // empty: runs/<sweep name>
-  std::string jobs = "1";     // N, or "gpu": one per visible GPU
+  std::string jobs = "1";     // N, or "gpu": one per visible GPU (processes: runs, or packs)
+  std::string pack = "auto";  // N | auto | off: runs per process (docs/SWEEPS.md, "Packs")
   bool list = false;
   std::string format = "table";  // --list output: table | count | json
   std::optional<int64_t> index;  // --index; empty: every run
@@ -125,6 +129,59 @@ std::string output_tail(const fs::path& file) {
   return newline == std::string::npos ? text : text.substr(newline + 1);
 }
 
+// Which runs share a process. --pack N: packs of at most N runs of one pack_signature, a pure
+// function of the sweep (so --index I and `--list --format count` count packs, and every Slurm
+// array task forms the same packs); auto: on a GPU, every run of one signature in one pack as
+// far as the device memory goes, on the CPU one run per process (a pack there only saves the
+// shared batches: measured no faster than --jobs, docs/SWEEPS.md); off: one run per process.
+struct PackPlan {
+  bool packed = false;
+  bool by_index = false;  // --index I selects pack I (an explicit --pack N)
+  std::vector<Pack> packs;
+  std::vector<std::string> notes;  // how auto chose, and packs split to fit
+};
+
+constexpr std::size_t kAutoPackRuns = 64;
+
+bool runs_on_gpu(const std::vector<SweepRun>& runs) {
+  if (runs.empty()) return false;
+  const std::string device = runs.front().config.value("device", "auto");
+  return device == "cuda" || (device == "auto" && cuda_backend_available());
+}
+
+PackPlan plan_sweep_packs(const std::string& pack, const Sweep& sweep, bool index_given) {
+  PackPlan plan;
+  if (pack == "off") return plan;
+  std::size_t max_runs = 0;
+  bool gpu = false;
+  if (pack == "auto") {
+    if (index_given) return plan;  // run I alone: auto depends on the machine, an array task must not
+    gpu = runs_on_gpu(sweep.runs);
+    if (!gpu) return plan;
+    max_runs = kAutoPackRuns;
+  } else {
+    try {
+      std::size_t used = 0;
+      const long n = std::stol(pack, &used);
+      if (used != pack.size() || n < 1) throw std::invalid_argument(pack);
+      max_runs = static_cast<std::size_t>(n);
+    } catch (const std::exception&) {
+      throw UsageError("--pack \"" + pack + "\": expected a positive number of runs per pack, auto or off");
+    }
+    plan.by_index = true;
+    gpu = runs_on_gpu(sweep.runs);
+  }
+  plan.packed = true;
+  plan.packs = plan_packs(sweep.runs, max_runs);
+  // Device memory on a GPU (90%: the CUDA context and cuBLAS workspaces), else physical memory.
+  const std::size_t pages = static_cast<std::size_t>(::sysconf(_SC_PHYS_PAGES));
+  const std::size_t budget = gpu && cuda_memory_bytes() > 0 ? cuda_memory_bytes() / 10 * 9
+                                                             : pages * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)) / 10 * 8;
+  plan.packs = fit_packs(plan.packs, sweep.runs, budget, plan.notes);
+  if (pack == "auto") plan.notes.insert(plan.notes.begin(), "--pack auto: runs of one shape share a pack on the GPU");
+  return plan;
+}
+
 class SweepCommand {
  public:
   SweepCommand(const SweepOptions& options, Sweep sweep)
@@ -134,7 +191,18 @@ class SweepCommand {
     for (const std::string& line : adopt_existing_run_directories(sweep_, out_))
       std::fprintf(stderr, "run %s: found under another name (the axes were written in another order)\n",
                    line.c_str());  // stderr: --list --format json|count keeps stdout parseable
-    if (options.index) {
+    plan_ = plan_sweep_packs(options.pack, sweep_, options.index.has_value());
+    for (std::size_t p = 0; p < plan_.packs.size(); ++p)
+      for (std::size_t i : plan_.packs[p].runs) pack_of_[i] = p;
+    if (options.index && plan_.by_index) {
+      // With --pack N, I is a pack (a Slurm array task trains one pack).
+      if (*options.index < 0 || static_cast<std::size_t>(*options.index) >= plan_.packs.size())
+        throw UsageError(fmt::format("--index {} is out of range: {} forms {} packs with --pack {} (0..{})",
+                                     *options.index, options.sweep_path, plan_.packs.size(), options.pack,
+                                     plan_.packs.size() - 1));
+      for (std::size_t i : plan_.packs[static_cast<std::size_t>(*options.index)].runs)
+        selected_.push_back(&sweep_.runs[i]);
+    } else if (options.index) {
       // Checked here, not by CLI11, so the message gives the real range.
       if (*options.index < 0 || static_cast<std::size_t>(*options.index) >= sweep_.runs.size())
         throw UsageError(fmt::format("--index {} is out of range: {} has {} runs (0..{})", *options.index,
@@ -147,13 +215,16 @@ class SweepCommand {
 
   int list() const {
     if (options_.format == "count") {
-      say("{}", selected_.size());
+      // What a Slurm array spans: packs with an explicit --pack N, else runs.
+      say("{}", plan_.by_index && !options_.index ? plan_.packs.size() : selected_.size());
     } else if (options_.format == "json") {
       nlohmann::json runs = nlohmann::json::array();
       for (const SweepRun* run : selected_) {
         const RunDirState s = inspect_run(dir(*run));
-        runs.push_back({{"index", run->index}, {"name", run->name}, {"dir", dir(*run).string()},
-                        {"status", to_string(s.state)}, {"detail", s.detail}});
+        nlohmann::json entry = {{"index", run->index}, {"name", run->name}, {"dir", dir(*run).string()},
+                                {"status", to_string(s.state)}, {"detail", s.detail}};
+        if (plan_.packed) entry["pack"] = pack_of_.at(run->index);
+        runs.push_back(entry);
       }
       say("{}", runs.dump(2));
     } else {
@@ -168,7 +239,17 @@ class SweepCommand {
     std::error_code ec;
     fs::create_directories(out_, ec);
     if (ec) throw RuntimeError(fmt::format("cannot create {}: {}", out_.string(), ec.message()));
-    write_manifest(out_, sweep_manifest(sweep_, own_command_line()));
+    nlohmann::ordered_json manifest = sweep_manifest(sweep_, own_command_line());
+    if (plan_.packed) {
+      // Which pack trains each run, and where its process writes.
+      nlohmann::ordered_json packs = nlohmann::ordered_json::array();
+      for (std::size_t p = 0; p < plan_.packs.size(); ++p)
+        packs.push_back({{"pack", p}, {"runs", plan_.packs[p].runs}, {"output", pack_log(p).string()}});
+      for (auto& entry : manifest["runs"]) entry["pack"] = pack_of_.at(entry["index"].get<std::size_t>());
+      manifest["pack"] = options_.pack;
+      manifest["packs"] = packs;
+    }
+    write_manifest(out_, manifest);
 
     int finished = 0, failed_kept = 0;
     for (const SweepRun* run : selected_) {
@@ -184,11 +265,31 @@ class SweepCommand {
     if (finished > 0) say("skipped {} finished run{} (done or diverged)", finished, finished == 1 ? "" : "s");
     if (failed_kept > 0)
       say("skipped {} failed run{}: --retry-failed runs them again", failed_kept, failed_kept == 1 ? "" : "s");
-    if (!todo_.empty()) say("running {} with {} at once", todo_.size(), jobs.slots);
-
-    const int stop_signal = run_children(
-        todo_.size(), jobs.slots, [&](std::size_t i, int slot) { return launch(*todo_[i], jobs, slot); },
-        [&](std::size_t i, const ChildExit& exit) { finish(*todo_[i], exit); });
+    for (const std::string& note : plan_.notes) say("{}", note);
+    int stop_signal = 0;
+    if (!plan_.packed) {
+      if (!todo_.empty()) say("running {} with {} at once", todo_.size(), jobs.slots);
+      stop_signal = run_children(
+          todo_.size(), jobs.slots, [&](std::size_t i, int slot) { return launch(*todo_[i], jobs, slot); },
+          [&](std::size_t i, const ChildExit& exit) { finish(*todo_[i], exit, dir(*todo_[i]) / "output.log"); });
+    } else {
+      std::vector<std::size_t> pack_order;                    // packs with a run to train, in order
+      std::map<std::size_t, std::vector<const SweepRun*>> todo_of;  // by pack
+      for (const SweepRun* run : todo_) todo_of[pack_of_.at(run->index)].push_back(run);
+      for (const auto& [p, runs] : todo_of) pack_order.push_back(p);
+      if (!todo_.empty())
+        say("running {} run{} in {} pack{}, {} pack{} at once", todo_.size(), todo_.size() == 1 ? "" : "s",
+            pack_order.size(), pack_order.size() == 1 ? "" : "s", jobs.slots, jobs.slots == 1 ? "" : "s");
+      std::map<std::size_t, std::vector<const SweepRun*>> launched;  // by pack
+      stop_signal = run_children(
+          pack_order.size(), jobs.slots,
+          [&](std::size_t i, int slot) {
+            return launch_pack(pack_order[i], todo_of[pack_order[i]], launched[pack_order[i]], jobs, slot);
+          },
+          [&](std::size_t i, const ChildExit& exit) {
+            for (const SweepRun* run : launched[pack_order[i]]) finish(*run, exit, pack_log(pack_order[i]));
+          });
+    }
 
     print_table();
     if (stop_signal != 0 || interrupted_ > 0) {
@@ -226,7 +327,11 @@ class SweepCommand {
                        problems);
   }
 
-  std::optional<ChildSpec> launch(const SweepRun& run, const JobPlan& jobs, int slot) {
+  fs::path pack_log(std::size_t pack) const { return out_ / "packs" / fmt::format("pack-{}.log", pack); }
+
+  // Locks run's directory and readies it to be trained (config.json, no failed marker); empty
+  // when another process holds it or it finished meanwhile.
+  std::optional<FileLock> prepare(const SweepRun& run, const std::string& where) {
     const fs::path d = dir(run);
     std::error_code ec;
     fs::create_directories(d, ec);
@@ -247,39 +352,79 @@ class SweepCommand {
     const char* action = state.state == SweepRunState::Pending ? "start"
                          : state.state == SweepRunState::Failed ? "retry"
                                                                 : "resume";
-    say("[{}] {:<8} {}", run.index, action, run.name);
+    say("[{}] {:<8} {}{}", run.index, action, run.name, where);
+    return lock;
+  }
+
+  void child_environment(ChildSpec& spec, const JobPlan& jobs, int slot) const {
+    spec.env = jobs.thread_env;
+    if (!jobs.gpus.empty()) spec.env.push_back("CUDA_VISIBLE_DEVICES=" + jobs.gpus[static_cast<std::size_t>(slot)]);
+  }
+
+  // One process for the runs of pack `pack` still to train; `launched` gets those it trains.
+  std::optional<ChildSpec> launch_pack(std::size_t pack, const std::vector<const SweepRun*>& runs,
+                                       std::vector<const SweepRun*>& launched, const JobPlan& jobs, int slot) {
+    ChildSpec spec;
+    spec.argv = {"/proc/self/exe", "pack"};
+    std::string fds;
+    for (const SweepRun* run : runs) {
+      std::optional<FileLock> lock = prepare(*run, fmt::format(" (pack {})", pack));
+      if (!lock) continue;
+      spec.argv.push_back(dir(*run).string());
+      spec.inherit_fds.push_back(lock->fd());
+      fds += (fds.empty() ? "" : ",") + std::to_string(lock->fd());
+      locks_.emplace(run->index, std::move(*lock));
+      launched.push_back(run);
+    }
+    if (launched.empty()) return std::nullopt;
+    spec.argv.push_back("--no-progress");
+    std::error_code ec;
+    fs::create_directories(pack_log(pack).parent_path(), ec);
+    if (ec) throw RuntimeError(fmt::format("cannot create {}: {}", pack_log(pack).parent_path().string(), ec.message()));
+    spec.output = pack_log(pack);
+    child_environment(spec, jobs, slot);
+    spec.env.push_back(fmt::format("{}={}", kRunLockFdVariable, fds));  // each run adopts its own
+    return spec;
+  }
+
+  std::optional<ChildSpec> launch(const SweepRun& run, const JobPlan& jobs, int slot) {
+    const fs::path d = dir(run);
+    std::optional<FileLock> lock = prepare(run, "");
+    if (!lock) return std::nullopt;
 
     ChildSpec spec;
     // /proc/self/exe: this very binary, even if the file was replaced since the sweep started.
     spec.argv = {"/proc/self/exe", "run",    (d / "config.json").string(), "--out", d.string(),
                  "--resume",       "--no-progress"};
     spec.output = d / "output.log";
-    spec.env = jobs.thread_env;
-    if (!jobs.gpus.empty()) spec.env.push_back("CUDA_VISIBLE_DEVICES=" + jobs.gpus[static_cast<std::size_t>(slot)]);
-    spec.inherit_fd = lock->fd();
+    child_environment(spec, jobs, slot);
+    spec.inherit_fds.push_back(lock->fd());
     spec.env.push_back(fmt::format("{}={}", kRunLockFdVariable, lock->fd()));  // the run adopts it
     locks_.emplace(run.index, std::move(*lock));
     return spec;
   }
 
-  void finish(const SweepRun& run, const ChildExit& exit) {
+  // `output`: where the run's process wrote (its output.log, or its pack's log).
+  void finish(const SweepRun& run, const ChildExit& exit, const fs::path& output) {
     const fs::path d = dir(run);
     const bool stopped = exit.exit_code == kExitInterrupted ||
                          exit.signal == SIGINT || exit.signal == SIGTERM || exit.signal == SIGUSR1;
     const RunDirState state = inspect_run(d);
-    if (stopped) {
+    // A run of a pack may have finished before its pack was stopped or failed.
+    if (plan_.packed && is_result(state.state) && exit.exit_code != kExitOk) {
+      say("[{}] {:<8} {}: {}", run.index, to_string(state.state), run.name, state.detail);
+    } else if (stopped) {
       ++interrupted_;
       say("[{}] stopped  {}: interrupted, resumable", run.index, run.name);
     } else if (exit.exit_code == kExitOk && is_result(state.state)) {
       say("[{}] {:<8} {}: {}", run.index, to_string(state.state), run.name, state.detail);
     } else {
-      RunFailure failure{exit.exit_code, exit.signal, output_tail(d / "output.log")};
+      RunFailure failure{exit.exit_code, exit.signal, output_tail(output)};
       if (exit.exit_code == kExitOk)  // a run that says it ended but left no result
         failure.output_tail += fmt::format("\nskillrun sweep: the run exited 0 but summary.json says {}\n",
                                            to_string(state.state));
       write_failed_marker(d, failure);
-      say("[{}] FAILED   {}: {} (output: {})", run.index, run.name, inspect_run(d).detail,
-          (d / "output.log").string());
+      say("[{}] FAILED   {}: {} (output: {})", run.index, run.name, inspect_run(d).detail, output.string());
     }
     locks_.erase(run.index);
   }
@@ -288,19 +433,23 @@ class SweepCommand {
     std::map<std::string, int> counts;
     std::size_t name_width = 4;
     for (const SweepRun* run : selected_) name_width = std::max(name_width, run->name.size());
-    say("{:>5}  {:<11}  {:<{}}  {}", "index", "status", "name", name_width, "detail");
+    const std::string pack_header = plan_.packed ? fmt::format("{:>4}  ", "pack") : "";
+    say("{:>5}  {}{:<11}  {:<{}}  {}", "index", pack_header, "status", "name", name_width, "detail");
     for (const SweepRun* run : selected_) {
       const RunDirState s = inspect_run(dir(*run));
       std::string detail = s.detail;
       if (const auto diff = config_difference(dir(*run), run->config, "in the sweep")) detail = "CONFIG DIFFERS: " + *diff;
-      const std::string row = fmt::format("{:>5}  {:<11}  {:<{}}  {}", run->index, to_string(s.state), run->name,
-                                          name_width, detail);
+      const std::string pack = plan_.packed ? fmt::format("{:>4}  ", pack_of_.at(run->index)) : "";
+      const std::string row = fmt::format("{:>5}  {}{:<11}  {:<{}}  {}", run->index, pack, to_string(s.state),
+                                          run->name, name_width, detail);
       say("{}", row.substr(0, row.find_last_not_of(' ') + 1));
       ++counts[to_string(s.state)];
     }
     std::string totals;
     for (const auto& [state, n] : counts) totals += fmt::format("{}{} {}", totals.empty() ? "" : ", ", n, state);
-    say("{} run{}: {}", selected_.size(), selected_.size() == 1 ? "" : "s", totals);
+    say("{} run{}{}: {}", selected_.size(), selected_.size() == 1 ? "" : "s",
+        plan_.packed ? fmt::format(" in {} pack{}", plan_.packs.size(), plan_.packs.size() == 1 ? "" : "s") : "",
+        totals);
   }
 
   const SweepOptions& options_;
@@ -309,6 +458,8 @@ class SweepCommand {
   std::vector<const SweepRun*> selected_;
   std::vector<const SweepRun*> todo_;
   std::map<std::size_t, FileLock> locks_;  // held while each run's process lives
+  PackPlan plan_;
+  std::map<std::size_t, std::size_t> pack_of_;  // run index -> pack, when packed
   int interrupted_ = 0;
 };
 
@@ -325,7 +476,12 @@ CLI::App* add_sweep_command(CLI::App& app, std::function<int()>& action) {
       app.add_subcommand("sweep", "run a sweep file's grid of runs: skips finished runs, resumes unfinished ones");
   cmd->add_option("sweep", options->sweep_path, "sweep file (JSON): base config, axes, zip groups")->required();
   cmd->add_option("--out", options->out_dir, "output directory (default runs/<sweep name>)");
-  cmd->add_option("--jobs", options->jobs, "runs at once: N, or gpu (one per visible GPU)")->capture_default_str();
+  cmd->add_option("--jobs", options->jobs, "processes at once (runs, or packs): N, or gpu (one per visible GPU)")
+      ->capture_default_str();
+  cmd->add_option("--pack", options->pack,
+                  "runs per process: N (packs of at most N runs of one shape; --index then picks a pack), auto "
+                  "(a GPU: as many as fit; the CPU: off), off (one run per process)")
+      ->capture_default_str();
   CLI::Option* list = cmd->add_flag("--list", options->list, "print the runs and their status; run nothing");
   cmd->add_option("--format", options->format, "--list output: table | count | json")
       ->check(CLI::IsMember({"table", "count", "json"}))

@@ -84,8 +84,12 @@ FileLock lock_run_directory(const fs::path& dir) {
   const fs::path file = dir / kRunLockFile;
   std::optional<FileLock> lock;
   if (const char* inherited = std::getenv(kRunLockFdVariable)) {
-    const auto fd = parse_int(inherited);
-    if (fd && *fd >= 0 && *fd < (1 << 20)) lock = FileLock::adopt(static_cast<int>(*fd), file);
+    // A pack's process holds one lock per run: the one whose file is this directory's.
+    for (const std::string& item : split(inherited, ',')) {
+      const auto fd = parse_int(item);
+      if (fd && *fd >= 0 && *fd < (1 << 20)) lock = FileLock::adopt(static_cast<int>(*fd), file);
+      if (lock) break;
+    }
   }
   if (!lock) lock = FileLock::try_acquire(file);
   if (!lock) {

@@ -51,7 +51,8 @@ enum class RunDirMode {
 };
 
 // The lock file of a run directory: one process writes a run at a time. A sweep takes it before
-// it starts the run process and passes it on, naming the descriptor in this variable.
+// it starts the run process and passes it on, naming the descriptor in this variable (a pack's
+// process gets one per run, comma-separated; each directory adopts the one of its own file).
 inline constexpr const char* kRunLockFile = "run.lock";
 inline constexpr const char* kRunLockFdVariable = "SKILLRUN_RUN_LOCK_FD";
 // The run lock of dir, or empty when another process holds it.

@@ -64,7 +64,7 @@ pid_t spawn(ChildSpec spec, const sigset_t& child_mask) {
     ::dup2(in_fd, 0);
     ::dup2(out_fd, 1);
     ::dup2(out_fd, 2);
-    if (spec.inherit_fd >= 0) ::fcntl(spec.inherit_fd, F_SETFD, 0);
+    for (const int fd : spec.inherit_fds) ::fcntl(fd, F_SETFD, 0);
     ::sigprocmask(SIG_SETMASK, &child_mask, nullptr);
     ::execve(argv[0], argv.data(), envp.data());
     const char msg[] = "skillrun sweep: exec of the run process failed\n";

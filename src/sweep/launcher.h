@@ -16,7 +16,7 @@ struct ChildSpec {
   std::vector<std::string> argv;  // argv[0]: the program's path, as execv takes it
   std::filesystem::path output;   // stdout and stderr, appended; stdin is /dev/null
   std::vector<std::string> env;   // NAME=VALUE set on top of this process's environment
-  int inherit_fd = -1;            // an O_CLOEXEC descriptor kept open in this child (a run lock)
+  std::vector<int> inherit_fds;   // O_CLOEXEC descriptors kept open in this child (run locks)
 };
 
 struct ChildExit {

@@ -6,6 +6,7 @@
 // every process (a Slurm array task, `--list`) forms the same packs.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -24,5 +25,11 @@ struct Pack {
 // Groups runs by signature, in the order each signature first appears, then cuts each group
 // into packs of at most max_runs (>= 1; the last pack of a group may be smaller).
 std::vector<Pack> plan_packs(const std::vector<SweepRun>& runs, std::size_t max_runs);
+
+// Cuts each pack whose runs together need more than budget_bytes (estimated_memory_bytes of
+// each run's config) into consecutive packs that fit (at least one run each), adding one line
+// per cut to `notes`. Deterministic, like plan_packs.
+std::vector<Pack> fit_packs(const std::vector<Pack>& packs, const std::vector<SweepRun>& runs,
+                            std::size_t budget_bytes, std::vector<std::string>& notes);
 
 }  // namespace skillrun

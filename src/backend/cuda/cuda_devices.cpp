@@ -75,6 +75,17 @@ int cuda_device_count() noexcept { return static_cast<int>(scan_devices().usable
 
 std::string cuda_unavailable_reason() { return scan_devices().problem; }
 
+std::size_t cuda_device_memory_bytes() noexcept {
+  const DeviceScan scan = scan_devices();
+  if (scan.usable.empty()) return 0;
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, scan.usable.front()) != cudaSuccess) {
+    (void)cudaGetLastError();
+    return 0;
+  }
+  return prop.totalGlobalMem;
+}
+
 std::unique_ptr<Backend> make_cuda_backend(int device, Precision precision) {
   const DeviceScan scan = scan_devices();
   if (device < 0 || device >= static_cast<int>(scan.usable.size())) {

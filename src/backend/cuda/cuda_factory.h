@@ -2,6 +2,7 @@
 // registry and the CLI can create and describe it without including a CUDA header. Defined
 // only in builds with CUDA (SKILLRUN_HAVE_CUDA); callers guard their use with that macro.
 #pragma once
+#include <cstddef>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,6 +17,8 @@ int cuda_device_count() noexcept;
 // Why cuda_device_count() is 0, in a few words ("no CUDA driver ...", "no CUDA device",
 // "cuda:0 NVIDIA ... has compute capability 8.0, this build needs >= 9.0"); empty otherwise.
 std::string cuda_unavailable_reason();
+// Total memory of the first usable device in bytes; 0 when there is none.
+std::size_t cuda_device_memory_bytes() noexcept;
 // A CUDA backend on usable device `device` (0 .. cuda_device_count() - 1); throws
 // RuntimeError when the device cannot be set up.
 std::unique_ptr<Backend> make_cuda_backend(int device, Precision precision = Precision::Fp32);
