@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# Submits a skillrun sweep as a Slurm job array, one task per run, sized from
-# `skillrun sweep SWEEP --list --format count`.
+# Submits a skillrun sweep as a Slurm job array, one task per run (or per pack with --pack N),
+# sized from `skillrun sweep SWEEP --list --format count`.
 #
-#   scripts/slurm/submit.sh SWEEP.json [--max-concurrent M] [--out DIR] [--set K=V]... [sbatch args...]
+#   scripts/slurm/submit.sh SWEEP.json [--max-concurrent M] [--out DIR] [--set K=V]... [--pack N] [sbatch args...]
 #
-# --max-concurrent M becomes the array's %M limit; --out and --set are passed to every
-# `skillrun sweep` (they change run directories and configs, so the listing uses them too); any
-# other argument goes to sbatch (--partition, --time, --gres=gpu:1, --wait, -o FILE, ...).
+# --max-concurrent M becomes the array's %M limit; --out, --set and --pack are passed to every
+# `skillrun sweep` (they change run directories, configs and what an array index names, so the
+# listing uses them too); --pack N makes each array task train one pack of at most N runs of one
+# shape in one process (docs/SWEEPS.md, "Packs"); any other argument goes to sbatch
+# (--partition, --time, --gres=gpu:1, --wait, -o FILE, ...).
 # SKILLRUN names the binary (default: build/bin/skillrun of this checkout, else skillrun on PATH).
 set -euo pipefail
 
@@ -26,8 +28,8 @@ while [[ $# -gt 0 ]]; do
   case $1 in
     --max-concurrent) [[ $# -ge 2 ]] || usage; max_concurrent=$2; shift 2 ;;
     --max-concurrent=*) max_concurrent=${1#*=}; shift ;;
-    --out|--set) [[ $# -ge 2 ]] || usage; sweep_args+=("$1" "$2"); shift 2 ;;
-    --out=*|--set=*) sweep_args+=("$1"); shift ;;
+    --out|--set|--pack) [[ $# -ge 2 ]] || usage; sweep_args+=("$1" "$2"); shift 2 ;;
+    --out=*|--set=*|--pack=*) sweep_args+=("$1"); shift ;;
     *) sbatch_args+=("$1"); shift ;;
   esac
 done
@@ -51,5 +53,5 @@ if [[ $count -lt 1 ]]; then
   exit 2
 fi
 array="0-$((count - 1))${max_concurrent:+%$max_concurrent}"
-echo "submit.sh: $sweep: $count runs, --array=$array" >&2
+echo "submit.sh: $sweep: $count array tasks (runs, or packs with --pack N), --array=$array" >&2
 SKILLRUN=$skillrun exec sbatch --array="$array" "${sbatch_args[@]}" "$here/skillrun_array.sbatch" "$sweep" "${sweep_args[@]}"

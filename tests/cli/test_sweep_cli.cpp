@@ -10,6 +10,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "cli_support.h"
 
@@ -289,6 +290,139 @@ TEST_F(SweepCli, SigtermStopsTheSweepWithExitThreeAndTheNextInvocationResumes) {
   ASSERT_EQ(again.status, 0) << again.out << again.err;
   EXPECT_TRUE(contains(again.out, "[0] resume   seed=1"));
   EXPECT_EQ(status_of(out_ / "seed=1"), "max_steps");
+}
+
+// ---------------------------------------------------------------------------------------------
+// packs (--pack N): one process trains several runs; each run's files are what it writes alone
+
+// Rows of a run's metrics.csv without wall_s.
+std::vector<std::string> rows(const fs::path& run_dir) {
+  return skillrun_test::deterministic_rows(run_dir / "metrics.csv");
+}
+
+const char* const kPackAxes =
+    R"("model.width": [32, 64], "optimizer": [{"type": "muon", "lr": 0.02}, {"type": "adam", "lr": 0.01}], "seed": [1, 2])";
+
+TEST_F(SweepCli, PackedSweepWritesWhatTheRunsWriteOneProcessEach) {
+  const std::string s = tiny_sweep(kPackAxes, R"({"train": {"max_steps": 300}})");
+  const fs::path alone = out_;
+  out_ = dir_ / "packed";
+  const Result packed = sweep(s, {"--pack", "4"});
+  ASSERT_EQ(packed.status, 0) << packed.out << packed.err;
+  EXPECT_TRUE(contains(packed.out, "8 runs in 2 packs: 8 done")) << packed.out;
+  EXPECT_TRUE(contains(packed.out, "(pack 1)")) << packed.out;
+  out_ = alone;
+  const Result single = sweep(s, {"--pack", "off"});
+  ASSERT_EQ(single.status, 0) << single.out << single.err;
+  int compared = 0;
+  for (const auto& entry : fs::directory_iterator(alone)) {
+    if (!fs::exists(entry.path() / "metrics.csv")) continue;
+    const fs::path twin = dir_ / "packed" / entry.path().filename();
+    EXPECT_GT(rows(entry.path()).size(), 2u);
+    EXPECT_EQ(rows(entry.path()), rows(twin)) << entry.path().filename();
+    ++compared;
+  }
+  EXPECT_EQ(compared, 8);
+  // sweep.json says which pack trained each run, and where the pack's process wrote.
+  const auto manifest = nlohmann::json::parse(slurp(dir_ / "packed" / "sweep.json"));
+  ASSERT_EQ(manifest["packs"].size(), 2u);
+  EXPECT_EQ(manifest["packs"][1]["runs"], nlohmann::json({4, 5, 6, 7}));
+  EXPECT_EQ(manifest["runs"][5]["pack"], 1);
+  EXPECT_TRUE(fs::exists(manifest["packs"][0]["output"].get<std::string>()));
+}
+
+TEST_F(SweepCli, ListShowsThePacksAndCountCountsThemForSlurm) {
+  const std::string s = tiny_sweep(kPackAxes);
+  const Result count = sweep(s, {"--pack", "3", "--list", "--format", "count"});
+  ASSERT_EQ(count.status, 0) << count.err;
+  EXPECT_EQ(count.out, "4\n");  // two widths, each 4 runs cut into packs of 3 and 1
+  const Result table = sweep(s, {"--pack", "3", "--list"});
+  EXPECT_TRUE(contains(table.out, "index  pack  status"));
+  EXPECT_TRUE(contains(table.out, "8 runs in 4 packs"));
+  const auto json = nlohmann::json::parse(sweep(s, {"--pack", "3", "--list", "--format", "json"}).out);
+  EXPECT_EQ(json[3]["pack"], 1);
+  EXPECT_EQ(json[4]["pack"], 2);
+  EXPECT_EQ(sweep(s, {"--list", "--format", "count"}).out, "8\n");  // auto on the CPU: runs
+  EXPECT_FALSE(fs::exists(out_ / "sweep.json"));                     // --list ran nothing
+}
+
+TEST_F(SweepCli, IndexWithPackTrainsOnlyThatPack) {
+  const std::string s = tiny_sweep(kPackAxes);
+  const Result r = sweep(s, {"--pack", "3", "--index", "2"});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  int trained = 0;
+  for (const auto& entry : fs::directory_iterator(out_))
+    if (fs::exists(entry.path() / "summary.json")) ++trained;
+  EXPECT_EQ(trained, 3);  // runs 4, 5, 6: the first pack of width 64
+  EXPECT_TRUE(fs::exists(out_ / "model.width=64,optimizer=__lr__0.02__type___muon__,seed=1" / "summary.json"));
+  EXPECT_FALSE(fs::exists(out_ / "model.width=64,optimizer=__lr__0.01__type___adam__,seed=2" / "summary.json"));
+  const Result out_of_range = sweep(s, {"--pack", "3", "--index", "4"});
+  EXPECT_EQ(out_of_range.status, 2);
+  EXPECT_TRUE(contains(out_of_range.err, "forms 4 packs"));
+}
+
+TEST_F(SweepCli, PackValueThatIsNoNumberExitsTwo) {
+  const std::string s = tiny_sweep(R"("seed": [1])");
+  for (const char* bad : {"0", "x", "-2", "3x"}) {
+    const Result r = sweep(s, {"--pack", bad});
+    EXPECT_EQ(r.status, 2) << bad;
+    EXPECT_TRUE(contains(r.err, "--pack")) << r.err;
+  }
+}
+
+// SIGTERM to a packed sweep: the pack checkpoints every run and exits 3, the sweep exits 3;
+// kill -9 of the next attempt (sweep and pack); the same command again finishes every run with
+// the rows an uninterrupted run writes.
+TEST_F(SweepCli, PackedSweepSurvivesSigtermAndKillNineAndResumesEveryRun) {
+  const std::string s = tiny_sweep(R"("optimizer": [{"type": "muon", "lr": 0.02}, {"type": "adam", "lr": 0.01}])",
+                                   R"({"train": {"max_steps": 4000, "stop_when_learned": false,
+                                                 "checkpoint_every": 50}})");
+  const char* const names[] = {"optimizer=__lr__0.02__type___muon__", "optimizer=__lr__0.01__type___adam__"};
+  const fs::path packed = out_;
+  out_ = dir_ / "whole";
+  ASSERT_EQ(sweep(s, {"--pack", "off"}).status, 0);
+  out_ = packed;
+  const std::string start = shell_quote(SKILLRUN_BIN) + " sweep " + shell_quote(s) + " --out " +
+                            shell_quote(out_.string()) + " --pack 2";
+  const std::string summary = shell_quote((out_ / names[1] / "summary.json").string());
+  // In ( ): sh() redirects the output of the whole list, the background sweep's included.
+  const Result r = sh("(" + start + " & pid=$!; i=0; while [ ! -f " + summary +
+                      " ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; sleep 0.3; kill -TERM $pid; wait $pid)");
+  ASSERT_EQ(r.status, 3) << r.out << r.err;
+  for (const char* name : names) EXPECT_EQ(status_of(out_ / name), "interrupted") << name;
+  EXPECT_TRUE(contains(r.out, "stopped")) << r.out;
+
+  // Again, killed hard once the pack has trained a little further.
+  const std::string metrics = shell_quote((out_ / names[0] / "metrics.csv").string());
+  const Result killed = sh("(" + start + " & pid=$!; n=$(wc -l < " + metrics + "); i=0; while [ $(wc -l < " +
+                           metrics + ") -le $((n + 4)) ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; "
+                           "pkill -KILL -P $pid; kill -KILL $pid; wait $pid)");
+  EXPECT_EQ(killed.status, 128 + 9) << killed.out << killed.err;
+
+  const Result last = sweep(s, {"--pack", "2"});
+  ASSERT_EQ(last.status, 0) << last.out << last.err;
+  EXPECT_TRUE(contains(last.out, "resume")) << last.out;
+  for (const char* name : names) {
+    EXPECT_EQ(status_of(out_ / name), "max_steps") << name;
+    EXPECT_EQ(rows(out_ / name), rows(dir_ / "whole" / name)) << name;
+    EXPECT_EQ(rows(out_ / name).size(), 2u + 4000u / 25u);
+  }
+}
+
+TEST_F(SweepCli, PackOfRunDirectoriesOfTwoShapesIsRefusedAndChangesNothing) {
+  const std::string s = tiny_sweep(R"("model.width": [32, 64])");
+  ASSERT_EQ(sweep(s, {"--list"}).status, 0);
+  for (const char* w : {"32", "64"}) {
+    fs::create_directories(dir_ / w);
+    nlohmann::json config = nlohmann::json::parse(slurp(kTiny));
+    config["model"]["width"] = std::stoi(w);
+    std::ofstream(dir_ / w / "config.json") << config.dump();
+  }
+  const Result r = skillrun({"pack", (dir_ / "32").string(), (dir_ / "64").string(), "--no-progress"});
+  EXPECT_EQ(r.status, 2) << r.out << r.err;
+  EXPECT_TRUE(contains(r.err, "model.width")) << r.err;
+  EXPECT_FALSE(fs::exists(dir_ / "32" / "metrics.csv"));
+  EXPECT_FALSE(fs::exists(dir_ / "32" / "summary.json"));
 }
 
 }  // namespace

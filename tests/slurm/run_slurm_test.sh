@@ -3,6 +3,8 @@
 # slurmd from the Debian packages slurm-wlm and munge; no systemd, no cgroups):
 #   1. scripts/slurm/submit.sh sizes the array for configs/sweeps/ci_tiny.json; `sbatch --wait`
 #      returns 0 and `skillrun sweep --list` then shows every run done.
+#   3. (after 2) the same sweep with --pack 2: two array tasks, each one process training a pack
+#      of two runs, with the metrics the runs had one per task.
 #   2. USR1 sent to the batch process of a long run, as --signal=B:USR1@N does before the time
 #      limit, makes it checkpoint, exit 3 and requeue itself; the requeued task resumes the run
 #      to its end.
@@ -165,4 +167,21 @@ grep -qF "] resume " "$work"/slurm-long-*.out || fail "the requeued task did not
 listing=$("$skillrun" sweep "$work/long.json" --out "$work/long" --list)
 echo "$listing"
 grep -q ' done .*max_steps, 40000 steps' <<<"$listing" || fail "the long run did not finish after its requeue"
+
+# ---- 3. one pack per array task
+say "3. submit.sh configs/sweeps/ci_tiny.json --pack 2 --wait"
+count=$("$skillrun" sweep "$repo/configs/sweeps/ci_tiny.json" --pack 2 --list --format count)
+[[ $count -eq 2 ]] || fail "ci_tiny with --pack 2 should be 2 packs (one per width), --list --format count says $count"
+timeout 120 "$repo/scripts/slurm/submit.sh" "$repo/configs/sweeps/ci_tiny.json" --pack 2 \
+  --out "$work/packed" --wait --cpus-per-task=1 --time=5 -o "$work/slurm-packed-%A_%a.out" ||
+  fail "the packed array job did not end with exit 0"
+[[ $(ls "$work"/slurm-packed-*_{0,1}.out | wc -l) -eq 2 ]] || fail "expected one log per pack"
+listing=$("$skillrun" sweep "$repo/configs/sweeps/ci_tiny.json" --out "$work/packed" --pack 2 --list)
+echo "$listing"
+[[ $(grep -c ' done ' <<<"$listing") -eq 4 ]] || fail "not every run of the packed ci_tiny is done"
+for run in "$work"/ci_tiny/*/; do
+  name=$(basename "$run")
+  cmp -s <(cut -d, -f1,3- "$run/metrics.csv") <(cut -d, -f1,3- "$work/packed/$name/metrics.csv") ||
+    fail "$name: its metrics trained in a pack differ from those trained alone"
+done
 say "PASS"
