@@ -11,21 +11,27 @@
 # build), CPU_TK (CPU T_k of fig4 width 250; default bench/results/cpu_fig4_w250_Tk.csv), STAGES
 # (the stages to run, e.g. STAGES='devices fig4' to redo one; default all, in the order below).
 #
-# Stages and their budgets in seconds (sum 470 <= 480); in brackets what the stage took on the
-# H200 on 2026-11-28, where it ran in this form:
+# Stages and their budgets in seconds (sum 475 <= 480); in brackets what the stage took on the
+# H200 on 2026-11-28, where it ran in this form (packs and grid4: never run on a GPU yet):
 #   1 devices       15  `skillrun devices`; stops the script (exit 77) unless auto picks cuda  (2 s)
 #   2 gtests        45  the GPU gtests: conformance, end to end, step graphs, errors, registry (3 s)
 #   3 sanitizers    90  memcheck 20, racecheck 40, synccheck 10 on the CUDA gtests; memcheck and
 #                       initcheck 8 each on a 300-step run                                   (62 s)
 #   4 bench        100  bench/gpu_vs_pytorch.sh: skillrun vs PyTorch eager, msign 2000x150     (65 s)
+#   5 packs         50  `skillrun bench --pack R` (issue 14): fig4 width 250 muon/adam/nmd as packs
+#                       of 27 and fig2 muon as a pack of 3, each beside one run alone; the
+#                       targets: >= 10x aggregate run-steps/s for fig4, >= 2.5x for fig2
 #   5 fig4          75  fig4 width 250, nmd/adam/muon x seeds 0-2, T_k against the CPU; graph
 #                       vs eager and run-to-run determinism of adam seed 0; per run 30 s at most
 #                       (seed 0 took nmd 7.6 s, adam 0.5 s, muon 0.4 s of run time)
-#   6 fig2         110  fig2 nmd/adam/muon, seed 0, each capped (SIGINT, so it checkpoints):
-#                       muon 20 s, adam 35 s (all 50 learned at 8 650 and 28 550 steps), nmd 35 s
+#   6 fig2          85  fig2 nmd/adam/muon, seed 0, each capped (SIGINT, so it checkpoints):
+#                       muon 15 s, adam 30 s (all 50 learned at 8 650 and 28 550 steps), nmd 25 s
 #                       (with a 35 s cap for each: 67 s)
 #   7 analyze       20  `skillrun analyze` of the fig4 and fig2 runs
 #     pack          15  tar.gz of the run directories (no checkpoints), the summary
+#     grid4        200  not in the default list (STAGES='devices grid4'): the whole Fig. 4 grid,
+#                       configs/sweeps/paper_fig4.json, 135 runs, as a packed sweep (--pack auto);
+#                       target <= 3 minutes of wall time
 #
 # Files written to OUT (7, at most 8): session.log (every command and its output), summary.txt
 # (also printed last), bench-gpu_vs_pytorch.md, tables.md (T_k tables), analysis.tar.gz,
@@ -48,7 +54,7 @@ stage_body() {
       "$BIN" devices | grep -q '^--device auto picks: cuda' ;;
     gtests)
       # Backends/* includes the cpu instances: they are the reference the CUDA ones are read against.
-      "$TESTS" --gtest_filter='Backends/*:EndToEnd.*:StepGraphs.*:CudaErrors.*:Registry.*' ;;
+      "$TESTS" --gtest_filter='Backends/*:EndToEnd.*:StepGraphs.*:CudaErrors.*:Registry.*:PacksOnCuda.*' ;;
     sanitizers)
       local cs rc=0
       cs=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
@@ -69,6 +75,20 @@ stage_body() {
       return $rc ;;
     bench)
       bash bench/gpu_vs_pytorch.sh "$BUILD_DIR" "$OUT/bench-gpu_vs_pytorch.md" ;;
+    packs)
+      local opt rc=0
+      for opt in muon adam nmd; do
+        run_logged timeout --foreground 12 "$BIN" bench "configs/paper/fig4_${opt}_w250.json" --device cuda \
+          --pack 27 --steps 50 --warmup 3 || rc=1
+      done
+      run_logged timeout --foreground 12 "$BIN" bench configs/paper/fig2_muon.json --device cuda --pack 3 \
+        --steps 20 --warmup 3 || rc=1
+      return $rc ;;
+    grid4)
+      local t0=$SECONDS
+      run_logged timeout --foreground -s INT -k 10 185 "$BIN" sweep configs/sweeps/paper_fig4.json --set device=cuda \
+        --pack auto --out "$WORK/grid4" || return 1
+      echo "grid4: the Fig. 4 grid (135 runs) took $((SECONDS - t0)) s of wall time as a packed sweep" ;;
     fig4)
       local opt seed rc=0
       for opt in nmd adam muon; do
@@ -95,7 +115,7 @@ stage_body() {
     fig2)
       local opt cap rc=0
       for opt in muon adam nmd; do
-        case $opt in muon) cap=20 ;; adam) cap=35 ;; nmd) cap=35 ;; esac
+        case $opt in muon) cap=15 ;; adam) cap=30 ;; nmd) cap=25 ;; esac
         # A capped run ends "interrupted" (exit 3): expected for nmd, which needs ~2M steps.
         run_logged timeout --foreground -s INT -k 10 $cap "$BIN" run "configs/paper/fig2_$opt.json" --device cuda \
           --out "$WORK/fig2/$opt" --no-progress
@@ -181,7 +201,7 @@ BIN=$BUILD_DIR/bin/skillrun
 TESTS=$BUILD_DIR/tests/skillrun_tests
 [[ -x $TESTS ]] || TESTS=$BUILD_DIR/bin/skillrun_tests
 CPU_TK=${CPU_TK:-bench/results/cpu_fig4_w250_Tk.csv}
-STAGES=${STAGES:-devices gtests sanitizers bench fig4 fig2 analyze}
+STAGES=${STAGES:-devices gtests sanitizers bench packs fig4 fig2 analyze}
 # Without a GPU stop before anything is written: the session exists to spend GPU time.
 if ! command -v nvidia-smi > /dev/null || ! nvidia-smi -L 2> /dev/null | grep -q '^GPU '; then
   echo "gpu_session: no GPU on this machine (nvidia-smi missing or lists none): nothing run, exit 77" >&2
@@ -237,9 +257,11 @@ fi
 wanted gtests && stage gtests 45
 wanted sanitizers && stage sanitizers 90
 wanted bench && stage bench 100
+wanted packs && stage packs 50
 wanted fig4 && stage fig4 75
-wanted fig2 && stage fig2 110
+wanted fig2 && stage fig2 85
 wanted analyze && stage analyze 20
+wanted grid4 && stage grid4 200
 
 # The T_k tables from whatever summary.json files exist, also after a stage ran out of budget.
 [[ -d $WORK/fig4 ]] && tk_table fig4 "$WORK/fig4" >> "$OUT/tables.md"
@@ -255,7 +277,8 @@ wanted analyze && stage analyze 20
   # Test totals, failed tests and sanitizer verdicts, each with the stage it came from.
   awk '/^=== \[t\+/ {stage = $3}
        /^\[  (PASSED|SKIPPED|FAILED) +\] [0-9]+ tests?[,.]/ || /^\[  FAILED  \] .* \([0-9]+ ms\)$/ ||
-       /ERROR SUMMARY|RACECHECK SUMMARY|LEAK SUMMARY|^determinism:/ {print stage ": " $0}' "$log"
+       /ERROR SUMMARY|RACECHECK SUMMARY|LEAK SUMMARY|^determinism:|^grid4:/ {print stage ": " $0}
+       /^skillrun bench --pack/ {config = $5} /^aggregate speed-up/ {print stage ": " config ": " $0}' "$log"
   bench_lines "$OUT/bench-gpu_vs_pytorch.md"
   grep -E '^\| (fig4|nmd|adam|muon)' "$OUT/tables.md"
   echo "total $((SECONDS - started)) s; files in $OUT: $(find "$OUT" -maxdepth 1 -type f -printf '%f ')"

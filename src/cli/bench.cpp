@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 #include "backend/backend.h"
 #include "cli/commands.h"
@@ -125,6 +126,53 @@ int bench_msign(const BenchOptions& options) {
   return 0;
 }
 
+// Seconds per untimed step of `trainer` (graph replays where the backend has them), over
+// `steps` steps after `warmup`, end to end between two synchronisations.
+double seconds_per_step(Backend& backend, Trainer& trainer, int64_t warmup, int64_t steps) {
+  int64_t step = 0;
+  for (; step < warmup; ++step) trainer.train_step(step);
+  if (backend.supports_step_graph()) {
+    for (int i = 0; i < 4 && !trainer.step_graph_active(); ++i) trainer.train_step(step++);
+    if (trainer.step_graph_active()) trainer.train_step(step++);  // the first launch sets the counter
+  }
+  backend.synchronize();
+  const auto t0 = std::chrono::steady_clock::now();
+  for (int64_t s = 0; s < steps; ++s) trainer.train_step(step + s);
+  backend.synchronize();
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() / static_cast<double>(steps);
+}
+
+// `bench CONFIG --pack R`: R copies of CONFIG (seeds seed, seed + 1, ...) trained as one pack,
+// beside the same config alone, in one process on one backend: the pack's aggregate steps/s
+// against one run's.
+int bench_pack(const BenchOptions& options, const ExperimentConfig& config) {
+  if (options.pack < 1) throw UsageError("--pack: expected a positive number of runs");
+  auto backend = make_backend(parse_device(config.device), parse_precision(config.precision));
+  double alone = 0;
+  {
+    Trainer trainer(*backend, config);
+    alone = seconds_per_step(*backend, trainer, options.warmup, options.steps);
+  }
+  std::vector<ExperimentConfig> configs(static_cast<std::size_t>(options.pack), config);
+  for (std::size_t r = 0; r < configs.size(); ++r) configs[r].seed = config.seed + r;
+  Trainer pack(*backend, configs);
+  const double packed = seconds_per_step(*backend, pack, options.warmup, options.steps);
+  const double runs = static_cast<double>(options.pack);
+  std::printf("skillrun bench --pack %lld  %s  (commit %s)\n", static_cast<long long>(options.pack),
+              config.name.c_str(), git_commit());
+  std::printf("device: %s\n", backend->name().c_str());
+  std::printf("config: batch %d, width %d, depth %d, optimizer %s; %lld timed steps after %lld warm-up%s\n",
+              config.train.batch_size, config.model.width, config.model.depth,
+              std::string(name(config.optimizer.type)).c_str(), static_cast<long long>(options.steps),
+              static_cast<long long>(options.warmup), pack.step_graph_active() ? ", graph replays" : "");
+  std::printf("%-16s %12s %14s %16s\n", "", "ms/step", "us/run-step", "run-steps/s");
+  std::printf("%-16s %12.3f %14.1f %16.0f\n", "alone", alone * 1e3, alone * 1e6, 1.0 / alone);
+  std::printf("%-16s %12.3f %14.1f %16.0f\n", fmt::format("pack of {}", options.pack).c_str(), packed * 1e3,
+              packed / runs * 1e6, runs / packed);
+  std::printf("aggregate speed-up of the pack over one run alone: %.2fx\n", runs / packed * alone);
+  return 0;
+}
+
 }  // namespace
 
 CLI::App* add_bench_command(CLI::App& app, std::function<int()>& action) {
@@ -139,6 +187,9 @@ CLI::App* add_bench_command(CLI::App& app, std::function<int()>& action) {
       ->check(CLI::PositiveNumber)
       ->excludes(shape)
       ->capture_default_str();
+  cmd->add_option("--pack", o->pack, "train R copies (seeds seed..seed+R-1) as one pack; print its run-steps/s")
+      ->check(CLI::PositiveNumber)
+      ->excludes(shape);
   cmd->add_option("--warmup", o->warmup, "untimed steps (or msign calls) first")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
@@ -164,6 +215,7 @@ int cmd_bench(const BenchOptions& options) {
     throw UsageError("bench needs a CONFIG (step phases) or --msign ROWSxCOLS (msign alone)");
   }
   const ExperimentConfig config = load_config(options.common);
+  if (options.pack > 0) return bench_pack(options, config);
   auto backend = make_backend(parse_device(config.device), parse_precision(config.precision));
   Trainer trainer(*backend, config);
   for (int64_t s = 0; s < options.warmup; ++s) trainer.train_step(s);

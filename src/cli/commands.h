@@ -37,6 +37,7 @@ struct BenchOptions {
   std::string msign_method = "ns5";  // ns5 | polar_express | svd
   std::string precision = "fp32";    // --precision of the msign form (tf32/bf16 need CUDA)
   int64_t repeats = 50;         // timed msign calls
+  int64_t pack = 0;             // --pack R: R copies as one pack against one alone; 0: off
 };
 
 // `skillrun analyze PATH...`: see docs/ANALYSIS.md.

@@ -52,4 +52,16 @@ TEST_F(BenchCli, MsignWithAConfigOrWithoutEitherIsAUsageError) {
   EXPECT_EQ(skillrun({"bench", "--msign", "40x12", "--msign-method", "ns7", "--device", "cpu"}).status, 2);
 }
 
+// --pack R: R seeds of the config as one pack beside the config alone, with the figures the
+// packed-runs benchmark compares (per-run microseconds per step, aggregate run-steps/s).
+TEST_F(BenchCli, PackPrintsTheRunStepsPerSecondOfThePackAndOfOneRunAlone) {
+  const Result r = skillrun({"bench", std::string(SKILLRUN_SOURCE_DIR) + "/configs/ci/tiny.json", "--pack", "3",
+                             "--steps", "3", "--warmup", "1", "--device", "cpu"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  for (const char* part : {"pack of 3", "alone", "run-steps/s", "aggregate speed-up of the pack over one run alone"})
+    EXPECT_NE(r.out.find(part), std::string::npos) << part << " not in\n" << r.out;
+  EXPECT_EQ(skillrun({"bench", std::string(SKILLRUN_SOURCE_DIR) + "/configs/ci/tiny.json", "--pack", "0",
+                      "--device", "cpu"}).status, 2);
+}
+
 }  // namespace

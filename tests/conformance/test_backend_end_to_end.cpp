@@ -131,6 +131,49 @@ TEST(EndToEnd, Fig4MuonFirst20StepsAgreeCpuVsCuda) {
   }
 }
 
+// A pack on CUDA (batched GEMMs over runs of one seed, a graph over the whole pack) follows
+// each of its runs trained alone on CUDA for 20 steps: mixed seeds, learning rates and
+// optimizer types. Same products, but cuBLAS may pick another kernel for a strided batch than
+// for one GEMM (another summation order, ~1e-7 relative per product), so the bound is the
+// CPU-vs-CUDA one above: per-step train loss to 1e-4 relative, weights to 1e-3.
+TEST(PacksOnCuda, FollowEachRunAloneFor20Steps) {
+  SKIP_WITHOUT_CUDA();
+  spdlog::set_level(spdlog::level::warn);
+  const std::string file = config_path("configs/paper/fig4_muon_w250.json");
+  const std::vector<ExperimentConfig> configs = {
+      load_experiment(file, {"train.batch_size=1000", "seed=0"}),
+      load_experiment(file, {"train.batch_size=1000", "seed=0", R"(optimizer={"type":"adam","lr":0.001})"}),
+      load_experiment(file, {"train.batch_size=1000", "seed=1", R"(optimizer={"type":"nmd","lr":0.05})"}),
+      load_experiment(file, {"train.batch_size=1000", "seed=0", "optimizer.lr=0.02"}),
+  };
+  auto gpu = make_backend(DeviceChoice::Cuda);
+  std::vector<std::vector<double>> alone_losses(configs.size());
+  std::vector<std::vector<std::vector<float>>> alone_weights(configs.size());
+  for (std::size_t i = 0; i < configs.size(); ++i) {
+    Trainer alone(*gpu, configs[i]);
+    for (int64_t step = 0; step < 20; ++step) {
+      alone.train_step(step);
+      alone_losses[i].push_back(alone.last_train_loss_bits());
+    }
+    for (const Parameter& p : alone.model().parameters()) alone_weights[i].push_back(p.value.download());
+  }
+  Trainer pack(*gpu, configs);
+  for (int64_t step = 0; step < 20; ++step) {
+    pack.train_step(step);
+    for (std::size_t i = 0; i < configs.size(); ++i) {
+      const double ref = alone_losses[i][static_cast<std::size_t>(step)];
+      EXPECT_NEAR(pack.last_train_loss_bits(static_cast<int>(i)), ref, 1e-4 * std::abs(ref))
+          << "run " << i << " at step " << step;
+    }
+  }
+  EXPECT_TRUE(pack.step_graph_active()) << "the pack's step was not captured";
+  for (std::size_t i = 0; i < configs.size(); ++i) {
+    const auto& params = pack.model().parameters(pack.slot(static_cast<int>(i)));
+    for (std::size_t j = 0; j < params.size(); ++j)
+      EXPECT_LE(normalised_error(params[j].value.download(), alone_weights[i][j]), 1e-3) << "run " << i << " " << j;
+  }
+}
+
 TEST(EndToEnd, TinyConfigLearnsEverySubtaskOnCuda) {
   SKIP_WITHOUT_CUDA();
   spdlog::set_level(spdlog::level::warn);
