@@ -51,8 +51,14 @@ TaskSumsGrid task_sums_grid(int rows, int n_tasks) {
 
 // kernels
 
-__global__ void cross_entropy_kernel(const float* logits, const int32_t* labels, int rows, int classes, float* loss,
-                                     float* correct, float* dlogits, float grad_scale, int* bad_label) {
+__global__ void cross_entropy_kernel(const float* logits, std::size_t stride_logits, const int32_t* labels, int rows,
+                                     int classes, float* loss, float* correct, std::size_t stride_rows, float* dlogits,
+                                     std::size_t stride_dlogits, float grad_scale, int* bad_label) {
+  // The run axis of a pack: run blockIdx.y's operands at its strides (labels shared).
+  logits += blockIdx.y * stride_logits;
+  loss += blockIdx.y * stride_rows;
+  correct += blockIdx.y * stride_rows;
+  if (dlogits != nullptr) dlogits += blockIdx.y * stride_dlogits;
   const int i = blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= rows) return;
   const int32_t label = labels[i];
@@ -170,12 +176,19 @@ __global__ void task_sums_finalize_kernel(const double* workspace, int groups, s
 
 void launch_cross_entropy(const float* logits, const int32_t* labels, int rows, int classes, float* loss,
                           float* correct, float* dlogits, float grad_scale, int* bad_label, cudaStream_t stream) {
+  launch_cross_entropy(logits, 0, labels, rows, classes, loss, correct, 0, dlogits, 0, grad_scale, 1, bad_label,
+                       stream);
+}
+
+void launch_cross_entropy(const float* logits, std::size_t stride_logits, const int32_t* labels, int rows, int classes,
+                          float* loss, float* correct, std::size_t stride_rows, float* dlogits,
+                          std::size_t stride_dlogits, float grad_scale, int runs, int* bad_label, cudaStream_t stream) {
   // classes <= 0 still launches: every label is then outside [0, classes) and gets flagged, as
   // the CPU backend throws for it.
-  if (rows <= 0) return;
-  const unsigned int blocks = static_cast<unsigned int>((rows + kThreads - 1) / kThreads);
-  cross_entropy_kernel<<<blocks, kThreads, 0, stream>>>(logits, labels, rows, classes, loss, correct, dlogits,
-                                                        grad_scale, bad_label);
+  if (rows <= 0 || runs <= 0) return;
+  const dim3 grid(static_cast<unsigned int>((rows + kThreads - 1) / kThreads), static_cast<unsigned int>(runs));
+  cross_entropy_kernel<<<grid, kThreads, 0, stream>>>(logits, stride_logits, labels, rows, classes, loss, correct,
+                                                      stride_rows, dlogits, stride_dlogits, grad_scale, bad_label);
   SKR_CUDA_CHECK_LAUNCH("cross_entropy_kernel");
 }
 

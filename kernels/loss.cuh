@@ -17,6 +17,11 @@ constexpr int kErrorBadTaskId = 2;  // task_sums: a task id outside [0, n_tasks)
 // nullptr) to kErrorBadLabel and gives that row NaN loss and gradient, 0 correct.
 void launch_cross_entropy(const float* logits, const int32_t* labels, int rows, int classes, float* loss,
                           float* correct, float* dlogits, float grad_scale, int* bad_label, cudaStream_t stream);
+// The same for each run r < runs of a pack (runs <= 65535), one launch: logits + r stride_logits,
+// loss and correct + r stride_rows, dlogits + r stride_dlogits; the labels are shared.
+void launch_cross_entropy(const float* logits, std::size_t stride_logits, const int32_t* labels, int rows, int classes,
+                          float* loss, float* correct, std::size_t stride_rows, float* dlogits,
+                          std::size_t stride_dlogits, float grad_scale, int runs, int* bad_label, cudaStream_t stream);
 
 // Doubles of device workspace launch_task_sums needs for (rows, n_tasks).
 std::size_t task_sums_workspace(int rows, int n_tasks);

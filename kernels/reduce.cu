@@ -10,7 +10,10 @@
 // (the 2-column logits gradient of a 10000-row batch) still spreads over many SMs. With one
 // chunk the block writes out_j directly; with more, each chunk writes workspace[chunk][j]
 // and a second kernel adds the chunks in order. chunks > 1 only when col_tiles <= 256 and
-// chunks * col_tiles <= 512, so chunks * cols <= 512 * 32 = kColumnSumsWorkspace.
+// chunks * col_tiles <= 512, so chunks * cols <= 512 * 32 = kColumnSumsWorkspace. The run axis
+// of a pack is blockIdx.z: run r reads A + r stride_a, writes out + r stride_out and uses its
+// own chunks * cols of workspace, with the chunks a run alone has, so its sums are bit for bit
+// those of the run alone.
 #include "common.cuh"
 #include "reduce.cuh"
 
@@ -44,8 +47,11 @@ __global__ void finalize_sum_kernel(const double* partials, unsigned int count, 
 
 // Block (kTileCols, kTileLanes); grid (col_tiles, chunks). Chunk c covers rows
 // [c * rows_per_chunk, min(rows, (c + 1) * rows_per_chunk)).
-__global__ void column_sums_kernel(const float* A, int rows, int cols, int rows_per_chunk, float* out,
-                                   double* workspace) {
+__global__ void column_sums_kernel(const float* A, std::size_t stride_a, int rows, int cols, int rows_per_chunk,
+                                   float* out, std::size_t stride_out, double* workspace) {
+  A += blockIdx.z * stride_a;
+  out += blockIdx.z * stride_out;
+  workspace += static_cast<std::size_t>(blockIdx.z) * gridDim.y * cols;
   __shared__ double lane_sums[kTileLanes][kTileCols + 1];  // +1: no bank conflicts on the column walk
   const int j = blockIdx.x * kTileCols + threadIdx.x;
   const int row_begin = blockIdx.y * rows_per_chunk;
@@ -68,7 +74,10 @@ __global__ void column_sums_kernel(const float* A, int rows, int cols, int rows_
   }
 }
 
-__global__ void column_sums_finalize_kernel(const double* workspace, int chunks, int cols, float* out) {
+__global__ void column_sums_finalize_kernel(const double* workspace, int chunks, int cols, float* out,
+                                            std::size_t stride_out) {
+  workspace += static_cast<std::size_t>(blockIdx.y) * chunks * cols;
+  out += blockIdx.y * stride_out;
   const int j = blockIdx.x * blockDim.x + threadIdx.x;
   if (j >= cols) return;
   double total = 0.0;
@@ -95,12 +104,9 @@ void launch_sum_squares(const float* x, std::size_t n, double* partials, double*
   launch_finalize_sum(partials, blocks, result, stream);
 }
 
-void launch_column_sums(const float* A, int rows, int cols, float* out, double* workspace, cudaStream_t stream) {
-  if (cols <= 0) return;
-  if (rows <= 0) {  // an empty sum is 0
-    SKR_CUDA_CHECK(cudaMemsetAsync(out, 0, static_cast<std::size_t>(cols) * sizeof(float), stream));
-    return;
-  }
+namespace {
+// Chunks of rows per column tile for (rows, cols): a function of the shape alone.
+int column_chunks(int rows, int cols) {
   const int col_tiles = (cols + kTileCols - 1) / kTileCols;
   int chunks = 1;
   if (col_tiles <= kTargetBlocks / 2) {
@@ -110,14 +116,39 @@ void launch_column_sums(const float* A, int rows, int cols, float* out, double* 
     if (chunks < 1) chunks = 1;
   }
   const int rows_per_chunk = (rows + chunks - 1) / chunks;
-  chunks = (rows + rows_per_chunk - 1) / rows_per_chunk;  // no empty trailing chunk
+  return (rows + rows_per_chunk - 1) / rows_per_chunk;  // no empty trailing chunk
+}
+}  // namespace
+
+std::size_t column_sums_workspace(int rows, int cols) {
+  if (rows <= 0 || cols <= 0) return 0;
+  const int chunks = column_chunks(rows, cols);
+  return chunks > 1 ? static_cast<std::size_t>(chunks) * cols : 0;
+}
+
+void launch_column_sums(const float* A, int rows, int cols, float* out, double* workspace, cudaStream_t stream) {
+  launch_column_sums(A, 0, rows, cols, out, 0, 1, workspace, stream);
+}
+
+void launch_column_sums(const float* A, std::size_t stride_a, int rows, int cols, float* out, std::size_t stride_out,
+                        int runs, double* workspace, cudaStream_t stream) {
+  if (cols <= 0 || runs <= 0) return;
+  if (rows <= 0) {  // an empty sum is 0
+    for (int r = 0; r < runs; ++r)
+      SKR_CUDA_CHECK(cudaMemsetAsync(out + r * stride_out, 0, static_cast<std::size_t>(cols) * sizeof(float), stream));
+    return;
+  }
+  const int col_tiles = (cols + kTileCols - 1) / kTileCols;
+  const int chunks = column_chunks(rows, cols);
+  const int rows_per_chunk = (rows + chunks - 1) / chunks;
   const dim3 block(kTileCols, kTileLanes);
-  const dim3 grid(static_cast<unsigned int>(col_tiles), static_cast<unsigned int>(chunks));
-  column_sums_kernel<<<grid, block, 0, stream>>>(A, rows, cols, rows_per_chunk, out, workspace);
+  const dim3 grid(static_cast<unsigned int>(col_tiles), static_cast<unsigned int>(chunks),
+                  static_cast<unsigned int>(runs));
+  column_sums_kernel<<<grid, block, 0, stream>>>(A, stride_a, rows, cols, rows_per_chunk, out, stride_out, workspace);
   SKR_CUDA_CHECK_LAUNCH("column_sums_kernel");
   if (chunks > 1) {
-    column_sums_finalize_kernel<<<grid_for(static_cast<std::size_t>(cols)), kThreads, 0, stream>>>(workspace, chunks,
-                                                                                                   cols, out);
+    const dim3 finalize(grid_for(static_cast<std::size_t>(cols)), static_cast<unsigned int>(runs));
+    column_sums_finalize_kernel<<<finalize, kThreads, 0, stream>>>(workspace, chunks, cols, out, stride_out);
     SKR_CUDA_CHECK_LAUNCH("column_sums_finalize_kernel");
   }
 }

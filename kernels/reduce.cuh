@@ -20,7 +20,14 @@ void launch_finalize_sum(const double* partials, unsigned int count, double* res
 // Blocks the first pass of a reduction over n elements uses (<= kMaxReduceBlocks).
 unsigned int reduce_blocks(std::size_t n);
 // out (cols) = sum over rows of A (rows x cols, ld = cols), accumulated in double.
-// workspace: kColumnSumsWorkspace doubles of device memory.
+// workspace: kColumnSumsWorkspace doubles of device memory (>= column_sums_workspace(rows, cols)).
 void launch_column_sums(const float* A, int rows, int cols, float* out, double* workspace, cudaStream_t stream);
+// The same for each run r < runs of a pack (runs <= 65535): A + r stride_a into out + r
+// stride_out, bit for bit what the call for that run alone gives. workspace: runs times
+// column_sums_workspace(rows, cols) doubles (<= kColumnSumsWorkspace each).
+void launch_column_sums(const float* A, std::size_t stride_a, int rows, int cols, float* out, std::size_t stride_out,
+                        int runs, double* workspace, cudaStream_t stream);
+// Doubles of workspace one run's column sums of (rows, cols) use (0: none).
+std::size_t column_sums_workspace(int rows, int cols);
 
 }  // namespace skillrun::cuda

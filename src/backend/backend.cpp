@@ -1,4 +1,5 @@
-// Backend's defaults for the optional capabilities: batched gemm as a loop of gemm(), and step
+// Backend's defaults for the optional capabilities: batched gemm and the run axis of the MLP
+// pieces as loops of the one-run ops, and step
 // graphs and fp64 ops that throw, naming the op and the backend. The registry gives fp64 runs
 // the CPU backend only, so reaching an fp64 default is a programming error (RuntimeError).
 #include <stdexcept>
@@ -36,6 +37,29 @@ void Backend::gemm_strided_batched(Trans ta, Trans tb, int m, int n, int k, floa
   check_batch_strides(m, n, ldc, stride_a, stride_b, stride_c, batch);
   for (int r = 0; r < batch; ++r)
     gemm(ta, tb, m, n, k, alpha, A + r * stride_a, lda, B + r * stride_b, ldb, beta, C + r * stride_c, ldc);
+}
+
+void Backend::bias_activation_runs(float* H, std::size_t stride_h, const float* bias, std::size_t stride_bias,
+                                   int rows, int cols, bool relu, int runs) {
+  for (int r = 0; r < runs; ++r) bias_activation(H + r * stride_h, bias + r * stride_bias, rows, cols, relu);
+}
+
+void Backend::relu_backward_runs(float* dH, std::size_t stride_dh, const float* H, std::size_t stride_h,
+                                 std::size_t n, int runs) {
+  for (int r = 0; r < runs; ++r) relu_backward(dH + r * stride_dh, H + r * stride_h, n);
+}
+
+void Backend::column_sums_runs(const float* A, std::size_t stride_a, int rows, int cols, float* out,
+                               std::size_t stride_out, int runs) {
+  for (int r = 0; r < runs; ++r) column_sums(A + r * stride_a, rows, cols, out + r * stride_out);
+}
+
+void Backend::cross_entropy_runs(const float* logits, std::size_t stride_logits, const int32_t* labels, int rows,
+                                 int classes, float* loss, float* correct, std::size_t stride_rows, float* dlogits,
+                                 std::size_t stride_dlogits, float grad_scale, int runs) {
+  for (int r = 0; r < runs; ++r)
+    cross_entropy(logits + r * stride_logits, labels, rows, classes, loss + r * stride_rows, correct + r * stride_rows,
+                  dlogits != nullptr ? dlogits + r * stride_dlogits : nullptr, grad_scale);
 }
 
 void Backend::gemm(Trans, Trans, int, int, int, double, const double*, int, const double*, int, double, double*,

@@ -95,6 +95,22 @@ class Backend {
   virtual void task_sums(const float* loss, const float* correct, const int32_t* tasks, int rows,
                          int n_tasks, double* sums) = 0;
 
+  // ---- the run axis of a pack -------------------------------------------------------------
+  // The MLP pieces above for `runs` runs in one call: run r's operands at r times their strides
+  // (elements; 0 shares an operand, as a pack's runs of one seed share their labels). Run r
+  // gets exactly what the one-run call on its operands gives (bit for bit: backends compute a
+  // run the same way whatever the pack around it). Default: one call per run; CUDA: one launch.
+  virtual void bias_activation_runs(float* H, std::size_t stride_h, const float* bias, std::size_t stride_bias,
+                                    int rows, int cols, bool relu, int runs);
+  virtual void relu_backward_runs(float* dH, std::size_t stride_dh, const float* H, std::size_t stride_h,
+                                  std::size_t n, int runs);
+  virtual void column_sums_runs(const float* A, std::size_t stride_a, int rows, int cols, float* out,
+                                std::size_t stride_out, int runs);
+  // loss and correct at stride_rows, dlogits (or nullptr) at stride_dlogits; labels shared.
+  virtual void cross_entropy_runs(const float* logits, std::size_t stride_logits, const int32_t* labels, int rows,
+                                  int classes, float* loss, float* correct, std::size_t stride_rows, float* dlogits,
+                                  std::size_t stride_dlogits, float grad_scale, int runs);
+
   // ---- data ---------------------------------------------------------------------------------
   // Fills `count` samples of multi-task sparse parity (see backend/sparse_parity_gen.h):
   // x (count x (n_tasks + n_bits)) as 0/1 floats, labels (count), task ids (count).

@@ -115,9 +115,8 @@ const float* Mlp::forward(const float* x, int rows, RunRange range) {
     backend_.gemm_strided_batched(Trans::No, Trans::Yes, rows, fan_out, fan_in, 1.0f, input, fan_in, input_stride,
                                   weight(first, l).value.data(), fan_in, static_cast<int64_t>(run_stride_), 0.0f,
                                   out, fan_out, stride, count);
-    for (int r = 0; r < count; ++r)
-      backend_.bias_activation(out + r * stride, bias(first + r, l).value.data(), rows, fan_out,
-                               /*relu=*/l + 1 < depth());
+    backend_.bias_activation_runs(out, act_stride_[l], bias(first, l).value.data(), run_stride_, rows, fan_out,
+                                  /*relu=*/l + 1 < depth(), count);
     input = out;
     input_stride = stride;
   }
@@ -138,17 +137,16 @@ void Mlp::backward(const float* x, const float* dlogits, std::size_t dlogits_str
     backend_.gemm_strided_batched(Trans::Yes, Trans::No, fan_out, fan_in, rows, 1.0f, grad_out, fan_out,
                                   grad_out_stride, input, fan_in, input_stride, 0.0f, weight(first, l).grad.data(),
                                   fan_in, model_stride, count);
-    for (int r = 0; r < count; ++r)
-      backend_.column_sums(grad_out + r * grad_out_stride, rows, fan_out, bias(first + r, l).grad.data());
+    backend_.column_sums_runs(grad_out, static_cast<std::size_t>(grad_out_stride), rows, fan_out,
+                              bias(first, l).grad.data(), run_stride_, count);
     if (l == 0) break;  // no gradient with respect to the data
     float* grad_in = spare->data() + first * grad_stride_;
     const auto grad_in_stride = static_cast<int64_t>(grad_stride_);
     backend_.gemm_strided_batched(Trans::No, Trans::No, rows, fan_in, fan_out, 1.0f, grad_out, fan_out,
                                   grad_out_stride, weight(first, l).value.data(), fan_in, model_stride, 0.0f,
                                   grad_in, fan_in, grad_in_stride, count);
-    for (int r = 0; r < count; ++r)
-      backend_.relu_backward(grad_in + r * grad_in_stride, input + r * input_stride,
-                             static_cast<std::size_t>(rows) * fan_in);
+    backend_.relu_backward_runs(grad_in, grad_stride_, input, static_cast<std::size_t>(input_stride),
+                                static_cast<std::size_t>(rows) * fan_in, count);
     grad_out = grad_in;
     grad_out_stride = grad_in_stride;
     spare = (spare == &grad_a_) ? &grad_b_ : &grad_a_;

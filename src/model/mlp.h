@@ -34,8 +34,8 @@ struct Parameter {
 
 // `runs` models of one shape (a pack; 1 for a run alone), run r's tensors at r * run_stride() in
 // one value and one gradient arena, its activations at r * (that layer's stride): every GEMM of
-// a RunRange is one strided-batched product, every other op runs per run, so each run computes
-// exactly what it would alone (bit for bit on the CPU).
+// a RunRange is one strided-batched product and every other op one call over the range's runs
+// (the backend's run axis), so each run computes what it would alone (bit for bit on the CPU).
 class Mlp {
  public:
   // max_rows bounds the rows of every forward/backward call (activation buffers are sized once).

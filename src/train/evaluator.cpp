@@ -46,13 +46,11 @@ std::vector<EvalResult> Evaluator::evaluate(Mlp& model, RunRange range) {
   for (std::size_t first = 0; first < total; first += chunk) {
     const int rows = static_cast<int>(std::min(chunk, total - first));
     const float* logits = model.forward(x_.data() + first * task_.input_dim(), rows, range);
-    for (int r = 0; r < range.count; ++r) {
-      float* loss = loss_.data() + r * chunk;
-      float* correct = correct_.data() + r * chunk;
-      backend_.cross_entropy(logits + r * logits_stride, labels_.data() + first, rows, model.classes(), loss, correct,
-                             nullptr, 0.0f);
-      backend_.task_sums(loss, correct, tasks_.data() + first, rows, n_tasks, sums_.data() + r * sums_stride);
-    }
+    backend_.cross_entropy_runs(logits, logits_stride, labels_.data() + first, rows, model.classes(), loss_.data(),
+                                correct_.data(), chunk, nullptr, 0, 0.0f, range.count);
+    for (int r = 0; r < range.count; ++r)
+      backend_.task_sums(loss_.data() + r * chunk, correct_.data() + r * chunk, tasks_.data() + first, rows, n_tasks,
+                         sums_.data() + r * sums_stride);
   }
   const std::vector<double> sums = sums_.download();  // per run: loss sums, then correct sums
   std::vector<EvalResult> results(static_cast<std::size_t>(range.count));

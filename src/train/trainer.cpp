@@ -209,12 +209,11 @@ void Trainer::eager_step(int64_t step, PhaseTimes* times) {
   for (const Segment& seg : segments_) {
     SeedGroup& g = *groups_[seg.group];
     const float* logits = model_.forward(g.x.data(), batch, seg.range);
-    for (int r = 0; r < seg.range.count; ++r) {
-      const std::size_t s = static_cast<std::size_t>(seg.range.first + r);
-      backend_.cross_entropy(logits + r * model_.logits_stride(), g.labels.data(), batch, SparseParityTask::kClasses,
-                             loss_.data() + s * per_run, correct_.data() + s * per_run,
-                             dlogits_.data() + s * dlogits_stride, 1.0f / static_cast<float>(batch));
-    }
+    const std::size_t s = static_cast<std::size_t>(seg.range.first);
+    backend_.cross_entropy_runs(logits, model_.logits_stride(), g.labels.data(), batch, SparseParityTask::kClasses,
+                                loss_.data() + s * per_run, correct_.data() + s * per_run, per_run,
+                                dlogits_.data() + s * dlogits_stride, dlogits_stride, 1.0f / static_cast<float>(batch),
+                                seg.range.count);
   }
   lap(&PhaseTimes::forward);
   for (const Segment& seg : segments_) {

@@ -286,6 +286,117 @@ TEST_P(BackendOps, CrossEntropyLossCorrectAndGradient) {
   }
 }
 
+// ---- the run axis of a pack --------------------------------------------------------------
+// Each *_runs op over 3 runs with their own data, laid out at strides with NaN gaps between the
+// runs' slices (a run writing outside its slice, or reading a neighbour's, shows): on the same
+// backend the result equals one call per run bit for bit (a run computes what it computes
+// alone), and the whole agrees with the CPU backend within the fp32 tolerance.
+namespace run_axis {
+constexpr int kRuns = 3;
+
+// Runs `many` (one *_runs call) and `each` (one call per run) on `backend` from the same buffers.
+void expect_runs_equal_calls(Backend& backend, const std::string& what, const std::vector<HostVec>& buffers,
+                             const std::function<void(Backend&, std::vector<float*>&)>& many,
+                             const std::function<void(Backend&, std::vector<float*>&)>& each) {
+  const auto a = run_on(backend, buffers, many);
+  const auto b = run_on(backend, buffers, each);
+  for (std::size_t i = 0; i < buffers.size(); ++i) {
+    ASSERT_EQ(a[i].size(), b[i].size());
+    for (std::size_t e = 0; e < a[i].size(); ++e) {
+      const bool same = (std::isnan(a[i][e]) && std::isnan(b[i][e])) || a[i][e] == b[i][e];
+      if (!same) {
+        ADD_FAILURE() << what << ": buffer " << i << " element " << e << ": " << a[i][e] << " (one call for "
+                      << kRuns << " runs) vs " << b[i][e] << " (one call per run)";
+        break;
+      }
+    }
+  }
+}
+
+// n values per run at `stride` (> n: the gap stays NaN), random per run.
+HostVec strided(std::size_t n, std::size_t stride, unsigned seed, float scale = 1.0f) {
+  HostVec v = poisoned(stride * (kRuns - 1) + n);
+  for (int r = 0; r < kRuns; ++r) {
+    const HostVec part = random_vector(n, seed + 101u * static_cast<unsigned>(r), scale);
+    std::copy(part.begin(), part.end(), v.begin() + static_cast<std::ptrdiff_t>(r * stride));
+  }
+  return v;
+}
+}  // namespace run_axis
+
+TEST_P(BackendOps, RunAxisOfBiasActivationAndReluBackward) {
+  using namespace run_axis;
+  const int rows = 300, cols = 70;
+  const std::size_t n = std::size_t(rows) * cols, sh = n + 37, sb = cols + 5;
+  for (bool relu : {true, false}) {
+    const std::vector<HostVec> buffers = {strided(n, sh, 21), strided(cols, sb, 22)};
+    const auto many = [=](Backend& b, std::vector<float*>& p) {
+      b.bias_activation_runs(p[0], sh, p[1], sb, rows, cols, relu, kRuns);
+    };
+    const auto each = [=](Backend& b, std::vector<float*>& p) {
+      for (int r = 0; r < kRuns; ++r) b.bias_activation(p[0] + r * sh, p[1] + r * sb, rows, cols, relu);
+    };
+    expect_runs_equal_calls(*backend_, std::string("bias_activation_runs relu=") + (relu ? "1" : "0"), buffers, many,
+                            each);
+    compare("bias_activation_runs vs the CPU", buffers, many, kFp32Tolerance);
+  }
+  // relu_backward with H shared by the runs (stride 0) and dH per run.
+  const std::vector<HostVec> buffers = {strided(n, sh, 23), random_vector(n, 24)};
+  const auto many = [=](Backend& b, std::vector<float*>& p) { b.relu_backward_runs(p[0], sh, p[1], 0, n, kRuns); };
+  const auto each = [=](Backend& b, std::vector<float*>& p) {
+    for (int r = 0; r < kRuns; ++r) b.relu_backward(p[0] + r * sh, p[1], n);
+  };
+  expect_runs_equal_calls(*backend_, "relu_backward_runs", buffers, many, each);
+  compare("relu_backward_runs vs the CPU", buffers, many, kFp32Tolerance);
+}
+
+TEST_P(BackendOps, RunAxisOfColumnSums) {
+  using namespace run_axis;
+  // (10000, 2): row chunks with a workspace per run; (300, 250): a pack's hidden bias gradient.
+  for (auto [rows, cols] : {std::pair{10000, 2}, std::pair{300, 250}}) {
+    const std::size_t n = std::size_t(rows) * cols, sa = n + 64, so = std::size_t(cols) + 3;
+    const std::vector<HostVec> buffers = {strided(n, sa, 25), poisoned(so * (kRuns - 1) + cols)};
+    const auto many = [=](Backend& b, std::vector<float*>& p) {
+      b.column_sums_runs(p[0], sa, rows, cols, p[1], so, kRuns);
+    };
+    const auto each = [=](Backend& b, std::vector<float*>& p) {
+      for (int r = 0; r < kRuns; ++r) b.column_sums(p[0] + r * sa, rows, cols, p[1] + r * so);
+    };
+    const std::string what = "column_sums_runs " + std::to_string(rows) + "x" + std::to_string(cols);
+    expect_runs_equal_calls(*backend_, what, buffers, many, each);
+    compare(what + " vs the CPU", buffers, many, kFp32Tolerance);
+  }
+}
+
+TEST_P(BackendOps, RunAxisOfCrossEntropyWithSharedLabels) {
+  using namespace run_axis;
+  const int rows = 1000, classes = 2;
+  const std::size_t nl = std::size_t(rows) * classes, sl = nl + 20, sr = std::size_t(rows) + 9, sd = nl + 11;
+  std::mt19937 rng(26);
+  std::vector<int32_t> labels(static_cast<std::size_t>(rows));
+  for (int32_t& l : labels) l = static_cast<int32_t>(rng() % classes);
+  const std::vector<HostVec> buffers = {strided(nl, sl, 27, 6.0f), poisoned(sr * (kRuns - 1) + rows),
+                                        poisoned(sr * (kRuns - 1) + rows), poisoned(sd * (kRuns - 1) + nl)};
+  for (bool with_grad : {true, false}) {
+    const auto many = [&, with_grad](Backend& b, std::vector<float*>& p) {
+      Buffer<int32_t> l = on(b, labels);
+      b.cross_entropy_runs(p[0], sl, l.data(), rows, classes, p[1], p[2], sr, with_grad ? p[3] : nullptr, sd,
+                           1.0f / rows, kRuns);
+      b.synchronize();
+    };
+    const auto each = [&, with_grad](Backend& b, std::vector<float*>& p) {
+      Buffer<int32_t> l = on(b, labels);
+      for (int r = 0; r < kRuns; ++r)
+        b.cross_entropy(p[0] + r * sl, l.data(), rows, classes, p[1] + r * sr, p[2] + r * sr,
+                        with_grad ? p[3] + r * sd : nullptr, 1.0f / rows);
+      b.synchronize();
+    };
+    const std::string what = std::string("cross_entropy_runs") + (with_grad ? " with grad" : " no grad");
+    expect_runs_equal_calls(*backend_, what, buffers, many, each);
+    compare(what + " vs the CPU", buffers, many, kFp32Tolerance);
+  }
+}
+
 TEST_P(BackendOps, CrossEntropyLargeLogitsStayFinite) {
   // Logits of +-1000: exp would overflow without the max shift. Loss and gradient must be finite
   // and agree; a row whose top two logits tie exactly counts as wrong on both.

@@ -3,6 +3,7 @@
 // T_k and checkpoints, whether they end together or apart, diverge, or resume at other steps.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <memory>
@@ -57,6 +58,23 @@ std::vector<RunSummary> train_pack(const std::vector<ExperimentConfig>& configs,
   Trainer trainer(backend, configs);
   Progress progress(ProgressMode::Off, configs.front().train.max_steps, configs.front().task.n_tasks);
   return trainer.run(run_dirs, progress, from);
+}
+
+// Sets the stop flag (what a signal does) once `metrics` holds more than `rows` lines: a stop
+// mid-run whatever the machine's speed.
+std::thread stop_after_rows(fs::path metrics, std::size_t rows) {
+  return std::thread([metrics = std::move(metrics), rows] {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+      std::error_code ec;
+      if (fs::exists(metrics, ec)) {
+        const std::string text = read_file(metrics);
+        if (static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n')) > rows) break;
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+    g_stop_requested.store(true);
+  });
 }
 
 class Packs : public ::testing::Test {
@@ -134,10 +152,7 @@ TEST_F(Packs, InterruptedPackResumesAloneAndRunsResumeTogetherFromDifferentSteps
 
   // The pack, stopped by a signal's flag mid-way.
   const std::vector<fs::path> split = {root_ / "s0", root_ / "s1"};
-  std::thread stopper([] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(300));
-    g_stop_requested.store(true);
-  });
+  std::thread stopper = stop_after_rows(split[0] / "metrics.csv", 8);
   const std::vector<RunSummary> first = train_pack(configs, split);
   stopper.join();
   g_stop_requested.store(false);
@@ -154,19 +169,16 @@ TEST_F(Packs, InterruptedPackResumesAloneAndRunsResumeTogetherFromDifferentSteps
 
   // Run 1 goes on alone for a while (stopped again), then resumes in a pack with a fresh
   // copy of run 0 that starts from step 0: two runs at different steps in one pack.
-  std::thread stopper2([] {
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    g_stop_requested.store(true);
-  });
   auto c1 = load_latest_checkpoint(split[1], checkpoint_identity(to_json(configs[1])));
   ASSERT_TRUE(c1.has_value());
+  std::thread stopper2 = stop_after_rows(split[1] / "metrics.csv", rows_of(split[1]).size() + 6);
   const RunSummary second = train_pack({configs[1]}, {split[1]}, {&*c1})[0];
   stopper2.join();
   g_stop_requested.store(false);
   ASSERT_EQ(second.status, RunStatus::Interrupted);
   c1 = load_latest_checkpoint(split[1], checkpoint_identity(to_json(configs[1])));
   ASSERT_TRUE(c1.has_value());
-  ASSERT_GT(c1->step, 0);
+  ASSERT_GT(c1->step, first[1].steps);
   const fs::path again = root_ / "again0";
   const std::vector<RunSummary> last = train_pack(configs, {again, split[1]}, {nullptr, &*c1});
   EXPECT_EQ(last[0].status, RunStatus::MaxSteps);

@@ -371,11 +371,56 @@ double CudaBackend::sum_squares(const float* x, std::size_t n) {
 // ---- MLP pieces ---------------------------------------------------------------------------
 
 void CudaBackend::bias_activation(float* H, const float* bias, int rows, int cols, bool relu) {
-  cuda::launch_bias_activation(H, bias, rows, cols, relu, stream_);
+  cuda::launch_bias_activation(H, 0, bias, 0, rows, cols, relu, 1, stream_);
 }
 
 void CudaBackend::relu_backward(float* dH, const float* H, std::size_t n) {
-  cuda::launch_relu_backward(dH, H, n, stream_);
+  cuda::launch_relu_backward(dH, 0, H, 0, n, 1, stream_);
+}
+
+// The run axis: one launch for every run (blockIdx.y or .z), each run computed as alone.
+// More runs than a grid dimension holds go in groups.
+namespace {
+constexpr int kMaxRunsPerLaunch = 65535;
+}
+
+void CudaBackend::bias_activation_runs(float* H, std::size_t stride_h, const float* bias, std::size_t stride_bias,
+                                       int rows, int cols, bool relu, int runs) {
+  for (int first = 0; first < runs; first += kMaxRunsPerLaunch)
+    cuda::launch_bias_activation(H + first * stride_h, stride_h, bias + first * stride_bias, stride_bias, rows, cols,
+                                 relu, std::min(kMaxRunsPerLaunch, runs - first), stream_);
+}
+
+void CudaBackend::relu_backward_runs(float* dH, std::size_t stride_dh, const float* H, std::size_t stride_h,
+                                     std::size_t n, int runs) {
+  for (int first = 0; first < runs; first += kMaxRunsPerLaunch)
+    cuda::launch_relu_backward(dH + first * stride_dh, stride_dh, H + first * stride_h, stride_h, n,
+                               std::min(kMaxRunsPerLaunch, runs - first), stream_);
+}
+
+void CudaBackend::column_sums_runs(const float* A, std::size_t stride_a, int rows, int cols, float* out,
+                                   std::size_t stride_out, int runs) {
+  if (runs <= 0) return;
+  // Each run has its own chunk sums; the scratch buffer grows before a capture (warm-up steps).
+  const std::size_t per_run = cuda::column_sums_workspace(rows, cols);
+  const int group = per_run == 0 ? kMaxRunsPerLaunch
+                                 : static_cast<int>(std::min<std::size_t>(kMaxRunsPerLaunch, runs));
+  double* workspace = per_run == 0 ? nullptr
+                                   : static_cast<double*>(scratch(per_run * static_cast<std::size_t>(group) *
+                                                                  sizeof(double)));
+  for (int first = 0; first < runs; first += group)
+    cuda::launch_column_sums(A + first * stride_a, stride_a, rows, cols, out + first * stride_out, stride_out,
+                             std::min(group, runs - first), workspace, stream_);
+}
+
+void CudaBackend::cross_entropy_runs(const float* logits, std::size_t stride_logits, const int32_t* labels, int rows,
+                                     int classes, float* loss, float* correct, std::size_t stride_rows, float* dlogits,
+                                     std::size_t stride_dlogits, float grad_scale, int runs) {
+  for (int first = 0; first < runs; first += kMaxRunsPerLaunch)
+    cuda::launch_cross_entropy(logits + first * stride_logits, stride_logits, labels, rows, classes,
+                               loss + first * stride_rows, correct + first * stride_rows, stride_rows,
+                               dlogits != nullptr ? dlogits + first * stride_dlogits : nullptr, stride_dlogits,
+                               grad_scale, std::min(kMaxRunsPerLaunch, runs - first), device_error_flag_, stream_);
 }
 
 void CudaBackend::column_sums(const float* A, int rows, int cols, float* out) {

@@ -71,6 +71,15 @@ class CudaBackend final : public Backend {
   void bias_activation(float* H, const float* bias, int rows, int cols, bool relu) override;
   void relu_backward(float* dH, const float* H, std::size_t n) override;
   void column_sums(const float* A, int rows, int cols, float* out) override;
+  void bias_activation_runs(float* H, std::size_t stride_h, const float* bias, std::size_t stride_bias, int rows,
+                            int cols, bool relu, int runs) override;
+  void relu_backward_runs(float* dH, std::size_t stride_dh, const float* H, std::size_t stride_h, std::size_t n,
+                          int runs) override;
+  void column_sums_runs(const float* A, std::size_t stride_a, int rows, int cols, float* out, std::size_t stride_out,
+                        int runs) override;
+  void cross_entropy_runs(const float* logits, std::size_t stride_logits, const int32_t* labels, int rows,
+                          int classes, float* loss, float* correct, std::size_t stride_rows, float* dlogits,
+                          std::size_t stride_dlogits, float grad_scale, int runs) override;
   void cross_entropy(const float* logits, const int32_t* labels, int rows, int classes, float* loss, float* correct,
                      float* dlogits, float grad_scale) override;
   void task_sums(const float* loss, const float* correct, const int32_t* tasks, int rows, int n_tasks,
