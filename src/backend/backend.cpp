@@ -62,6 +62,68 @@ void Backend::cross_entropy_runs(const float* logits, std::size_t stride_logits,
                   dlogits != nullptr ? dlogits + r * stride_dlogits : nullptr, grad_scale);
 }
 
+void Backend::sgd_update_runs(float* w, const float* g, std::size_t param_stride, float* m, std::size_t state_stride,
+                              std::size_t n, const RunTable& runs, bool nesterov) {
+  for (std::size_t i = 0; i < runs.host.size(); ++i) {
+    const RunUpdate& u = runs.host[i];
+    sgd_update(w + u.run * param_stride, g + u.run * param_stride, m != nullptr ? m + u.slice * state_stride : nullptr, n,
+               u.lr, u.momentum, nesterov, u.weight_decay);
+  }
+}
+
+void Backend::nmd_update_runs(float* w, const float* g, std::size_t param_stride, float* m, std::size_t state_stride,
+                              std::size_t n, const RunTable& runs) {
+  for (std::size_t i = 0; i < runs.host.size(); ++i) {
+    const RunUpdate& u = runs.host[i];
+    nmd_update(w + u.run * param_stride, g + u.run * param_stride, m + u.slice * state_stride, n, u.lr, u.momentum,
+               u.weight_decay);
+  }
+}
+
+void Backend::adam_update_runs(float* w, const float* g, std::size_t param_stride, float* m, std::size_t m_stride,
+                               float* v, std::size_t v_stride, std::size_t n, const RunTable& runs, bool decoupled,
+                               int64_t t) {
+  for (std::size_t i = 0; i < runs.host.size(); ++i) {
+    const RunUpdate& u = runs.host[i];
+    adam_update(w + u.run * param_stride, g + u.run * param_stride, m + u.slice * m_stride, v + u.slice * v_stride, n,
+                u.lr, u.momentum, u.beta2, u.eps, u.weight_decay, decoupled, t);
+  }
+}
+
+void Backend::signgd_update_runs(float* w, const float* g, std::size_t param_stride, float* m,
+                                 std::size_t state_stride, std::size_t n, const RunTable& runs) {
+  for (std::size_t i = 0; i < runs.host.size(); ++i) {
+    const RunUpdate& u = runs.host[i];
+    signgd_update(w + u.run * param_stride, g + u.run * param_stride, m != nullptr ? m + u.slice * state_stride : nullptr,
+                  n, u.lr, u.momentum, u.weight_decay);
+  }
+}
+
+void Backend::momentum_accumulate_runs(float* m, std::size_t state_stride, const float* g, std::size_t param_stride,
+                                       float* out, std::size_t scratch_stride, std::size_t n, const RunTable& runs,
+                                       bool nesterov) {
+  for (std::size_t i = 0; i < runs.host.size(); ++i) {
+    const RunUpdate& u = runs.host[i];
+    momentum_accumulate(m + u.slice * state_stride, g + u.run * param_stride, out + i * scratch_stride, n, u.momentum,
+                        nesterov);
+  }
+}
+
+void Backend::muon_step_runs(float* w, std::size_t param_stride, const float* d, std::size_t scratch_stride,
+                             std::size_t n, const RunTable& runs) {
+  for (std::size_t i = 0; i < runs.host.size(); ++i) {
+    const RunUpdate& u = runs.host[i];
+    axpby(w + u.run * param_stride, d + i * scratch_stride, n, u.step_alpha, u.step_beta);
+  }
+}
+
+void Backend::msign_newton_schulz_runs(const float* G, float* out, std::size_t stride, int rows, int cols,
+                                       std::span<const NsCoefficients> iterations, double norm_scale,
+                                       double norm_eps, int runs) {
+  for (int r = 0; r < runs; ++r)
+    msign_newton_schulz(G + r * stride, out + r * stride, rows, cols, iterations, norm_scale, norm_eps);
+}
+
 void Backend::gemm(Trans, Trans, int, int, int, double, const double*, int, const double*, int, double, double*,
                    int) {
   no_fp64("gemm");

@@ -31,6 +31,23 @@ struct NsCoefficients {
   double a, b, c;
 };
 
+// One run's entry in an optimizer update of a pack (the per-run scalar table): which run, and
+// its scalars, as the one-run ops take them. For Adam `momentum` is beta1. Muon's step
+// w = step_beta w + step_alpha d has its factors formed by the caller (in double, then rounded).
+struct RunUpdate {
+  uint32_t run = 0;    // the run's slot: its tensor (w, g) is at run * param_stride
+  uint32_t slice = 0;  // its slice of the state arenas (m, v): at slice * state_stride
+  float lr = 0, momentum = 0, beta2 = 0, eps = 0, weight_decay = 0;
+  float step_alpha = 0, step_beta = 1;
+};
+// The entries of one batched update: on the host (what the default, one call per entry, reads)
+// and the same entries in backend memory (device: what one launch for every entry reads; may be
+// null, and then a backend makes one call per entry too).
+struct RunTable {
+  std::span<const RunUpdate> host;
+  const RunUpdate* device = nullptr;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -139,6 +156,36 @@ class Backend {
   // Muon momentum: m = beta m + g; out = nesterov ? g + beta m : m.
   virtual void momentum_accumulate(float* m, const float* g, float* out, std::size_t n, float beta,
                                    bool nesterov) = 0;
+
+  // ---- optimizer updates over the runs of a pack --------------------------------------------
+  // Entry i of `runs` updates the tensor of run runs.host[i].run: w and g at run * param_stride
+  // (the pack's parameter arenas), its state (m, v) at slice * state_stride (the pack's state
+  // arenas), scratch (out, d) at i * scratch_stride, with entry i's scalars; the flags and t are
+  // shared. Each entry
+  // gets exactly the one-run op above with its scalars (the default is that call per entry, so
+  // on the CPU a packed run's bits are those of the run alone); CUDA: one launch for all.
+  virtual void sgd_update_runs(float* w, const float* g, std::size_t param_stride, float* m, std::size_t state_stride,
+                               std::size_t n, const RunTable& runs, bool nesterov);
+  virtual void nmd_update_runs(float* w, const float* g, std::size_t param_stride, float* m, std::size_t state_stride,
+                               std::size_t n, const RunTable& runs);
+  // (m and v each at slice times its own stride: a pack's two state arenas differ in size.)
+  virtual void adam_update_runs(float* w, const float* g, std::size_t param_stride, float* m, std::size_t m_stride,
+                                float* v, std::size_t v_stride, std::size_t n, const RunTable& runs, bool decoupled,
+                                int64_t t);
+  virtual void signgd_update_runs(float* w, const float* g, std::size_t param_stride, float* m,
+                                  std::size_t state_stride, std::size_t n, const RunTable& runs);
+  // Muon's momentum (beta = momentum) into out.
+  virtual void momentum_accumulate_runs(float* m, std::size_t state_stride, const float* g, std::size_t param_stride,
+                                        float* out, std::size_t scratch_stride, std::size_t n, const RunTable& runs,
+                                        bool nesterov);
+  // Muon's step: w = step_beta w + step_alpha d (the axpby of a run alone).
+  virtual void muon_step_runs(float* w, std::size_t param_stride, const float* d, std::size_t scratch_stride,
+                              std::size_t n, const RunTable& runs);
+  // msign_newton_schulz of each entry's G (at i * stride) into out (at i * stride), one shared
+  // schedule and normalisation; each entry as the one-run call gives it.
+  virtual void msign_newton_schulz_runs(const float* G, float* out, std::size_t stride, int rows, int cols,
+                                        std::span<const NsCoefficients> iterations, double norm_scale,
+                                        double norm_eps, int runs);
 
   // ---- msign ----------------------------------------------------------------------------------
   // out (rows x cols) = msign(G) approximated by Newton-Schulz with one coefficient triple per

@@ -39,23 +39,34 @@ namespace {
 // below, which an eps of 1e-7 would shrink towards zero instead of normalising, so theirs is tiny.
 template <class T>
 void msign_any(Backend& backend, MsignMethod method, const T* G, T* out, int rows, int cols, int steps) {
-  constexpr bool fp64 = std::is_same_v<T, double>;
-  switch (method) {
-    case MsignMethod::NewtonSchulz5:
-      backend.msign_newton_schulz(G, out, rows, cols, ns5_coefficients(steps), 1.0, fp64 ? 1e-300 : 1e-7);
-      return;
-    case MsignMethod::PolarExpress:
-      // The schedule was optimised for ||X0||_F slightly below 1, hence the 2% margin.
-      backend.msign_newton_schulz(G, out, rows, cols, polar_express_coefficients(steps), 1.02,
-                                  fp64 ? 1e-300 : 1e-6);
-      return;
-    case MsignMethod::Svd:
-      backend.msign_svd(G, out, rows, cols);
-      return;
-  }
-  throw std::invalid_argument("msign: unknown method");
+  if (method == MsignMethod::Svd) return backend.msign_svd(G, out, rows, cols);
+  const NsSchedule s = ns_schedule(method, steps, std::is_same_v<T, double>);
+  backend.msign_newton_schulz(G, out, rows, cols, s.iterations, s.norm_scale, s.norm_eps);
 }
 }  // namespace
+
+NsSchedule ns_schedule(MsignMethod method, int steps, bool fp64) {
+  switch (method) {
+    case MsignMethod::NewtonSchulz5:
+      return {ns5_coefficients(steps), 1.0, fp64 ? 1e-300 : 1e-7};
+    case MsignMethod::PolarExpress:
+      // The schedule was optimised for ||X0||_F slightly below 1, hence the 2% margin.
+      return {polar_express_coefficients(steps), 1.02, fp64 ? 1e-300 : 1e-6};
+    case MsignMethod::Svd:
+      break;
+  }
+  throw std::invalid_argument("ns_schedule: not a Newton-Schulz method");
+}
+
+void msign_runs(Backend& backend, MsignMethod method, const float* G, float* out, std::size_t stride, int rows,
+                int cols, int steps, int runs) {
+  if (method == MsignMethod::Svd) {
+    for (int r = 0; r < runs; ++r) backend.msign_svd(G + r * stride, out + r * stride, rows, cols);
+    return;
+  }
+  const NsSchedule s = ns_schedule(method, steps, false);
+  backend.msign_newton_schulz_runs(G, out, stride, rows, cols, s.iterations, s.norm_scale, s.norm_eps, runs);
+}
 
 void msign(Backend& backend, MsignMethod method, const float* G, float* out, int rows, int cols, int steps) {
   msign_any(backend, method, G, out, rows, cols, steps);

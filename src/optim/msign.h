@@ -17,11 +17,23 @@ std::vector<NsCoefficients> ns5_coefficients(int steps);
 // by 1.02 ||G||_F); steps beyond five repeat the last.
 std::vector<NsCoefficients> polar_express_coefficients(int steps);
 
+// The Newton-Schulz iterations and the normalisation X0 = G / (norm_scale ||G||_F + norm_eps) of
+// ns5 or polar_express with `steps` iterations (throws std::invalid_argument for svd).
+struct NsSchedule {
+  std::vector<NsCoefficients> iterations;
+  double norm_scale = 1.0, norm_eps = 0.0;
+};
+NsSchedule ns_schedule(MsignMethod method, int steps, bool fp64);
+
 // out (rows x cols) = msign(G) by `method`; `steps` is the number of iterations for the
 // Newton-Schulz variants and ignored by Svd. G and out may not alias.
 void msign(Backend& backend, MsignMethod method, const float* G, float* out, int rows, int cols,
            int steps);
 void msign(Backend& backend, MsignMethod method, const double* G, double* out, int rows, int cols,
            int steps);  // precision fp64
+// The same for `runs` matrices, G and out of run r at r * stride: one batched call for the
+// Newton-Schulz methods (Backend::msign_newton_schulz_runs), one svd per run.
+void msign_runs(Backend& backend, MsignMethod method, const float* G, float* out, std::size_t stride, int rows,
+                int cols, int steps, int runs);
 
 }  // namespace skillrun

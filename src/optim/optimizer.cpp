@@ -9,38 +9,51 @@
 
 namespace skillrun {
 
-Optimizer::Optimizer(Backend& backend, const OptimizerConfig& config, std::vector<Parameter>& params)
-    : params_(&params) {
+StateLayout state_layout(const OptimizerConfig& config, const std::vector<Parameter>& params) {
+  StateLayout layout;
   // The config of each parameter's rule: Muon's matrices, other_params for the rest.
-  std::vector<const OptimizerConfig*> chosen;
   for (const Parameter& p : params) {
     const bool muon = config.type == OptimizerType::Muon;
     const bool muon_takes_it = muon && p.is_matrix && (config.muon_params == MuonParams::AllWeights || p.is_hidden);
     if (muon && !muon_takes_it && !config.other) throw ConfigError("optimizer.other_params", "muon needs other_params");
-    chosen.push_back(!muon || muon_takes_it ? &config : config.other.get());
+    layout.rule_configs.push_back(!muon || muon_takes_it ? &config : config.other.get());
   }
   // One arena per state slot: the parameters whose rule keeps that slot, laid out in order.
-  constexpr int kSlots = 2;
-  std::vector<std::vector<std::size_t>> offsets(kSlots, std::vector<std::size_t>(params.size(), 0));
-  for (int slot = 0; slot < kSlots; ++slot) {
+  layout.offsets.assign(kStateSlots, std::vector<std::size_t>(params.size(), 0));
+  for (int slot = 0; slot < kStateSlots; ++slot) {
     std::vector<std::size_t> sizes, owners;
     for (std::size_t i = 0; i < params.size(); ++i)
-      if (state_buffer_count(*chosen[i]) > slot) {
+      if (state_buffer_count(*layout.rule_configs[i]) > slot) {
         sizes.push_back(params[i].size());
         owners.push_back(i);
       }
-    const std::vector<std::size_t> layout = arena_layout(sizes);
-    for (std::size_t k = 0; k < owners.size(); ++k) offsets[slot][owners[k]] = layout[k];
-    Buffer<float>& arena = state_arenas_.emplace_back(backend, layout.back());
-    if (!arena.empty()) backend.fill(arena.data(), arena.size(), 0.0f);
+    const std::vector<std::size_t> offsets = arena_layout(sizes);
+    for (std::size_t k = 0; k < owners.size(); ++k) layout.offsets[slot][owners[k]] = offsets[k];
+    layout.sizes.push_back(offsets.back());
+  }
+  return layout;
+}
+
+Optimizer::Optimizer(Backend& backend, const OptimizerConfig& config, std::vector<Parameter>& params,
+                     std::vector<Buffer<float>*> arenas, std::size_t slice)
+    : params_(&params), layout_(state_layout(config, params)) {
+  if (arenas.empty()) {
+    state_arenas_.reserve(kStateSlots);  // `arenas` points into it
+    for (int slot = 0; slot < kStateSlots; ++slot) {
+      Buffer<float>& arena = state_arenas_.emplace_back(backend, layout_.sizes[static_cast<std::size_t>(slot)]);
+      if (!arena.empty()) backend.fill(arena.data(), arena.size(), 0.0f);
+      arenas.push_back(&arena);
+    }
+    slice = 0;
   }
   for (std::size_t i = 0; i < params.size(); ++i) {
     const Parameter& p = params[i];
     const StateAllocator<float> from_arenas = [&, i](int slot, std::size_t count) {
-      return Buffer<float>::view(state_arenas_[static_cast<std::size_t>(slot)], offsets[slot][i], count);
+      const std::size_t k = static_cast<std::size_t>(slot);
+      return Buffer<float>::view(*arenas.at(k), slice * layout_.sizes[k] + layout_.offsets[k][i], count);
     };
-    rules_.push_back(
-        make_update_rule<float>(backend, *chosen[i], TensorShape{p.name, p.rows, p.cols, p.is_matrix}, from_arenas));
+    rules_.push_back(make_update_rule<float>(backend, *layout_.rule_configs[i],
+                                             TensorShape{p.name, p.rows, p.cols, p.is_matrix}, from_arenas));
   }
 }
 

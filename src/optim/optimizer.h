@@ -56,9 +56,25 @@ std::unique_ptr<UpdateRule<T>> make_update_rule(Backend& backend, const Optimize
 // Muon's scale factor for W in R^{m x n} (m = rows = fan_out, n = cols = fan_in).
 double muon_scale(MuonScale scale, int rows, int cols);
 
+// How an Optimizer lays out its state: per parameter the config of its rule (Muon's matrices
+// get `config`, the rest other_params), and per state slot (0: momentum or Adam's first moment,
+// 1: Adam's second moment) the offset of each parameter's buffer and the slot's size, every
+// buffer starting on kArenaAlignment (arena_layout).
+struct StateLayout {
+  std::vector<const OptimizerConfig*> rule_configs;  // per parameter: into the config (valid while it lives)
+  std::vector<std::vector<std::size_t>> offsets;     // [slot][parameter]; 0 where unused
+  std::vector<std::size_t> sizes;                    // [slot]
+};
+inline constexpr int kStateSlots = 2;
+StateLayout state_layout(const OptimizerConfig& config, const std::vector<Parameter>& params);
+
 class Optimizer {
  public:
-  Optimizer(Backend& backend, const OptimizerConfig& config, std::vector<Parameter>& params);
+  // With `arenas` (one per slot), the state buffers are views into slice `slice` of those, slot
+  // k's slice at slice * (state_layout's sizes[k]): a pack's state arenas, zeroed by their
+  // owner. Without, the optimizer allocates and zeroes its own.
+  Optimizer(Backend& backend, const OptimizerConfig& config, std::vector<Parameter>& params,
+            std::vector<Buffer<float>*> arenas = {}, std::size_t slice = 0);
   // One update of every parameter from its .grad.
   void step();
   int64_t steps_taken() const { return steps_; }
@@ -66,6 +82,7 @@ class Optimizer {
   // "layers.0.weight: muon(...); layers.0.bias: adam(...)" for the log.
   std::vector<std::string> describe() const;
   std::vector<Buffer<float>*> state();
+  const StateLayout& layout() const { return layout_; }
 
  private:
   std::vector<Parameter>* params_;
@@ -73,6 +90,7 @@ class Optimizer {
   // parameter's buffer a view at its offset: a pack of runs can later stride over them.
   std::vector<Buffer<float>> state_arenas_;
   std::vector<std::unique_ptr<UpdateRule<float>>> rules_;  // one per parameter, same order
+  StateLayout layout_;
   int64_t steps_ = 0;
 };
 

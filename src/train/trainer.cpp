@@ -63,7 +63,7 @@ struct Trainer::RunState {
   nlohmann::json identity;  // checkpoint_identity of config
   std::size_t group = 0;
   int slot = 0;
-  std::unique_ptr<Optimizer> optimizer;
+  Optimizer* optimizer = nullptr;  // owned by optimizers_
   EvalResult last_eval;
 };
 
@@ -100,7 +100,6 @@ Trainer::Trainer(Backend& backend, const std::vector<ExperimentConfig>& configs)
       run->slot = static_cast<int>(runs_.size());
       slot_of_[i] = run->slot;
       model_.initialize(run->slot, seed);
-      run->optimizer = std::make_unique<Optimizer>(backend, configs[i].optimizer, model_.parameters(run->slot));
       graphs = graphs && step_graph_wanted(backend, configs[i]);
       runs_.push_back(std::move(run));
       ++group->count;
@@ -113,6 +112,10 @@ Trainer::Trainer(Backend& backend, const std::vector<ExperimentConfig>& configs)
     group->tasks = Buffer<int32_t>(backend, batch);
     groups_.push_back(std::move(group));
   }
+  std::vector<OptimizerConfig> by_slot;
+  for (const auto& run : runs_) by_slot.push_back(run->config.optimizer);
+  optimizers_ = std::make_unique<PackOptimizer>(backend, model_, by_slot);
+  for (auto& run : runs_) run->optimizer = &optimizers_->optimizer(run->slot);
   set_active(std::vector<bool>(runs_.size(), true));
   graph_state_ = graphs ? GraphState::Warmup : GraphState::Off;
 }
@@ -130,6 +133,7 @@ const EvalResult& Trainer::last_eval(int run) const { return at(run).last_eval; 
 void Trainer::set_active(const std::vector<bool>& active) {
   if (active == active_) return;
   active_ = active;
+  optimizers_->set_active(active_);
   segments_.clear();
   for (std::size_t s = 0; s < runs_.size(); ++s) {
     if (!active_[s]) continue;
@@ -222,8 +226,7 @@ void Trainer::eager_step(int64_t step, PhaseTimes* times) {
                     dlogits_stride, batch, seg.range);
   }
   lap(&PhaseTimes::backward);
-  for (std::size_t s = 0; s < runs_.size(); ++s)
-    if (active_[s]) runs_[s]->optimizer->step();
+  optimizers_->step();
   lap(&PhaseTimes::optimizer);
   if (times) ++times->steps;
 }

@@ -22,6 +22,7 @@
 #include "io/run_dir.h"
 #include "model/mlp.h"
 #include "optim/optimizer.h"
+#include "optim/pack_optimizer.h"
 #include "tasks/sparse_parity.h"
 #include "train/checkpoint.h"
 #include "train/evaluator.h"
@@ -112,6 +113,7 @@ class Trainer {
   std::vector<std::unique_ptr<SeedGroup>> groups_;
   int batch_;
   Mlp model_;
+  std::unique_ptr<PackOptimizer> optimizers_;  // every run's optimizer; one call per tensor and group
   Buffer<float> loss_;     // (runs, batch): per-sample nats
   Buffer<float> correct_;  // (runs, batch)
   Buffer<float> dlogits_;  // (runs, batch, 2)

@@ -1,0 +1,59 @@
+// The update phase of a pack of runs (train/trainer.h, docs/ARCHITECTURE.md "Packs"). Every
+// run keeps its own Optimizer (describe(), state() and checkpoints exactly as alone), but the
+// runs whose optimizers share a structure (the same rule for every tensor: type, Nesterov,
+// momentum or not, msign method and steps; only scalar hyperparameters differ) form a group:
+// their state buffers are slices of one arena per state slot, and each tensor is updated for
+// the whole group by one backend call, its per-run scalars (lr, momentum, betas, eps, weight
+// decay, Muon's step factors) in a small table in backend memory (Backend's *_runs ops).
+// Newton-Schulz runs batched over the group's Muon matrices; msign svd once per run.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/backend.h"
+#include "config/experiment.h"
+#include "model/mlp.h"
+#include "optim/optimizer.h"
+
+namespace skillrun {
+
+// The structure of an optimizer over these parameters: runs with equal keys share a group.
+std::string optimizer_structure(const OptimizerConfig& config, const std::vector<Parameter>& params);
+
+class PackOptimizer {
+ public:
+  // configs[s]: the optimizer of run (slot) s of `model`.
+  PackOptimizer(Backend& backend, Mlp& model, const std::vector<OptimizerConfig>& configs);
+  ~PackOptimizer();
+  PackOptimizer(const PackOptimizer&) = delete;
+  PackOptimizer& operator=(const PackOptimizer&) = delete;
+
+  Optimizer& optimizer(int slot) { return *runs_.at(static_cast<std::size_t>(slot)).optimizer; }
+  int groups() const { return static_cast<int>(groups_.size()); }
+
+  // The runs the next steps update (uploads the groups' run tables: not inside a step capture).
+  void set_active(const std::vector<bool>& active);
+  // One update of every active run from its gradients; each active run's step count goes up by
+  // one (all active runs must be at the same count: they train in lockstep).
+  void step();
+
+ private:
+  struct Group;
+  struct Run {
+    OptimizerConfig config;  // owned: the Optimizer's layout points into it
+    std::unique_ptr<Optimizer> optimizer;
+    std::size_t group = 0;
+    uint32_t slice = 0;  // the run's slice of its group's state arenas
+  };
+  void step_group(Group& group, int64_t t);
+
+  Backend& backend_;
+  Mlp& model_;
+  std::vector<Run> runs_;  // by slot
+  std::vector<std::unique_ptr<Group>> groups_;
+  std::vector<bool> active_;
+};
+
+}  // namespace skillrun
