@@ -20,8 +20,13 @@ namespace skillrun::cuda {
 
 // kernels
 
-__global__ void scale_by_inverse_norm_kernel(float* X, const float* G, std::size_t n, const double* norm_sq,
-                                             double norm_scale, double norm_eps) {
+__global__ void scale_by_inverse_norm_kernel(float* X, std::size_t x_stride, const float* G, std::size_t g_stride,
+                                             std::size_t n, const double* norm_sq, double norm_scale,
+                                             double norm_eps) {
+  // The run axis of a batched Newton-Schulz: run blockIdx.y's X, G and ||G||^2.
+  X += blockIdx.y * x_stride;
+  G += blockIdx.y * g_stride;
+  norm_sq += blockIdx.y;
   const float inv = static_cast<float>(1.0 / (norm_scale * sqrt(*norm_sq) + norm_eps));
   for (std::size_t i = global_index(); i < n; i += grid_stride()) X[i] = inv * G[i];
 }
@@ -67,8 +72,15 @@ __global__ void zero_small_singular_vectors_kernel(double* U, int ld, int k, con
 
 void launch_scale_by_inverse_norm(float* X, const float* G, std::size_t n, const double* norm_sq, double norm_scale,
                                   double norm_eps, cudaStream_t stream) {
-  if (n == 0) return;
-  scale_by_inverse_norm_kernel<<<grid_for(n), kThreads, 0, stream>>>(X, G, n, norm_sq, norm_scale, norm_eps);
+  launch_scale_by_inverse_norm_runs(X, 0, G, 0, n, norm_sq, norm_scale, norm_eps, 1, stream);
+}
+
+void launch_scale_by_inverse_norm_runs(float* X, std::size_t x_stride, const float* G, std::size_t g_stride,
+                                       std::size_t n, const double* norm_sq, double norm_scale, double norm_eps,
+                                       int runs, cudaStream_t stream) {
+  if (n == 0 || runs <= 0) return;
+  scale_by_inverse_norm_kernel<<<dim3(grid_for(n), static_cast<unsigned int>(runs)), kThreads, 0, stream>>>(
+      X, x_stride, G, g_stride, n, norm_sq, norm_scale, norm_eps);
   SKR_CUDA_CHECK_LAUNCH("scale_by_inverse_norm_kernel");
 }
 

@@ -12,6 +12,10 @@ namespace skillrun::cuda {
 // in fp32 (as Backend::msign_newton_schulz does). norm_sq: device memory.
 void launch_scale_by_inverse_norm(float* X, const float* G, std::size_t n, const double* norm_sq, double norm_scale,
                                   double norm_eps, cudaStream_t stream);
+// The same for runs (<= 65535): X + r x_stride = G + r g_stride / (...) with norm_sq[r].
+void launch_scale_by_inverse_norm_runs(float* X, std::size_t x_stride, const float* G, std::size_t g_stride,
+                                       std::size_t n, const double* norm_sq, double norm_scale, double norm_eps,
+                                       int runs, cudaStream_t stream);
 // Row-major G (rows x cols) to double. transpose == false: the same layout (which LAPACK reads
 // as G^T, cols x rows, column-major); transpose == true: column-major G (ld = rows).
 void launch_to_double(const float* G, double* A, int rows, int cols, bool transpose, cudaStream_t stream);

@@ -6,6 +6,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "backend/run_update.h"
+
 namespace skillrun::cuda {
 
 void launch_sgd_update(float* w, const float* g, float* m, std::size_t n, float lr, float momentum, bool nesterov,
@@ -25,5 +27,28 @@ void launch_signgd_update(float* w, const float* g, float* m, std::size_t n, flo
                           float weight_decay, cudaStream_t stream);
 void launch_momentum_accumulate(float* m, const float* g, float* out, std::size_t n, float beta, bool nesterov,
                                 cudaStream_t stream);
+
+// The run axis of a pack (Backend's *_runs ops): one launch for `entries` entries of `table`
+// (device memory, entries <= 65535); entry y updates w, g at table[y].run * ps and its state at
+// table[y].slice * ss (m and v of Adam at ms, vs), Muon's scratch at y * xs, with its scalars,
+// by the element loops of the one-run kernels.
+void launch_sgd_update_runs(float* w, const float* g, std::size_t ps, float* m, std::size_t ss, std::size_t n,
+                            const RunUpdate* table, int entries, bool nesterov, cudaStream_t stream);
+// workspace: nmd_runs_workspace(n, entries) doubles (partials, then the entries' ||m||^2).
+void launch_nmd_update_runs(float* w, const float* g, std::size_t ps, float* m, std::size_t ss, std::size_t n,
+                            const RunUpdate* table, int entries, double* workspace, cudaStream_t stream);
+std::size_t nmd_runs_workspace(std::size_t n, int entries);
+// t = *counter + t_offset (counter: the step counter of a captured step), or t_offset when
+// counter is nullptr; the bias corrections are formed on the device.
+void launch_adam_update_runs(float* w, const float* g, std::size_t ps, float* m, std::size_t ms, float* v,
+                             std::size_t vs, std::size_t n, const RunUpdate* table, int entries, bool decoupled,
+                             const uint32_t* counter, int64_t t_offset, cudaStream_t stream);
+void launch_signgd_update_runs(float* w, const float* g, std::size_t ps, float* m, std::size_t ss, std::size_t n,
+                               const RunUpdate* table, int entries, cudaStream_t stream);
+void launch_momentum_accumulate_runs(float* m, std::size_t ss, const float* g, std::size_t ps, float* out,
+                                     std::size_t xs, std::size_t n, const RunUpdate* table, int entries,
+                                     bool nesterov, cudaStream_t stream);
+void launch_muon_step_runs(float* w, std::size_t ps, const float* d, std::size_t xs, std::size_t n,
+                           const RunUpdate* table, int entries, cudaStream_t stream);
 
 }  // namespace skillrun::cuda

@@ -38,6 +38,28 @@ __global__ void sum_squares_partial_kernel(const float* x, std::size_t n, double
   if (threadIdx.x == 0) partials[blockIdx.x] = acc;
 }
 
+// The run axis: run blockIdx.y's x at y * stride, its partials at y * gridDim.x; each run's
+// blocks cover it as the one-run kernel's do (same gridDim.x), so its sum has the same bits.
+__global__ void sum_squares_runs_partial_kernel(const float* x, std::size_t stride, std::size_t n, double* partials) {
+  x += blockIdx.y * stride;
+  double acc = 0.0;
+  for (std::size_t i = global_index(); i < n; i += grid_stride()) {
+    const double v = x[i];
+    acc += v * v;
+  }
+  acc = block_sum(acc);
+  if (threadIdx.x == 0) partials[static_cast<std::size_t>(blockIdx.y) * gridDim.x + blockIdx.x] = acc;
+}
+
+// One block per run: run blockIdx.x's partials in finalize_sum_kernel's order.
+__global__ void finalize_sum_runs_kernel(const double* partials, unsigned int count, double* results) {
+  partials += static_cast<std::size_t>(blockIdx.x) * count;
+  double acc = 0.0;
+  for (unsigned int i = threadIdx.x; i < count; i += blockDim.x) acc += partials[i];
+  acc = block_sum(acc);
+  if (threadIdx.x == 0) results[blockIdx.x] = acc;
+}
+
 __global__ void finalize_sum_kernel(const double* partials, unsigned int count, double* result) {
   double acc = 0.0;
   for (unsigned int i = threadIdx.x; i < count; i += blockDim.x) acc += partials[i];
@@ -124,6 +146,17 @@ std::size_t column_sums_workspace(int rows, int cols) {
   if (rows <= 0 || cols <= 0) return 0;
   const int chunks = column_chunks(rows, cols);
   return chunks > 1 ? static_cast<std::size_t>(chunks) * cols : 0;
+}
+
+void launch_sum_squares_runs(const float* x, std::size_t stride, std::size_t n, int runs, double* partials,
+                             double* results, cudaStream_t stream) {
+  if (runs <= 0) return;
+  const unsigned int blocks = reduce_blocks(n);
+  sum_squares_runs_partial_kernel<<<dim3(blocks, static_cast<unsigned int>(runs)), kThreads, 0, stream>>>(x, stride, n,
+                                                                                                       partials);
+  SKR_CUDA_CHECK_LAUNCH("sum_squares_runs_partial_kernel");
+  finalize_sum_runs_kernel<<<static_cast<unsigned int>(runs), kThreads, 0, stream>>>(partials, blocks, results);
+  SKR_CUDA_CHECK_LAUNCH("finalize_sum_runs_kernel");
 }
 
 void launch_column_sums(const float* A, int rows, int cols, float* out, double* workspace, cudaStream_t stream) {

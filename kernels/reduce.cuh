@@ -17,6 +17,10 @@ constexpr std::size_t kColumnSumsWorkspace = 16384;
 void launch_sum_squares(const float* x, std::size_t n, double* partials, double* result, cudaStream_t stream);
 // *result = sum of partials[0 .. count) in a fixed order (one block); count <= kMaxReduceBlocks.
 void launch_finalize_sum(const double* partials, unsigned int count, double* result, cudaStream_t stream);
+// results[r] = the sum of squares of x + r stride (n elements) for r < runs (<= 65535), each
+// with the bits launch_sum_squares gives it; partials: runs * reduce_blocks(n) doubles.
+void launch_sum_squares_runs(const float* x, std::size_t stride, std::size_t n, int runs, double* partials,
+                             double* results, cudaStream_t stream);
 // Blocks the first pass of a reduction over n elements uses (<= kMaxReduceBlocks).
 unsigned int reduce_blocks(std::size_t n);
 // out (cols) = sum over rows of A (rows x cols, ld = cols), accumulated in double.

@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "backend/run_update.h"
 #include "backend/sparse_parity_gen.h"
 #include "config/choices.h"  // MsignMethod
 
@@ -31,15 +32,6 @@ struct NsCoefficients {
   double a, b, c;
 };
 
-// One run's entry in an optimizer update of a pack (the per-run scalar table): which run, and
-// its scalars, as the one-run ops take them. For Adam `momentum` is beta1. Muon's step
-// w = step_beta w + step_alpha d has its factors formed by the caller (in double, then rounded).
-struct RunUpdate {
-  uint32_t run = 0;    // the run's slot: its tensor (w, g) is at run * param_stride
-  uint32_t slice = 0;  // its slice of the state arenas (m, v): at slice * state_stride
-  float lr = 0, momentum = 0, beta2 = 0, eps = 0, weight_decay = 0;
-  float step_alpha = 0, step_beta = 1;
-};
 // The entries of one batched update: on the host (what the default, one call per entry, reads)
 // and the same entries in backend memory (device: what one launch for every entry reads; may be
 // null, and then a backend makes one call per entry too).

@@ -633,6 +633,131 @@ TEST_P(BackendOps, MomentumAccumulateSeparateAndInPlace) {
   }
 }
 
+// ---- optimizer updates over the runs of a pack ----------------------------------------------
+// A table of 3 entries over a 4-run arena (runs 2, 0, 3; state slices 1, 0, 2; scalars of their
+// own): the *_runs op with its device table equals one one-run call per entry on the same
+// backend, bit for bit (Adam: its bias corrections formed on the device, within the tolerance).
+namespace run_updates {
+constexpr std::size_t kN = 999, kParamStride = 1024, kStateStride = 1088, kScratchStride = 1000;
+std::vector<RunUpdate> table() {
+  std::vector<RunUpdate> t(3);
+  const uint32_t runs[] = {2, 0, 3}, slices[] = {1, 0, 2};
+  for (std::size_t i = 0; i < 3; ++i) {
+    t[i].run = runs[i];
+    t[i].slice = slices[i];
+    t[i].lr = 0.01f * static_cast<float>(i + 1);
+    t[i].momentum = 0.9f - 0.05f * static_cast<float>(i);
+    t[i].beta2 = 0.999f - 0.004f * static_cast<float>(i);
+    t[i].eps = 1e-8f;
+    t[i].weight_decay = 0.05f * static_cast<float>(i);
+    t[i].step_alpha = -0.02f * static_cast<float>(i + 1);
+    t[i].step_beta = 1.0f - 0.001f * static_cast<float>(i);
+  }
+  return t;
+}
+// Buffers: 0 w (4 runs), 1 g (4 runs), 2 m (3 slices), 3 v (3 slices), 4 scratch out/d (3 entries).
+std::vector<HostVec> buffers() {
+  return {random_vector(4 * kParamStride, 80), random_vector(4 * kParamStride, 81),
+          random_vector(3 * kStateStride, 82, 0.1f), random_vector(3 * kStateStride, 83, 0.01f),
+          random_vector(3 * kScratchStride, 84)};
+}
+}  // namespace run_updates
+
+TEST_P(BackendOps, OptimizerUpdatesOverTheRunsOfAPackEqualOneCallPerRun) {
+  using namespace run_updates;
+  std::vector<RunUpdate> entries = table();
+  using Op = std::function<void(Backend&, std::vector<float*>&, const RunTable&)>;
+  const auto check = [&](const std::string& what, const Op& op, double tolerance) {
+    const auto many = [&](Backend& b, std::vector<float*>& p) {
+      Buffer<RunUpdate> device(b, entries.size());
+      device.upload(entries);
+      op(b, p, RunTable{entries, device.data()});
+    };
+    const auto each = [&](Backend& b, std::vector<float*>& p) { op(b, p, RunTable{entries, nullptr}); };
+    const auto a = run_on(*backend_, buffers(), many), b = run_on(*backend_, buffers(), each);
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      if (tolerance == 0) {
+        EXPECT_EQ(a[i], b[i]) << what << ": buffer " << i << " differs from one call per run";
+      } else {
+        expect_close(what + ": buffer " + std::to_string(i), a[i], b[i], tolerance);
+      }
+    }
+    compare(what + " vs the CPU", buffers(), many, kFp32Tolerance);
+  };
+  for (bool nesterov : {false, true})
+    check(std::string("sgd_update_runs nesterov=") + (nesterov ? "1" : "0"),
+          [=](Backend& b, std::vector<float*>& p, const RunTable& t) {
+            b.sgd_update_runs(p[0], p[1], kParamStride, p[2], kStateStride, kN, t, nesterov);
+          },
+          0);
+  check("nmd_update_runs",
+        [](Backend& b, std::vector<float*>& p, const RunTable& t) {
+          b.nmd_update_runs(p[0], p[1], kParamStride, p[2], kStateStride, kN, t);
+        },
+        0);
+  for (bool decoupled : {false, true})
+    check(std::string("adam_update_runs decoupled=") + (decoupled ? "1" : "0"),
+          [=](Backend& b, std::vector<float*>& p, const RunTable& t) {
+            b.adam_update_runs(p[0], p[1], kParamStride, p[2], kStateStride, p[3], kStateStride, kN, t, decoupled, 7);
+          },
+          kFp32Tolerance);
+  check("signgd_update_runs",
+        [](Backend& b, std::vector<float*>& p, const RunTable& t) {
+          b.signgd_update_runs(p[0], p[1], kParamStride, p[2], kStateStride, kN, t);
+        },
+        0);
+  for (bool nesterov : {false, true})
+    check(std::string("momentum_accumulate_runs nesterov=") + (nesterov ? "1" : "0"),
+          [=](Backend& b, std::vector<float*>& p, const RunTable& t) {
+            b.momentum_accumulate_runs(p[2], kStateStride, p[1], kParamStride, p[4], kScratchStride, kN, t, nesterov);
+          },
+          0);
+  check("muon_step_runs",
+        [](Backend& b, std::vector<float*>& p, const RunTable& t) {
+          b.muon_step_runs(p[0], kParamStride, p[4], kScratchStride, kN, t);
+        },
+        0);
+  // SGD and SignGD without momentum keep no state: m is nullptr.
+  for (RunUpdate& u : entries) u.momentum = 0.0f;
+  check("sgd_update_runs without m",
+        [](Backend& b, std::vector<float*>& p, const RunTable& t) {
+          b.sgd_update_runs(p[0], p[1], kParamStride, nullptr, kStateStride, kN, t, false);
+        },
+        0);
+  check("signgd_update_runs without m",
+        [](Backend& b, std::vector<float*>& p, const RunTable& t) {
+          b.signgd_update_runs(p[0], p[1], kParamStride, nullptr, kStateStride, kN, t);
+        },
+        0);
+}
+
+// Newton-Schulz over 3 matrices at a stride: each as msign_newton_schulz gives it alone on the
+// same backend (CUDA: batched gemms may sum in another order, so within the msign tolerance).
+TEST_P(BackendOps, MsignNewtonSchulzOverTheRunsOfAPack) {
+  for (auto [rows, cols] : {std::pair{48, 20}, std::pair{20, 48}}) {
+    const std::size_t n = static_cast<std::size_t>(rows) * cols, stride = n + 40;
+    const HostVec G = random_vector(3 * stride, 90 + static_cast<unsigned>(rows));
+    for (MsignMethod method : {MsignMethod::NewtonSchulz5, MsignMethod::PolarExpress}) {
+      const NsSchedule sched = ns_schedule(method, 5, false);
+      const auto many = [&](Backend& b, std::vector<float*>& p) {
+        b.msign_newton_schulz_runs(p[0], p[1], stride, rows, cols, sched.iterations, sched.norm_scale,
+                                   sched.norm_eps, 3);
+      };
+      const auto each = [&](Backend& b, std::vector<float*>& p) {
+        for (int r = 0; r < 3; ++r)
+          b.msign_newton_schulz(p[0] + r * stride, p[1] + r * stride, rows, cols, sched.iterations, sched.norm_scale,
+                                sched.norm_eps);
+      };
+      const std::string what = std::string("msign_newton_schulz_runs ") + std::string(name(method)) + " " +
+                               std::to_string(rows) + "x" + std::to_string(cols);
+      const auto a = run_on(*backend_, {G, poisoned(3 * stride)}, many);
+      const auto b = run_on(*backend_, {G, poisoned(3 * stride)}, each);
+      expect_close(what, a[1], b[1], backend_->is_cpu() ? 0.0 : under_test_->msign_tolerance);
+      compare(what + " vs the CPU", {G, poisoned(3 * stride)}, many, under_test_->msign_tolerance);
+    }
+  }
+}
+
 // ---- msign ----------------------------------------------------------------------------------
 // Newton-Schulz: each gemm differs from the CPU's by summation order (~1e-7 relative in fp32);
 // an iteration multiplies a perturbation of a small singular value by up to p'(0) = a (3.4 for

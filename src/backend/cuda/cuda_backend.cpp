@@ -485,7 +485,129 @@ void CudaBackend::momentum_accumulate(float* m, const float* g, float* out, std:
   cuda::launch_momentum_accumulate(m, g, out, n, beta, nesterov, stream_);
 }
 
+// ---- optimizer updates over the runs of a pack ----------------------------------------------
+// One launch for every entry of the run table (its device copy); without a device copy, or with
+// more entries than a grid dimension holds, the default: one one-run call per entry.
+
+namespace {
+bool one_launch(const RunTable& runs) { return runs.device != nullptr && runs.host.size() <= 65535; }
+}  // namespace
+
+void CudaBackend::sgd_update_runs(float* w, const float* g, std::size_t param_stride, float* m,
+                                  std::size_t state_stride, std::size_t n, const RunTable& runs, bool nesterov) {
+  if (!one_launch(runs)) return Backend::sgd_update_runs(w, g, param_stride, m, state_stride, n, runs, nesterov);
+  cuda::launch_sgd_update_runs(w, g, param_stride, m, state_stride, n, runs.device,
+                               static_cast<int>(runs.host.size()), nesterov, stream_);
+}
+
+void CudaBackend::nmd_update_runs(float* w, const float* g, std::size_t param_stride, float* m,
+                                  std::size_t state_stride, std::size_t n, const RunTable& runs) {
+  if (!one_launch(runs)) return Backend::nmd_update_runs(w, g, param_stride, m, state_stride, n, runs);
+  const int entries = static_cast<int>(runs.host.size());
+  if (n == 0 || entries == 0) return;
+  auto* workspace = static_cast<double*>(scratch(cuda::nmd_runs_workspace(n, entries) * sizeof(double)));
+  cuda::launch_nmd_update_runs(w, g, param_stride, m, state_stride, n, runs.device, entries, workspace, stream_);
+}
+
+void CudaBackend::adam_update_runs(float* w, const float* g, std::size_t param_stride, float* m, std::size_t m_stride,
+                                   float* v, std::size_t v_stride, std::size_t n, const RunTable& runs,
+                                   bool decoupled, int64_t t) {
+  if (!one_launch(runs))
+    return Backend::adam_update_runs(w, g, param_stride, m, m_stride, v, v_stride, n, runs, decoupled, t);
+  if (t < 1) throw std::invalid_argument("cuda adam_update_runs: step t must be >= 1");
+  // In a captured step t moves with the replayed step: an offset to the device counter.
+  const uint32_t* counter = capturing_ ? step_counter_ : nullptr;
+  const int64_t offset = capturing_ ? t - static_cast<int64_t>(capture_step_) : t;
+  cuda::launch_adam_update_runs(w, g, param_stride, m, m_stride, v, v_stride, n, runs.device,
+                                static_cast<int>(runs.host.size()), decoupled, counter, offset, stream_);
+}
+
+void CudaBackend::signgd_update_runs(float* w, const float* g, std::size_t param_stride, float* m,
+                                     std::size_t state_stride, std::size_t n, const RunTable& runs) {
+  if (!one_launch(runs)) return Backend::signgd_update_runs(w, g, param_stride, m, state_stride, n, runs);
+  cuda::launch_signgd_update_runs(w, g, param_stride, m, state_stride, n, runs.device,
+                                  static_cast<int>(runs.host.size()), stream_);
+}
+
+void CudaBackend::momentum_accumulate_runs(float* m, std::size_t state_stride, const float* g,
+                                           std::size_t param_stride, float* out, std::size_t scratch_stride,
+                                           std::size_t n, const RunTable& runs, bool nesterov) {
+  if (!one_launch(runs))
+    return Backend::momentum_accumulate_runs(m, state_stride, g, param_stride, out, scratch_stride, n, runs, nesterov);
+  cuda::launch_momentum_accumulate_runs(m, state_stride, g, param_stride, out, scratch_stride, n, runs.device,
+                                        static_cast<int>(runs.host.size()), nesterov, stream_);
+}
+
+void CudaBackend::muon_step_runs(float* w, std::size_t param_stride, const float* d, std::size_t scratch_stride,
+                                 std::size_t n, const RunTable& runs) {
+  if (!one_launch(runs)) return Backend::muon_step_runs(w, param_stride, d, scratch_stride, n, runs);
+  cuda::launch_muon_step_runs(w, param_stride, d, scratch_stride, n, runs.device, static_cast<int>(runs.host.size()),
+                              stream_);
+}
+
 // ---- msign --------------------------------------------------------------------------------
+
+void CudaBackend::msign_newton_schulz_runs(const float* G, float* out, std::size_t stride, int rows, int cols,
+                                           std::span<const NsCoefficients> iterations, double norm_scale,
+                                           double norm_eps, int runs) {
+  // msign_newton_schulz below for all runs at once: the norms by one batched reduction, every
+  // product one strided-batched gemm, the copies one 2-D copy. One run: that function itself.
+  if (runs <= 1 || runs > 65535) {
+    Backend::msign_newton_schulz_runs(G, out, stride, rows, cols, iterations, norm_scale, norm_eps, runs);
+    return;
+  }
+  if (rows <= 0 || cols <= 0) return;
+  const std::size_t n = static_cast<std::size_t>(rows) * cols;
+  const int s = std::min(rows, cols);
+  const bool wide = rows <= cols;
+  const std::size_t ss = static_cast<std::size_t>(s) * s;
+  const auto r = static_cast<std::size_t>(runs);
+  constexpr std::size_t kAlign = 64;  // floats: 256 bytes, as in msign_newton_schulz
+  const std::size_t n_padded = (n + kAlign - 1) / kAlign * kAlign;
+  const std::size_t ss_padded = (ss + kAlign - 1) / kAlign * kAlign;
+  // Scratch: the norms' partial sums and results (doubles), then X (runs x n_padded), Gram A and
+  // polynomial B (runs x ss_padded each).
+  const std::size_t blocks = cuda::reduce_blocks(n);
+  const std::size_t double_floats = ((blocks + 1) * r * 2 + kAlign - 1) / kAlign * kAlign;
+  float* base = static_cast<float*>(scratch((double_floats + r * (n_padded + 2 * ss_padded)) * sizeof(float)));
+  auto* partials = reinterpret_cast<double*>(base);
+  double* norms = partials + blocks * r;
+  float* x_scratch = base + double_floats;
+  float* gram = x_scratch + r * n_padded;
+  float* poly = gram + r * ss_padded;
+
+  const bool even = iterations.size() % 2 == 0;
+  float* x = even ? out : x_scratch;
+  float* x_next = even ? x_scratch : out;
+  std::size_t xs = even ? stride : n_padded, xns = even ? n_padded : stride;
+  cuda::launch_sum_squares_runs(G, stride, n, runs, partials, norms, stream_);
+  cuda::launch_scale_by_inverse_norm_runs(x, xs, G, stride, n, norms, norm_scale, norm_eps, runs, stream_);
+  const auto gs = static_cast<int64_t>(ss_padded);
+  for (const NsCoefficients& k : iterations) {
+    const auto x_stride = static_cast<int64_t>(xs), next_stride = static_cast<int64_t>(xns);
+    if (wide) {
+      gemm_strided_batched(Trans::No, Trans::Yes, s, s, cols, 1.0f, x, cols, x_stride, x, cols, x_stride, 0.0f, gram,
+                           s, gs, runs);
+    } else {
+      gemm_strided_batched(Trans::Yes, Trans::No, s, s, rows, 1.0f, x, cols, x_stride, x, cols, x_stride, 0.0f, gram,
+                           s, gs, runs);
+    }
+    SKR_CUDA_CHECK(cudaMemcpyAsync(poly, gram, r * ss_padded * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
+    gemm_strided_batched(Trans::No, Trans::No, s, s, s, static_cast<float>(k.c), gram, s, gs, gram, s, gs,
+                         static_cast<float>(k.b), poly, s, gs, runs);
+    SKR_CUDA_CHECK(cudaMemcpy2DAsync(x_next, xns * sizeof(float), x, xs * sizeof(float), n * sizeof(float), r,
+                                     cudaMemcpyDeviceToDevice, stream_));
+    if (wide) {
+      gemm_strided_batched(Trans::No, Trans::No, rows, cols, rows, 1.0f, poly, s, gs, x, cols, x_stride,
+                           static_cast<float>(k.a), x_next, cols, next_stride, runs);
+    } else {
+      gemm_strided_batched(Trans::No, Trans::No, rows, cols, cols, 1.0f, x, cols, x_stride, poly, s, gs,
+                           static_cast<float>(k.a), x_next, cols, next_stride, runs);
+    }
+    std::swap(x, x_next);
+    std::swap(xs, xns);
+  }
+}
 
 void CudaBackend::msign_newton_schulz(const float* G, float* out, int rows, int cols,
                                       std::span<const NsCoefficients> iterations, double norm_scale,

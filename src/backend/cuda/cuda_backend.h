@@ -71,6 +71,22 @@ class CudaBackend final : public Backend {
   void bias_activation(float* H, const float* bias, int rows, int cols, bool relu) override;
   void relu_backward(float* dH, const float* H, std::size_t n) override;
   void column_sums(const float* A, int rows, int cols, float* out) override;
+  void sgd_update_runs(float* w, const float* g, std::size_t param_stride, float* m, std::size_t state_stride,
+                       std::size_t n, const RunTable& runs, bool nesterov) override;
+  void nmd_update_runs(float* w, const float* g, std::size_t param_stride, float* m, std::size_t state_stride,
+                       std::size_t n, const RunTable& runs) override;
+  void adam_update_runs(float* w, const float* g, std::size_t param_stride, float* m, std::size_t m_stride, float* v,
+                        std::size_t v_stride, std::size_t n, const RunTable& runs, bool decoupled, int64_t t) override;
+  void signgd_update_runs(float* w, const float* g, std::size_t param_stride, float* m, std::size_t state_stride,
+                          std::size_t n, const RunTable& runs) override;
+  void momentum_accumulate_runs(float* m, std::size_t state_stride, const float* g, std::size_t param_stride,
+                                float* out, std::size_t scratch_stride, std::size_t n, const RunTable& runs,
+                                bool nesterov) override;
+  void muon_step_runs(float* w, std::size_t param_stride, const float* d, std::size_t scratch_stride, std::size_t n,
+                      const RunTable& runs) override;
+  void msign_newton_schulz_runs(const float* G, float* out, std::size_t stride, int rows, int cols,
+                                std::span<const NsCoefficients> iterations, double norm_scale, double norm_eps,
+                                int runs) override;
   void bias_activation_runs(float* H, std::size_t stride_h, const float* bias, std::size_t stride_bias, int rows,
                             int cols, bool relu, int runs) override;
   void relu_backward_runs(float* dH, std::size_t stride_dh, const float* H, std::size_t stride_h, std::size_t n,
