@@ -21,7 +21,13 @@ i=0
 for entry in "${runs[@]}"; do
   name=${entry%%|*} optimizer=${entry#*|}
   i=$((i + 1))
-  echo "quickstart: training ${name} (${i}/${#runs[@]})" >&2
+  # A finished run is only read again (and checked against the config); say which it is.
+  if [ -f "$out/$name/summary.json" ] &&
+    grep -Eq '"status": *"(converged|max_steps|diverged)"' "$out/$name/summary.json"; then
+    echo "quickstart: re-using the finished ${name} run in $out/$name (${i}/${#runs[@]})" >&2
+  else
+    echo "quickstart: training ${name} (${i}/${#runs[@]})" >&2
+  fi
   # NMD needs about 14k steps to learn the rarest subtask; every run stops once all are learned.
   args=(--out "$out/$name" --resume --set "name=quickstart-$name" --set train.max_steps=40000 --log-level warn)
   [ -n "$optimizer" ] && args+=(--set "optimizer=$optimizer")

@@ -1,6 +1,9 @@
 // skillrun entry point: CLI11 subcommands only; the work is in src/cli/. Maps errors to the
 // documented exit codes: 0 ok, 1 runtime failure, 2 usage or config error.
+#include <unistd.h>
+
 #include <algorithm>
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -29,6 +32,19 @@ void add_common(CLI::App* cmd, skillrun::CommonOptions& o) {
 }  // namespace
 
 namespace {
+// Until a command installs its own (run and pack checkpoint on SIGINT/SIGTERM/SIGUSR1 and exit
+// 3), a stop signal ends the process with the shell's 128 + N, saying so: files skillrun
+// writes are written whole (atomically) or appended line by line, so nothing half-written stays.
+extern "C" void on_early_stop_signal(int sig) {
+  const char* text = sig == SIGINT    ? "skillrun: interrupted by SIGINT\n"
+                     : sig == SIGTERM ? "skillrun: stopped by SIGTERM\n"
+                                      : "skillrun: stopped by SIGUSR1\n";
+  std::size_t n = 0;
+  while (text[n] != '\0') ++n;
+  [[maybe_unused]] const ssize_t written = ::write(2, text, n);
+  ::_exit(128 + sig);
+}
+
 // The first argument that is not an option (nor --log-level's value): the subcommand's place.
 std::string first_word(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
@@ -45,6 +61,7 @@ std::string first_word(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   using namespace skillrun;
+  for (int sig : {SIGINT, SIGTERM, SIGUSR1}) std::signal(sig, on_early_stop_signal);
   CLI::App app{"skillrun: experiment runner for how optimizers shape skill-learning dynamics"};
   app.set_version_flag("--version", std::string(version()) + " (commit " + git_commit() + ")");
   app.require_subcommand(1);
@@ -54,7 +71,7 @@ int main(int argc, char** argv) {
   RunOptions run;
   CLI::App* run_cmd = app.add_subcommand("run", "train one run and write its run directory");
   add_common(run_cmd, run.common);
-  run_cmd->add_option("--out", run.out_dir, "run directory (default runs/<name>-<timestamp>)");
+  run_cmd->add_option("--out", run.out_dir, "run directory (default runs/<name>[,<what --set changed>]-<timestamp>)");
   run_cmd->add_flag("--no-progress", run.no_progress, "no progress line on stderr");
   run_cmd->add_flag("--resume", run.resume, "continue the run in --out from its latest checkpoint (finished runs are left as they are)");
   run_cmd->add_option("--log-level", log_level, "trace | debug | info | warn | error | off");

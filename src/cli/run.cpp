@@ -2,6 +2,7 @@
 // the per-subtask result table on stdout.
 #include <algorithm>
 #include <csignal>
+#include <functional>
 #include <memory>
 #include <cstdio>
 
@@ -15,8 +16,10 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/log.h"
+#include "core/strings.h"
 #include "core/version.h"
 #include "io/run_dir.h"
+#include "sweep/sweep.h"  // format_sweep_value
 #include "train/icl_trainer.h"
 #include "train/trainer.h"
 
@@ -108,6 +111,33 @@ int run_in(RunDirectory& dir, Backend& backend, const ExperimentConfig& config, 
   return summary.status == RunStatus::Interrupted ? kExitInterrupted : kExitOk;
 }
 
+// What --set changed, for the default run directory's name: "optimizer.type=adam,optimizer.lr=0.001"
+// (objects flattened into their dotted keys, values as sweep run names write them); empty when
+// nothing was set or `name` itself was. At most `room` characters (a file name holds 255).
+std::string overrides_label(const std::vector<std::string>& overrides, std::size_t room) {
+  std::vector<std::string> parts;
+  for (const std::string& assignment : overrides) {
+    const std::string key = assignment.substr(0, assignment.find('='));
+    if (key == "name") return "";
+    nlohmann::json value;
+    apply_override(value, assignment);  // the value as the config got it
+    std::function<void(const std::string&, const nlohmann::json&)> flatten = [&](const std::string& path,
+                                                                                const nlohmann::json& v) {
+      if (v.is_object()) {
+        for (const auto& [k, sub] : v.items()) flatten(path + "." + k, sub);
+      } else {
+        parts.push_back(path + "=" + format_sweep_value(v));
+      }
+    };
+    const nlohmann::json* at = &value;
+    for (const std::string& part : split(key, '.')) at = &(*at)[part];
+    flatten(key, *at);
+  }
+  std::string label;
+  for (const std::string& p : parts) label += (label.empty() ? "" : ",") + p;
+  return label.size() > room ? label.substr(0, room) : label;
+}
+
 }  // namespace
 
 int cmd_pack(const PackOptions& options) {
@@ -194,7 +224,14 @@ int cmd_run(const RunOptions& options) {
   const ExperimentConfig config = load_config(options.common);
   const nlohmann::json resolved = to_json(config);
   if (options.resume && options.out_dir.empty()) throw UsageError("--resume needs --out DIR (the run to continue)");
-  const std::filesystem::path out = options.out_dir.empty() ? default_run_path(config.name) : std::filesystem::path(options.out_dir);
+  // Without --out, the directory is named after the config's name and what --set changed, so an
+  // Adam run made from a Muon config is not filed under the Muon name alone.
+  std::filesystem::path out = options.out_dir;
+  if (out.empty()) {
+    // 255 bytes per file name: the name (<= 200), ',', the label, '-' and the time stamp (<= 20).
+    const std::string label = overrides_label(options.common.overrides, 233 - std::min<std::size_t>(config.name.size(), 200));
+    out = default_run_path(label.empty() ? config.name : config.name + "," + label);
+  }
   // Locked from here on: no other process writes this directory while we decide and run.
   RunDirectory dir(out, options.resume ? RunDirMode::Resume : RunDirMode::Fresh);
   if (options.resume) {

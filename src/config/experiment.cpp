@@ -10,6 +10,8 @@
 #include <limits>
 #include <string_view>
 
+#include <fmt/format.h>
+
 #include "core/error.h"
 #include "core/strings.h"
 
@@ -633,7 +635,25 @@ ExperimentConfig load_experiment(const std::string& path,
                                  const std::vector<std::string>& overrides) {
   json j = read_json_file(path);
   for (const auto& assignment : overrides) apply_override(j, assignment);
-  return parse_experiment(j);
+  try {
+    return parse_experiment(j);
+  } catch (const ConfigError& e) {
+    // `--set optimizer.type=nmd` keeps the config's other optimizer keys (msign, lr, ...), which
+    // may not fit the new type: say how to replace the whole block instead.
+    for (const auto& assignment : overrides) {
+      const std::string key = assignment.substr(0, assignment.find('='));
+      if (!key.ends_with(".type")) continue;
+      const std::string block = key.substr(0, key.size() - 5);
+      if (!e.path().starts_with(block + ".")) continue;
+      const std::string type = assignment.substr(assignment.find('=') + 1);
+      throw ConfigError(e.path(), std::string(e.what()).substr(e.path().size() + 2) +
+                                      fmt::format(". --set {} changes only the type and keeps the rest of \"{}\" "
+                                                  "from {}; replace the whole block instead: --set '{}={{\"type\": "
+                                                  "\"{}\", \"lr\": ...}}'",
+                                                  key, block, path, block, type));
+    }
+    throw;
+  }
 }
 
 }  // namespace skillrun

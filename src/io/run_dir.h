@@ -125,7 +125,7 @@ std::optional<nlohmann::json> resolved_config_of(const std::filesystem::path& ru
 std::optional<std::string> config_difference(const std::filesystem::path& run_dir, const nlohmann::json& resolved,
                                              std::string_view here = "here");
 
-// Default run directory for a config name: runs/<name>-<YYYYmmdd-HHMMSS>[-N].
+// Default run directory for a config name (the CLI adds what --set changed): runs/<name>-<YYYYmmdd-HHMMSS>[-N].
 std::filesystem::path default_run_path(const std::string& name);
 
 }  // namespace skillrun

@@ -5,6 +5,7 @@
 #include "cli_support.h"
 
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -133,3 +134,52 @@ TEST_F(Cli, UnknownSubcommandExitsTwo) { EXPECT_EQ(run({"frobnicate"}).status, 2
 TEST_F(Cli, ValidateWithoutConfigExitsTwo) { EXPECT_EQ(run({"validate"}).status, 2); }
 
 }  // namespace
+
+namespace {
+// Whether process `pid` has a handler installed for `sig` (SigCgt in /proc/PID/status).
+bool catches(pid_t pid, int sig) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  for (std::string line; std::getline(status, line);)
+    if (line.rfind("SigCgt:", 0) == 0) return (std::stoull(line.substr(7), nullptr, 16) >> (sig - 1)) & 1u;
+  return false;
+}
+}  // namespace
+
+// A command without handlers of its own (bench here; run and pack checkpoint instead) stopped by
+// Ctrl-C says so and exits 130, not silently.
+TEST_F(Cli, SigintBeforeAnyHandlerOfTheCommandSaysSoAndExits130) {
+  const fs::path err = dir_ / "bench.err";
+  const pid_t pid = skillrun_test::spawn_skillrun(
+      {"bench", std::string(SKILLRUN_SOURCE_DIR) + "/configs/paper/fig2_muon.json", "--device", "cpu", "--steps",
+       "100000", "--warmup", "0"},
+      err);
+  for (int i = 0; i < 2000 && !catches(pid, SIGINT); ++i) ::usleep(1000);
+  ASSERT_TRUE(catches(pid, SIGINT)) << "skillrun installs no SIGINT handler at start-up";
+  ::kill(pid, SIGINT);
+  EXPECT_EQ(skillrun_test::wait_exit(pid), 130);
+  EXPECT_NE(slurp(err).find("skillrun: interrupted by SIGINT"), std::string::npos) << slurp(err);
+}
+
+// `--set optimizer.type=nmd` on a Muon config keeps Muon's msign: the error says to replace the block.
+TEST_F(Cli, SettingOnlyTheOptimizerTypeSaysHowToReplaceTheBlock) {
+  const Result r = skillrun({"validate", std::string(SKILLRUN_SOURCE_DIR) + "/configs/quickstart.json", "--set",
+                             "optimizer.type=nmd"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("optimizer.msign: only valid when optimizer.type is muon"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("replace the whole block instead: --set 'optimizer={\"type\": \"nmd\""), std::string::npos)
+      << r.err;
+}
+
+// Without --out, what --set changed is in the run directory's name, after the config's name.
+TEST_F(Cli, DefaultRunDirectoryNamesWhatSetChanged) {
+  const Result r = sh("cd " + skillrun_test::shell_quote(dir_.string()) + " && " +
+                      skillrun_test::shell_quote(SKILLRUN_BIN) + " run " +
+                      skillrun_test::shell_quote(std::string(SKILLRUN_SOURCE_DIR) + "/configs/ci/tiny.json") +
+                      " --set 'optimizer={\"type\":\"adam\",\"lr\":0.001}' --set train.max_steps=5 --no-progress"
+                      " --log-level warn");
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir_ / "runs")) names.push_back(e.path().filename().string());
+  ASSERT_EQ(names.size(), 1u);
+  EXPECT_EQ(names[0].rfind("ci-tiny,optimizer.lr=0.001,optimizer.type=adam,train.max_steps=5-", 0), 0u) << names[0];
+}
