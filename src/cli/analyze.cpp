@@ -121,6 +121,26 @@ int cmd_analyze(const AnalyzeOptions& options) {
     for (const std::string& key : analysis.group_keys)
       if (std::all_of(runs.begin(), runs.end(), [&](const RunAnalysis& r) { return value_at(r.config, key).is_null(); }))
         throw UsageError(fmt::format("--group-by: no run has the config key \"{}\"", key));
+    // A run that stopped once every subtask reached its own tau (stop_when_learned) has no rows
+    // beyond that point: at a stricter --tau its later subtasks show as never learned.
+    if (options.tau_bits) {
+      std::size_t stopped_early = 0;
+      double own_tau = 0;
+      for (const RunAnalysis& r : runs) {
+        const nlohmann::json own = value_at(r.config, "eval.tau_bits");
+        if (r.status == "converged" && own.is_number() && *options.tau_bits < own.get<double>()) {
+          ++stopped_early;
+          own_tau = own.get<double>();
+        }
+      }
+      if (stopped_early > 0)
+        spdlog::warn("--tau {} is below the tau = {} at which {} of the {} runs stopped (train.stop_when_learned): "
+                     "their T_k at --tau {} are known only up to the step they stopped at, so subtasks not yet "
+                     "below {} bits there show as not learned (\"-\"). To measure at a stricter tau, train with "
+                     "--set eval.tau_bits={} (or train.stop_when_learned=false)",
+                     *options.tau_bits, own_tau, stopped_early, runs.size(), *options.tau_bits, *options.tau_bits,
+                     *options.tau_bits);
+    }
     result = aggregate(std::move(runs), analysis);
   } else if (options.tau_bits || !options.p_list.empty() || !options.group_by.empty() || options.select_lr != "coverage") {
     spdlog::warn("--tau, --p, --group-by and --select-lr apply to sparse_parity runs only; there are none");

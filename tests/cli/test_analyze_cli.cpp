@@ -244,6 +244,20 @@ TEST_F(AnalyzeCli, TauOnTheCommandLineReplacesTheRunsOwn) {
   EXPECT_EQ(nlohmann::json::parse(strict.out)["runs"][0]["T_k"], nlohmann::json({nullptr, nullptr, nullptr}));
 }
 
+// A --tau below the tau the runs stopped at says why their later subtasks show as not learned.
+TEST_F(AnalyzeCli, StricterTauThanTheRunsStoppedAtSaysSo) {
+  write_run("muon", "muon", 0.01, {200, 300, 400}, "converged", 400);
+  write_run("nmd", "nmd", 0.001, {700, 1800, -1}, "max_steps", 2000);
+  const Result strict = skillrun({"analyze", (dir_ / "runs").string(), "--tau", "0.005"});
+  ASSERT_EQ(strict.status, 0) << strict.err;
+  EXPECT_NE(strict.err.find("below the tau = 0.1 at which 1 of the 2 runs stopped (train.stop_when_learned)"),
+            std::string::npos)
+      << strict.err;
+  EXPECT_NE(strict.err.find("--set eval.tau_bits=0.005"), std::string::npos) << strict.err;
+  const Result looser = skillrun({"analyze", (dir_ / "runs").string(), "--tau", "0.2"});
+  EXPECT_EQ(looser.err.find("stop_when_learned"), std::string::npos) << looser.err;
+}
+
 TEST_F(AnalyzeCli, TruncatedMetricsIsReadWithAWarning) {
   write_run("killed", "muon", 0.01, {200, 300, 400}, "running", 400, /*truncate=*/true);
   const Result r = skillrun({"analyze", (dir_ / "runs").string(), "--format", "csv"});
