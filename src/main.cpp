@@ -14,6 +14,7 @@
 #include "cli/bench.h"
 #include "cli/commands.h"
 #include "cli/devices.h"
+#include "cli/status.h"
 #include "cli/sweep.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -104,6 +105,8 @@ int main(int argc, char** argv) {
 
   std::function<int()> sweep_action;
   CLI::App* sweep_cmd = add_sweep_command(app, sweep_action);
+  std::function<int()> status_action;
+  CLI::App* status_cmd = add_status_command(app, status_action);
 
   std::function<int()> devices_action;
   CLI::App* devices_cmd = add_devices_command(app, devices_action);
@@ -142,6 +145,7 @@ int main(int argc, char** argv) {
     if (*bench_cmd) return bench_action();
     if (*devices_cmd) return devices_action();
     if (*sweep_cmd) return sweep_action();
+    if (*status_cmd) return status_action();
     if (*analyze_cmd) return cmd_analyze(analyze);
   } catch (const ConfigError& e) {
     std::fprintf(stderr, "error: %s\n", e.what());

@@ -1,5 +1,7 @@
 // `skillrun run` and `skillrun validate`: config -> backend -> trainer -> run directory, then
 // the per-subtask result table on stdout.
+#include <unistd.h>
+
 #include <algorithm>
 #include <csignal>
 #include <functional>
@@ -140,12 +142,60 @@ std::string overrides_label(const std::vector<std::string>& overrides, std::size
 
 }  // namespace
 
+namespace {
+// The memory this machine gives a pack on `backend`: 90% of the GPU's, 80% of physical memory.
+std::size_t pack_memory_budget(const Backend& backend) {
+  if (!backend.is_cpu() && cuda_memory_bytes() > 0) return cuda_memory_bytes() / 10 * 9;
+  return static_cast<std::size_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)) /
+         10 * 8;
+}
+
+// Trains runs [first, last) of `dirs` as one pack; false when a signal stopped it.
+bool train_pack(Backend& backend, const std::vector<ExperimentConfig>& configs,
+                const std::vector<std::unique_ptr<RunDirectory>>& dirs, std::size_t first, std::size_t last,
+                bool no_progress) {
+  const std::vector<ExperimentConfig> part(configs.begin() + static_cast<std::ptrdiff_t>(first),
+                                           configs.begin() + static_cast<std::ptrdiff_t>(last));
+  Trainer trainer(backend, part);
+  std::vector<RunDirectory*> dir_ptrs;
+  std::vector<std::optional<CheckpointState>> checkpoints;
+  for (std::size_t i = 0; i < part.size(); ++i) {
+    RunDirectory& dir = *dirs[first + i];
+    dir.write_config(to_json(part[i]));
+    dir_ptrs.push_back(&dir);
+    for (const std::string& line : trainer.optimizer(static_cast<int>(i)).describe())
+      spdlog::info("{}: optimizer: {}", dir.path().filename().string(), line);
+    checkpoints.push_back(trainer.checkpoint_to_resume(dir.path(), static_cast<int>(i)));
+  }
+  std::vector<const CheckpointState*> resume;
+  for (const auto& c : checkpoints) resume.push_back(c ? &*c : nullptr);
+  const ExperimentConfig& shared = part.front();
+  spdlog::info("model: {} parameters per run; task: {} subtasks, {} bits, k = {}, zipf exponent {}",
+               trainer.model().parameter_count(), shared.task.n_tasks, shared.task.n_bits, shared.task.k,
+               shared.task.zipf_exponent);
+  Progress progress(detect_progress_mode(no_progress), shared.train.max_steps,
+                    shared.task.n_tasks * static_cast<int>(part.size()));
+  const std::vector<RunSummary> summaries = trainer.run(dir_ptrs, progress, resume);
+  bool interrupted = false;
+  std::printf("\n%-11s  %9s  %8s  %s\n", "status", "steps", "seconds", "run");
+  for (std::size_t i = 0; i < summaries.size(); ++i) {
+    const RunSummary& s = summaries[i];
+    interrupted = interrupted || s.status == RunStatus::Interrupted;
+    std::printf("%-11s  %9lld  %8.1f  %s\n", to_string(s.status), static_cast<long long>(s.steps), s.seconds,
+                dir_ptrs[i]->path().c_str());
+  }
+  return !interrupted;
+}
+}  // namespace
+
 int cmd_pack(const PackOptions& options) {
   g_stop_requested.store(false);
   set_stop_signals(on_stop_signal);
-  // Every directory locked and read before anything trains: a bad one stops the pack unchanged.
+  // Every directory locked and read before anything trains. One whose config cannot be read is
+  // recorded failed (with the reason) and left out; the others train.
   std::vector<std::unique_ptr<RunDirectory>> dirs;
   std::vector<ExperimentConfig> configs;
+  bool any_failed = false;
   for (const std::string& d : options.dirs) {
     const std::filesystem::path path(d);
     if (!std::filesystem::exists(path / "config.json"))
@@ -159,53 +209,48 @@ int cmd_pack(const PackOptions& options) {
       std::printf("run %s already finished (status %s); nothing to do\n", path.c_str(), status->c_str());
       continue;
     }
-    configs.push_back(load_experiment((path / "config.json").string(), {}));
+    try {
+      configs.push_back(load_experiment((path / "config.json").string(), {}));
+    } catch (const std::exception& e) {
+      spdlog::error("{}: {}; the run is left out of the pack", path.string(), e.what());
+      dir->record_failure(e.what());
+      any_failed = true;
+      continue;
+    }
     dirs.push_back(std::move(dir));
   }
-  if (dirs.empty()) return kExitOk;
-  const auto record_failure = [&](const std::string& what) {
-    for (auto& dir : dirs) dir->record_failure(what);
-  };
+  if (dirs.empty()) return any_failed ? kExitRuntime : kExitOk;
   // Usage errors (runs that may not share a pack, no GPU for device cuda) change nothing.
   check_pack(configs);
   auto backend = make_backend(parse_device(configs.front().device), parse_precision(configs.front().precision));
+  for (auto& dir : dirs) log_to_file(dir->log_path());
+  spdlog::info("skillrun {} (commit {}), a pack of {} run{}", version(), git_commit(), dirs.size(),
+               dirs.size() == 1 ? "" : "s");
+  spdlog::info("backend: {}", backend->name());
+  // Runs that together need more memory than this machine gives train as consecutive packs.
+  const std::size_t budget = pack_memory_budget(*backend);
+  const std::size_t per_run = std::max<std::size_t>(1, estimated_memory_bytes(configs.front()));
+  const std::size_t fits = std::max<std::size_t>(1, budget / per_run);
+  if (fits < dirs.size())
+    spdlog::warn("{} runs need about {:.2f} GiB together, more than the {:.2f} GiB this machine gives a pack: they "
+                 "train as {} packs of at most {}",
+                 dirs.size(), static_cast<double>(per_run) * static_cast<double>(dirs.size()) / (1 << 30),
+                 static_cast<double>(budget) / (1 << 30), (dirs.size() + fits - 1) / fits, fits);
   try {
-    for (auto& dir : dirs) log_to_file(dir->log_path());
-    spdlog::info("skillrun {} (commit {}), a pack of {} run{}", version(), git_commit(), dirs.size(),
-                 dirs.size() == 1 ? "" : "s");
-    spdlog::info("backend: {}", backend->name());
-    Trainer trainer(*backend, configs);
-    std::vector<RunDirectory*> dir_ptrs;
-    std::vector<std::optional<CheckpointState>> checkpoints;
-    std::vector<const CheckpointState*> resume;
-    for (std::size_t i = 0; i < dirs.size(); ++i) {
-      dirs[i]->write_config(to_json(configs[i]));
-      dir_ptrs.push_back(dirs[i].get());
-      for (const std::string& line : trainer.optimizer(static_cast<int>(i)).describe())
-        spdlog::info("{}: optimizer: {}", dirs[i]->path().filename().string(), line);
-      checkpoints.push_back(trainer.checkpoint_to_resume(dirs[i]->path(), static_cast<int>(i)));
-    }
-    for (const auto& c : checkpoints) resume.push_back(c ? &*c : nullptr);
-    const ExperimentConfig& shared = configs.front();
-    spdlog::info("model: {} parameters per run; task: {} subtasks, {} bits, k = {}, zipf exponent {}",
-                 trainer.model().parameter_count(), shared.task.n_tasks, shared.task.n_bits, shared.task.k,
-                 shared.task.zipf_exponent);
-    Progress progress(detect_progress_mode(options.no_progress), shared.train.max_steps,
-                      shared.task.n_tasks * static_cast<int>(dirs.size()));
-    const std::vector<RunSummary> summaries = trainer.run(dir_ptrs, progress, resume);
+    bool whole = true;
+    for (std::size_t first = 0; first < dirs.size() && whole; first += fits)
+      whole = train_pack(*backend, configs, dirs, first, std::min(dirs.size(), first + fits), options.no_progress);
     set_stop_signals(SIG_DFL);
-    bool interrupted = false;
-    std::printf("\n%-11s  %9s  %8s  %s\n", "status", "steps", "seconds", "run");
-    for (std::size_t i = 0; i < summaries.size(); ++i) {
-      const RunSummary& s = summaries[i];
-      interrupted = interrupted || s.status == RunStatus::Interrupted;
-      std::printf("%-11s  %9lld  %8.1f  %s\n", to_string(s.status), static_cast<long long>(s.steps), s.seconds,
-                  dirs[i]->path().c_str());
-    }
-    return interrupted ? kExitInterrupted : kExitOk;
+    if (!whole) return kExitInterrupted;
+    return any_failed ? kExitRuntime : kExitOk;
   } catch (const std::exception& e) {
+    // The trainer recorded the failure in the runs it was training; the runs that had finished
+    // keep their result, and those not yet started say why they did not run.
     spdlog::error("pack failed: {}", e.what());
-    record_failure(e.what());
+    for (auto& dir : dirs) {
+      const auto status = recorded_status(dir->path());
+      if (!(status && (is_finished_status(*status) || *status == "failed"))) dir->record_failure(e.what());
+    }
     throw;
   }
 }

@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <csignal>
 
 #include <cstdio>
@@ -115,6 +116,19 @@ JobPlan plan_jobs(const std::string& jobs) {
   return plan;
 }
 
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// "2 h 05 min", "14 min", "40 s"
+std::string human_duration(double seconds) {
+  if (!(seconds >= 0) || seconds > 1e9) return "?";
+  const auto s = static_cast<long long>(seconds + 0.5);
+  if (s >= 3600) return fmt::format("{} h {:02} min", s / 3600, s % 3600 / 60);
+  if (s >= 60) return fmt::format("{} min", (s + 30) / 60);
+  return fmt::format("{} s", s);
+}
+
 // The last whole lines of at most kOutputTailBytes of a run's output.
 std::string output_tail(const fs::path& file) {
   std::string text;
@@ -153,11 +167,9 @@ PackPlan plan_sweep_packs(const std::string& pack, const Sweep& sweep, bool inde
   PackPlan plan;
   if (pack == "off") return plan;
   std::size_t max_runs = 0;
-  bool gpu = false;
   if (pack == "auto") {
     if (index_given) return plan;  // run I alone: auto depends on the machine, an array task must not
-    gpu = runs_on_gpu(sweep.runs);
-    if (!gpu) return plan;
+    if (!runs_on_gpu(sweep.runs)) return plan;
     max_runs = kAutoPackRuns;
   } else {
     try {
@@ -169,16 +181,17 @@ PackPlan plan_sweep_packs(const std::string& pack, const Sweep& sweep, bool inde
       throw UsageError("--pack \"" + pack + "\": expected a positive number of runs per pack, auto or off");
     }
     plan.by_index = true;
-    gpu = runs_on_gpu(sweep.runs);
   }
   plan.packed = true;
   plan.packs = plan_packs(sweep.runs, max_runs);
-  // Device memory on a GPU (90%: the CUDA context and cuBLAS workspaces), else physical memory.
-  const std::size_t pages = static_cast<std::size_t>(::sysconf(_SC_PHYS_PAGES));
-  const std::size_t budget = gpu && cuda_memory_bytes() > 0 ? cuda_memory_bytes() / 10 * 9
-                                                             : pages * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)) / 10 * 8;
-  plan.packs = fit_packs(plan.packs, sweep.runs, budget, plan.notes);
-  if (pack == "auto") plan.notes.insert(plan.notes.begin(), "--pack auto: runs of one shape share a pack on the GPU");
+  if (pack == "auto") {
+    // Fitted to this GPU's memory (90%: the CUDA context and cuBLAS workspaces). An explicit
+    // --pack N is not: its packs must be the same on every machine (Slurm array indices), and a
+    // pack process trains runs that do not fit its machine as consecutive packs itself.
+    const std::size_t budget = cuda_memory_bytes() / 10 * 9;
+    if (budget > 0) plan.packs = fit_packs(plan.packs, sweep.runs, budget, plan.notes);
+    plan.notes.insert(plan.notes.begin(), "--pack auto: runs of one shape share a pack on the GPU");
+  }
   return plan;
 }
 
@@ -229,6 +242,7 @@ class SweepCommand {
       say("{}", runs.dump(2));
     } else {
       print_table();
+      print_cost_estimate();
     }
     return kExitOk;
   }
@@ -271,7 +285,10 @@ class SweepCommand {
       if (!todo_.empty()) say("running {} with {} at once", todo_.size(), jobs.slots);
       stop_signal = run_children(
           todo_.size(), jobs.slots, [&](std::size_t i, int slot) { return launch(*todo_[i], jobs, slot); },
-          [&](std::size_t i, const ChildExit& exit) { finish(*todo_[i], exit, dir(*todo_[i]) / "output.log"); });
+          [&](std::size_t i, const ChildExit& exit) {
+            finish(*todo_[i], exit, dir(*todo_[i]) / "output.log");
+            say_progress();
+          });
     } else {
       std::vector<std::size_t> pack_order;                    // packs with a run to train, in order
       std::map<std::size_t, std::vector<const SweepRun*>> todo_of;  // by pack
@@ -288,6 +305,7 @@ class SweepCommand {
           },
           [&](std::size_t i, const ChildExit& exit) {
             for (const SweepRun* run : launched[pack_order[i]]) finish(*run, exit, pack_log(pack_order[i]));
+            say_progress();
           });
     }
 
@@ -410,6 +428,7 @@ class SweepCommand {
     const bool stopped = exit.exit_code == kExitInterrupted ||
                          exit.signal == SIGINT || exit.signal == SIGTERM || exit.signal == SIGUSR1;
     const RunDirState state = inspect_run(d);
+    if (is_result(state.state)) ++ended_here_;
     // A run of a pack may have finished before its pack was stopped or failed.
     if (plan_.packed && is_result(state.state) && exit.exit_code != kExitOk) {
       say("[{}] {:<8} {}: {}", run.index, to_string(state.state), run.name, state.detail);
@@ -427,6 +446,67 @@ class SweepCommand {
       say("[{}] FAILED   {}: {} (output: {})", run.index, run.name, inspect_run(d).detail, output.string());
     }
     locks_.erase(run.index);
+  }
+
+  // What the unfinished runs cost at the pace of the finished ones (from their summaries: seconds
+  // per step on their device), or how to find out when none has finished.
+  void print_cost_estimate() const {
+    int64_t steps_left = 0;
+    std::size_t unfinished = 0;
+    double seconds = 0, steps = 0;
+    int timed = 0;  // finished runs with a step time
+    std::map<std::string, int> devices;
+    for (const SweepRun* run : selected_) {
+      const fs::path d = dir(*run);
+      if (is_result(inspect_run(d).state)) {
+        if (const auto summary = read_summary(d)) {
+          const double s = summary->value("seconds", 0.0), n = static_cast<double>(summary->value("steps", 0));
+          if (s > 0 && n > 0) {
+            seconds += s;
+            steps += n;
+            ++timed;
+            ++devices[summary->value("device", std::string("?"))];
+          }
+        }
+        continue;
+      }
+      ++unfinished;
+      const auto done = last_whole_metrics_step(d, /*warn=*/false).value_or(0);
+      steps_left += std::max<int64_t>(0, run->config["train"].value("max_steps", int64_t{0}) - done);
+    }
+    if (unfinished == 0) return;
+    if (steps <= 0) {
+      say("cost: {} unfinished run{}, up to {} steps; no finished run to take a step time from "
+          "(`skillrun bench CONFIG` times a step on this machine)",
+          unfinished, unfinished == 1 ? "" : "s", steps_left);
+      return;
+    }
+    const double per_step = seconds / steps;
+    std::string device = devices.begin()->first;
+    if (devices.size() > 1) device += fmt::format(" and {} other device(s)", devices.size() - 1);
+    const double total = per_step * static_cast<double>(steps_left);
+    say("cost: {} unfinished run{}, up to {} steps; at {:.3g} ms per step (the {} finished runs, {}) at most {} "
+        "one run at a time (runs that converge stop sooner)",
+        unfinished, unfinished == 1 ? "" : "s", steps_left, per_step * 1e3, timed, device, human_duration(total));
+  }
+
+  // After each run (or pack) that ends: how far the sweep is, and a time left at this
+  // invocation's pace (its wall time per finished run, with its processes at once).
+  void say_progress() {
+    std::size_t finished = 0, failed = 0;
+    for (const SweepRun* run : selected_) {
+      const SweepRunState s = inspect_run(dir(*run)).state;
+      finished += is_result(s);
+      failed += s == SweepRunState::Failed;
+    }
+    const std::size_t left = selected_.size() - finished - failed;
+    std::string eta;
+    if (ended_here_ > 0 && left > 0)
+      eta = fmt::format("; about {} left at this sweep's pace",
+                        human_duration(seconds_since(started_) / static_cast<double>(ended_here_) *
+                                       static_cast<double>(left)));
+    say("progress: {}/{} runs finished{}, {} to go{}", finished, selected_.size(),
+        failed > 0 ? fmt::format(" ({} failed)", failed) : std::string(), left, eta);
   }
 
   void print_table() const {
@@ -458,6 +538,8 @@ class SweepCommand {
   std::vector<const SweepRun*> selected_;
   std::vector<const SweepRun*> todo_;
   std::map<std::size_t, FileLock> locks_;  // held while each run's process lives
+  std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
+  std::size_t ended_here_ = 0;  // runs this invocation saw end with a result
   PackPlan plan_;
   std::map<std::size_t, std::size_t> pack_of_;  // run index -> pack, when packed
   int interrupted_ = 0;

@@ -1,6 +1,8 @@
 // Run directory writer. metrics.csv rows use %.9g so every float loss survives a round trip.
 #include "io/run_dir.h"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -83,6 +85,7 @@ void check_run_directory(const fs::path& dir, RunDirMode mode) {
 FileLock lock_run_directory(const fs::path& dir) {
   const fs::path file = dir / kRunLockFile;
   std::optional<FileLock> lock;
+  std::string parent;  // the note of the process that passed the lock down
   if (const char* inherited = std::getenv(kRunLockFdVariable)) {
     // A pack's process holds one lock per run: the one whose file is this directory's.
     for (const std::string& item : split(inherited, ',')) {
@@ -90,6 +93,7 @@ FileLock lock_run_directory(const fs::path& dir) {
       if (fd && *fd >= 0 && *fd < (1 << 20)) lock = FileLock::adopt(static_cast<int>(*fd), file);
       if (lock) break;
     }
+    if (lock) parent = lock_holder_note(file);
   }
   if (!lock) lock = FileLock::try_acquire(file);
   if (!lock) {
@@ -99,7 +103,8 @@ FileLock lock_run_directory(const fs::path& dir) {
                     "Wait for it to end (or stop it), then run again",
                     dir.string(), holder.empty() ? "" : " (" + holder + ")"));
   }
-  lock->describe_holder(fmt::format("pid {}", ::getpid()));
+  lock->describe_holder(parent.empty() ? fmt::format("pid {}", ::getpid())
+                                       : fmt::format("pid {}, started by {}", ::getpid(), parent));
   return std::move(*lock);
 }
 
@@ -176,6 +181,32 @@ std::optional<int64_t> last_whole_metrics_step(const fs::path& run_dir, bool war
   if (!fs::exists(file, ec)) return std::nullopt;
   const auto rows = whole_metrics_rows(read_file(file), file, warn);
   return rows.empty() ? std::nullopt : std::optional<int64_t>(rows.back().step);
+}
+
+std::vector<std::pair<int64_t, double>> metrics_progress(const fs::path& run_dir) {
+  const fs::path file = run_dir / "metrics.csv";
+  std::error_code ec;
+  if (!fs::exists(file, ec)) return {};
+  const std::string text = read_file(file);
+  std::vector<std::pair<int64_t, double>> out;
+  std::size_t start = text.find('\n') + 1;
+  for (const WholeRow& row : whole_metrics_rows(text, file, /*warn=*/false)) {
+    const auto fields = split(std::string_view(text).substr(start, row.end - 1 - start), ',');
+    out.emplace_back(row.step, fields.size() > 1 ? parse_double(fields[1]).value_or(0.0) : 0.0);
+    start = row.end;
+  }
+  return out;
+}
+
+std::optional<std::string> run_writer(const fs::path& dir) {
+  const fs::path file = dir / kRunLockFile;
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return std::nullopt;
+  const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+  ::close(fd);  // drops our shared lock, if we got it
+  if (!held) return std::nullopt;
+  const std::string note = lock_holder_note(file);
+  return note.empty() ? std::string("a skillrun process") : note;
 }
 
 void RunDirectory::open_metrics_columns(const std::vector<std::string>& columns, std::optional<int64_t> keep_through) {

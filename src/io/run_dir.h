@@ -105,6 +105,14 @@ bool holds_run(const std::filesystem::path& dir);
 // names the file and line of a malformed one when `warn`); empty when there is no such row.
 std::optional<int64_t> last_whole_metrics_step(const std::filesystem::path& run_dir, bool warn);
 
+// (step, wall_s) of every whole row of dir/metrics.csv, in order; empty without any.
+std::vector<std::pair<int64_t, double>> metrics_progress(const std::filesystem::path& run_dir);
+
+// Who is writing dir now: the note in run.lock of the live process holding it ("pid 12, skillrun
+// sweep x"; "a skillrun process" without a note), or empty when no process holds it. Read only:
+// never creates run.lock, never takes the lock from anyone.
+std::optional<std::string> run_writer(const std::filesystem::path& dir);
+
 // path/summary.json as an object, or empty when it is absent or unreadable.
 std::optional<nlohmann::json> read_summary(const std::filesystem::path& run_dir);
 // Its "status", or empty when it has none.

@@ -66,6 +66,35 @@ const char* to_string(SweepRunState s) {
 
 bool is_result(SweepRunState s) { return s == SweepRunState::Done || s == SweepRunState::Diverged; }
 
+RunProgress progress_of(const fs::path& dir) {
+  RunProgress p;
+  p.state = inspect_run(dir);
+  p.writer = run_writer(dir);
+  const auto rows = metrics_progress(dir);
+  if (!rows.empty()) {
+    p.step = rows.back().first;
+    p.seconds = rows.back().second;
+    const std::size_t from = rows.size() > 10 ? rows.size() - 10 : 0;
+    const double dt = rows.back().second - rows[from].second;
+    const int64_t ds = rows.back().first - rows[from].first;
+    if (dt > 0 && ds > 0) p.steps_per_second = static_cast<double>(ds) / dt;
+  }
+  try {
+    const json config = parse_json(read_file(dir / "config.json"), (dir / "config.json").string());
+    if (config.contains("train") && config["train"].is_object())
+      p.max_steps = config["train"].value("max_steps", int64_t{0});
+  } catch (const std::exception&) {
+    // no or no readable config: the progress shows steps only
+  }
+  return p;
+}
+
+std::string describe_state(const RunProgress& p) {
+  if (p.writer) return "running";
+  if (p.state.state == SweepRunState::Running) return "killed";
+  return to_string(p.state.state);
+}
+
 RunDirState inspect_run(const fs::path& dir) {
   std::error_code ec;
   const bool has_summary = fs::exists(dir / "summary.json", ec);

@@ -144,8 +144,9 @@ void Trainer::set_active(const std::vector<bool>& active) {
     else
       segments_.push_back({group, RunRange{static_cast<int>(s), 1}});
   }
-  // The captured step trains the runs that were active then: capture the new step afresh.
-  if (graph_state_ == GraphState::Captured) {
+  // The captured step trains the runs that were active then: capture the new step afresh, after
+  // eager warm-up steps of the new set (which size the scratch buffers its ops need).
+  if (graph_state_ != GraphState::Off) {
     graph_state_ = GraphState::Warmup;
     eager_steps_ = 0;
   }

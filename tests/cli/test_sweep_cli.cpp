@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -423,6 +424,64 @@ TEST_F(SweepCli, PackOfRunDirectoriesOfTwoShapesIsRefusedAndChangesNothing) {
   EXPECT_TRUE(contains(r.err, "model.width")) << r.err;
   EXPECT_FALSE(fs::exists(dir_ / "32" / "metrics.csv"));
   EXPECT_FALSE(fs::exists(dir_ / "32" / "summary.json"));
+}
+
+// ---------------------------------------------------------------------------------------------
+// watching a sweep: progress lines, the cost of what is left, skillrun status
+
+TEST_F(SweepCli, EachEndedRunPrintsTheSweepsProgress) {
+  const Result r = sweep(tiny_sweep(R"("seed": [1, 2])"));
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "progress: 1/2 runs finished, 1 to go; about")) << r.out;
+  EXPECT_TRUE(contains(r.out, "progress: 2/2 runs finished, 0 to go")) << r.out;
+}
+
+TEST_F(SweepCli, ListEstimatesWhatTheUnfinishedRunsCostFromTheFinishedOnes) {
+  const std::string s = tiny_sweep(R"("seed": [1, 2, 3])");
+  const Result none = sweep(s, {"--list"});
+  EXPECT_TRUE(contains(none.out, "cost: 3 unfinished runs, up to 300 steps; no finished run")) << none.out;
+  ASSERT_EQ(sweep(s, {"--index", "0"}).status, 0);
+  const Result some = sweep(s, {"--list"});
+  EXPECT_TRUE(contains(some.out, "cost: 2 unfinished runs, up to 200 steps; at ")) << some.out;
+  EXPECT_TRUE(contains(some.out, "ms per step (the 1 finished runs, cpu")) << some.out;
+}
+
+TEST_F(SweepCli, StatusShowsEveryRunOfASweepAndWhereTheBrokenOnesAre) {
+  const std::string s = tiny_sweep(R"("seed": [1, 2, 3])");
+  ASSERT_EQ(sweep(s, {"--index", "0"}).status, 0);
+  ASSERT_EQ(sweep(s, {"--index", "1"}).status, 0);
+  // Run 1 looks killed hard: its summary still says running and no process holds its lock.
+  const fs::path killed = out_ / "seed=2";
+  nlohmann::json summary = nlohmann::json::parse(slurp(killed / "summary.json"));
+  summary["status"] = "running";
+  std::ofstream(killed / "summary.json") << summary.dump();
+  const Result r = skillrun({"status", out_.string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "3 runs: 1 done, 1 killed, 1 pending")) << r.out;
+  EXPECT_TRUE(contains(r.out, "killed: " + killed.string())) << r.out;
+  for (const std::string& line : {std::string("status"), std::string("done"), std::string("pending")})
+    EXPECT_TRUE(contains(r.out, line));
+  std::istringstream lines(r.out);
+  for (std::string line; std::getline(lines, line) && line.rfind("3 runs", 0) != 0;)
+    EXPECT_LE(line.size(), 100u) << line;
+  const auto json = nlohmann::json::parse(skillrun({"status", out_.string(), "--format", "json"}).out);
+  ASSERT_EQ(json.size(), 3u);
+  EXPECT_EQ(json[1]["status"], "killed");
+  EXPECT_EQ(json[2]["status"], "pending");
+  EXPECT_EQ(skillrun({"status", (dir_ / "nothing").string()}).status, 2);
+}
+
+TEST_F(SweepCli, StatusNamesTheProcessWritingALiveRun) {
+  const std::string s = tiny_sweep(R"("seed": [1])", R"({"train": {"max_steps": 100000, "stop_when_learned": false}})");
+  const fs::path summary = out_ / "seed=1" / "summary.json";
+  const std::string start = shell_quote(SKILLRUN_BIN) + " sweep " + shell_quote(s) + " --out " +
+                            shell_quote(out_.string());
+  const Result r = sh("(" + start + " & pid=$!; i=0; while [ ! -f " + shell_quote(summary.string()) +
+                      " ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; " + shell_quote(SKILLRUN_BIN) +
+                      " status " + shell_quote(out_.string()) + "; kill -TERM $pid; wait $pid)");
+  EXPECT_TRUE(contains(r.out, "1 run: 1 running")) << r.out;
+  EXPECT_TRUE(contains(r.out, "started by pid")) << r.out;
+  EXPECT_TRUE(contains(r.out, "skillrun sweep")) << r.out;
 }
 
 }  // namespace
