@@ -50,7 +50,74 @@ struct SweepOptions {
   bool retry_failed = false;
   std::vector<std::string> overrides;  // --set, applied to the base config
   std::string on_interrupt;            // shell command run before exiting 3
+  std::string base;                    // --base CONFIG: a sweep from the command line (no file)
+  std::vector<std::string> axes;       // --axis KEY=V1,V2,... with --base
 };
+
+// The sweep file of `--base CONFIG --axis KEY=V1,V2 ...`, written into the output directory so
+// that the same sweep can be run again, resumed or listed from it.
+constexpr const char* kMultirunFile = "multirun.json";
+
+// "a,b,{\"x\":1,\"y\":2},[3,4]" -> the four values, split at the commas outside brackets and quotes;
+// each parsed as JSON when it parses (numbers, booleans, objects), else kept as a string.
+std::vector<nlohmann::ordered_json> axis_values(const std::string& key, const std::string& text) {
+  std::vector<std::string> parts{""};
+  int depth = 0;
+  bool quoted = false;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (quoted) {
+      if (c == '\\' && i + 1 < text.size()) {  // an escaped character, kept as written
+        parts.back() += c;
+        parts.back() += text[++i];
+        continue;
+      }
+      if (c == '"') quoted = false;
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == '{' || c == '[') {
+      ++depth;
+    } else if (c == '}' || c == ']') {
+      --depth;
+    } else if (c == ',' && depth == 0) {
+      parts.emplace_back();
+      continue;
+    }
+    parts.back() += c;
+  }
+  std::vector<nlohmann::ordered_json> values;
+  for (const std::string& part : parts) {
+    if (part.empty()) throw UsageError(fmt::format("--axis {}: an empty value in \"{}\"", key, text));
+    nlohmann::json holder;
+    apply_override(holder, "v=" + part);  // --set's rule: JSON when it parses, else a string
+    values.push_back(nlohmann::ordered_json::parse(holder["v"].dump()));
+  }
+  return values;
+}
+
+// The sweep spec of --base/--axis, as a sweep file would hold it, self-contained: the base is
+// the config with --set applied, so `skillrun sweep OUT/multirun.json` needs nothing else.
+nlohmann::ordered_json multirun_spec(const SweepOptions& options) {
+  std::error_code ec;
+  const fs::path base = fs::absolute(options.base, ec);
+  if (!fs::is_regular_file(base, ec)) throw UsageError(fmt::format("--base {}: no such file", options.base));
+  nlohmann::ordered_json config = read_ordered_json_file(base.string());
+  for (const std::string& assignment : options.overrides) {
+    nlohmann::json plain = nlohmann::json::parse(config.dump());
+    apply_override(plain, assignment);
+    config = nlohmann::ordered_json::parse(plain.dump());
+  }
+  nlohmann::ordered_json axes = nlohmann::ordered_json::object();
+  for (const std::string& axis : options.axes) {
+    const auto eq = axis.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw UsageError(fmt::format("--axis \"{}\": expected KEY=V1,V2,... such as model.width=250,450", axis));
+    const std::string key = axis.substr(0, eq);
+    if (axes.contains(key)) throw UsageError(fmt::format("--axis {} is given twice", key));
+    axes[key] = axis_values(key, axis.substr(eq + 1));
+  }
+  return {{"name", base.stem().string() + "-multirun"}, {"base", config}, {"axes", axes}};
+}
 
 // Bytes of a failed run's output kept in failed.json.
 constexpr std::size_t kOutputTailBytes = 4000;
@@ -546,7 +613,38 @@ class SweepCommand {
 };
 
 int cmd_sweep(const SweepOptions& options) {
-  SweepCommand command(options, load_sweep(options.sweep_path, options.overrides));
+  if (options.base.empty()) {
+    if (options.sweep_path.empty()) throw UsageError("sweep needs a SWEEP file, or --base CONFIG with --axis KEY=V1,V2");
+    if (!options.axes.empty()) throw UsageError("--axis goes with --base CONFIG, not with a sweep file");
+    SweepCommand command(options, load_sweep(options.sweep_path, options.overrides));
+    return options.list ? command.list() : command.run();
+  }
+  if (!options.sweep_path.empty()) throw UsageError("give a SWEEP file or --base CONFIG, not both");
+  if (options.axes.empty()) throw UsageError("--base CONFIG needs at least one --axis KEY=V1,V2,...");
+  const nlohmann::ordered_json spec = multirun_spec(options);
+  Sweep sweep = expand_sweep(spec, fs::path(options.base).parent_path(), spec["name"].get<std::string>());
+  const fs::path out = options.out_dir.empty() ? fs::path("runs") / sweep.name : fs::path(options.out_dir);
+  const fs::path file = out / kMultirunFile;
+  // The same command again finds its file and resumes; other axes in the same place are refused.
+  std::error_code ec;
+  if (fs::exists(file, ec)) {
+    const nlohmann::ordered_json before = read_ordered_json_file(file.string());
+    if (before != spec)
+      throw UsageError(fmt::format("{} holds a sweep of other axes or another base ({}); choose another --out, or "
+                                   "run that one with: skillrun sweep {}",
+                                   out.string(), file.string(), file.string()));
+  }
+  sweep.file = file;
+  if (!options.list) {
+    fs::create_directories(out, ec);
+    if (ec) throw RuntimeError(fmt::format("cannot create {}: {}", out.string(), ec.message()));
+    write_file_atomic(file, spec.dump(2) + "\n");
+    say("wrote {}: run it again, resume it or list it with: skillrun sweep {} --out {}", file.string(),
+        file.string(), out.string());
+  }
+  SweepOptions with_out = options;
+  with_out.out_dir = out.string();
+  SweepCommand command(with_out, std::move(sweep));
   return options.list ? command.list() : command.run();
 }
 
@@ -556,7 +654,12 @@ CLI::App* add_sweep_command(CLI::App& app, std::function<int()>& action) {
   auto options = std::make_shared<SweepOptions>();
   CLI::App* cmd =
       app.add_subcommand("sweep", "run a sweep file's grid of runs: skips finished runs, resumes unfinished ones");
-  cmd->add_option("sweep", options->sweep_path, "sweep file (JSON): base config, axes, zip groups")->required();
+  cmd->add_option("sweep", options->sweep_path, "sweep file (JSON): base config, axes, zip groups");
+  cmd->add_option("--base", options->base, "a sweep without a file: this config as the base (with --axis)");
+  cmd->add_option("--axis", options->axes,
+                  "with --base: KEY=V1,V2,... one axis (repeatable), expanded as a sweep file's axes; the sweep file "
+                  "is written to OUT/multirun.json")
+      ->allow_extra_args(false);
   cmd->add_option("--out", options->out_dir, "output directory (default runs/<sweep name>)");
   cmd->add_option("--jobs", options->jobs, "processes at once (runs, or packs): N, or gpu (one per visible GPU)")
       ->capture_default_str();

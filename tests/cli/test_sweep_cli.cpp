@@ -484,4 +484,57 @@ TEST_F(SweepCli, StatusNamesTheProcessWritingALiveRun) {
   EXPECT_TRUE(contains(r.out, "skillrun sweep")) << r.out;
 }
 
+// ---------------------------------------------------------------------------------------------
+// multirun from the command line: --base CONFIG --axis KEY=V1,V2
+
+TEST_F(SweepCli, BaseAndAxesExpandAsTheSweepFileWouldAndWriteIt) {
+  const std::string file = tiny_sweep(R"("model.width": [32, 64], "optimizer": [{"type": "adam", "lr": 0.01},
+                                          {"type": "sgd", "lr": 0.5}])");
+  ASSERT_EQ(sweep(file, {"--list", "--format", "json"}).status, 0);
+  const auto from_file = nlohmann::json::parse(sweep(file, {"--list", "--format", "json"}).out);
+  const fs::path out = dir_ / "multi";
+  const Result r = skillrun({"sweep", "--base", kTiny, "--axis", "model.width=32,64", "--axis",
+                             R"(optimizer={"type":"adam","lr":0.01},{"type":"sgd","lr":0.5})", "--set",
+                             "train.max_steps=100", "--out", out.string()});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_TRUE(contains(r.out, "wrote " + (out / "multirun.json").string())) << r.out;
+  EXPECT_TRUE(contains(r.out, "4 runs: 4 done")) << r.out;
+  std::vector<std::string> names;
+  for (const auto& run : from_file) {
+    names.push_back(run["name"]);
+    EXPECT_TRUE(fs::exists(out / run["name"].get<std::string>() / "summary.json")) << run["name"];
+  }
+  // The same runs with the same configs: the written file runs nothing again.
+  const Result again = skillrun({"sweep", (out / "multirun.json").string(), "--out", out.string()});
+  ASSERT_EQ(again.status, 0) << again.out << again.err;
+  EXPECT_TRUE(contains(again.out, "skipped 4 finished runs")) << again.out;
+  // And the same command again resumes (here: finds everything done).
+  const Result same = skillrun({"sweep", "--base", kTiny, "--axis", "model.width=32,64", "--axis",
+                                R"(optimizer={"type":"adam","lr":0.01},{"type":"sgd","lr":0.5})", "--set",
+                                "train.max_steps=100", "--out", out.string()});
+  EXPECT_TRUE(contains(same.out, "skipped 4 finished runs")) << same.out;
+}
+
+TEST_F(SweepCli, OtherAxesIntoTheSameOutputAreRefused) {
+  const fs::path out = dir_ / "multi";
+  ASSERT_EQ(skillrun({"sweep", "--base", kTiny, "--axis", "seed=1", "--set", "train.max_steps=20", "--out",
+                      out.string()})
+                .status,
+            0);
+  const Result other = skillrun({"sweep", "--base", kTiny, "--axis", "seed=1,2", "--out", out.string()});
+  EXPECT_EQ(other.status, 2);
+  EXPECT_TRUE(contains(other.err, "holds a sweep of other axes")) << other.err;
+}
+
+TEST_F(SweepCli, MultirunUsageErrorsExitTwo) {
+  const std::string file = tiny_sweep(R"("seed": [1])");
+  EXPECT_EQ(skillrun({"sweep", "--base", kTiny, "--axis", "seed"}).status, 2);
+  EXPECT_EQ(skillrun({"sweep", "--base", kTiny}).status, 2);
+  EXPECT_EQ(skillrun({"sweep", file, "--base", kTiny, "--axis", "seed=1"}).status, 2);
+  EXPECT_EQ(skillrun({"sweep", file, "--axis", "seed=1"}).status, 2);
+  EXPECT_EQ(skillrun({"sweep"}).status, 2);
+  EXPECT_EQ(skillrun({"sweep", "--base", kTiny, "--axis", "seed=1,,2"}).status, 2);
+  EXPECT_EQ(skillrun({"sweep", "--base", kTiny, "--axis", "model.widht=32", "--list"}).status, 2);
+}
+
 }  // namespace
