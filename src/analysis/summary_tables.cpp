@@ -53,16 +53,30 @@ std::string metric_label(const LrSelection& s) {
   return s.metric == LrSelection::Metric::FinalLoss ? "final loss (bits)" : fmt::format("T({:g})", s.p);
 }
 
+// Group key columns, each named by the last part of its key ("optimizer.lr" -> "lr") unless two
+// keys end alike; the title names the keys in full.
+std::vector<std::string> key_headers(const std::vector<std::string>& keys) {
+  std::vector<std::string> out;
+  for (const std::string& k : keys) out.push_back(k.substr(k.rfind('.') + 1));
+  for (std::size_t i = 0; i < out.size(); ++i)
+    if (std::count(out.begin(), out.end(), out[i]) > 1) out[i] = keys[i];
+  return out;
+}
+
+std::string groups_title(const AnalysisResult& r, const std::string& what) {
+  const std::string title = fmt::format("Runs by group ({}): {}", fmt::join(r.options.group_keys, ", "), what);
+  return display_width(title) <= 100 ? title : fmt::format("Runs by group: {}", what);
+}
+
 Table groups_table(const AnalysisResult& r) {
   Table t;
   const double p_max = r.options.p_grid.back();
-  t.title = "Runs by group (mean ± std over seeds; steps, bits)";
-  t.header = r.options.group_keys;
+  t.title = groups_title(r, "learning times (steps, mean ± std over seeds)");
+  t.header = key_headers(r.options.group_keys);
   for (const char* h : {"runs", "status", "T_first"}) t.header.emplace_back(h);
   t.header.push_back(fmt::format("T({})", p_label(p_max)));
   t.header.push_back(fmt::format("SAL({})", p_label(p_max)));
-  for (const char* h : {"learned", "final loss", "slope log T_k/log p_k", "alpha_S", "alpha/(alpha+1)"})
-    t.header.emplace_back(h);
+  t.header.emplace_back("learned");
   for (const Group& g : r.groups) {
     std::vector<std::string> row;
     for (const auto& v : g.key_values) row.push_back(display_value(v));
@@ -73,8 +87,25 @@ Table groups_table(const AnalysisResult& r) {
     row.push_back(format_stat(s.coverage.back(), 0));
     row.push_back(format_stat(s.sal.back(), 3));
     row.push_back(format_percent(s.fraction_learned));
+    t.rows.push_back(std::move(row));
+  }
+  t.note = "SAL(p) = (T(p) − T_first)/T(p); learned: subtasks with T_k defined.";
+  return t;
+}
+
+Table fits_table(const AnalysisResult& r) {
+  Table t;
+  t.title = groups_title(r, "loss and fits");
+  t.header = key_headers(r.options.group_keys);
+  for (const char* h : {"final loss", "slope T_k~p_k", "alpha_S", "alpha/(alpha+1)"}) t.header.emplace_back(h);
+  std::size_t fewest_tasks = 0;
+  for (const Group& g : r.groups) {
+    std::vector<std::string> row;
+    for (const auto& v : g.key_values) row.push_back(display_value(v));
+    const RunSet& s = g.set;
     row.push_back(format_stat(s.final_mean_loss, 4));
     const RunAnalysis& only = r.runs[s.runs.front()];
+    if (fewest_tasks == 0 || only.p_k.size() < fewest_tasks) fewest_tasks = only.p_k.size();
     if (s.runs.size() == 1) {
       row.push_back(only.frequency_slope ? format_fit(only.frequency_slope->slope, only.frequency_slope->slope_stderr, 2) : "—");
       row.push_back(only.step_scaling ? format_fit(only.step_scaling->alpha_s, only.step_scaling->alpha_s_stderr, 2) : "—");
@@ -85,9 +116,13 @@ Table groups_table(const AnalysisResult& r) {
     row.push_back(s.predicted_alpha_s ? format_number(*s.predicted_alpha_s, 2) : "—");
     t.rows.push_back(std::move(row));
   }
-  t.note = "SAL(p) = (T(p) − T_first)/T(p); learned: subtasks with T_k defined. Slope of log T_k on log p_k: −1 "
-           "sequential (quantization model), 0 parallel. alpha_S: mean_loss ≈ L∞ + C·t^(−alpha_S); alpha = "
+  t.note = "Final loss in bits. Slope of log T_k on log p_k: −1 sequential (quantization model), 0 parallel. "
+           "alpha_S: mean_loss ≈ L∞ + C·t^(−alpha_S), beside the prediction alpha/(alpha+1), alpha = "
            "zipf_exponent − 1. For one run, ± is the fit's standard error.";
+  if (fewest_tasks > 0 && fewest_tasks < 20)
+    t.note += fmt::format(" Caveat: with {} subtasks the mean loss falls in {} drops, not along the smooth power law "
+                          "the prediction assumes (many subtasks); compare alpha_S with it only roughly.",
+                          fewest_tasks, fewest_tasks);
   return t;
 }
 
@@ -138,24 +173,60 @@ Table acquisition_table(const AnalysisResult& r) {
   return t;
 }
 
-Table coverage_table(const AnalysisResult& r) {
+// The rows of the p grid worth showing: with one n_tasks for every run, p values that ask for
+// the same ⌈p·n_tasks⌉ subtasks give the same row, so only the largest of them is kept.
+std::vector<std::size_t> distinct_p_rows(const AnalysisResult& r) {
+  std::set<std::size_t> n_tasks;
+  for (const RunAnalysis& a : r.runs) n_tasks.insert(a.p_k.size());
+  const auto needed = [&](std::size_t j) {
+    return static_cast<long long>(std::ceil(r.options.p_grid[j] * static_cast<double>(*n_tasks.begin()) - 1e-9));
+  };
+  std::vector<std::size_t> rows;
+  for (std::size_t j = 0; j < r.options.p_grid.size(); ++j)
+    if (n_tasks.size() != 1 || j + 1 == r.options.p_grid.size() || needed(j) != needed(j + 1)) rows.push_back(j);
+  return rows;
+}
+
+// T(p) (time) or SAL(p) (!time) per optimizer at its best lr.
+Table coverage_table(const AnalysisResult& r, bool time) {
   Table t;
-  t.title = "p-coverage time T(p, tau) and SAL(p, tau) at the best lr, averaged across widths and seeds (Fig. 3)";
+  t.title = time ? "p-coverage time T(p, tau) at the best lr, averaged across widths and seeds (Fig. 3, steps)"
+                 : "Skill acquisition lag SAL(p, tau) at the best lr, averaged across widths and seeds (Fig. 3)";
   t.header = {"p"};
-  for (const OptimizerView& o : r.optimizers) {
-    t.header.push_back("T(p) " + optimizer_column(o));
-    t.header.push_back("SAL(p) " + o.optimizer);
-  }
-  for (std::size_t j = 0; j < r.options.p_grid.size(); ++j) {
+  for (const OptimizerView& o : r.optimizers) t.header.push_back(optimizer_column(o));
+  std::set<std::size_t> n_tasks;
+  for (const RunAnalysis& a : r.runs) n_tasks.insert(a.p_k.size());
+  for (std::size_t j : distinct_p_rows(r)) {
     std::vector<std::string> row{p_label(r.options.p_grid[j])};
-    for (const OptimizerView& o : r.optimizers) {
-      row.push_back(format_stat(o.at_best_lr.coverage[j], 0));
-      row.push_back(format_stat(o.at_best_lr.sal[j], 3));
-    }
+    for (const OptimizerView& o : r.optimizers)
+      row.push_back(time ? format_stat(o.at_best_lr.coverage[j], 0) : format_stat(o.at_best_lr.sal[j], 3));
     t.rows.push_back(std::move(row));
   }
-  t.note = "T(p): first step with at least ⌈p·n_tasks⌉ subtasks learned. SAL 0: learned together; near 1: in sequence.";
+  t.note = time ? "T(p): first step with at least ⌈p·n_tasks⌉ subtasks learned."
+                : "SAL(p) = (T(p) − T_first)/T(p). 0: learned together; near 1: in sequence.";
+  if (n_tasks.size() == 1 && t.rows.size() < r.options.p_grid.size())
+    t.note += fmt::format(" With {} subtasks, p values asking for the same number of subtasks share one row (the "
+                          "largest p shown).",
+                          *n_tasks.begin());
   return t;
+}
+
+// `text` broken at spaces into lines of at most `width` display columns.
+std::string wrapped(const std::string& text, std::size_t width) {
+  std::string out, line;
+  std::size_t start = 0;
+  while (start < text.size()) {
+    std::size_t end = text.find(' ', start);
+    if (end == std::string::npos) end = text.size();
+    const std::string word = text.substr(start, end - start);
+    if (!line.empty() && display_width(line) + 1 + display_width(word) > width) {
+      out += line + "\n";
+      line.clear();
+    }
+    line += (line.empty() ? "" : " ") + word;
+    start = end + 1;
+  }
+  return out + line;
 }
 
 }  // namespace
@@ -187,12 +258,12 @@ std::string render_text(const Table& t) {
     while (!out.empty() && out.back() == ' ') out.pop_back();
     return out + "\n";
   };
-  std::string out = t.title + "\n" + line(t.header);
+  std::string out = wrapped(t.title, 100) + "\n" + line(t.header);
   std::size_t total = 0;
   for (std::size_t w : width) total += w;
   out += std::string(total + 2 * (width.size() - 1), '-') + "\n";
   for (const auto& row : t.rows) out += line(row);
-  if (!t.note.empty()) out += t.note + "\n";
+  if (!t.note.empty()) out += wrapped(t.note, 100) + "\n";
   return out;
 }
 
@@ -212,7 +283,8 @@ std::string render_markdown(const Table& t) {
 }
 
 std::vector<Table> summary_tables(const AnalysisResult& r) {
-  return {groups_table(r), best_lr_table(r), acquisition_table(r), coverage_table(r)};
+  return {groups_table(r), fits_table(r), best_lr_table(r), acquisition_table(r), coverage_table(r, true),
+          coverage_table(r, false)};
 }
 
 std::string summary_headline(const AnalysisResult& r) {
