@@ -11,7 +11,7 @@
 #include <fmt/format.h>
 
 #include "backend/cuda/cuda_backend.h"
-#include "backend/cuda/cuda_factory.h"
+#include "backend/cuda_module.h"
 #include "core/error.h"
 
 #ifndef SKILLRUN_CUDA_MIN_CC
@@ -71,11 +71,14 @@ DeviceScan scan_devices() noexcept {
 
 }  // namespace
 
-int cuda_device_count() noexcept { return static_cast<int>(scan_devices().usable.size()); }
+// The module's side of backend/cuda_module.h.
+namespace module {
 
-std::string cuda_unavailable_reason() { return scan_devices().problem; }
+int device_count() noexcept { return static_cast<int>(scan_devices().usable.size()); }
 
-std::size_t cuda_device_memory_bytes() noexcept {
+std::string unavailable_reason() { return scan_devices().problem; }
+
+std::size_t device_memory_bytes() noexcept {
   const DeviceScan scan = scan_devices();
   if (scan.usable.empty()) return 0;
   cudaDeviceProp prop{};
@@ -86,7 +89,7 @@ std::size_t cuda_device_memory_bytes() noexcept {
   return prop.totalGlobalMem;
 }
 
-std::unique_ptr<Backend> make_cuda_backend(int device, Precision precision) {
+std::unique_ptr<Backend> make_backend(int device, Precision precision) {
   const DeviceScan scan = scan_devices();
   if (device < 0 || device >= static_cast<int>(scan.usable.size())) {
     throw RuntimeError(scan.usable.empty()
@@ -96,7 +99,7 @@ std::unique_ptr<Backend> make_cuda_backend(int device, Precision precision) {
   return std::make_unique<CudaBackend>(scan.usable[static_cast<std::size_t>(device)], precision);
 }
 
-std::vector<std::string> describe_cuda_devices() {
+std::vector<std::string> describe_devices() {
   std::vector<std::string> lines;
   int count = 0;
   const cudaError_t err = cudaGetDeviceCount(&count);
@@ -122,4 +125,13 @@ std::vector<std::string> describe_cuda_devices() {
   return lines;
 }
 
+}  // namespace module
+
 }  // namespace skillrun
+
+extern "C" __attribute__((visibility("default"))) const skillrun::CudaModuleApi* skillrun_cuda_module() {
+  static const skillrun::CudaModuleApi api{skillrun::kCudaModuleVersion,      skillrun::module::device_count,
+                                           skillrun::module::unavailable_reason, skillrun::module::device_memory_bytes,
+                                           skillrun::module::make_backend,       skillrun::module::describe_devices};
+  return &api;
+}

@@ -1,6 +1,8 @@
 // The CUDA backend as seen from outside src/backend/cuda/: plain C++ declarations only, so the
 // registry and the CLI can create and describe it without including a CUDA header. Defined
-// only in builds with CUDA (SKILLRUN_HAVE_CUDA); callers guard their use with that macro.
+// only in builds with CUDA (SKILLRUN_HAVE_CUDA; callers guard their use with that macro), by
+// backend/cuda_loader.cpp, which opens the module holding the backend (backend/cuda_module.h)
+// on the first call: until then no CUDA library is loaded.
 #pragma once
 #include <cstddef>
 #include <memory>
