@@ -2,11 +2,14 @@
 """Figures for a `skillrun analyze --out DIR` directory: the paper's Fig. 2, 3, 4 and 5.
 
 Reads DIR/analysis.json and the run directories it names (their metrics.csv), and writes
-PNG and SVG files. For sparse_parity runs:
-  fig2_subtask_losses  per-subtask loss curves, one panel per optimizer at its best lr
+PNG (150 dpi) and vector SVG and PDF files. For sparse_parity runs:
+  fig2_subtask_losses  per-subtask loss curves, one panel per optimizer at its best lr, on
+                       shared step and loss axes (the optimizers compared at one scale)
+  fig2_overlay         the same curves on one axis: colour = subtask, line style = optimizer
   fig3_coverage_sal    p-coverage time T(p, tau) and SAL(p, tau) against p, per optimizer
-  fig4_width_grid      width x optimizer grid of per-subtask loss curves
-Subtask k has the same colour in every figure. For icl_linreg runs (analysis.json "icl"):
+  fig4_width_grid      width x optimizer grid of per-subtask loss curves (only with two or
+                       more widths: with one it would repeat fig2)
+Subtask i has the same colour in every figure ("subtask i": task.k is the parity's bit count). For icl_linreg runs (analysis.json "icl"):
   fig5                 optimizer x sigma_w grid of relative loss against step, one curve per
                        sigma_x (colour on a log scale of kappa_x), each at its best lr
 Needs python3 and matplotlib only.
@@ -26,7 +29,10 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
 from matplotlib import cm, colors  # noqa: E402
 
-FORMATS = ("png", "svg")
+FORMATS = ("png", "svg", "pdf")
+LINE_STYLES = ("-", "--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 1)))
+plt.rcParams.update({"font.size": 9, "axes.titlesize": 9, "axes.labelsize": 9, "legend.fontsize": 8,
+                     "xtick.labelsize": 8, "ytick.labelsize": 8, "svg.fonttype": "none", "pdf.fonttype": 42})
 LOSS_FLOOR_BITS = 1e-5  # losses are plotted on a log axis; clip exact zeros
 
 
@@ -85,8 +91,12 @@ def pick_run(analysis, optimizer, width=None):
     return sorted(candidates, key=lambda r: (config_value(r, "seed") or 0, r["dir"]))[0]
 
 
-def draw_losses(ax, run):
-    """Per-subtask loss curves of one run, the tau line and its T_k marks."""
+def subtask_label(k, p_k):
+    return f"subtask {k} (p = {p_k[k]:.3f})" if k < len(p_k) else f"subtask {k}"
+
+
+def draw_losses(ax, run, style="-", marks=True, label_subtasks=True):
+    """Per-subtask loss curves of one run, the tau line and (marks) its T_k marks."""
     try:
         steps, losses = read_metrics(run["dir"])
     except OSError as e:
@@ -94,25 +104,38 @@ def draw_losses(ax, run):
         return
     n_tasks = len(losses)
     for k, curve in enumerate(losses):
-        ax.plot(steps, curve, color=subtask_colour(k, n_tasks), lw=1.2, label=f"k={k} (p={run['p_k'][k]:.3f})")
+        ax.plot(steps, curve, color=subtask_colour(k, n_tasks), lw=1.2, ls=style,
+                label=subtask_label(k, run["p_k"]) if label_subtasks else None)
     ax.axhline(run["tau_bits"], color="0.4", ls="--", lw=0.8)
-    for k, t in enumerate(run["T_k"]):
-        if t is not None:
-            ax.axvline(t, color=subtask_colour(k, n_tasks), ls=":", lw=0.6)
+    if marks:
+        for k, t in enumerate(run["T_k"]):
+            if t is not None:
+                ax.axvline(t, color=subtask_colour(k, n_tasks), ls=":", lw=0.6)
     ax.set_yscale("log")
-    if run["status"] not in ("converged",):
+    ax.grid(True, which="major", color="0.92", lw=0.5)
+    if marks and run["status"] not in ("converged",):
         ax.text(0.98, 0.98, run["status"], ha="right", va="top", transform=ax.transAxes, fontsize=8, color="C3")
 
 
-def subtask_legend(fig, axes, n_tasks, p_k):
-    """A legend for a few subtasks, a colour bar for many."""
-    if n_tasks <= 10:
-        handles, labels = axes[-1].get_legend_handles_labels()
-        axes[-1].legend(handles, labels, fontsize=7, loc="lower left")
+def subtask_legend(fig, axes, n_tasks, p_k, extra=()):
+    """Outside the panels (right): one entry per subtask for a few, a colour bar for many;
+    `extra` (handle, label) pairs follow (line styles, the tau line)."""
+    if n_tasks <= 12:
+        handles = [plt.Line2D([], [], color=subtask_colour(k, n_tasks), lw=1.5) for k in range(n_tasks)]
+        labels = [subtask_label(k, p_k) for k in range(n_tasks)]
     else:
         norm = colors.Normalize(vmin=0, vmax=n_tasks - 1)
         sm = cm.ScalarMappable(norm=norm, cmap=colors.ListedColormap([subtask_colour(k, n_tasks) for k in range(n_tasks)]))
-        fig.colorbar(sm, ax=axes, label="subtask k (p_k decreasing)", fraction=0.02)
+        fig.colorbar(sm, ax=axes, label="subtask (p decreasing)", fraction=0.02)
+        handles, labels = [], []
+    handles += [h for h, _ in extra]
+    labels += [label for _, label in extra]
+    if handles:
+        fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+
+
+def tau_handle():
+    return (plt.Line2D([], [], color="0.4", ls="--", lw=0.8), "tau")
 
 
 def save(fig, out_dir, name):
@@ -126,8 +149,10 @@ def save(fig, out_dir, name):
 
 
 def fig2(analysis, out_dir):
+    """One panel per optimizer, on shared step and loss axes: the comparison the figure is for."""
     opts = analysis["optimizers"]
-    fig, axes = plt.subplots(1, len(opts), figsize=(4.2 * len(opts), 3.6), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(opts), figsize=(3.0 * len(opts), 2.8), sharex=True, sharey=True, squeeze=False,
+                             layout="constrained")
     axes = axes[0]
     n_tasks, p_k = 0, []
     for ax, opt in zip(axes, opts):
@@ -136,10 +161,30 @@ def fig2(analysis, out_dir):
         draw_losses(ax, run)
         n_tasks, p_k = max(n_tasks, len(run["T_k"])), run["p_k"]
         ax.set_xlabel("step")
-    axes[0].set_ylabel("per-subtask eval loss (bits)")
-    subtask_legend(fig, list(axes), n_tasks, p_k)
-    fig.suptitle("Per-subtask loss curves (dashed: tau; dotted: T_k)")
+    axes[0].set_ylabel("eval loss per subtask (bits)")
+    subtask_legend(fig, list(axes), n_tasks, p_k,
+                   [tau_handle(), (plt.Line2D([], [], color="0.4", ls=":", lw=0.8), "T_i: loss <= tau")])
+    fig.suptitle("Per-subtask loss curves at each optimizer's best lr")
     return save(fig, out_dir, "fig2_subtask_losses")
+
+
+def fig2_overlay(analysis, out_dir):
+    """The optimizers on one axis: colour = subtask, line style = optimizer."""
+    opts = analysis["optimizers"]
+    fig, ax = plt.subplots(figsize=(5.0, 3.2), layout="constrained")
+    n_tasks, p_k, styles = 0, [], []
+    for i, opt in enumerate(opts):
+        run = pick_run(analysis, opt)
+        style = LINE_STYLES[i % len(LINE_STYLES)]
+        draw_losses(ax, run, style=style, marks=False, label_subtasks=False)
+        n_tasks, p_k = max(n_tasks, len(run["T_k"])), run["p_k"]
+        styles.append((plt.Line2D([], [], color="0.2", ls=style, lw=1.2),
+                       f"{opt['optimizer']} (lr {lr_label(opt['lr'])})"))
+    ax.set_xlabel("step")
+    ax.set_ylabel("eval loss per subtask (bits)")
+    subtask_legend(fig, [ax], n_tasks, p_k, styles + [tau_handle()])
+    ax.set_title("Per-subtask loss curves, optimizers overlaid (best lr each)")
+    return save(fig, out_dir, "fig2_overlay")
 
 
 def nan_if_none(v):
@@ -148,7 +193,7 @@ def nan_if_none(v):
 
 def fig3(analysis, out_dir):
     p = analysis["p"]
-    fig, (ax_t, ax_s) = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, (ax_t, ax_s) = plt.subplots(1, 2, figsize=(7.5, 3.0), layout="constrained")
     for i, opt in enumerate(analysis["optimizers"]):
         label = f"{opt['optimizer']} (lr {lr_label(opt['lr'])})"
         t_mean = [nan_if_none(s["mean"]) for s in opt["coverage"]]
@@ -167,7 +212,10 @@ def fig3(analysis, out_dir):
     ax_s.set_ylabel("SAL(p, tau) = (T(p) - T_first) / T(p)")
     ax_s.set_ylim(-0.02, 1.0)
     ax_s.set_title("skill acquisition lag (0: parallel)")
-    ax_t.legend(fontsize=8)
+    for ax in (ax_t, ax_s):
+        ax.grid(True, which="major", color="0.92", lw=0.5)
+    handles, labels = ax_t.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     fig.suptitle("Best lr per optimizer, averaged across widths and seeds (missing points: not reached)")
     return save(fig, out_dir, "fig3_coverage_sal")
 
@@ -186,10 +234,11 @@ def label_grid_panel(ax, r, c, n_rows, title, ylabel):
 def fig4(analysis, out_dir):
     opts = analysis["optimizers"]
     widths = sorted({w for o in opts for w in o["widths"] if w is not None})
-    if not widths:
-        widths = [None]
-    fig, axes = plt.subplots(len(widths), len(opts), figsize=(3.6 * len(opts), 2.8 * len(widths)),
-                             sharex=True, sharey=True, squeeze=False)
+    if len(widths) < 2:
+        print("plot.py: fig4_width_grid skipped: the runs have one width, which fig2 shows", file=sys.stderr)
+        return []
+    fig, axes = plt.subplots(len(widths), len(opts), figsize=(2.8 * len(opts), 2.2 * len(widths)),
+                             sharex=True, sharey=True, squeeze=False, layout="constrained")
     n_tasks, p_k = 0, []
     for r, width in enumerate(widths):
         for c, opt in enumerate(opts):
@@ -202,8 +251,8 @@ def fig4(analysis, out_dir):
                 continue
             draw_losses(ax, run)
             n_tasks, p_k = max(n_tasks, len(run["T_k"])), run["p_k"]
-    subtask_legend(fig, [ax for row in axes for ax in row], n_tasks, p_k)
-    fig.suptitle("Per-subtask loss curves by width and optimizer")
+    subtask_legend(fig, [ax for row in axes for ax in row], n_tasks, p_k, [tau_handle()])
+    fig.suptitle("Per-subtask loss curves by width (rows) and optimizer (columns), best lr each")
     return save(fig, out_dir, "fig4_width_grid")
 
 
@@ -315,7 +364,8 @@ def main(argv):
     os.makedirs(out_dir, exist_ok=True)
     written = []
     if analysis.get("optimizers"):
-        written += fig2(analysis, out_dir) + fig3(analysis, out_dir) + fig4(analysis, out_dir)
+        written += fig2(analysis, out_dir) + fig2_overlay(analysis, out_dir) + fig3(analysis, out_dir)
+        written += fig4(analysis, out_dir)
     if icl.get("groups"):
         written += fig5(icl, out_dir)
     for path in written:

@@ -48,12 +48,12 @@ class AnalyzeCli : public skillrun_test::CliTest {
   // A 3-subtask run whose eval rows (every 100 steps up to `last`) put subtask k at 0.01 bits
   // from step T[k] on and at 1 bit before; T[k] < 0 means never learned.
   void write_run(const std::string& name, const std::string& optimizer, double lr, const std::vector<int>& T,
-                 const std::string& status, int last, bool truncate = false) {
+                 const std::string& status, int last, bool truncate = false, int width = 64) {
     const fs::path d = dir_ / "runs" / name;
     fs::create_directories(d);
     nlohmann::json config = {{"seed", 0},
                              {"optimizer", {{"type", optimizer}, {"lr", lr}}},
-                             {"model", {{"width", 64}}},
+                             {"model", {{"width", width}}},
                              {"task", {{"n_tasks", 3}, {"zipf_exponent", 1.4}}},
                              {"eval", {{"tau_bits", 0.1}}}};
     std::ofstream(d / "config.json") << config.dump(2);
@@ -302,19 +302,33 @@ TEST_F(AnalyzeCli, RealRunMatchesItsOwnSummary) {
   EXPECT_EQ(j["runs"][0]["status"], "converged");
 }
 
-TEST_F(AnalyzeCli, PlotWritesEveryFigureAsNonEmptyPngAndSvg) {
+TEST_F(AnalyzeCli, PlotWritesEveryFigureAsNonEmptyPngSvgAndPdf) {
   if (python_with_matplotlib().empty()) GTEST_SKIP() << "no python3 with matplotlib (scripts/setup.sh installs it)";
   write_sweep();
   const fs::path out = dir_ / "analysis";
   const Result r = skillrun({"analyze", (dir_ / "runs").string(), "--out", out.string(), "--plot"});
   ASSERT_EQ(r.status, 0) << r.err;
-  for (const char* fig : {"fig2_subtask_losses", "fig3_coverage_sal", "fig4_width_grid"})
-    for (const char* ext : {".png", ".svg"}) {
+  for (const char* fig : {"fig2_subtask_losses", "fig2_overlay", "fig3_coverage_sal"})
+    for (const char* ext : {".png", ".svg", ".pdf"}) {
       const fs::path f = out / (std::string(fig) + ext);
       ASSERT_TRUE(fs::exists(f)) << f;
       EXPECT_GT(fs::file_size(f), 1000u) << f;
     }
   EXPECT_EQ(slurp(out / "fig3_coverage_sal.png").substr(1, 3), "PNG");
+  EXPECT_EQ(slurp(out / "fig2_overlay.pdf").substr(0, 5), "%PDF-");
+  // One width: the width grid would repeat fig2, so it is left out, saying so.
+  EXPECT_FALSE(fs::exists(out / "fig4_width_grid.png"));
+  EXPECT_TRUE(contains(r.err + r.out, "fig4_width_grid skipped: the runs have one width")) << r.err;
+}
+
+TEST_F(AnalyzeCli, PlotDrawsTheWidthGridForTwoWidths) {
+  if (python_with_matplotlib().empty()) GTEST_SKIP() << "no python3 with matplotlib (scripts/setup.sh installs it)";
+  write_run("muon-w64", "muon", 0.01, {200, 300, 400}, "converged", 400);
+  write_run("muon-w128", "muon", 0.01, {100, 200, 300}, "converged", 300, false, 128);
+  const fs::path out = dir_ / "analysis";
+  const Result r = skillrun({"analyze", (dir_ / "runs").string(), "--out", out.string(), "--plot"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  for (const char* ext : {".png", ".svg", ".pdf"}) EXPECT_TRUE(fs::exists(out / (std::string("fig4_width_grid") + ext)));
 }
 
 TEST_F(AnalyzeCli, PlotDrawsFig5ForIclRuns) {
@@ -342,7 +356,8 @@ TEST_F(AnalyzeCli, PlotScriptWritesToItsOutDirectory) {
                       shell_quote((dir_ / "figs").string()));
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_GT(fs::file_size(dir_ / "figs" / "fig2_subtask_losses.svg"), 1000u);
-  EXPECT_TRUE(contains(r.out, "fig4_width_grid.png"));
+  EXPECT_TRUE(contains(r.out, "fig2_overlay.pdf")) << r.out;
+  EXPECT_FALSE(fs::exists(dir_ / "analysis" / "fig2_subtask_losses.svg"));  // only where --out says
 }
 
 }  // namespace
