@@ -378,14 +378,15 @@ void CudaBackend::relu_backward(float* dH, const float* H, std::size_t n) {
   cuda::launch_relu_backward(dH, 0, H, 0, n, 1, stream_);
 }
 
-// The run axis: one launch for every run (blockIdx.y or .z), each run computed as alone.
-// More runs than a grid dimension holds go in groups.
+// The run axis: one launch for every run (blockIdx.y or .z), each run computed as alone; one
+// run goes through the one-run op itself. More runs than a grid dimension holds go in groups.
 namespace {
 constexpr int kMaxRunsPerLaunch = 65535;
 }
 
 void CudaBackend::bias_activation_runs(float* H, std::size_t stride_h, const float* bias, std::size_t stride_bias,
                                        int rows, int cols, bool relu, int runs) {
+  if (runs == 1) return bias_activation(H, bias, rows, cols, relu);
   for (int first = 0; first < runs; first += kMaxRunsPerLaunch)
     cuda::launch_bias_activation(H + first * stride_h, stride_h, bias + first * stride_bias, stride_bias, rows, cols,
                                  relu, std::min(kMaxRunsPerLaunch, runs - first), stream_);
@@ -393,6 +394,7 @@ void CudaBackend::bias_activation_runs(float* H, std::size_t stride_h, const flo
 
 void CudaBackend::relu_backward_runs(float* dH, std::size_t stride_dh, const float* H, std::size_t stride_h,
                                      std::size_t n, int runs) {
+  if (runs == 1) return relu_backward(dH, H, n);
   for (int first = 0; first < runs; first += kMaxRunsPerLaunch)
     cuda::launch_relu_backward(dH + first * stride_dh, stride_dh, H + first * stride_h, stride_h, n,
                                std::min(kMaxRunsPerLaunch, runs - first), stream_);
@@ -401,6 +403,7 @@ void CudaBackend::relu_backward_runs(float* dH, std::size_t stride_dh, const flo
 void CudaBackend::column_sums_runs(const float* A, std::size_t stride_a, int rows, int cols, float* out,
                                    std::size_t stride_out, int runs) {
   if (runs <= 0) return;
+  if (runs == 1) return column_sums(A, rows, cols, out);
   // Each run has its own chunk sums; the scratch buffer grows before a capture (warm-up steps).
   const std::size_t per_run = cuda::column_sums_workspace(rows, cols);
   const int group = per_run == 0 ? kMaxRunsPerLaunch
@@ -416,6 +419,7 @@ void CudaBackend::column_sums_runs(const float* A, std::size_t stride_a, int row
 void CudaBackend::cross_entropy_runs(const float* logits, std::size_t stride_logits, const int32_t* labels, int rows,
                                      int classes, float* loss, float* correct, std::size_t stride_rows, float* dlogits,
                                      std::size_t stride_dlogits, float grad_scale, int runs) {
+  if (runs == 1) return cross_entropy(logits, labels, rows, classes, loss, correct, dlogits, grad_scale);
   for (int first = 0; first < runs; first += kMaxRunsPerLaunch)
     cuda::launch_cross_entropy(logits + first * stride_logits, stride_logits, labels, rows, classes,
                                loss + first * stride_rows, correct + first * stride_rows, stride_rows,
@@ -486,11 +490,14 @@ void CudaBackend::momentum_accumulate(float* m, const float* g, float* out, std:
 }
 
 // ---- optimizer updates over the runs of a pack ----------------------------------------------
-// One launch for every entry of the run table (its device copy); without a device copy, or with
-// more entries than a grid dimension holds, the default: one one-run call per entry.
+// One launch for every entry of the run table (its device copy). One entry (a run alone, or the
+// only run of its group), no device copy, or more entries than a grid dimension holds: the
+// default, one one-run call per entry, so a run alone takes exactly the one-run kernels.
 
 namespace {
-bool one_launch(const RunTable& runs) { return runs.device != nullptr && runs.host.size() <= 65535; }
+bool one_launch(const RunTable& runs) {
+  return runs.device != nullptr && runs.host.size() > 1 && runs.host.size() <= 65535;
+}
 }  // namespace
 
 void CudaBackend::sgd_update_runs(float* w, const float* g, std::size_t param_stride, float* m,
