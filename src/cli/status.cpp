@@ -19,6 +19,7 @@
 #include "config/experiment.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/strings.h"
 #include "io/run_dir.h"
 #include "sweep/run_status.h"
 
@@ -76,13 +77,6 @@ std::string time_left(const RunProgress& p) {
   return "<" + duration(static_cast<double>(p.max_steps - p.step) / *p.steps_per_second);
 }
 
-// Keeps `text` within `width` columns, cutting the middle (run names differ anywhere).
-std::string fit(const std::string& text, std::size_t width) {
-  if (text.size() <= width || width < 5) return text;
-  const std::size_t head = (width - 3) / 2, tail = width - 3 - head;
-  return text.substr(0, head) + "..." + text.substr(text.size() - tail);
-}
-
 int cmd_status(const StatusOptions& options) {
   std::vector<fs::path> dirs, shown;  // shown: relative to the path given, where under it
   for (const std::string& path : options.paths) {
@@ -126,7 +120,7 @@ int cmd_status(const StatusOptions& options) {
     const std::string steps = p.max_steps > 0 ? fmt::format("{}/{}", p.step, p.max_steps) : std::to_string(p.step);
     const std::string pace = p.steps_per_second ? fmt::format("{:.1f}", *p.steps_per_second) : "";
     std::printf("%-11s  %15s  %8s  %7s  %s\n", state.c_str(), steps.c_str(), pace.c_str(), time_left(p).c_str(),
-                fit(shown[i].string(), kNameWidth).c_str());
+                fit_middle(shown[i].string(), kNameWidth).c_str());
   }
   std::string totals;
   for (const auto& [state, n] : counts) totals += fmt::format("{}{} {}", totals.empty() ? "" : ", ", n, state);

@@ -580,6 +580,10 @@ class SweepCommand {
     std::map<std::string, int> counts;
     std::size_t name_width = 4;
     for (const SweepRun* run : selected_) name_width = std::max(name_width, run->name.size());
+    // 100 columns: index 5, pack 4, status 11 and a detail of about 24 leave the rest to names
+    // (`--format json` has them whole).
+    const std::size_t fixed = 5 + 2 + (plan_.packed ? 6 : 0) + 11 + 2 + 2 + 24;
+    name_width = std::min(name_width, std::max<std::size_t>(20, 100 - fixed));
     const std::string pack_header = plan_.packed ? fmt::format("{:>4}  ", "pack") : "";
     say("{:>5}  {}{:<11}  {:<{}}  {}", "index", pack_header, "status", "name", name_width, "detail");
     for (const SweepRun* run : selected_) {
@@ -588,7 +592,7 @@ class SweepCommand {
       if (const auto diff = config_difference(dir(*run), run->config, "in the sweep")) detail = "CONFIG DIFFERS: " + *diff;
       const std::string pack = plan_.packed ? fmt::format("{:>4}  ", pack_of_.at(run->index)) : "";
       const std::string row = fmt::format("{:>5}  {}{:<11}  {:<{}}  {}", run->index, pack, to_string(s.state),
-                                          run->name, name_width, detail);
+                                          fit_middle(run->name, name_width), name_width, detail);
       say("{}", row.substr(0, row.find_last_not_of(' ') + 1));
       ++counts[to_string(s.state)];
     }

@@ -24,6 +24,14 @@ inline std::vector<std::string> split(std::string_view text, char sep) {
   }
 }
 
+// `text` within `width` bytes, its middle replaced by "..." when longer (names of runs differ
+// anywhere, so both ends stay): for columns of terminal tables.
+inline std::string fit_middle(const std::string& text, std::size_t width) {
+  if (text.size() <= width || width < 5) return text;
+  const std::size_t head = (width - 3) / 2, tail = width - 3 - head;
+  return text.substr(0, head) + "..." + text.substr(text.size() - tail);
+}
+
 // The whole of `s` as a number, else empty: "12" -> 12, "12x", "" and out-of-range -> empty.
 inline std::optional<int64_t> parse_int(const std::string& s) {
   if (s.empty()) return std::nullopt;
