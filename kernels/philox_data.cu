@@ -1,7 +1,8 @@
 // Sparse-parity batch generation on the GPU.
-// Each thread expands one sample: its Philox blocks (stream, a, sample, block) give the task
-// (Zipf, integer thresholds) and the n_bits data bits; the label is the XOR over S_task.
-// The per-sample logic is parity_sample(), shared verbatim with the CPU backend.
+// Each sample's Philox blocks (stream, a, sample, block) give the task (Zipf, integer
+// thresholds) and the n_bits data bits; the label is the XOR over S_task. The per-sample logic
+// is parity_sample() / parity_words(), shared verbatim with the CPU backend (and checked equal
+// to each other there: tests/unit/test_sparse_parity.cpp).
 #include "common.cuh"
 #include "philox_data.cuh"
 
@@ -20,6 +21,41 @@ __global__ void sparse_parity_kernel(ParityDraw draw, ParityTables tables, int c
                            x + static_cast<size_t>(i) * row, labels + i);
 }
 
+// The coalesced form (for rows whose words fit in shared memory): a block draws kRowsPerBlock
+// samples (one thread each: parity_words, its task and label stored at once), then writes their
+// rows together, consecutive threads at consecutive addresses (parity_value per entry, 32-bit
+// index arithmetic: a block's rows hold fewer than 2^31 entries). The same bits as
+// sparse_parity_kernel, which writes a whole row per thread (uncoalesced stores).
+constexpr int kRowsPerBlock = 64;
+constexpr int kCoalescedThreads = 256;
+
+__global__ void sparse_parity_coalesced_kernel(ParityDraw draw, ParityTables tables, int count, float* x,
+                                               int32_t* labels, int32_t* tasks, const uint32_t* step_from,
+                                               int n_words) {
+  extern __shared__ uint32_t shared_words[];  // kRowsPerBlock x n_words, then kRowsPerBlock tasks
+  int32_t* row_task = reinterpret_cast<int32_t*>(shared_words + kRowsPerBlock * n_words);
+  if (step_from != nullptr) draw.step_or_task = *step_from;
+  const int first = blockIdx.x * kRowsPerBlock;
+  const int rows = min(kRowsPerBlock, count - first);
+  for (int r = threadIdx.x; r < rows; r += blockDim.x) {
+    int32_t label = 0;
+    const int32_t task = parity_words(draw, tables, draw.first_sample + static_cast<uint32_t>(first + r),
+                                      shared_words + r * n_words, &label);
+    row_task[r] = task;
+    tasks[first + r] = task;
+    labels[first + r] = label;
+  }
+  __syncthreads();
+  const int dim = draw.n_tasks + draw.n_bits;
+  const int total = rows * dim;
+  float* out = x + static_cast<std::size_t>(first) * static_cast<std::size_t>(dim);
+  for (int e = threadIdx.x; e < total; e += blockDim.x) {
+    const int r = e / dim;
+    const int c = e - r * dim;
+    out[e] = parity_value(c, draw.n_tasks, row_task[r], shared_words + r * n_words);
+  }
+}
+
 __global__ void increment_counter_kernel(uint32_t* counter) { *counter += 1u; }
 
 // launchers
@@ -32,6 +68,19 @@ void launch_increment_counter(uint32_t* counter, cudaStream_t stream) {
 void launch_sparse_parity(const ParityDraw& draw, const ParityTables& tables, int count, float* x, int32_t* labels,
                           int32_t* tasks, const uint32_t* step_from, cudaStream_t stream) {
   if (count <= 0) return;
+  // The coalesced kernel when a block's words fit the default 48 KiB of shared memory and a
+  // block's rows stay within 32-bit indices; else one row per thread.
+  const int n_words = static_cast<int>(parity_word_count(draw.n_bits));
+  const std::size_t shared = static_cast<std::size_t>(kRowsPerBlock) * (static_cast<std::size_t>(n_words) + 1) *
+                             sizeof(uint32_t);
+  const long long block_entries = static_cast<long long>(kRowsPerBlock) * (draw.n_tasks + draw.n_bits);
+  if (n_words > 0 && shared <= 48 * 1024 && block_entries < (1LL << 31)) {
+    const int blocks = (count + kRowsPerBlock - 1) / kRowsPerBlock;
+    sparse_parity_coalesced_kernel<<<blocks, kCoalescedThreads, shared, stream>>>(draw, tables, count, x, labels,
+                                                                                 tasks, step_from, n_words);
+    SKR_CUDA_CHECK_LAUNCH("sparse_parity_coalesced_kernel");
+    return;
+  }
   const int threads = 256;
   const int blocks = (count + threads - 1) / threads;
   sparse_parity_kernel<<<blocks, threads, 0, stream>>>(draw, tables, count, x, labels, tasks, step_from);

@@ -34,8 +34,9 @@ void add_common(CLI::App* cmd, skillrun::CommonOptions& o) {
 
 namespace {
 // Until a command installs its own (run and pack checkpoint on SIGINT/SIGTERM/SIGUSR1 and exit
-// 3), a stop signal ends the process with the shell's 128 + N, saying so: files skillrun
-// writes are written whole (atomically) or appended line by line, so nothing half-written stays.
+// 3), a stop signal ends the process as the signal would, saying so first: the parent (a shell
+// loop, a sweep) still sees a death by that signal. Files skillrun writes are written whole
+// (atomically) or appended line by line, so nothing half-written stays.
 extern "C" void on_early_stop_signal(int sig) {
   const char* text = sig == SIGINT    ? "skillrun: interrupted by SIGINT\n"
                      : sig == SIGTERM ? "skillrun: stopped by SIGTERM\n"
@@ -43,7 +44,8 @@ extern "C" void on_early_stop_signal(int sig) {
   std::size_t n = 0;
   while (text[n] != '\0') ++n;
   [[maybe_unused]] const ssize_t written = ::write(2, text, n);
-  ::_exit(128 + sig);
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
 }
 
 // The first argument that is not an option (nor --log-level's value): the subcommand's place.
@@ -62,7 +64,9 @@ std::string first_word(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   using namespace skillrun;
-  for (int sig : {SIGINT, SIGTERM, SIGUSR1}) std::signal(sig, on_early_stop_signal);
+  // Not where the signal is ignored (a background job of a shell keeps ignoring Ctrl-C).
+  for (int sig : {SIGINT, SIGTERM, SIGUSR1})
+    if (std::signal(sig, on_early_stop_signal) == SIG_IGN) std::signal(sig, SIG_IGN);
   CLI::App app{"skillrun: experiment runner for how optimizers shape skill-learning dynamics"};
   app.set_version_flag("--version", std::string(version()) + " (commit " + git_commit() + ")");
   app.require_subcommand(1);

@@ -64,8 +64,7 @@ std::vector<std::string> key_headers(const std::vector<std::string>& keys) {
 }
 
 std::string groups_title(const AnalysisResult& r, const std::string& what) {
-  const std::string title = fmt::format("Runs by group ({}): {}", fmt::join(r.options.group_keys, ", "), what);
-  return display_width(title) <= 100 ? title : fmt::format("Runs by group: {}", what);
+  return fmt::format("Runs by group ({}): {}", fmt::join(r.options.group_keys, ", "), what);
 }
 
 Table groups_table(const AnalysisResult& r) {

@@ -18,6 +18,7 @@
 #include "backend/cuda/cuda_factory.h"
 #include "backend/cuda_module.h"
 #include "core/error.h"
+#include "core/version.h"
 
 namespace skillrun {
 namespace {
@@ -48,17 +49,19 @@ std::vector<fs::path> candidates() {
 // start-up time for nothing. Containers with GPUs see the driver too (/dev/nvidiactl).
 bool nvidia_driver_present() {
   std::error_code ec;
-  return fs::exists("/dev/nvidiactl", ec) || fs::exists("/proc/driver/nvidia", ec);
+  return fs::exists("/dev/nvidiactl", ec) || fs::exists("/proc/driver/nvidia", ec) ||
+         fs::exists("/dev/dxg", ec);  // WSL2's GPU
 }
 
 Loaded open_module() {
   Loaded loaded;
   const char* forced = std::getenv("SKILLRUN_CUDA_MODULE");
   if ((forced == nullptr || *forced == '\0') && !nvidia_driver_present()) {
-    loaded.problem = "no NVIDIA driver on this machine: no /dev/nvidiactl or /proc/driver/nvidia";
+    loaded.problem = "no NVIDIA driver on this machine: no /dev/nvidiactl, /proc/driver/nvidia or /dev/dxg";
     return loaded;
   }
-  std::string tried;
+  // The first module that opens and belongs to this build wins; each failure is remembered.
+  std::string tried, problems;
   for (const fs::path& path : candidates()) {
     std::error_code ec;
     if (!fs::exists(path, ec)) {
@@ -68,19 +71,24 @@ Loaded open_module() {
     void* handle = ::dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
     if (handle == nullptr) {
       const char* err = ::dlerror();
-      loaded.problem = fmt::format("cannot load the CUDA module {}: {}", path.string(), err ? err : "dlopen failed");
-      return loaded;
+      problems += fmt::format("{}cannot load {}: {}", problems.empty() ? "" : "; ", path.string(),
+                              err ? err : "dlopen failed");
+      continue;
     }
     const auto entry = reinterpret_cast<CudaModuleEntry>(::dlsym(handle, kCudaModuleEntry));
     const CudaModuleApi* api = entry != nullptr ? entry() : nullptr;
-    if (api == nullptr || api->version != kCudaModuleVersion) {
-      loaded.problem = fmt::format("{} is not a CUDA module of this skillrun (rebuild it)", path.string());
-      return loaded;  // kept open: harmless, and closing code that may have run is not
+    if (api == nullptr || api->version != kCudaModuleVersion || std::string(api->commit) != git_commit()) {
+      // Kept open: harmless, and closing code that may have run is not.
+      problems += fmt::format("{}{} is not the CUDA module of this skillrun (commit {}; rebuild it)",
+                              problems.empty() ? "" : "; ", path.string(), git_commit());
+      continue;
     }
     loaded.api = api;
     return loaded;
   }
-  loaded.problem = fmt::format("the CUDA module {} was not found (looked in: {})", kModuleFile, tried);
+  loaded.problem = !problems.empty() ? problems
+                                     : fmt::format("the CUDA module {} was not found (looked in: {})", kModuleFile,
+                                                   tried);
   return loaded;
 }
 

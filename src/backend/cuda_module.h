@@ -12,11 +12,14 @@
 
 namespace skillrun {
 
-// Bumped whenever the table changes: a module of another version is refused.
-inline constexpr int kCudaModuleVersion = 1;
+// Bumped whenever the table changes: a module of another version is refused. A module built
+// from another commit than the executable is refused too (`commit`: its git_commit()), since
+// it implements this build's Backend.
+inline constexpr int kCudaModuleVersion = 2;
 
 struct CudaModuleApi {
   int version = kCudaModuleVersion;
+  const char* commit;
   int (*device_count)() noexcept;
   std::string (*unavailable_reason)();
   std::size_t (*device_memory_bytes)() noexcept;

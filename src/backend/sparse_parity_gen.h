@@ -71,4 +71,37 @@ SKR_HD int32_t parity_sample(const ParityDraw& d, const ParityTables& t, uint32_
   return task;
 }
 
+// The same sample in packed form, for a kernel that draws rows first and writes them later
+// (kernels/philox_data.cu): the bits of v 32 per word (bit b is bit b % 32 of words[b / 32];
+// parity_word_count(n_bits) words, the last one's bits past n_bits unused), the label and the
+// task. parity_value() then gives each entry of the row parity_sample() writes.
+SKR_HD uint32_t parity_word_count(int32_t n_bits) { return (static_cast<uint32_t>(n_bits) + 31u) / 32u; }
+
+SKR_HD int32_t parity_words(const ParityDraw& d, const ParityTables& t, uint32_t sample, uint32_t* words,
+                            int32_t* label) {
+  Philox4x32 block = philox_draw(d.seed, d.stream, d.step_or_task, sample, 0);
+  const int32_t task = d.fixed_task >= 0 ? d.fixed_task
+                                         : zipf_task(block.v[0], t.zipf_thresholds, d.n_tasks);
+  const uint32_t n_words = 1u + parity_word_count(d.n_bits);
+  for (uint32_t w = 1; w < n_words; ++w) {
+    if (w % 4u == 0) block = philox_draw(d.seed, d.stream, d.step_or_task, sample, w / 4u);
+    words[w - 1] = block.v[w % 4u];
+  }
+  uint32_t parity = 0;
+  for (int32_t j = 0; j < d.k; ++j) {
+    const auto b = static_cast<uint32_t>(t.subsets[task * d.k + j]);
+    parity ^= (words[b / 32u] >> (b % 32u)) & 1u;
+  }
+  *label = static_cast<int32_t>(parity);
+  return task;
+}
+
+// Entry `col` of the row (n_tasks one-hot entries, then the bits) of a sample given by
+// parity_words: what parity_sample writes at x_row[col].
+SKR_HD float parity_value(int32_t col, int32_t n_tasks, int32_t task, const uint32_t* words) {
+  if (col < n_tasks) return col == task ? 1.0f : 0.0f;
+  const auto b = static_cast<uint32_t>(col - n_tasks);
+  return static_cast<float>((words[b / 32u] >> (b % 32u)) & 1u);
+}
+
 }  // namespace skillrun

@@ -229,7 +229,8 @@ int cmd_pack(const PackOptions& options) {
   spdlog::info("backend: {}", backend->name());
   // Runs that together need more memory than this machine gives train as consecutive packs.
   const std::size_t budget = pack_memory_budget(*backend);
-  const std::size_t per_run = std::max<std::size_t>(1, estimated_memory_bytes(configs.front()));
+  std::size_t per_run = 1;
+  for (const ExperimentConfig& c : configs) per_run = std::max(per_run, estimated_memory_bytes(c));
   const std::size_t fits = std::max<std::size_t>(1, budget / per_run);
   if (fits < dirs.size())
     spdlog::warn("{} runs need about {:.2f} GiB together, more than the {:.2f} GiB this machine gives a pack: they "

@@ -70,9 +70,7 @@ std::string duration(double seconds) {
 
 // Time left at the run's pace to max_steps (an upper bound: a run may converge first).
 std::string time_left(const RunProgress& p) {
-  if (!p.writer && p.state.state != SweepRunState::Running && p.state.state != SweepRunState::Interrupted &&
-      p.state.state != SweepRunState::Incomplete)
-    return "";
+  if (!p.writer) return "";  // nothing is training it: no time left to count
   if (!p.steps_per_second || p.max_steps <= p.step) return "?";
   return "<" + duration(static_cast<double>(p.max_steps - p.step) / *p.steps_per_second);
 }

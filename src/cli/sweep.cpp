@@ -116,7 +116,8 @@ nlohmann::ordered_json multirun_spec(const SweepOptions& options) {
     if (axes.contains(key)) throw UsageError(fmt::format("--axis {} is given twice", key));
     axes[key] = axis_values(key, axis.substr(eq + 1));
   }
-  return {{"name", base.stem().string() + "-multirun"}, {"base", config}, {"axes", axes}};
+  // The name must be a safe directory name: the stem as a sweep run name writes a value.
+  return {{"name", format_sweep_value(base.stem().string()) + "-multirun"}, {"base", config}, {"axes", axes}};
 }
 
 // Bytes of a failed run's output kept in failed.json.
@@ -635,10 +636,14 @@ int cmd_sweep(const SweepOptions& options) {
     const nlohmann::ordered_json before = read_ordered_json_file(file.string());
     if (before != spec)
       throw UsageError(fmt::format("{} holds a sweep of other axes or another base ({}); choose another --out, or "
-                                   "run that one with: skillrun sweep {}",
-                                   out.string(), file.string(), file.string()));
+                                   "run that one with: skillrun sweep {} --out {}",
+                                   out.string(), file.string(), file.string(), out.string()));
   }
   sweep.file = file;
+  SweepOptions with_out = options;
+  with_out.out_dir = out.string();
+  with_out.sweep_path = file.string();  // what messages name
+  SweepCommand command(with_out, std::move(sweep));  // checks --index and --pack first
   if (!options.list) {
     fs::create_directories(out, ec);
     if (ec) throw RuntimeError(fmt::format("cannot create {}: {}", out.string(), ec.message()));
@@ -646,9 +651,6 @@ int cmd_sweep(const SweepOptions& options) {
     say("wrote {}: run it again, resume it or list it with: skillrun sweep {} --out {}", file.string(),
         file.string(), out.string());
   }
-  SweepOptions with_out = options;
-  with_out.out_dir = out.string();
-  SweepCommand command(with_out, std::move(sweep));
   return options.list ? command.list() : command.run();
 }
 

@@ -640,6 +640,11 @@ ExperimentConfig load_experiment(const std::string& path,
   } catch (const ConfigError& e) {
     // `--set optimizer.type=nmd` keeps the config's other optimizer keys (msign, lr, ...), which
     // may not fit the new type: say how to replace the whole block instead.
+    // Only when the key in error is one the config file had (no --set wrote it).
+    for (const auto& assignment : overrides) {
+      const std::string set_key = assignment.substr(0, assignment.find('='));
+      if (e.path() == set_key || e.path().starts_with(set_key + ".")) throw;
+    }
     for (const auto& assignment : overrides) {
       const std::string key = assignment.substr(0, assignment.find('='));
       if (!key.ends_with(".type")) continue;
@@ -649,8 +654,9 @@ ExperimentConfig load_experiment(const std::string& path,
       throw ConfigError(e.path(), std::string(e.what()).substr(e.path().size() + 2) +
                                       fmt::format(". --set {} changes only the type and keeps the rest of \"{}\" "
                                                   "from {}; replace the whole block instead: --set '{}={{\"type\": "
-                                                  "\"{}\", \"lr\": ...}}'",
-                                                  key, block, path, block, type));
+                                                  "\"{}\"{}}}'",
+                                                  key, block, path, block, type,
+                                                  block == "optimizer" ? ", \"lr\": ..." : ", ..."));
     }
     throw;
   }

@@ -3,6 +3,8 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -198,13 +200,39 @@ std::vector<std::pair<int64_t, double>> metrics_progress(const fs::path& run_dir
   return out;
 }
 
+namespace {
+// Whether /proc/locks lists an flock on the file with this device and inode ("FLOCK ... WRITE
+// PID MAJ:MIN:INODE ..."), or empty when /proc/locks cannot be read. Reading it takes no lock,
+// so a sweep or a resume that locks the run at the same moment is never turned away.
+std::optional<bool> flock_listed(const struct stat& st) {
+  std::FILE* f = std::fopen("/proc/locks", "r");
+  if (f == nullptr) return std::nullopt;
+  const std::string id = fmt::format("{:02x}:{:02x}:{}", major(st.st_dev), minor(st.st_dev), st.st_ino);
+  bool listed = false;
+  char line[512];
+  while (!listed && std::fgets(line, sizeof line, f) != nullptr) {
+    const std::string text(line);
+    if (text.find("FLOCK") == std::string::npos) continue;
+    for (const std::string& field : split(text, ' '))
+      if (field == id) listed = true;
+  }
+  std::fclose(f);
+  return listed;
+}
+}  // namespace
+
 std::optional<std::string> run_writer(const fs::path& dir) {
   const fs::path file = dir / kRunLockFile;
-  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return std::nullopt;
-  const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
-  ::close(fd);  // drops our shared lock, if we got it
-  if (!held) return std::nullopt;
+  struct stat st{};
+  if (::stat(file.c_str(), &st) != 0) return std::nullopt;
+  std::optional<bool> held = flock_listed(st);
+  if (!held) {  // no /proc/locks: probe with a shared lock, dropped at once
+    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return std::nullopt;
+    held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    ::close(fd);
+  }
+  if (!*held) return std::nullopt;
   const std::string note = lock_holder_note(file);
   return note.empty() ? std::string("a skillrun process") : note;
 }

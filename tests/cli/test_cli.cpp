@@ -183,3 +183,13 @@ TEST_F(Cli, DefaultRunDirectoryNamesWhatSetChanged) {
   ASSERT_EQ(names.size(), 1u);
   EXPECT_EQ(names[0].rfind("ci-tiny,optimizer.lr=0.001,optimizer.type=adam,train.max_steps=5-", 0), 0u) << names[0];
 }
+
+// A --set that itself wrote the key in error gets no hint about replacing the block.
+TEST_F(Cli, TypeHintOnlyForKeysTheConfigFileHad) {
+  const Result r = skillrun({"validate", std::string(SKILLRUN_SOURCE_DIR) + "/configs/ci/tiny.json", "--set",
+                             "optimizer.type=adam", "--set", "optimizer.lrr=1"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("optimizer.lrr"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("replace the whole block"), std::string::npos) << r.err;
+}
+

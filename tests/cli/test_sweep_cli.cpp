@@ -526,6 +526,23 @@ TEST_F(SweepCli, OtherAxesIntoTheSameOutputAreRefused) {
   EXPECT_TRUE(contains(other.err, "holds a sweep of other axes")) << other.err;
 }
 
+// A base whose file name is no safe directory name still names a sweep; a bad --index writes
+// no multirun.json (nothing ran).
+TEST_F(SweepCli, MultirunOfAnOddlyNamedBaseAndABadIndexWriteNothingWrong) {
+  const fs::path odd = dir_ / "my tiny.json";
+  fs::copy_file(kTiny, odd);
+  const fs::path out = dir_ / "odd";
+  const Result bad = skillrun({"sweep", "--base", odd.string(), "--axis", "seed=1,2", "--index", "5", "--out",
+                               out.string()});
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_TRUE(contains(bad.err, (out / "multirun.json").string())) << bad.err;  // named in the message
+  EXPECT_FALSE(fs::exists(out / "multirun.json"));
+  const Result good = skillrun({"sweep", "--base", odd.string(), "--axis", "seed=1", "--set", "train.max_steps=20",
+                                "--out", out.string()});
+  ASSERT_EQ(good.status, 0) << good.err;
+  EXPECT_TRUE(contains(good.out, "sweep my_tiny-multirun:")) << good.out;
+}
+
 TEST_F(SweepCli, MultirunUsageErrorsExitTwo) {
   const std::string file = tiny_sweep(R"("seed": [1])");
   EXPECT_EQ(skillrun({"sweep", "--base", kTiny, "--axis", "seed"}).status, 2);

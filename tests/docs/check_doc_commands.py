@@ -58,14 +58,13 @@ def dry_run(words, binary, fixture, fake_bin):
     args = words[1:]
     command = args[0] if args else ""
     if command == "run":
+        # run's own options go; anything else (a typo included) goes on to validate, which
+        # refuses what it does not know.
         kept, i = [], 1
         while i < len(args):
-            if args[i] in ("--set", "--device") and i + 1 < len(args):
-                kept += args[i:i + 2]
+            if args[i] in ("--out", "--log-level"):
                 i += 2
-            elif args[i] in ("--out", "--log-level"):
-                i += 2
-            elif args[i].startswith("--"):
+            elif args[i] in ("--no-progress", "--resume"):
                 i += 1
             else:
                 kept.append(args[i])
@@ -77,7 +76,8 @@ def dry_run(words, binary, fixture, fake_bin):
         return [binary] + args + ["--list", "--format", "count"], {}
     if command in ("analyze", "status"):
         positional = [i for i, a in enumerate(args) if i > 0 and not a.startswith("-")
-                      and not (i > 0 and args[i - 1] in ("--out", "--tau", "--p", "--group-by", "--select-lr", "--format"))]
+                      and not (i > 0 and args[i - 1] in ("--out", "--tau", "--p", "--group-by", "--select-lr", "--format",
+                                                         "--log-level"))]
         replaced = list(args)
         for i in positional:
             replaced[i] = fixture
@@ -122,11 +122,16 @@ def main(argv):
             argv_, extra = dry_run(words, binary, fixture, fake_bin)
             if os.path.exists(sbatch_log):
                 os.remove(sbatch_log)
-            result = subprocess.run(argv_, cwd=scratch, env=dict(env, **extra), capture_output=True, text=True,
-                                    timeout=300)
             ran += 1
             problem = None
-            if result.returncode != 0:
+            try:
+                result = subprocess.run(argv_, cwd=scratch, env=dict(env, **extra), capture_output=True, text=True,
+                                        timeout=300)
+            except subprocess.TimeoutExpired:
+                result, problem = None, "did not finish within 300 s"
+            if problem:
+                pass
+            elif result.returncode != 0:
                 problem = f"exit {result.returncode}: {(result.stderr or result.stdout).strip()[-600:]}"
             elif words[0] == "scripts/slurm/submit.sh":
                 recorded = open(sbatch_log).read() if os.path.exists(sbatch_log) else ""

@@ -158,3 +158,43 @@ TEST(SparseParity, BitsFollowTheDocumentedPhiloxLayout) {
 }
 }  // namespace
 }  // namespace skillrun
+
+namespace skillrun {
+namespace {
+// The packed form the coalesced CUDA kernel uses (parity_words, parity_value) gives exactly the
+// row, label and task of parity_sample, for tails of every length (n_bits % 32), fixed and
+// drawn tasks, and subsets reaching the last bit.
+TEST(SparseParity, PackedWordsGiveTheRowsOfParitySample) {
+  for (const int n_bits : {1, 31, 32, 33, 64, 95, 100, 129, 250}) {
+    const int n_tasks = 5, k = 3;
+    std::vector<int32_t> subsets;
+    for (int t = 0; t < n_tasks; ++t)
+      for (int j = 0; j < k; ++j) subsets.push_back((t * 7 + j * 13 + (j == k - 1 ? n_bits - 1 : 0)) % n_bits);
+    const std::vector<uint32_t> thresholds = {1u << 31, 3u << 30, 7u << 29, 15u << 28};
+    const ParityTables tables{subsets.data(), thresholds.data()};
+    for (const int32_t fixed : {-1, 3}) {
+      ParityDraw d;
+      d.seed = 2026;
+      d.stream = fixed < 0 ? RngStream::TrainBatch : RngStream::EvalSet;
+      d.step_or_task = fixed < 0 ? 411u : 3u;
+      d.fixed_task = fixed;
+      d.n_tasks = n_tasks;
+      d.n_bits = n_bits;
+      d.k = k;
+      for (uint32_t sample = 0; sample < 50; ++sample) {
+        std::vector<float> row(static_cast<std::size_t>(n_tasks + n_bits));
+        int32_t label = -1, packed_label = -1;
+        const int32_t task = parity_sample(d, tables, sample, row.data(), &label);
+        std::vector<uint32_t> words(parity_word_count(n_bits));
+        const int32_t packed_task = parity_words(d, tables, sample, words.data(), &packed_label);
+        ASSERT_EQ(packed_task, task) << n_bits << " bits, sample " << sample;
+        ASSERT_EQ(packed_label, label) << n_bits << " bits, sample " << sample;
+        for (int col = 0; col < n_tasks + n_bits; ++col)
+          ASSERT_EQ(parity_value(col, n_tasks, packed_task, words.data()), row[static_cast<std::size_t>(col)])
+              << n_bits << " bits, sample " << sample << ", column " << col;
+      }
+    }
+  }
+}
+}  // namespace
+}  // namespace skillrun

@@ -13,6 +13,7 @@
 #include "backend/cuda/cuda_backend.h"
 #include "backend/cuda_module.h"
 #include "core/error.h"
+#include "core/version.h"
 
 #ifndef SKILLRUN_CUDA_MIN_CC
 #define SKILLRUN_CUDA_MIN_CC 0
@@ -130,7 +131,8 @@ std::vector<std::string> describe_devices() {
 }  // namespace skillrun
 
 extern "C" __attribute__((visibility("default"))) const skillrun::CudaModuleApi* skillrun_cuda_module() {
-  static const skillrun::CudaModuleApi api{skillrun::kCudaModuleVersion,      skillrun::module::device_count,
+  static const skillrun::CudaModuleApi api{skillrun::kCudaModuleVersion,      skillrun::git_commit(),
+                                           skillrun::module::device_count,
                                            skillrun::module::unavailable_reason, skillrun::module::device_memory_bytes,
                                            skillrun::module::make_backend,       skillrun::module::describe_devices};
   return &api;
