@@ -32,6 +32,10 @@
 #     grid4        200  not in the default list (STAGES='devices grid4'): the whole Fig. 4 grid,
 #                       configs/sweeps/paper_fig4.json, 135 runs, as a packed sweep (--pack auto);
 #                       target <= 3 minutes of wall time
+#     ncu          150  not in the default list (STAGES='devices ncu'): per-kernel times (ncu
+#                       --clock-control none) of one eager fig2 Muon step and of one eager step of
+#                       a fig4 width-250 pack of 4 (issue 15's profile), to ncu-fig2-muon.txt and
+#                       ncu-fig4-pack4.txt in OUT
 #
 # Files written to OUT (7, at most 8): session.log (every command and its output), summary.txt
 # (also printed last), bench-gpu_vs_pytorch.md, tables.md (T_k tables), analysis.tar.gz,
@@ -83,6 +87,17 @@ stage_body() {
       done
       run_logged timeout --foreground 12 "$BIN" bench configs/paper/fig2_muon.json --device cuda --pack 3 \
         --steps 20 --warmup 3 || rc=1
+      return $rc ;;
+    ncu)
+      local tool rc=0
+      tool=$(command -v ncu || echo /usr/local/cuda/bin/ncu)
+      # bench's timed steps are eager: one warm-up step, one timed step, every kernel listed.
+      run_logged timeout --foreground 70 "$tool" --clock-control none --print-summary per-kernel \
+        --metrics gpu__time_duration.sum "$BIN" bench configs/paper/fig2_muon.json --device cuda --steps 1 \
+        --warmup 1 > "$OUT/ncu-fig2-muon.txt" 2>&1 || rc=1
+      run_logged timeout --foreground 70 "$tool" --clock-control none --print-summary per-kernel \
+        --metrics gpu__time_duration.sum "$BIN" bench configs/paper/fig4_muon_w250.json --device cuda --pack 4 \
+        --steps 1 --warmup 1 > "$OUT/ncu-fig4-pack4.txt" 2>&1 || rc=1
       return $rc ;;
     grid4)
       local t0=$SECONDS
@@ -262,6 +277,7 @@ wanted fig4 && stage fig4 75
 wanted fig2 && stage fig2 85
 wanted analyze && stage analyze 20
 wanted grid4 && stage grid4 200
+wanted ncu && stage ncu 150
 
 # The T_k tables from whatever summary.json files exist, also after a stage ran out of budget.
 [[ -d $WORK/fig4 ]] && tk_table fig4 "$WORK/fig4" >> "$OUT/tables.md"
