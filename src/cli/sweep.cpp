@@ -343,6 +343,8 @@ class SweepCommand {
       else
         todo_.push_back(run);
     }
+    finished_before_ = static_cast<std::size_t>(finished);
+    failed_before_ = static_cast<std::size_t>(failed_kept);
     say("sweep {}: {} run{} in {}", sweep_.name, selected_.size(), selected_.size() == 1 ? "" : "s", out_.string());
     if (finished > 0) say("skipped {} finished run{} (done or diverged)", finished, finished == 1 ? "" : "s");
     if (failed_kept > 0)
@@ -511,6 +513,7 @@ class SweepCommand {
         failure.output_tail += fmt::format("\nskillrun sweep: the run exited 0 but summary.json says {}\n",
                                            to_string(state.state));
       write_failed_marker(d, failure);
+      ++failed_here_;
       say("[{}] FAILED   {}: {} (output: {})", run.index, run.name, inspect_run(d).detail, output.string());
     }
     locks_.erase(run.index);
@@ -560,13 +563,9 @@ class SweepCommand {
 
   // After each run (or pack) that ends: how far the sweep is, and a time left at this
   // invocation's pace (its wall time per finished run, with its processes at once).
+  // Counted as runs end (no run directory read again: a sweep of thousands stays cheap).
   void say_progress() {
-    std::size_t finished = 0, failed = 0;
-    for (const SweepRun* run : selected_) {
-      const SweepRunState s = inspect_run(dir(*run)).state;
-      finished += is_result(s);
-      failed += s == SweepRunState::Failed;
-    }
+    const std::size_t finished = finished_before_ + ended_here_, failed = failed_before_ + failed_here_;
     const std::size_t left = selected_.size() - finished - failed;
     std::string eta;
     if (ended_here_ > 0 && left > 0)
@@ -612,6 +611,8 @@ class SweepCommand {
   std::map<std::size_t, FileLock> locks_;  // held while each run's process lives
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::size_t ended_here_ = 0;  // runs this invocation saw end with a result
+  std::size_t failed_here_ = 0;  // ... and fail
+  std::size_t finished_before_ = 0, failed_before_ = 0;  // results and kept failures at the start
   PackPlan plan_;
   std::map<std::size_t, std::size_t> pack_of_;  // run index -> pack, when packed
   int interrupted_ = 0;
