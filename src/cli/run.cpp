@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cstdlib>
 #include <functional>
 #include <memory>
 #include <cstdio>
@@ -143,8 +144,14 @@ std::string overrides_label(const std::vector<std::string>& overrides, std::size
 }  // namespace
 
 namespace {
-// The memory this machine gives a pack on `backend`: 90% of the GPU's, 80% of physical memory.
+// The memory this machine gives a pack on `backend`: SKILLRUN_PACK_MEMORY_MB when set (a share
+// of a GPU others use too), else 90% of the GPU's, 80% of physical memory.
 std::size_t pack_memory_budget(const Backend& backend) {
+  if (const char* env = std::getenv("SKILLRUN_PACK_MEMORY_MB"); env != nullptr && *env != '\0') {
+    const auto mb = parse_int(env);
+    if (!mb || *mb < 1) throw UsageError(fmt::format("SKILLRUN_PACK_MEMORY_MB=\"{}\": expected a number of MiB >= 1", env));
+    return static_cast<std::size_t>(*mb) << 20;
+  }
   if (!backend.is_cpu() && cuda_memory_bytes() > 0) return cuda_memory_bytes() / 10 * 9;
   return static_cast<std::size_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)) /
          10 * 8;

@@ -332,6 +332,30 @@ TEST_F(SweepCli, PackedSweepWritesWhatTheRunsWriteOneProcessEach) {
   EXPECT_TRUE(fs::exists(manifest["packs"][0]["output"].get<std::string>()));
 }
 
+// A pack process whose runs do not fit the memory it may use trains them as consecutive packs,
+// saying so; each run still ends as it would alone.
+TEST_F(SweepCli, PackThatDoesNotFitTrainsAsConsecutivePacksWithALogLine) {
+  const std::string s = tiny_sweep(R"("optimizer": [{"type": "muon", "lr": 0.02}, {"type": "adam", "lr": 0.01}],
+                                       "seed": [1, 2])");
+  const fs::path alone = out_;
+  ASSERT_EQ(sweep(s, {"--pack", "off"}).status, 0);
+  out_ = dir_ / "split";
+  ::setenv("SKILLRUN_PACK_MEMORY_MB", "1", 1);  // below two tiny runs' estimate
+  const Result r = sweep(s, {"--pack", "4"});
+  ::unsetenv("SKILLRUN_PACK_MEMORY_MB");
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_TRUE(contains(slurp(out_ / "packs" / "pack-0.log"), "train as 4 packs of at most 1"))
+      << slurp(out_ / "packs" / "pack-0.log");
+  for (const auto& entry : fs::directory_iterator(alone)) {
+    if (!fs::exists(entry.path() / "metrics.csv")) continue;
+    EXPECT_EQ(rows(entry.path()), rows(out_ / entry.path().filename())) << entry.path().filename();
+  }
+  ::setenv("SKILLRUN_PACK_MEMORY_MB", "x", 1);
+  out_ = dir_ / "bad";
+  EXPECT_NE(sweep(s, {"--pack", "4"}).status, 0);
+  ::unsetenv("SKILLRUN_PACK_MEMORY_MB");
+}
+
 TEST_F(SweepCli, ListShowsThePacksAndCountCountsThemForSlurm) {
   const std::string s = tiny_sweep(kPackAxes);
   const Result count = sweep(s, {"--pack", "3", "--list", "--format", "count"});
