@@ -434,6 +434,20 @@ TEST_F(SweepCli, PackedSweepSurvivesSigtermAndKillNineAndResumesEveryRun) {
   }
 }
 
+// A run directory whose config cannot be read is recorded failed and left out; the others train.
+TEST_F(SweepCli, PackRecordsARunWithABadConfigFailedAndTrainsTheOthers) {
+  for (const char* d : {"good", "bad"}) fs::create_directories(dir_ / d);
+  nlohmann::json config = nlohmann::json::parse(slurp(kTiny));
+  config["train"]["max_steps"] = 30;
+  std::ofstream(dir_ / "good" / "config.json") << config.dump();
+  std::ofstream(dir_ / "bad" / "config.json") << R"({"task": {"type": "sparse_parity", "n_tasks": 3}, "optimzer": 1})";
+  const Result r = skillrun({"pack", (dir_ / "good").string(), (dir_ / "bad").string(), "--no-progress"});
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  EXPECT_EQ(status_of(dir_ / "good"), "max_steps");
+  EXPECT_EQ(status_of(dir_ / "bad"), "failed");
+  EXPECT_TRUE(contains(slurp(dir_ / "bad" / "summary.json"), "optimzer")) << slurp(dir_ / "bad" / "summary.json");
+}
+
 TEST_F(SweepCli, PackOfRunDirectoriesOfTwoShapesIsRefusedAndChangesNothing) {
   const std::string s = tiny_sweep(R"("model.width": [32, 64])");
   ASSERT_EQ(sweep(s, {"--list"}).status, 0);
