@@ -129,15 +129,6 @@ __global__ void nmd_momentum_runs_kernel(const float* g, std::size_t ps, float* 
                         partials + static_cast<std::size_t>(blockIdx.y) * gridDim.x);
 }
 
-// One block per entry: the partials of entry y, added in the order finalize_sum_kernel adds them.
-__global__ void finalize_sums_runs_kernel(const double* partials, unsigned int count, double* results) {
-  partials += static_cast<std::size_t>(blockIdx.x) * count;
-  double acc = 0.0;
-  for (unsigned int i = threadIdx.x; i < count; i += blockDim.x) acc += partials[i];
-  acc = block_sum(acc);
-  if (threadIdx.x == 0) results[blockIdx.x] = acc;
-}
-
 __global__ void nmd_step_runs_kernel(float* w, std::size_t ps, const float* m, std::size_t ss, std::size_t n,
                                      const RunUpdate* table, const double* norm_sq) {
   const RunUpdate u = table[blockIdx.y];
@@ -260,8 +251,7 @@ void launch_nmd_update_runs(float* w, const float* g, std::size_t ps, float* m, 
   const unsigned int y = static_cast<unsigned int>(entries);
   nmd_momentum_runs_kernel<<<dim3(blocks, y), kThreads, 0, stream>>>(g, ps, m, ss, n, table, workspace);
   SKR_CUDA_CHECK_LAUNCH("nmd_momentum_runs_kernel");
-  finalize_sums_runs_kernel<<<y, kThreads, 0, stream>>>(workspace, blocks, norm_sq);
-  SKR_CUDA_CHECK_LAUNCH("finalize_sums_runs_kernel");
+  launch_finalize_sum_runs(workspace, blocks, norm_sq, entries, stream);
   nmd_step_runs_kernel<<<dim3(grid_for(n), y), kThreads, 0, stream>>>(w, ps, m, ss, n, table, norm_sq);
   SKR_CUDA_CHECK_LAUNCH("nmd_step_runs_kernel");
 }

@@ -148,6 +148,13 @@ std::size_t column_sums_workspace(int rows, int cols) {
   return chunks > 1 ? static_cast<std::size_t>(chunks) * cols : 0;
 }
 
+void launch_finalize_sum_runs(const double* partials, unsigned int count, double* results, int runs,
+                              cudaStream_t stream) {
+  if (runs <= 0) return;
+  finalize_sum_runs_kernel<<<static_cast<unsigned int>(runs), kThreads, 0, stream>>>(partials, count, results);
+  SKR_CUDA_CHECK_LAUNCH("finalize_sum_runs_kernel");
+}
+
 void launch_sum_squares_runs(const float* x, std::size_t stride, std::size_t n, int runs, double* partials,
                              double* results, cudaStream_t stream) {
   if (runs <= 0) return;
@@ -155,8 +162,7 @@ void launch_sum_squares_runs(const float* x, std::size_t stride, std::size_t n, 
   sum_squares_runs_partial_kernel<<<dim3(blocks, static_cast<unsigned int>(runs)), kThreads, 0, stream>>>(x, stride, n,
                                                                                                        partials);
   SKR_CUDA_CHECK_LAUNCH("sum_squares_runs_partial_kernel");
-  finalize_sum_runs_kernel<<<static_cast<unsigned int>(runs), kThreads, 0, stream>>>(partials, blocks, results);
-  SKR_CUDA_CHECK_LAUNCH("finalize_sum_runs_kernel");
+  launch_finalize_sum_runs(partials, blocks, results, runs, stream);
 }
 
 void launch_column_sums(const float* A, int rows, int cols, float* out, double* workspace, cudaStream_t stream) {

@@ -21,6 +21,10 @@ void launch_finalize_sum(const double* partials, unsigned int count, double* res
 // with the bits launch_sum_squares gives it; partials: runs * reduce_blocks(n) doubles.
 void launch_sum_squares_runs(const float* x, std::size_t stride, std::size_t n, int runs, double* partials,
                              double* results, cudaStream_t stream);
+// results[r] = the sum of partials[r * count .. (r + 1) * count) for r < runs, each added in
+// launch_finalize_sum's order (one block per run).
+void launch_finalize_sum_runs(const double* partials, unsigned int count, double* results, int runs,
+                              cudaStream_t stream);
 // Blocks the first pass of a reduction over n elements uses (<= kMaxReduceBlocks).
 unsigned int reduce_blocks(std::size_t n);
 // out (cols) = sum over rows of A (rows x cols, ld = cols), accumulated in double.

@@ -66,32 +66,27 @@ void RunMonitor::checkpoint(int64_t step, const RunLoopHooks& hooks) {
   last_checkpoint_ = std::chrono::steady_clock::now();
 }
 
-bool RunMonitor::begin(int64_t step, bool eval_first, const RunLoopHooks& hooks) {
-  summary_.status = RunStatus::MaxSteps;
-  if (eval_first && !hooks.eval(step)) {
+bool RunMonitor::ended_by_eval(int64_t step, bool eval, const RunLoopHooks& hooks) {
+  if (eval && !hooks.eval(step)) {
     summary_.status = RunStatus::Diverged;
     summary_.message = hooks.diverged_message(step);
-    return false;
+    return true;
   }
   if (train_.stop_when_learned && hooks.learned()) {
     summary_.status = RunStatus::Converged;
-    return false;
+    return true;
   }
+  return false;
+}
+
+bool RunMonitor::begin(int64_t step, bool eval_first, const RunLoopHooks& hooks) {
+  summary_.status = RunStatus::MaxSteps;
+  if (ended_by_eval(step, eval_first, hooks)) return false;
   return step < train_.max_steps;
 }
 
 bool RunMonitor::after_step(int64_t step, const RunLoopHooks& hooks) {
-  if (eval_due(step)) {
-    if (!hooks.eval(step)) {
-      summary_.status = RunStatus::Diverged;
-      summary_.message = hooks.diverged_message(step);
-      return false;
-    }
-    if (train_.stop_when_learned && hooks.learned()) {
-      summary_.status = RunStatus::Converged;
-      return false;
-    }
-  }
+  if (eval_due(step) && ended_by_eval(step, true, hooks)) return false;
   if (hooks.checkpoint && step < train_.max_steps && checkpoint_due(step)) checkpoint(step, hooks);
   return step < train_.max_steps;
 }

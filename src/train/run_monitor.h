@@ -64,6 +64,9 @@ class RunMonitor {
   bool checkpoint_due(int64_t step) const;
   int64_t loop(int64_t& step, bool eval_first, const RunLoopHooks& hooks);  // drive's body
   void checkpoint(int64_t step, const RunLoopHooks& hooks);
+  // With `eval`, the eval at `step` (non-finite: diverged); then the stop rule (converged).
+  // True when either ended the run (status and message set).
+  bool ended_by_eval(int64_t step, bool eval, const RunLoopHooks& hooks);
 
   const TrainConfig& train_;
   const EvalConfig& eval_;

@@ -144,6 +144,10 @@ void Trainer::set_active(const std::vector<bool>& active) {
     else
       segments_.push_back({group, RunRange{static_cast<int>(s), 1}});
   }
+  drawn_groups_.clear();
+  for (const Segment& seg : segments_)
+    if (std::find(drawn_groups_.begin(), drawn_groups_.end(), seg.group) == drawn_groups_.end())
+      drawn_groups_.push_back(seg.group);
   // The captured step trains the runs that were active then: capture the new step afresh, after
   // eager warm-up steps of the new set (which size the scratch buffers its ops need).
   if (graph_state_ != GraphState::Off) {
@@ -203,11 +207,8 @@ void Trainer::eager_step(int64_t step, PhaseTimes* times) {
     times->*field += std::chrono::duration<double>(now - t0).count();
     t0 = now;
   };
-  std::vector<bool> drawn(groups_.size(), false);  // one batch per seed, shared by its runs
-  for (const Segment& seg : segments_) {
-    if (drawn[seg.group]) continue;
-    drawn[seg.group] = true;
-    SeedGroup& g = *groups_[seg.group];
+  for (const std::size_t group : drawn_groups_) {  // one batch per seed, shared by its runs
+    SeedGroup& g = *groups_[group];
     g.task->train_batch(step, batch, g.x.data(), g.labels.data(), g.tasks.data());
   }
   lap(&PhaseTimes::data);

@@ -119,6 +119,7 @@ class Trainer {
   Buffer<float> dlogits_;  // (runs, batch, 2)
   std::vector<bool> active_;  // by slot
   std::vector<Segment> segments_;
+  std::vector<std::size_t> drawn_groups_;  // the seeds of the segments, each once: their batches
   // Step graph state: eager steps until warm, then one capture (again whenever the active runs
   // change); off for good after a failure.
   enum class GraphState { Warmup, Captured, Off };
