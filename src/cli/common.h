@@ -1,5 +1,6 @@
 // Pieces shared by the subcommands: loading the config with --set and --device applied.
 #pragma once
+#include <cstddef>
 #include <string>
 
 #include "backend/backend.h"
@@ -12,5 +13,11 @@ namespace skillrun {
 ExperimentConfig load_config(const CommonOptions& options);
 // "auto" | "cpu" | "cuda" (already validated by the config parser).
 DeviceChoice parse_device(const std::string& name);
+
+// The memory a pack may use, for the sweep's `--pack auto` plan and a pack process:
+// SKILLRUN_PACK_MEMORY_MB when set (a share of a GPU others use too; UsageError when it is no
+// positive number), else 90% of the GPU's (gpu, when one is usable; the CUDA context and
+// cuBLAS workspaces take the rest), else 80% of physical memory.
+std::size_t pack_memory_budget(bool gpu);
 
 }  // namespace skillrun

@@ -144,19 +144,6 @@ std::string overrides_label(const std::vector<std::string>& overrides, std::size
 }  // namespace
 
 namespace {
-// The memory this machine gives a pack on `backend`: SKILLRUN_PACK_MEMORY_MB when set (a share
-// of a GPU others use too), else 90% of the GPU's, 80% of physical memory.
-std::size_t pack_memory_budget(const Backend& backend) {
-  if (const char* env = std::getenv("SKILLRUN_PACK_MEMORY_MB"); env != nullptr && *env != '\0') {
-    const auto mb = parse_int(env);
-    if (!mb || *mb < 1) throw UsageError(fmt::format("SKILLRUN_PACK_MEMORY_MB=\"{}\": expected a number of MiB >= 1", env));
-    return static_cast<std::size_t>(*mb) << 20;
-  }
-  if (!backend.is_cpu() && cuda_memory_bytes() > 0) return cuda_memory_bytes() / 10 * 9;
-  return static_cast<std::size_t>(::sysconf(_SC_PHYS_PAGES)) * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE)) /
-         10 * 8;
-}
-
 // Trains runs [first, last) of `dirs` as one pack; false when a signal stopped it.
 bool train_pack(Backend& backend, const std::vector<ExperimentConfig>& configs,
                 const std::vector<std::unique_ptr<RunDirectory>>& dirs, std::size_t first, std::size_t last,
@@ -235,7 +222,7 @@ int cmd_pack(const PackOptions& options) {
                dirs.size() == 1 ? "" : "s");
   spdlog::info("backend: {}", backend->name());
   // Runs that together need more memory than this machine gives train as consecutive packs.
-  const std::size_t budget = pack_memory_budget(*backend);
+  const std::size_t budget = pack_memory_budget(!backend->is_cpu());
   std::size_t per_run = 1;
   for (const ExperimentConfig& c : configs) per_run = std::max(per_run, estimated_memory_bytes(c));
   const std::size_t fits = std::max<std::size_t>(1, budget / per_run);

@@ -59,20 +59,11 @@ void find_runs(const fs::path& root, int depth, std::vector<fs::path>& out) {
   for (const fs::path& child : children) find_runs(child, depth - 1, out);
 }
 
-// "3h12m", "14m05s", "40s"
-std::string duration(double seconds) {
-  if (!(seconds >= 0) || seconds > 1e8) return "?";
-  const auto s = static_cast<long long>(seconds + 0.5);
-  if (s >= 3600) return fmt::format("{}h{:02}m", s / 3600, s % 3600 / 60);
-  if (s >= 60) return fmt::format("{}m{:02}s", s / 60, s % 60);
-  return fmt::format("{}s", s);
-}
-
 // Time left at the run's pace to max_steps (an upper bound: a run may converge first).
 std::string time_left(const RunProgress& p) {
   if (!p.writer) return "";  // nothing is training it: no time left to count
   if (!p.steps_per_second || p.max_steps <= p.step) return "?";
-  return "<" + duration(static_cast<double>(p.max_steps - p.step) / *p.steps_per_second);
+  return "<" + format_duration(static_cast<double>(p.max_steps - p.step) / *p.steps_per_second);
 }
 
 int cmd_status(const StatusOptions& options) {

@@ -25,6 +25,7 @@
 #include <fmt/format.h>
 
 #include "backend/backend.h"
+#include "cli/common.h"
 #include "config/experiment.h"
 #include "core/error.h"
 #include "core/fs.h"
@@ -33,6 +34,7 @@
 #include "sweep/packing.h"
 #include "sweep/run_status.h"
 #include "sweep/sweep.h"
+#include "train/run_monitor.h"  // seconds_since
 
 namespace skillrun {
 namespace {
@@ -184,19 +186,6 @@ JobPlan plan_jobs(const std::string& jobs) {
   return plan;
 }
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// "2 h 05 min", "14 min", "40 s"
-std::string human_duration(double seconds) {
-  if (!(seconds >= 0) || seconds > 1e9) return "?";
-  const auto s = static_cast<long long>(seconds + 0.5);
-  if (s >= 3600) return fmt::format("{} h {:02} min", s / 3600, s % 3600 / 60);
-  if (s >= 60) return fmt::format("{} min", (s + 30) / 60);
-  return fmt::format("{} s", s);
-}
-
 // The last whole lines of at most kOutputTailBytes of a run's output.
 std::string output_tail(const fs::path& file) {
   std::string text;
@@ -253,11 +242,10 @@ PackPlan plan_sweep_packs(const std::string& pack, const Sweep& sweep, bool inde
   plan.packed = true;
   plan.packs = plan_packs(sweep.runs, max_runs);
   if (pack == "auto") {
-    // Fitted to this GPU's memory (90%: the CUDA context and cuBLAS workspaces). An explicit
-    // --pack N is not: its packs must be the same on every machine (Slurm array indices), and a
-    // pack process trains runs that do not fit its machine as consecutive packs itself.
-    const std::size_t budget = cuda_memory_bytes() / 10 * 9;
-    if (budget > 0) plan.packs = fit_packs(plan.packs, sweep.runs, budget, plan.notes);
+    // Fitted to the GPU's memory (pack_memory_budget). An explicit --pack N is not: its packs
+    // must be the same on every machine (Slurm array indices), and a pack process trains runs
+    // that do not fit its machine as consecutive packs itself.
+    plan.packs = fit_packs(plan.packs, sweep.runs, pack_memory_budget(true), plan.notes);
     plan.notes.insert(plan.notes.begin(), "--pack auto: runs of one shape share a pack on the GPU");
   }
   return plan;
@@ -558,7 +546,7 @@ class SweepCommand {
     const double total = per_step * static_cast<double>(steps_left);
     say("cost: {} unfinished run{}, up to {} steps; at {:.3g} ms per step (the {} finished runs, {}) at most {} "
         "one run at a time (runs that converge stop sooner)",
-        unfinished, unfinished == 1 ? "" : "s", steps_left, per_step * 1e3, timed, device, human_duration(total));
+        unfinished, unfinished == 1 ? "" : "s", steps_left, per_step * 1e3, timed, device, format_duration(total));
   }
 
   // After each run (or pack) that ends: how far the sweep is, and a time left at this
@@ -570,7 +558,7 @@ class SweepCommand {
     std::string eta;
     if (ended_here_ > 0 && left > 0)
       eta = fmt::format("; about {} left at this sweep's pace",
-                        human_duration(seconds_since(started_) / static_cast<double>(ended_here_) *
+                        format_duration(seconds_since(started_) / static_cast<double>(ended_here_) *
                                        static_cast<double>(left)));
     say("progress: {}/{} runs finished{}, {} to go{}", finished, selected_.size(),
         failed > 0 ? fmt::format(" ({} failed)", failed) : std::string(), left, eta);

@@ -32,6 +32,16 @@ inline std::string fit_middle(const std::string& text, std::size_t width) {
   return text.substr(0, head) + "..." + text.substr(text.size() - tail);
 }
 
+// A duration for people, compact: "3h12m", "14m05s", "40s"; "?" for a negative, NaN or absurd one.
+inline std::string format_duration(double seconds) {
+  if (!(seconds >= 0) || seconds > 1e9) return "?";
+  const auto s = static_cast<long long>(seconds + 0.5);
+  const auto two = [](long long v) { return (v < 10 ? "0" : "") + std::to_string(v); };
+  if (s >= 3600) return std::to_string(s / 3600) + "h" + two(s % 3600 / 60) + "m";
+  if (s >= 60) return std::to_string(s / 60) + "m" + two(s % 60) + "s";
+  return std::to_string(s) + "s";
+}
+
 // The whole of `s` as a number, else empty: "12" -> 12, "12x", "" and out-of-range -> empty.
 inline std::optional<int64_t> parse_int(const std::string& s) {
   if (s.empty()) return std::nullopt;
