@@ -12,6 +12,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <memory>
@@ -28,6 +30,7 @@
 #include "core/error.h"
 #include "optim/msign.h"
 #include "backend/sparse_parity_gen.h"
+#include "support/ns_tiled_reference.h"
 
 namespace skillrun::conformance {
 namespace {
@@ -777,6 +780,86 @@ TEST_P(BackendOps, MsignNewtonSchulzAndPolarExpressAndSvd) {
           std::string("msign ") + std::string(name(method)) + " " + std::to_string(rows) + "x" + std::to_string(cols),
           {G, poisoned(n)}, [=](Backend& b, std::vector<float*>& p) { msign(b, method, p[0], p[1], rows, cols, 5); },
           tolerance, {1});
+    }
+  }
+}
+
+// The CUDA backend's own Newton-Schulz kernels (fp32, small side <= 256; kernels/newton_schulz.cu)
+// against their host model (tests/support/ns_tiled_reference.h), bit for bit: the model repeats
+// their tiles, zero padding, chunk sums and fma chains, so any difference is a kernel bug (a
+// thread mapping, a race in the chunk sums, a stale read). The model starts from the backend's
+// own X0 (msign_newton_schulz with no iterations). Shapes: the paper's (2000x150, 1050x105,
+// 250x105), their transposes' kind (wide), sides that are not multiples of 64 or 16, one chunk
+// and many; then three runs at once, each bit for bit what it gets alone.
+TEST_P(BackendOps, NewtonSchulzKernelsMatchTheirHostModelBitForBit) {
+  if (GetParam() != "cuda") GTEST_SKIP() << "the Newton-Schulz kernels serve fp32 only (tf32/bf16 use cuBLAS)";
+  for (auto [rows, cols] : {std::pair{2000, 150}, std::pair{1050, 105}, std::pair{250, 105}, std::pair{150, 2000},
+                            std::pair{100, 300}, std::pair{130, 130}, std::pair{5, 700}, std::pair{256, 1100},
+                            std::pair{333, 17}}) {
+    const std::size_t n = static_cast<std::size_t>(rows) * cols;
+    const HostVec G = random_vector(n, 70 + static_cast<unsigned>(rows + cols));
+    for (MsignMethod method : {MsignMethod::NewtonSchulz5, MsignMethod::PolarExpress}) {
+      const NsSchedule sched = ns_schedule(method, 5, false);
+      const std::string what =
+          std::string(name(method)) + " " + std::to_string(rows) + "x" + std::to_string(cols);
+      const auto x0 = run_on(*backend_, {G, poisoned(n)}, [&](Backend& b, std::vector<float*>& p) {
+        b.msign_newton_schulz(p[0], p[1], rows, cols, {}, sched.norm_scale, sched.norm_eps);
+      });
+      const auto got = run_on(*backend_, {G, poisoned(n)}, [&](Backend& b, std::vector<float*>& p) {
+        b.msign_newton_schulz(p[0], p[1], rows, cols, sched.iterations, sched.norm_scale, sched.norm_eps);
+      });
+      const HostVec model = testing::ns_tiled_reference(x0[1], rows, cols, sched.iterations);
+      std::size_t differ = 0;
+      for (std::size_t i = 0; i < n; ++i) differ += std::memcmp(&got[1][i], &model[i], sizeof(float)) != 0;
+      EXPECT_EQ(differ, 0u) << what << ": elements that differ from the host model";
+      expect_close(what + " vs the host model", got[1], model, 0.0);
+    }
+  }
+  // Runs: three matrices at an unaligned stride, each exactly as alone.
+  const int rows = 300, cols = 70;
+  const std::size_t n = static_cast<std::size_t>(rows) * cols, stride = n + 37;
+  const HostVec G = random_vector(3 * stride, 77);
+  const NsSchedule sched = ns_schedule(MsignMethod::PolarExpress, 5, false);
+  const auto many = run_on(*backend_, {G, poisoned(3 * stride)}, [&](Backend& b, std::vector<float*>& p) {
+    b.msign_newton_schulz_runs(p[0], p[1], stride, rows, cols, sched.iterations, sched.norm_scale, sched.norm_eps, 3);
+  });
+  const auto each = run_on(*backend_, {G, poisoned(3 * stride)}, [&](Backend& b, std::vector<float*>& p) {
+    for (int r = 0; r < 3; ++r)
+      b.msign_newton_schulz(p[0] + r * stride, p[1] + r * stride, rows, cols, sched.iterations, sched.norm_scale,
+                            sched.norm_eps);
+  });
+  std::size_t differ = 0;
+  for (std::size_t i = 0; i < 3 * stride; ++i)
+    differ += std::memcmp(&many[1][i], &each[1][i], sizeof(float)) != 0 && !(std::isnan(many[1][i]) && std::isnan(each[1][i]));
+  EXPECT_EQ(differ, 0u) << "msign_newton_schulz_runs: a run's bits differ from the run alone";
+}
+
+// Both Newton-Schulz paths of the fp32 CUDA backend against the CPU: the kernels (the default)
+// and the cuBLAS iteration (SKILLRUN_NS_KERNELS=off, and every shape the kernels do not take:
+// a small side above 256).
+TEST_P(BackendOps, NewtonSchulzKernelsAndCublasPathBothAgreeWithTheCpu) {
+  if (GetParam() != "cuda") GTEST_SKIP() << "the switch concerns fp32 only (tf32/bf16 always use cuBLAS)";
+  ::setenv("SKILLRUN_NS_KERNELS", "off", 1);
+  std::unique_ptr<Backend> cublas_path;
+  try {
+    cublas_path = make_backend(DeviceChoice::Cuda, Precision::Fp32);
+  } catch (...) {
+    ::unsetenv("SKILLRUN_NS_KERNELS");
+    throw;
+  }
+  ::unsetenv("SKILLRUN_NS_KERNELS");
+  for (auto [rows, cols] : {std::pair{2000, 150}, std::pair{150, 300}, std::pair{300, 270}, std::pair{40, 40}}) {
+    const std::size_t n = static_cast<std::size_t>(rows) * cols;
+    const HostVec G = random_vector(n, 80 + static_cast<unsigned>(rows));
+    for (MsignMethod method : {MsignMethod::NewtonSchulz5, MsignMethod::PolarExpress}) {
+      const auto op = [&](Backend& b, std::vector<float*>& p) { msign(b, method, p[0], p[1], rows, cols, 5); };
+      const std::string what =
+          std::string(name(method)) + " " + std::to_string(rows) + "x" + std::to_string(cols);
+      const auto ref = run_on(cpu_, {G, poisoned(n)}, op);
+      const auto kernels = run_on(*backend_, {G, poisoned(n)}, op);
+      const auto cublas = run_on(*cublas_path, {G, poisoned(n)}, op);
+      expect_close(what + ", kernels vs the CPU", kernels[1], ref[1], under_test_->msign_tolerance);
+      expect_close(what + ", cuBLAS vs the CPU", cublas[1], ref[1], under_test_->msign_tolerance);
     }
   }
 }

@@ -18,7 +18,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <sstream>
+#include <string_view>
 #include <stdexcept>
 #include <utility>
 
@@ -29,6 +31,7 @@
 #include "elementwise.cuh"
 #include "loss.cuh"
 #include "msign.cuh"
+#include "newton_schulz.cuh"
 #include "optim_update.cuh"
 #include "philox_data.cuh"
 #include "reduce.cuh"
@@ -96,6 +99,11 @@ CudaBackend::CudaBackend(int device, Precision precision)
     SKR_CUBLAS_CHECK(cublasSetMathMode(cublas_, CUBLAS_DEFAULT_MATH));  // TF32 only through compute_type_
     SKR_CUDA_CHECK(cudaMalloc(&cublas_workspace_, kCublasWorkspaceBytes));
     SKR_CUBLAS_CHECK(cublasSetWorkspace(cublas_, cublas_workspace_, kCublasWorkspaceBytes));
+
+    // The Newton-Schulz kernels compute in fp32 on the CUDA cores; tf32 and bf16 runs keep the
+    // cuBLAS iteration, whose products use the tensor cores as their precision asks.
+    const char* ns_switch = std::getenv("SKILLRUN_NS_KERNELS");
+    ns_kernels_ = precision_ == Precision::Fp32 && !(ns_switch != nullptr && std::string_view(ns_switch) == "off");
 
     SKR_CUSOLVER_CHECK(cusolverDnCreate(&cusolver_));
     SKR_CUSOLVER_CHECK(cusolverDnSetStream(cusolver_, stream_));
@@ -554,9 +562,62 @@ void CudaBackend::muon_step_runs(float* w, std::size_t param_stride, const float
 
 // ---- msign --------------------------------------------------------------------------------
 
+void CudaBackend::newton_schulz_kernels(const float* G, float* out, std::size_t stride, int rows, int cols,
+                                        std::span<const NsCoefficients> iterations, double norm_scale,
+                                        double norm_eps, int runs) {
+  // The tiling of backend/ns_tiles.h: per iteration three launches (Gram, polynomial, apply),
+  // each for every run at once; the norms by one batched reduction, as below.
+  const ns_tiles::Plan plan = ns_tiles::plan(rows, cols);
+  const std::size_t n = static_cast<std::size_t>(rows) * cols;
+  const std::size_t ss = static_cast<std::size_t>(plan.s) * plan.s;
+  const auto r = static_cast<std::size_t>(runs);
+  constexpr std::size_t kAlign = 64;  // floats: 256 bytes
+  auto padded = [](std::size_t count) { return (count + kAlign - 1) / kAlign * kAlign; };
+  const std::size_t n_padded = padded(n), ss_padded = padded(ss);
+  // Scratch: the norms' partial sums and results (doubles), X (runs x n_padded), Gram A and
+  // polynomial B (runs x ss_padded each), the Gram's partial tiles and its chunk counters.
+  const std::size_t blocks = cuda::reduce_blocks(n);
+  const std::size_t double_floats = padded((blocks + 1) * r * 2);
+  const std::size_t partial_floats = padded(cuda::ns_partial_floats(plan, runs));
+  const std::size_t counter_ints = cuda::ns_counter_ints(plan, runs);
+  float* base = static_cast<float*>(
+      scratch((double_floats + r * (n_padded + 2 * ss_padded) + partial_floats + padded(counter_ints)) * sizeof(float)));
+  auto* partials = reinterpret_cast<double*>(base);
+  double* norms = partials + blocks * r;
+  float* x_scratch = base + double_floats;
+  float* gram = x_scratch + r * n_padded;
+  float* poly = gram + r * ss_padded;
+  float* tiles = poly + r * ss_padded;
+  int* counters = reinterpret_cast<int*>(tiles + partial_floats);
+  // The Gram launches leave their counters at zero; they start there in every call (and so in
+  // every replay of a captured step), whatever an earlier failed launch left.
+  if (counter_ints > 0)
+    SKR_CUDA_CHECK(cudaMemsetAsync(counters, 0, counter_ints * sizeof(int), stream_));
+
+  // An even number of iterations starts in `out`, an odd one in the scratch X: the last lands in out.
+  const bool even = iterations.size() % 2 == 0;
+  float* x = even ? out : x_scratch;
+  float* x_next = even ? x_scratch : out;
+  std::size_t xs = even ? stride : n_padded, xns = even ? n_padded : stride;
+  cuda::launch_sum_squares_runs(G, stride, n, runs, partials, norms, stream_);
+  cuda::launch_scale_by_inverse_norm_runs(x, xs, G, stride, n, norms, norm_scale, norm_eps, runs, stream_);
+  for (const NsCoefficients& k : iterations) {
+    cuda::launch_ns_gram(x, xs, gram, ss_padded, tiles, counters, plan, runs, stream_);
+    cuda::launch_ns_poly(gram, poly, ss_padded, plan, static_cast<float>(k.b), static_cast<float>(k.c), runs, stream_);
+    cuda::launch_ns_apply(x, xs, poly, ss_padded, x_next, xns, plan, static_cast<float>(k.a), runs, stream_);
+    std::swap(x, x_next);
+    std::swap(xs, xns);
+  }
+}
+
 void CudaBackend::msign_newton_schulz_runs(const float* G, float* out, std::size_t stride, int rows, int cols,
                                            std::span<const NsCoefficients> iterations, double norm_scale,
                                            double norm_eps, int runs) {
+  if (runs <= 0 || rows <= 0 || cols <= 0) return;
+  if (ns_kernels_ && ns_tiles::usable(rows, cols) && runs <= 65535) {
+    newton_schulz_kernels(G, out, stride, rows, cols, iterations, norm_scale, norm_eps, runs);
+    return;
+  }
   // msign_newton_schulz below for all runs at once: the norms by one batched reduction, every
   // product one strided-batched gemm, the copies one 2-D copy. One run: that function itself.
   if (runs <= 1 || runs > 65535) {
@@ -625,6 +686,10 @@ void CudaBackend::msign_newton_schulz(const float* G, float* out, int rows, int 
   // X' = a X + B X is one gemm onto a copy of X (beta = a). Scratch is kept between calls.
   if (rows <= 0 || cols <= 0) return;
   const std::size_t n = static_cast<std::size_t>(rows) * cols;
+  if (ns_kernels_ && ns_tiles::usable(rows, cols)) {
+    newton_schulz_kernels(G, out, n, rows, cols, iterations, norm_scale, norm_eps, 1);
+    return;
+  }
   const int s = std::min(rows, cols);
   const bool wide = rows <= cols;
   const std::size_t ss = static_cast<std::size_t>(s) * s;

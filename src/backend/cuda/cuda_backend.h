@@ -155,6 +155,11 @@ class CudaBackend final : public Backend {
   std::vector<void*> retired_scratch_;  // scratch buffers a live step graph still uses
   void destroy_step_graph() noexcept;
   void require_not_capturing(const char* what) const;
+  // Newton-Schulz: our own kernels (kernels/newton_schulz.cu) for every fp32 matrix whose small
+  // side is <= 256 unless SKILLRUN_NS_KERNELS=off at construction; else the cuBLAS iteration.
+  bool ns_kernels_ = true;
+  void newton_schulz_kernels(const float* G, float* out, std::size_t stride, int rows, int cols,
+                             std::span<const NsCoefficients> iterations, double norm_scale, double norm_eps, int runs);
 };
 
 }  // namespace skillrun

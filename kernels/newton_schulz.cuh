@@ -1,0 +1,29 @@
+// Launchers for the Newton-Schulz kernels of msign on the small side (<= 256): one iteration is
+// three launches (Gram with its chunk sums, polynomial, apply), each over every matrix of a pack
+// at once (the run axis on blockIdx.z). The decomposition and its bits: backend/ns_tiles.h.
+#pragma once
+#include <cuda_runtime.h>
+
+#include <cstddef>
+
+#include "backend/ns_tiles.h"
+
+namespace skillrun::cuda {
+
+// Device memory the Gram step needs besides A for `runs` matrices of plan p: partial tiles
+// (floats) and chunk counters (ints; zero before the first Gram launch of a call, and left zero
+// by every launch that completes).
+std::size_t ns_partial_floats(const ns_tiles::Plan& p, int runs);
+std::size_t ns_counter_ints(const ns_tiles::Plan& p, int runs);
+
+// A (s x s, ld s, run r at r a_stride) = Y Y^T of X (run r at r x_stride). runs <= 65535.
+void launch_ns_gram(const float* X, std::size_t x_stride, float* A, std::size_t a_stride, float* partials,
+                    int* counters, const ns_tiles::Plan& p, int runs, cudaStream_t stream);
+// B = b A + c A A (s x s, both at `stride` per run).
+void launch_ns_poly(const float* A, float* B, std::size_t stride, const ns_tiles::Plan& p, float b, float c, int runs,
+                    cudaStream_t stream);
+// X_next = a X + B X in Y's orientation (X and X_next may not alias).
+void launch_ns_apply(const float* X, std::size_t x_stride, const float* B, std::size_t b_stride, float* X_next,
+                     std::size_t next_stride, const ns_tiles::Plan& p, float a, int runs, cudaStream_t stream);
+
+}  // namespace skillrun::cuda
