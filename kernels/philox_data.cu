@@ -3,6 +3,8 @@
 // thresholds) and the n_bits data bits; the label is the XOR over S_task. The per-sample logic
 // is parity_sample() / parity_words(), shared verbatim with the CPU backend (and checked equal
 // to each other there: tests/unit/test_sparse_parity.cpp).
+#include <cstdint>
+
 #include "common.cuh"
 #include "philox_data.cuh"
 
@@ -24,14 +26,15 @@ __global__ void sparse_parity_kernel(ParityDraw draw, ParityTables tables, int c
 // The coalesced form (for rows whose words fit in shared memory): a block draws kRowsPerBlock
 // samples (one thread each: parity_words, its task and label stored at once), then writes their
 // rows together, consecutive threads at consecutive addresses (parity_value per entry, 32-bit
-// index arithmetic: a block's rows hold fewer than 2^31 entries). The same bits as
+// index arithmetic: a block's rows hold fewer than 2^31 entries), four at a time where x is
+// 16-byte aligned. The same bits as
 // sparse_parity_kernel, which writes a whole row per thread (uncoalesced stores).
 constexpr int kRowsPerBlock = 64;
 constexpr int kCoalescedThreads = 256;
 
 __global__ void sparse_parity_coalesced_kernel(ParityDraw draw, ParityTables tables, int count, float* x,
                                                int32_t* labels, int32_t* tasks, const uint32_t* step_from,
-                                               int n_words) {
+                                               int n_words, bool vector_stores) {
   extern __shared__ uint32_t shared_words[];  // kRowsPerBlock x n_words, then kRowsPerBlock tasks
   int32_t* row_task = reinterpret_cast<int32_t*>(shared_words + kRowsPerBlock * n_words);
   if (step_from != nullptr) draw.step_or_task = *step_from;
@@ -49,7 +52,29 @@ __global__ void sparse_parity_coalesced_kernel(ParityDraw draw, ParityTables tab
   const int dim = draw.n_tasks + draw.n_bits;
   const int total = rows * dim;
   float* out = x + static_cast<std::size_t>(first) * static_cast<std::size_t>(dim);
-  for (int e = threadIdx.x; e < total; e += blockDim.x) {
+  // 16-byte stores when x is 16-byte aligned: a block's rows start kRowsPerBlock * dim floats
+  // (a multiple of 4) after x, so then every block's start is too. Four entries per thread and
+  // store, the column carried from one to the next; the tail (< 4 entries) one by one.
+  int done = 0;
+  if (vector_stores) {
+    const int quads = total / 4;
+    for (int q = threadIdx.x; q < quads; q += blockDim.x) {
+      int r = (4 * q) / dim;
+      int c = 4 * q - r * dim;
+      float v[4];
+#pragma unroll
+      for (int t = 0; t < 4; ++t) {
+        v[t] = parity_value(c, draw.n_tasks, row_task[r], shared_words + r * n_words);
+        if (++c == dim) {
+          c = 0;
+          ++r;
+        }
+      }
+      reinterpret_cast<float4*>(out)[q] = make_float4(v[0], v[1], v[2], v[3]);
+    }
+    done = 4 * quads;
+  }
+  for (int e = done + static_cast<int>(threadIdx.x); e < total; e += blockDim.x) {
     const int r = e / dim;
     const int c = e - r * dim;
     out[e] = parity_value(c, draw.n_tasks, row_task[r], shared_words + r * n_words);
@@ -76,8 +101,10 @@ void launch_sparse_parity(const ParityDraw& draw, const ParityTables& tables, in
   const long long block_entries = static_cast<long long>(kRowsPerBlock) * (draw.n_tasks + draw.n_bits);
   if (n_words > 0 && shared <= 48 * 1024 && block_entries < (1LL << 31)) {
     const int blocks = (count + kRowsPerBlock - 1) / kRowsPerBlock;
+    const bool vector_stores = reinterpret_cast<std::uintptr_t>(x) % 16 == 0;
     sparse_parity_coalesced_kernel<<<blocks, kCoalescedThreads, shared, stream>>>(draw, tables, count, x, labels,
-                                                                                 tasks, step_from, n_words);
+                                                                                 tasks, step_from, n_words,
+                                                                                 vector_stores);
     SKR_CUDA_CHECK_LAUNCH("sparse_parity_coalesced_kernel");
     return;
   }

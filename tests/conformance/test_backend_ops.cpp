@@ -900,25 +900,31 @@ TEST_P(BackendOps, SparseParityDataBitIdentical) {
     draw.k = k;
     const int count = 4099;
     const std::size_t row = n_tasks + n_bits;
-    auto generate = [&](Backend& b, HostVec& x, std::vector<int32_t>& labels, std::vector<int32_t>& tasks) {
+    // x at the start of an allocation (16-byte aligned: CUDA's 16-byte stores) and one float
+    // past it (4-byte stores); 4099 rows leave a last block of 3 rows, 315 entries, a 3-entry tail.
+    auto generate = [&](Backend& b, std::size_t offset, HostVec& x, std::vector<int32_t>& labels,
+                        std::vector<int32_t>& tasks) {
       Buffer<int32_t> s = on(b, subsets);
       Buffer<uint32_t> th = on(b, thresholds);
-      Buffer<float> xb = on(b, poisoned(row * count));
+      Buffer<float> xb = on(b, poisoned(row * count + offset));
       Buffer<int32_t> lb = on(b, std::vector<int32_t>(count, -7)), tb = on(b, std::vector<int32_t>(count, -7));
-      b.sparse_parity(draw, ParityTables{s.data(), th.data()}, count, xb.data(), lb.data(), tb.data());
+      b.sparse_parity(draw, ParityTables{s.data(), th.data()}, count, xb.data() + offset, lb.data(), tb.data());
       x = xb.download();
+      x.erase(x.begin(), x.begin() + static_cast<std::ptrdiff_t>(offset));
       labels = lb.download();
       tasks = tb.download();
     };
-    HostVec x_ref, x_got;
-    std::vector<int32_t> l_ref, l_got, t_ref, t_got;
-    generate(cpu_, x_ref, l_ref, t_ref);
-    generate(*backend_, x_got, l_got, t_got);
-    EXPECT_EQ(count_nan(x_ref), 0u);
-    EXPECT_EQ(x_got, x_ref) << "x differs (fixed_task " << fixed_task << ")";
-    EXPECT_EQ(l_got, l_ref) << "labels differ";
-    EXPECT_EQ(t_got, t_ref) << "task ids differ";
-    EXPECT_EQ(std::set<int32_t>(t_ref.begin(), t_ref.end()).size(), fixed_task < 0 ? 5u : 1u);
+    for (std::size_t offset : {std::size_t{0}, std::size_t{1}}) {
+      HostVec x_ref, x_got;
+      std::vector<int32_t> l_ref, l_got, t_ref, t_got;
+      generate(cpu_, offset, x_ref, l_ref, t_ref);
+      generate(*backend_, offset, x_got, l_got, t_got);
+      EXPECT_EQ(count_nan(x_ref), 0u);
+      EXPECT_EQ(x_got, x_ref) << "x differs (fixed_task " << fixed_task << ", offset " << offset << ")";
+      EXPECT_EQ(l_got, l_ref) << "labels differ";
+      EXPECT_EQ(t_got, t_ref) << "task ids differ";
+      EXPECT_EQ(std::set<int32_t>(t_ref.begin(), t_ref.end()).size(), fixed_task < 0 ? 5u : 1u);
+    }
   }
 }
 
