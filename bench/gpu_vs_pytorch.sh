@@ -51,6 +51,20 @@ msign_repeats=200
       "$bin" bench --msign "$msign_shape" --msign-method "$method" --device cuda --precision "$precision" \
         --repeats "$msign_repeats" --warmup "$warmup" 2>&1 || true
     done
+    if [[ $precision == fp32 ]]; then
+      # fp32 Newton-Schulz runs on our kernels (kernels/newton_schulz.cu); the cuBLAS iteration
+      # beside them, and fig4's shape alone and as a pack of 27 (issue 15's anchors).
+      echo "\$ SKILLRUN_NS_KERNELS=off $bin bench --msign $msign_shape --msign-method ns5 --device cuda --repeats $msign_repeats --warmup $warmup"
+      SKILLRUN_NS_KERNELS=off "$bin" bench --msign "$msign_shape" --msign-method ns5 --device cuda \
+        --repeats "$msign_repeats" --warmup "$warmup" 2>&1 || true
+      for pack in 1 27; do
+        for switch in on off; do
+          echo "\$ SKILLRUN_NS_KERNELS=$switch $bin bench --msign 250x105 --pack $pack --msign-method ns5 --device cuda --repeats $msign_repeats --warmup $warmup"
+          SKILLRUN_NS_KERNELS=$switch "$bin" bench --msign 250x105 --pack "$pack" --msign-method ns5 --device cuda \
+            --repeats "$msign_repeats" --warmup "$warmup" 2>&1 || true
+        done
+      done
+    fi
     echo "\$ python3 bench/pytorch_reference.py --msign $msign_shape --precision $precision --repeats $msign_repeats --warmup $warmup"
     python3 bench/pytorch_reference.py --msign "$msign_shape" --precision "$precision" --repeats "$msign_repeats" \
       --warmup "$warmup" 2>&1 || true

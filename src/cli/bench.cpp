@@ -3,7 +3,9 @@
 // the same backend, so "a step costs X times its GEMMs" is one ratio from one run.
 // `skillrun bench --msign ROWSxCOLS`: msign alone (ns5, polar_express or svd) on a random matrix,
 // the median of per-call times with the backend synchronised around each call: the issue's
-// "Newton-Schulz time for a 2000x150 matrix", comparable with bench/pytorch_reference.py.
+// "Newton-Schulz time for a 2000x150 matrix", comparable with bench/pytorch_reference.py; where
+// the backend has step graphs, also the call captured once and replayed back to back (its cost
+// inside a training step). --pack R: R matrices in one call.
 #include "cli/bench.h"
 
 #include <algorithm>
@@ -96,14 +98,22 @@ int bench_msign(const BenchOptions& options) {
   auto backend = make_backend(parse_device(options.common.device.empty() ? "auto" : options.common.device),
                               parse_precision(options.precision));
 
+  // --pack R: R matrices in one call (msign_runs), as a pack's Muon update makes it.
+  const int runs = options.pack > 0 ? static_cast<int>(options.pack) : 1;
   const std::size_t n = static_cast<std::size_t>(rows) * cols;
-  std::vector<float> host(n);
+  std::vector<float> host(n * static_cast<std::size_t>(runs));
   std::mt19937 rng(20251122);
   std::normal_distribution<float> normal;  // like torch.randn in bench/pytorch_reference.py
   for (float& v : host) v = normal(rng);
-  Buffer<float> G(*backend, n), out(*backend, n);
+  Buffer<float> G(*backend, host.size()), out(*backend, host.size());
   G.upload(host);
-  auto call = [&] { msign(*backend, method, G.data(), out.data(), rows, cols, kNsSteps); };
+  auto call = [&] {
+    if (runs == 1) {
+      msign(*backend, method, G.data(), out.data(), rows, cols, kNsSteps);
+    } else {
+      msign_runs(*backend, method, G.data(), out.data(), n, rows, cols, kNsSteps, runs);
+    }
+  };
   for (int64_t i = 0; i < options.warmup; ++i) call();
   backend->synchronize();
   std::vector<double> micros;
@@ -113,15 +123,42 @@ int bench_msign(const BenchOptions& options) {
     backend->synchronize();
     micros.push_back(std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count());
   }
-  // A sanity figure: the mean squared singular value of the result (1 for an exact msign).
+  // A sanity figure: the mean squared singular value of the (first) result (1 for an exact msign).
   const double mean_sq = backend->sum_squares(out.data(), n) / std::min(rows, cols);
+
+  // Where a step is a replayed graph (CUDA), the same call captured once and replayed
+  // back to back: what it costs inside a training step, without the per-launch host cost.
+  double graph_micros = -1.0;
+  if (backend->supports_step_graph() && method != MsignMethod::Svd) {  // svd synchronises: not capturable
+    backend->begin_step_capture(0);
+    try {
+      call();
+      backend->end_step_capture();
+    } catch (...) {
+      backend->abort_step_capture();
+      throw;
+    }
+    uint32_t step = 0;
+    for (int64_t i = 0; i < std::max<int64_t>(options.warmup, 1); ++i) backend->launch_step_graph(step++);
+    backend->synchronize();
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int64_t i = 0; i < options.repeats; ++i) backend->launch_step_graph(step++);
+    backend->synchronize();
+    graph_micros = std::chrono::duration<double, std::micro>(std::chrono::steady_clock::now() - t0).count() /
+                   static_cast<double>(options.repeats);
+  }
 
   std::printf("skillrun bench --msign  (commit %s)\n", git_commit());
   std::printf("device: %s\n", backend->name().c_str());
-  std::printf("msign %s %dx%d %s: median %.1f us per call (min %.1f, max %.1f; %lld calls after %lld warm-up)\n",
-              options.msign_method.c_str(), rows, cols, options.precision.c_str(), median(micros),
+  const std::string what = runs == 1 ? fmt::format("{}x{}", rows, cols) : fmt::format("{} x {}x{}", runs, rows, cols);
+  std::printf("msign %s %s %s: median %.1f us per call (min %.1f, max %.1f; %lld calls after %lld warm-up)\n",
+              options.msign_method.c_str(), what.c_str(), options.precision.c_str(), median(micros),
               *std::min_element(micros.begin(), micros.end()), *std::max_element(micros.begin(), micros.end()),
               static_cast<long long>(options.repeats), static_cast<long long>(options.warmup));
+  if (graph_micros >= 0.0)
+    std::printf("msign %s %s %s: %.1f us per call as a replayed graph (mean of %lld back-to-back replays)\n",
+                options.msign_method.c_str(), what.c_str(), options.precision.c_str(), graph_micros,
+                static_cast<long long>(options.repeats));
   std::printf("mean squared singular value of the result: %.4f (exact msign: 1)\n", mean_sq);
   return 0;
 }
@@ -187,9 +224,10 @@ CLI::App* add_bench_command(CLI::App& app, std::function<int()>& action) {
       ->check(CLI::PositiveNumber)
       ->excludes(shape)
       ->capture_default_str();
-  cmd->add_option("--pack", o->pack, "train R copies (seeds seed..seed+R-1) as one pack; print its run-steps/s")
-      ->check(CLI::PositiveNumber)
-      ->excludes(shape);
+  cmd->add_option("--pack", o->pack,
+                  "train R copies (seeds seed..seed+R-1) as one pack and print its run-steps/s; with --msign: R "
+                  "matrices in one call, as a pack's Muon update")
+      ->check(CLI::PositiveNumber);
   cmd->add_option("--warmup", o->warmup, "untimed steps (or msign calls) first")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();

@@ -32,6 +32,19 @@ TEST_F(BenchCli, MsignOnTheCpuPrintsTheMedianMicrosecondsPerCall) {
   }
 }
 
+// --msign with --pack R: R matrices in one msign_runs call, named so in the timing line.
+TEST_F(BenchCli, MsignWithPackTimesThatManyMatricesInOneCall) {
+  const Result r = skillrun({"bench", "--msign", "40x12", "--pack", "3", "--msign-method", "polar_express",
+                             "--device", "cpu", "--repeats", "2"});
+  ASSERT_EQ(r.status, 0) << "stdout: " << r.out << "\nstderr: " << r.err;
+  EXPECT_TRUE(std::regex_search(r.out, std::regex("msign polar_express 3 x 40x12 fp32: median [0-9]+\\.[0-9] us per call")))
+      << r.out;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(r.out, m, std::regex("mean squared singular value of the result: ([0-9.]+)"))) << r.out;
+  EXPECT_GT(std::stod(m[1].str()), 0.5);
+  EXPECT_LT(std::stod(m[1].str()), 1.5);
+}
+
 TEST_F(BenchCli, MalformedShapeExitsTwoWithAClearMessage) {
   for (const char* shape : {"40by12", "40x", "x12", "0x12", "40x-3", "40x12x3", "4e1x12"}) {
     const Result r = skillrun({"bench", "--msign", shape, "--device", "cpu"});

@@ -788,34 +788,34 @@ TEST_P(BackendOps, MsignNewtonSchulzAndPolarExpressAndSvd) {
 // against their host model (tests/support/ns_tiled_reference.h), bit for bit: the model repeats
 // their tiles, zero padding, chunk sums and fma chains, so any difference is a kernel bug (a
 // thread mapping, a race in the chunk sums, a stale read). The model starts from the backend's
-// own X0 (msign_newton_schulz with no iterations). Shapes: the paper's (2000x150, 1050x105,
-// 250x105), their transposes' kind (wide), sides that are not multiples of 64 or 16, one chunk
-// and many; then three runs at once, each bit for bit what it gets alone.
+// own X0 (msign_newton_schulz with no iterations).
+void expect_kernels_match_host_model(Backend& backend, int rows, int cols) {
+  const std::size_t n = static_cast<std::size_t>(rows) * cols;
+  const HostVec G = random_vector(n, 70 + static_cast<unsigned>(rows + cols));
+  for (MsignMethod method : {MsignMethod::NewtonSchulz5, MsignMethod::PolarExpress}) {
+    const NsSchedule sched = ns_schedule(method, 5, false);
+    const std::string what = std::string(name(method)) + " " + std::to_string(rows) + "x" + std::to_string(cols);
+    const auto x0 = run_on(backend, {G, poisoned(n)}, [&](Backend& b, std::vector<float*>& p) {
+      b.msign_newton_schulz(p[0], p[1], rows, cols, {}, sched.norm_scale, sched.norm_eps);
+    });
+    const auto got = run_on(backend, {G, poisoned(n)}, [&](Backend& b, std::vector<float*>& p) {
+      b.msign_newton_schulz(p[0], p[1], rows, cols, sched.iterations, sched.norm_scale, sched.norm_eps);
+    });
+    const HostVec model = testing::ns_tiled_reference(x0[1], rows, cols, sched.iterations);
+    std::size_t differ = 0;
+    for (std::size_t i = 0; i < n; ++i) differ += std::memcmp(&got[1][i], &model[i], sizeof(float)) != 0;
+    EXPECT_EQ(differ, 0u) << what << ": elements that differ from the host model";
+    expect_close(what + " vs the host model", got[1], model, 0.0);
+  }
+}
+
+// Small shapes (also what the GPU session's sanitizers run): wide, tall and square, sides that
+// are not multiples of 64 or 16, one chunk and several; then three runs at once at an unaligned
+// stride, each bit for bit what it gets alone.
 TEST_P(BackendOps, NewtonSchulzKernelsMatchTheirHostModelBitForBit) {
   if (GetParam() != "cuda") GTEST_SKIP() << "the Newton-Schulz kernels serve fp32 only (tf32/bf16 use cuBLAS)";
-  for (auto [rows, cols] : {std::pair{2000, 150}, std::pair{1050, 105}, std::pair{250, 105}, std::pair{150, 2000},
-                            std::pair{100, 300}, std::pair{130, 130}, std::pair{5, 700}, std::pair{256, 1100},
-                            std::pair{333, 17}}) {
-    const std::size_t n = static_cast<std::size_t>(rows) * cols;
-    const HostVec G = random_vector(n, 70 + static_cast<unsigned>(rows + cols));
-    for (MsignMethod method : {MsignMethod::NewtonSchulz5, MsignMethod::PolarExpress}) {
-      const NsSchedule sched = ns_schedule(method, 5, false);
-      const std::string what =
-          std::string(name(method)) + " " + std::to_string(rows) + "x" + std::to_string(cols);
-      const auto x0 = run_on(*backend_, {G, poisoned(n)}, [&](Backend& b, std::vector<float*>& p) {
-        b.msign_newton_schulz(p[0], p[1], rows, cols, {}, sched.norm_scale, sched.norm_eps);
-      });
-      const auto got = run_on(*backend_, {G, poisoned(n)}, [&](Backend& b, std::vector<float*>& p) {
-        b.msign_newton_schulz(p[0], p[1], rows, cols, sched.iterations, sched.norm_scale, sched.norm_eps);
-      });
-      const HostVec model = testing::ns_tiled_reference(x0[1], rows, cols, sched.iterations);
-      std::size_t differ = 0;
-      for (std::size_t i = 0; i < n; ++i) differ += std::memcmp(&got[1][i], &model[i], sizeof(float)) != 0;
-      EXPECT_EQ(differ, 0u) << what << ": elements that differ from the host model";
-      expect_close(what + " vs the host model", got[1], model, 0.0);
-    }
-  }
-  // Runs: three matrices at an unaligned stride, each exactly as alone.
+  for (auto [rows, cols] : {std::pair{100, 300}, std::pair{130, 130}, std::pair{5, 700}, std::pair{333, 17}})
+    expect_kernels_match_host_model(*backend_, rows, cols);
   const int rows = 300, cols = 70;
   const std::size_t n = static_cast<std::size_t>(rows) * cols, stride = n + 37;
   const HostVec G = random_vector(3 * stride, 77);
@@ -830,8 +830,17 @@ TEST_P(BackendOps, NewtonSchulzKernelsMatchTheirHostModelBitForBit) {
   });
   std::size_t differ = 0;
   for (std::size_t i = 0; i < 3 * stride; ++i)
-    differ += std::memcmp(&many[1][i], &each[1][i], sizeof(float)) != 0 && !(std::isnan(many[1][i]) && std::isnan(each[1][i]));
+    differ += std::memcmp(&many[1][i], &each[1][i], sizeof(float)) != 0 &&
+              !(std::isnan(many[1][i]) && std::isnan(each[1][i]));
   EXPECT_EQ(differ, 0u) << "msign_newton_schulz_runs: a run's bits differ from the run alone";
+}
+
+// The paper's shapes (2000x150, 1050x105, 250x105), a wide one and the largest small side.
+TEST_P(BackendOps, NewtonSchulzKernelsOnThePaperShapesMatchTheirHostModelBitForBit) {
+  if (GetParam() != "cuda") GTEST_SKIP() << "the Newton-Schulz kernels serve fp32 only (tf32/bf16 use cuBLAS)";
+  for (auto [rows, cols] : {std::pair{2000, 150}, std::pair{1050, 105}, std::pair{250, 105}, std::pair{150, 2000},
+                            std::pair{256, 1100}})
+    expect_kernels_match_host_model(*backend_, rows, cols);
 }
 
 // Both Newton-Schulz paths of the fp32 CUDA backend against the CPU: the kernels (the default)

@@ -1,7 +1,9 @@
 // A host model of the CUDA backend's Newton-Schulz kernels (kernels/newton_schulz.cu): the same
 // plan (backend/ns_tiles.h), the same tiles, the same chains of fused multiply-adds in the same
 // order, the same zero padding and chunk sums. It starts from X0 (the normalised G) and gives the
-// kernels' result bit for bit, so it tests the tiling here and the kernels on a GPU.
+// kernels' result bit for bit, so it tests the tiling here and the kernels on a GPU. The loops
+// over independent outputs run in parallel (OpenMP, where the test binary has it): each output
+// is still one chain in one thread, so the bits do not depend on the threads.
 #pragma once
 #include <array>
 #include <cstddef>
@@ -30,6 +32,7 @@ inline std::vector<float> ns_tiled_reference(std::vector<float> x, int rows, int
       int ti = 0, tj = 0;
       pair_tiles(pair, p.tiles, &ti, &tj);
       std::vector<Tile> partial(static_cast<std::size_t>(p.chunks));
+#pragma omp parallel for collapse(2) schedule(static)
       for (int c = 0; c < p.chunks; ++c)
         for (int r = 0; r < kTile; ++r)
           for (int q = 0; q < kTile; ++q) {
@@ -51,6 +54,7 @@ inline std::vector<float> ns_tiled_reference(std::vector<float> x, int rows, int
     // Polynomial: B = b A + c (A A), k over s rounded up to kDepth.
     const int s_depth = round_up(s, kDepth);
     auto a_at = [&](int i, int k) { return (i < s && k < s) ? A[static_cast<std::size_t>(i) * s + k] : 0.0f; };
+#pragma omp parallel for schedule(static)
     for (int i = 0; i < s; ++i)
       for (int j = 0; j < s; ++j) {
         float acc = 0.0f;
@@ -60,6 +64,7 @@ inline std::vector<float> ns_tiled_reference(std::vector<float> x, int rows, int
       }
     // Apply: Y' = a Y + B Y.
     auto b_at = [&](int i, int k) { return (i < s && k < s) ? B[static_cast<std::size_t>(i) * s + k] : 0.0f; };
+#pragma omp parallel for schedule(static)
     for (int i = 0; i < s; ++i)
       for (int j = 0; j < L; ++j) {
         float acc = 0.0f;
