@@ -1,7 +1,8 @@
 // Newton-Schulz kernels for msign on the small side (<= 256), the tiling of backend/ns_tiles.h:
 // a block of 256 threads per 64 x 64 output tile, each thread 4 x 4 outputs (rows ty + 16 p,
-// columns tx + 16 q), operands staged through shared memory kDepth columns of k at a time and
-// multiplied with fused multiply-adds (__fmaf_rn: this library compiles with --fmad=false, so
+// columns tx + 16 q), operands staged through shared memory kDepth columns of k at a time (the
+// next step's loaded into registers during this step's arithmetic) and multiplied with fused
+// multiply-adds (__fmaf_rn: this library compiles with --fmad=false, so
 // every fusion here is written out, and each output is one fma chain in increasing k, what the
 // host model in tests/support/ns_tiled_reference.h computes).
 //
@@ -28,35 +29,53 @@ constexpr int kSide = kTile / kMicro;    // 16 threads along each side of a tile
 constexpr int kStride = kTile + 4;       // a staged row of k, padded against bank conflicts
 constexpr int kTileElems = kTile * kTile;
 static_assert(kSide * kSide == kBlock, "one thread per 4 x 4 outputs of a tile");
-static_assert(kTile * kDepth % kBlock == 0, "a staged operand is a whole number of loads per thread");
 
-// S[kk][r] = get(r, kk) for r < kTile, kk < kDepth. AlongK: consecutive threads take consecutive
-// kk (the operand is contiguous along k in memory), else consecutive r; either way the global
-// loads of a warp are contiguous runs.
-template <bool AlongK, class Get>
-__device__ __forceinline__ void load_stage(float (*S)[kStride], const Get& get) {
-#pragma unroll
-  for (int q = 0; q < kTile * kDepth / kBlock; ++q) {
-    const int idx = static_cast<int>(threadIdx.x) + q * kBlock;
-    const int r = AlongK ? idx / kDepth : idx % kTile;
-    const int kk = AlongK ? idx % kDepth : idx / kTile;
-    S[kk][r] = get(r, kk);
-  }
+// Entry q (< kLoads) of this thread's share of a staged operand: S[kk][r] for r < kTile,
+// kk < kDepth. AlongK: consecutive threads take consecutive kk (for an operand contiguous along
+// k in memory), else consecutive r; either way a warp's global loads are contiguous runs.
+constexpr int kLoads = kTile * kDepth / kBlock;
+static_assert(kTile * kDepth % kBlock == 0, "a staged operand is a whole number of loads per thread");
+template <bool AlongK>
+__device__ __forceinline__ void stage_entry(int q, int* r, int* kk) {
+  const int idx = static_cast<int>(threadIdx.x) + q * kBlock;
+  *r = AlongK ? idx / kDepth : idx % kTile;
+  *kk = AlongK ? idx % kDepth : idx / kTile;
 }
 
 // acc[p][q] = fma chain over k in [k_begin, k_end) (k_end - k_begin a multiple of kDepth) of
 // get_a(ty + 16 p, k) * get_b(tx + 16 q, k), continuing from acc's values. Every thread of the
-// block must call it.
+// block must call it. The next step's operands are loaded into registers while the current
+// step multiplies (the loads' latency hidden behind the arithmetic), then stored to shared
+// memory between two barriers.
 template <bool AAlongK, bool BAlongK, class GetA, class GetB>
 __device__ __forceinline__ void tile_product(const GetA& get_a, const GetB& get_b, int k_begin, int k_end,
                                              float (&acc)[kMicro][kMicro]) {
   __shared__ float a_stage[kDepth][kStride];
   __shared__ float b_stage[kDepth][kStride];
   const int tx = static_cast<int>(threadIdx.x) % kSide, ty = static_cast<int>(threadIdx.x) / kSide;
+  float a_next[kLoads], b_next[kLoads];
+  auto fetch = [&](int k0) {
+#pragma unroll
+    for (int q = 0; q < kLoads; ++q) {
+      int r, kk;
+      stage_entry<AAlongK>(q, &r, &kk);
+      a_next[q] = get_a(r, k0 + kk);
+      stage_entry<BAlongK>(q, &r, &kk);
+      b_next[q] = get_b(r, k0 + kk);
+    }
+  };
+  if (k_begin < k_end) fetch(k_begin);
   for (int k0 = k_begin; k0 < k_end; k0 += kDepth) {
-    load_stage<AAlongK>(a_stage, [&](int r, int kk) { return get_a(r, k0 + kk); });
-    load_stage<BAlongK>(b_stage, [&](int c, int kk) { return get_b(c, k0 + kk); });
+#pragma unroll
+    for (int q = 0; q < kLoads; ++q) {
+      int r, kk;
+      stage_entry<AAlongK>(q, &r, &kk);
+      a_stage[kk][r] = a_next[q];
+      stage_entry<BAlongK>(q, &r, &kk);
+      b_stage[kk][r] = b_next[q];
+    }
     __syncthreads();
+    if (k0 + kDepth < k_end) fetch(k0 + kDepth);
 #pragma unroll
     for (int kk = 0; kk < kDepth; ++kk) {
       float a[kMicro], b[kMicro];
