@@ -1,10 +1,12 @@
 // Shared by all kernel files: the throwing CUDA error check used by every launcher, grid sizing
-// for grid-stride loops, and the warp/block sums the reductions are built from.
+// for grid-stride loops, the float4 (16-byte) access helpers of the vectorised elementwise
+// passes, and the warp/block sums the reductions are built from.
 // Device code is compiled as C++17 and never logs: errors travel as exceptions to the host code.
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 
 #include "core/error.h"
@@ -36,12 +38,52 @@ inline unsigned int grid_for(std::size_t n, int threads = kThreads) {
   return blocks > kMaxBlocks ? kMaxBlocks : static_cast<unsigned int>(blocks);
 }
 
+// Host checks before a vectorised launch: float4 (16-byte) accesses need every base pointer
+// 16-byte aligned (nullptr counts: it is never dereferenced) and, on a run axis, every stride
+// between runs a multiple of 4 elements, so that each run's operands stay aligned.
+inline bool is_aligned16(const void* p) { return reinterpret_cast<std::uintptr_t>(p) % 16u == 0; }
+inline bool keeps_vec4(std::size_t stride_elements) { return stride_elements % 4u == 0; }
+
+// Blocks for a pass over n floats, 4 per thread-iteration when vec4 (the scalar tail of n % 4
+// elements needs no block of its own: grid-stride loops cover it).
+inline unsigned int grid_for_elements(std::size_t n, bool vec4) { return grid_for(vec4 ? (n + 3) / 4 : n); }
+
 #if defined(__CUDACC__)
 // First index of this thread and the grid-wide stride, in 64 bits: n may exceed 2^31.
 __device__ __forceinline__ std::size_t global_index() {
   return static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;
 }
 __device__ __forceinline__ std::size_t grid_stride() { return static_cast<std::size_t>(gridDim.x) * blockDim.x; }
+
+// Four consecutive floats moved as one 16-byte access: p must be 16-byte aligned, q counts
+// float4s (elements 4q .. 4q + 3). Lanes4 holds them as an array so that an element function
+// runs on each lane in a fully unrolled loop (registers, no local memory).
+struct Lanes4 {
+  float v[4];
+};
+__device__ __forceinline__ Lanes4 load4(const float* p, std::size_t q) {
+  const float4 t = reinterpret_cast<const float4*>(p)[q];
+  return Lanes4{{t.x, t.y, t.z, t.w}};
+}
+__device__ __forceinline__ void store4(float* p, std::size_t q, const Lanes4& a) {
+  reinterpret_cast<float4*>(p)[q] = make_float4(a.v[0], a.v[1], a.v[2], a.v[3]);
+}
+
+// The grid-stride loop of an elementwise pass over n elements. kVec: vec_body(q) for every
+// float4 q < n / 4 (the caller's pointers 16-byte aligned), then scalar_body(i) for the n % 4
+// tail elements; otherwise scalar_body(i) for every i < n. Each element is handled once, by one
+// thread; callers write the same float expression in both bodies, so the path never changes
+// the bits.
+template <bool kVec, class VecBody, class ScalarBody>
+__device__ __forceinline__ void for_each_element(std::size_t n, VecBody vec_body, ScalarBody scalar_body) {
+  std::size_t done = 0;
+  if constexpr (kVec) {
+    const std::size_t n4 = n / 4;  // a shift
+    for (std::size_t q = global_index(); q < n4; q += grid_stride()) vec_body(q);
+    done = n4 * 4;
+  }
+  for (std::size_t i = done + global_index(); i < n; i += grid_stride()) scalar_body(i);
+}
 
 template <class T>
 __device__ __forceinline__ T warp_sum(T v) {
