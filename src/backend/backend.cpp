@@ -1,5 +1,5 @@
 // Backend's defaults for the optional capabilities: batched gemm and the run axis of the MLP
-// pieces as loops of the one-run ops, and step
+// pieces as loops of the one-run ops, the MLP's layer ops as their unfused calls, and step
 // graphs and fp64 ops that throw, naming the op and the backend. The registry gives fp64 runs
 // the CPU backend only, so reaching an fp64 default is a programming error (RuntimeError).
 #include <stdexcept>
@@ -60,6 +60,39 @@ void Backend::cross_entropy_runs(const float* logits, std::size_t stride_logits,
   for (int r = 0; r < runs; ++r)
     cross_entropy(logits + r * stride_logits, labels, rows, classes, loss + r * stride_rows, correct + r * stride_rows,
                   dlogits != nullptr ? dlogits + r * stride_dlogits : nullptr, grad_scale);
+}
+
+std::size_t Backend::relu_mask_bytes(int, int) const { return 0; }
+
+// The layer ops' defaults: the unfused calls in the order Mlp made them before these ops
+// existed, so every backend that does not override them computes exactly what it did.
+void Backend::linear_forward_runs(const float* x, std::size_t stride_x, const float* W, const float* b,
+                                  std::size_t param_stride, float* out, std::size_t stride_out, int rows, int fan_in,
+                                  int fan_out, bool relu, void*, std::size_t, int runs) {
+  gemm_strided_batched(Trans::No, Trans::Yes, rows, fan_out, fan_in, 1.0f, x, fan_in, static_cast<int64_t>(stride_x),
+                       W, fan_in, static_cast<int64_t>(param_stride), 0.0f, out, fan_out,
+                       static_cast<int64_t>(stride_out), runs);
+  bias_activation_runs(out, stride_out, b, param_stride, rows, fan_out, relu, runs);
+}
+
+void Backend::linear_weight_grad_runs(const float* dZ, std::size_t stride_dz, const float* x, std::size_t stride_x,
+                                      float* dW, float* db, std::size_t param_stride, int rows, int fan_in,
+                                      int fan_out, int runs) {
+  gemm_strided_batched(Trans::Yes, Trans::No, fan_out, fan_in, rows, 1.0f, dZ, fan_out, static_cast<int64_t>(stride_dz),
+                       x, fan_in, static_cast<int64_t>(stride_x), 0.0f, dW, fan_in, static_cast<int64_t>(param_stride),
+                       runs);
+  if (db != nullptr) column_sums_runs(dZ, stride_dz, rows, fan_out, db, param_stride, runs);
+}
+
+void Backend::linear_input_grad_relu_runs(const float* dZ, std::size_t stride_dz, const float* W,
+                                          std::size_t param_stride, const float* H, std::size_t stride_h, const void*,
+                                          std::size_t, float* dX, std::size_t stride_dx, float* db_in, int rows,
+                                          int fan_in, int fan_out, int runs) {
+  gemm_strided_batched(Trans::No, Trans::No, rows, fan_in, fan_out, 1.0f, dZ, fan_out, static_cast<int64_t>(stride_dz),
+                       W, fan_in, static_cast<int64_t>(param_stride), 0.0f, dX, fan_in, static_cast<int64_t>(stride_dx),
+                       runs);
+  relu_backward_runs(dX, stride_dx, H, stride_h, static_cast<std::size_t>(rows) * fan_in, runs);
+  if (db_in != nullptr) column_sums_runs(dX, stride_dx, rows, fan_in, db_in, param_stride, runs);
 }
 
 void Backend::sgd_update_runs(float* w, const float* g, std::size_t param_stride, float* m, std::size_t state_stride,

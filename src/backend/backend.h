@@ -120,6 +120,51 @@ class Backend {
                                   int classes, float* loss, float* correct, std::size_t stride_rows, float* dlogits,
                                   std::size_t stride_dlogits, float grad_scale, int runs);
 
+  // ---- the MLP's layers over the runs of a pack ---------------------------------------------
+  // One linear layer (weights (fan_out, fan_in) row-major as nn.Linear, activations row-major
+  // with ld = their width) for `runs` runs: W_r, b_r, dW_r, db_r at W, b, dW, db + r *
+  // param_stride (a pack's parameter arenas), x_r at x + r * stride_x (0: the runs share x),
+  // out/dZ/dX at their strides. The defaults are exactly the unfused sequence
+  // (gemm_strided_batched, then bias_activation_runs / column_sums_runs / relu_backward_runs), so
+  // the CPU's results are those of those calls, bit for bit. A backend may fuse them (CUDA:
+  // cuBLASLt epilogues, docs/CUDA.md) and keep a ReLU mask between the forward and the backward.
+  //
+  // Bytes of ReLU mask a backend keeps per run for a post-ReLU (rows x cols) activation; 0 (the
+  // default) means it keeps none and the mask pointers below may be null. A caller that gets
+  // n > 0 passes a buffer of n bytes per run (run r's at r * mask_stride, mask_stride >= n and a
+  // multiple of 256, from an allocation of this backend, which then starts 256-byte aligned) for
+  // every ReLU layer's forward and the matching backward. Its contents are the backend's own.
+  virtual std::size_t relu_mask_bytes(int rows, int cols) const;
+  // out_r (rows x fan_out) = act(x_r W_r^T + b_r), act = ReLU if relu (then relu_mask, if not
+  // null, receives the backend's mask of out_r) else the identity.
+  virtual void linear_forward_runs(const float* x, std::size_t stride_x, const float* W, const float* b,
+                                   std::size_t param_stride, float* out, std::size_t stride_out, int rows, int fan_in,
+                                   int fan_out, bool relu, void* relu_mask, std::size_t mask_stride, int runs);
+  // dW_r (fan_out x fan_in) = dZ_r^T x_r and, unless db is null, db_r (fan_out) = the column
+  // sums of dZ_r (rows x fan_out); both overwritten. (The MLP passes db for its output layer;
+  // a hidden layer's db comes with the gradient into its output, below.)
+  virtual void linear_weight_grad_runs(const float* dZ, std::size_t stride_dz, const float* x, std::size_t stride_x,
+                                       float* dW, float* db, std::size_t param_stride, int rows, int fan_in,
+                                       int fan_out, int runs);
+  // The gradient into a ReLU layer's output: dX_r (rows x fan_in) = (dZ_r W_r) * [H_r > 0],
+  // where H_r (rows x fan_in, at stride_h) is the post-ReLU activation the last
+  // linear_forward_runs wrote together with relu_mask (same rows; the mask may be null); and,
+  // unless db_in is null, that ReLU layer's bias gradient db_in_r (fan_in, at db_in + r *
+  // param_stride) = the column sums of dX_r.
+  virtual void linear_input_grad_relu_runs(const float* dZ, std::size_t stride_dz, const float* W,
+                                           std::size_t param_stride, const float* H, std::size_t stride_h,
+                                           const void* relu_mask, std::size_t mask_stride, float* dX,
+                                           std::size_t stride_dx, float* db_in, int rows, int fan_in, int fan_out,
+                                           int runs);
+  // How many linear_* calls with something to fuse (a bias, a ReLU or a bias gradient) took a
+  // backend's fused path and how many its unfused fallback (both 0 on a backend without one):
+  // for tests and diagnostics.
+  struct FusedLinearCounts {
+    uint64_t fused = 0;
+    uint64_t unfused = 0;
+  };
+  virtual FusedLinearCounts fused_linear_counts() const { return {}; }
+
   // ---- data ---------------------------------------------------------------------------------
   // Fills `count` samples of multi-task sparse parity (see backend/sparse_parity_gen.h):
   // x (count x (n_tasks + n_bits)) as 0/1 floats, labels (count), task ids (count).

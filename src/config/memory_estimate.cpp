@@ -24,7 +24,7 @@ uint64_t sat_mul(uint64_t a, uint64_t b) {
 // The three terms of the estimate, in floats (4 bytes each), so the largest can be blamed.
 struct MemoryTerms {
   uint64_t parameters;  // weights, grads and two optimizer states: 4 P
-  uint64_t batch;       // inputs, activations and their grads, per-example scratch
+  uint64_t batch;       // inputs, activations and their grads, ReLU masks, per-example scratch
   uint64_t eval;        // the fixed eval set: n_tasks * samples_per_task examples
 };
 
@@ -53,10 +53,14 @@ MemoryTerms memory_terms(const ExperimentConfig& c) {
     params = sat_add(params, sat_add(sat_mul(w, 2), 2));
   }
   const uint64_t layer_outputs = sat_add(sat_mul(hidden, w), 2);
+  // The CUDA backend's ReLU masks (cuBLASLt epilogues, docs/CUDA.md): one bit per hidden
+  // activation, each row padded to 128 bits, i.e. 4 floats per 128 columns. The CPU keeps none;
+  // counted anyway, as the estimate is an upper bound whatever the device (3% of an activation).
+  const uint64_t mask_floats = sat_mul(hidden, sat_mul(sat_add(w, 127) / 128, 4));
 
   MemoryTerms t{};
   t.parameters = sat_mul(params, 4);
-  t.batch = sat_add(sat_mul(batch, sat_add(d, sat_mul(layer_outputs, 2))), sat_mul(batch, 8));
+  t.batch = sat_add(sat_mul(batch, sat_add(sat_add(d, sat_mul(layer_outputs, 2)), mask_floats)), sat_mul(batch, 8));
   t.eval =
       sat_mul(sat_mul(as_count(c.task.n_tasks), as_count(c.eval.samples_per_task)), sat_add(d, 4));
   return t;

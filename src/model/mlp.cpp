@@ -1,5 +1,6 @@
-// MLP forward/backward as GEMMs plus fused bias/ReLU on the backend. Row-major activations
-// A_l (rows x dims[l+1]); Z = A W^T + b, so dW = dZ^T A_prev, db = colsum(dZ), dA_prev = dZ W.
+// MLP forward/backward as the backend's layer ops (GEMMs with bias/ReLU, fused where the backend
+// can). Row-major activations A_l (rows x dims[l+1]); Z = A W^T + b, so dW = dZ^T A_prev,
+// db = colsum(dZ), dA_prev = dZ W.
 #include "model/mlp.h"
 
 #include <algorithm>
@@ -71,6 +72,18 @@ Mlp::Mlp(Backend& backend, int input_dim, int width, int depth, int classes, int
   const std::size_t grad_size = (runs - 1) * grad_stride_ + static_cast<std::size_t>(max_rows) * widest_hidden;
   grad_a_ = Buffer<float>(backend, grad_size);
   grad_b_ = Buffer<float>(backend, grad_size);
+  // The backend's ReLU masks of the hidden layers, one per run at a 256-byte multiple.
+  for (int l = 0; l + 1 < depth; ++l) {
+    const std::size_t bytes = backend.relu_mask_bytes(max_rows, dims_[l + 1]);
+    const std::size_t stride = (bytes + 255) / 256 * 256;
+    mask_stride_.push_back(stride);
+    masks_.emplace_back(bytes == 0 ? Buffer<unsigned char>() : Buffer<unsigned char>(backend, stride * runs));
+  }
+}
+
+void* Mlp::relu_mask(int layer, int run) {
+  Buffer<unsigned char>& mask = masks_[static_cast<std::size_t>(layer)];
+  return mask.empty() ? nullptr : mask.data() + static_cast<std::size_t>(run) * mask_stride_[layer];
 }
 
 void Mlp::initialize(int run, uint64_t seed) {
@@ -107,18 +120,16 @@ const float* Mlp::forward(const float* x, int rows, RunRange range) {
   check_range(range, runs_);
   const int first = range.first, count = range.count;
   const float* input = x;
-  int64_t input_stride = 0;  // the runs of a range share x
+  std::size_t input_stride = 0;  // the runs of a range share x
   for (int l = 0; l < depth(); ++l) {
     const int fan_in = dims_[l], fan_out = dims_[l + 1];
+    const bool hidden = l + 1 < depth();
     float* out = activation(l, first);
-    const auto stride = static_cast<int64_t>(act_stride_[l]);
-    backend_.gemm_strided_batched(Trans::No, Trans::Yes, rows, fan_out, fan_in, 1.0f, input, fan_in, input_stride,
-                                  weight(first, l).value.data(), fan_in, static_cast<int64_t>(run_stride_), 0.0f,
-                                  out, fan_out, stride, count);
-    backend_.bias_activation_runs(out, act_stride_[l], bias(first, l).value.data(), run_stride_, rows, fan_out,
-                                  /*relu=*/l + 1 < depth(), count);
+    backend_.linear_forward_runs(input, input_stride, weight(first, l).value.data(), bias(first, l).value.data(),
+                                 run_stride_, out, act_stride_[l], rows, fan_in, fan_out, /*relu=*/hidden,
+                                 hidden ? relu_mask(l, first) : nullptr, hidden ? mask_stride_[l] : 0, count);
     input = out;
-    input_stride = stride;
+    input_stride = act_stride_[l];
   }
   return activation(depth() - 1, first);
 }
@@ -126,29 +137,25 @@ const float* Mlp::forward(const float* x, int rows, RunRange range) {
 void Mlp::backward(const float* x, const float* dlogits, std::size_t dlogits_stride, int rows, RunRange range) {
   check_range(range, runs_);
   const int first = range.first, count = range.count;
-  const auto model_stride = static_cast<int64_t>(run_stride_);
   const float* grad_out = dlogits;  // dZ of the current layer (rows x fan_out), per run
-  auto grad_out_stride = static_cast<int64_t>(dlogits_stride);
+  std::size_t grad_out_stride = dlogits_stride;
   Buffer<float>* spare = &grad_a_;
   for (int l = depth() - 1; l >= 0; --l) {
     const int fan_in = dims_[l], fan_out = dims_[l + 1];
     const float* input = l == 0 ? x : activation(l - 1, first);
-    const int64_t input_stride = l == 0 ? 0 : static_cast<int64_t>(act_stride_[l - 1]);
-    backend_.gemm_strided_batched(Trans::Yes, Trans::No, fan_out, fan_in, rows, 1.0f, grad_out, fan_out,
-                                  grad_out_stride, input, fan_in, input_stride, 0.0f, weight(first, l).grad.data(),
-                                  fan_in, model_stride, count);
-    backend_.column_sums_runs(grad_out, static_cast<std::size_t>(grad_out_stride), rows, fan_out,
-                              bias(first, l).grad.data(), run_stride_, count);
+    const std::size_t input_stride = l == 0 ? 0 : act_stride_[l - 1];
+    // The output layer's bias gradient here; a hidden layer's came with grad_out (below).
+    const bool top = l == depth() - 1;
+    backend_.linear_weight_grad_runs(grad_out, grad_out_stride, input, input_stride, weight(first, l).grad.data(),
+                                     top ? bias(first, l).grad.data() : nullptr, run_stride_, rows, fan_in, fan_out,
+                                     count);
     if (l == 0) break;  // no gradient with respect to the data
     float* grad_in = spare->data() + first * grad_stride_;
-    const auto grad_in_stride = static_cast<int64_t>(grad_stride_);
-    backend_.gemm_strided_batched(Trans::No, Trans::No, rows, fan_in, fan_out, 1.0f, grad_out, fan_out,
-                                  grad_out_stride, weight(first, l).value.data(), fan_in, model_stride, 0.0f,
-                                  grad_in, fan_in, grad_in_stride, count);
-    backend_.relu_backward_runs(grad_in, grad_stride_, input, static_cast<std::size_t>(input_stride),
-                                static_cast<std::size_t>(rows) * fan_in, count);
+    backend_.linear_input_grad_relu_runs(grad_out, grad_out_stride, weight(first, l).value.data(), run_stride_, input,
+                                         input_stride, relu_mask(l - 1, first), mask_stride_[l - 1], grad_in,
+                                         grad_stride_, bias(first, l - 1).grad.data(), rows, fan_in, fan_out, count);
     grad_out = grad_in;
-    grad_out_stride = grad_in_stride;
+    grad_out_stride = grad_stride_;
     spare = (spare == &grad_a_) ? &grad_b_ : &grad_a_;
   }
 }

@@ -33,9 +33,12 @@ struct Parameter {
 };
 
 // `runs` models of one shape (a pack; 1 for a run alone), run r's tensors at r * run_stride() in
-// one value and one gradient arena, its activations at r * (that layer's stride): every GEMM of
-// a RunRange is one strided-batched product and every other op one call over the range's runs
-// (the backend's run axis), so each run computes what it would alone (bit for bit on the CPU).
+// one value and one gradient arena, its activations at r * (that layer's stride): each layer of
+// a RunRange is one call of the backend's layer ops over the range's runs (linear_forward_runs,
+// linear_weight_grad_runs, linear_input_grad_relu_runs: strided-batched products with bias, ReLU
+// and bias gradient, fused where the backend can), so each run computes what it would alone (bit
+// for bit on the CPU). A backend that keeps ReLU masks (relu_mask_bytes > 0) gets one per hidden
+// layer and run, written by the forward and read by the backward.
 class Mlp {
  public:
   // max_rows bounds the rows of every forward/backward call (activation buffers are sized once).
@@ -69,6 +72,8 @@ class Mlp {
   Parameter& weight(int run, int layer) { return params_[static_cast<std::size_t>(run)][2 * layer]; }
   Parameter& bias(int run, int layer) { return params_[static_cast<std::size_t>(run)][2 * layer + 1]; }
   float* activation(int layer, int run) { return activations_[layer].data() + run * act_stride_[layer]; }
+  // Run `run`'s ReLU mask of hidden layer `layer` (null when the backend keeps none).
+  void* relu_mask(int layer, int run);
 
   Backend& backend_;
   std::vector<int> dims_;  // dims_[0] = input, dims_[depth] = classes
@@ -83,6 +88,10 @@ class Mlp {
   std::vector<std::size_t> act_stride_;     // per layer: elements between runs' activations
   std::size_t grad_stride_ = 0;             // the same for grad_a_ / grad_b_
   Buffer<float> grad_a_, grad_b_;           // runs x (max_rows, max hidden dim): ping-pong dA
+  // Per hidden layer: the backend's ReLU masks (runs x mask_stride_ bytes), kept from the forward
+  // for the backward; empty when Backend::relu_mask_bytes is 0 (the CPU).
+  std::vector<Buffer<unsigned char>> masks_;
+  std::vector<std::size_t> mask_stride_;  // per hidden layer: bytes between runs' masks
 };
 
 }  // namespace skillrun

@@ -537,11 +537,12 @@ TEST(ConfigErrors, OtherParamsMustBeAnObject) {
 
 // Defaults: D = 5 + 100 = 105; layers 105 -> 250 -> 2.
 // P = 105*250 + 250 + 250*2 + 2 = 27002; 4P = 108008.
-// batch: 10000 * (105 + 2*(250 + 2)) = 6090000, plus 10000*8 = 80000.
+// batch: 10000 * (105 + 2*(250 + 2) + 8) = 6170000 (8: the ReLU mask of the hidden layer, 250
+// columns padded to 256 bits = 8 floats), plus 10000*8 = 80000.
 // eval: 5 * 1000 * (105 + 4) = 545000.
-// floats = 108008 + 6090000 + 80000 + 545000 = 6823008; bytes = 4 * that = 27292032.
+// floats = 108008 + 6170000 + 80000 + 545000 = 6903008; bytes = 4 * that = 27612032.
 TEST(ConfigMemory, DefaultEstimateMatchesHandComputation) {
-  EXPECT_EQ(estimated_memory_bytes(parse_experiment(minimal())), 27292032u);
+  EXPECT_EQ(estimated_memory_bytes(parse_experiment(minimal())), 27612032u);
 }
 
 // Depth 1 is linear 105 -> 2: P = 212, 4P = 848; batch 10000*(105 + 2*2) + 80000 = 1170000;

@@ -26,6 +26,7 @@
 
 #include <fmt/format.h>
 
+#include "backend/cuda/cublaslt_linear.h"
 #include "backend/cuda/cuda_check.h"
 #include "core/error.h"
 #include "elementwise.cuh"
@@ -108,6 +109,13 @@ CudaBackend::CudaBackend(int device, Precision precision)
     SKR_CUSOLVER_CHECK(cusolverDnCreate(&cusolver_));
     SKR_CUSOLVER_CHECK(cusolverDnSetStream(cusolver_, stream_));
 
+    // The fused layer GEMMs, unless SKILLRUN_CUBLASLT=off (then the unfused path everywhere).
+    if (cuda::cublaslt_enabled_by_environment()) {
+      lt_ = std::make_unique<cuda::CublasLtLinear>(stream_, compute_type_);
+    } else {
+      name_.insert(name_.size() - 1, ", cuBLASLt epilogues off");
+    }
+
     // One allocation for the reduction workspaces: partials, the result slot, column sums.
     const std::size_t doubles = cuda::kMaxReduceBlocks + 1 + cuda::kColumnSumsWorkspace;
     void* reduce = nullptr;
@@ -136,6 +144,7 @@ void CudaBackend::release_all() noexcept {
   if (scratch_ != nullptr) deallocate(scratch_);
   scratch_ = nullptr;
   scratch_bytes_ = 0;
+  lt_.reset();  // before the stream goes
   if (cusolver_ != nullptr) SKR_CUSOLVER_CHECK_NOTHROW(cusolverDnDestroy(cusolver_));
   if (cublas_ != nullptr) SKR_CUBLAS_CHECK_NOTHROW(cublasDestroy(cublas_));
   cusolver_ = nullptr;
@@ -443,6 +452,68 @@ void CudaBackend::cross_entropy(const float* logits, const int32_t* labels, int 
                                 float* correct, float* dlogits, float grad_scale) {
   cuda::launch_cross_entropy(logits, labels, rows, classes, loss, correct, dlogits, grad_scale, device_error_flag_,
                              stream_);
+}
+
+// ---- the MLP's layers: cuBLASLt epilogues, or the unfused defaults ---------------------------
+
+std::size_t CudaBackend::relu_mask_bytes(int rows, int cols) const {
+  return lt_ != nullptr ? cuda::CublasLtLinear::mask_bytes(rows, cols) : 0;
+}
+
+void CudaBackend::linear_forward_runs(const float* x, std::size_t stride_x, const float* W, const float* b,
+                                      std::size_t param_stride, float* out, std::size_t stride_out, int rows,
+                                      int fan_in, int fan_out, bool relu, void* relu_mask, std::size_t mask_stride,
+                                      int runs) {
+  check_batch_strides(rows, fan_out, fan_out, static_cast<int64_t>(stride_x), static_cast<int64_t>(param_stride),
+                      static_cast<int64_t>(stride_out), runs);
+  if (lt_ != nullptr && lt_->forward(x, stride_x, W, b, param_stride, out, stride_out, rows, fan_in, fan_out, relu,
+                                     relu_mask, mask_stride, runs)) {
+    ++linear_counts_.fused;
+    return;
+  }
+  ++linear_counts_.unfused;  // (forward() has forgotten the masks it did not write)
+  Backend::linear_forward_runs(x, stride_x, W, b, param_stride, out, stride_out, rows, fan_in, fan_out, relu, relu_mask,
+                               mask_stride, runs);
+}
+
+void CudaBackend::linear_weight_grad_runs(const float* dZ, std::size_t stride_dz, const float* x, std::size_t stride_x,
+                                          float* dW, float* db, std::size_t param_stride, int rows, int fan_in,
+                                          int fan_out, int runs) {
+  check_batch_strides(fan_out, fan_in, fan_in, static_cast<int64_t>(stride_dz), static_cast<int64_t>(stride_x),
+                      static_cast<int64_t>(param_stride), runs);
+  if (db == nullptr) {  // nothing to fuse: the product alone
+    Backend::linear_weight_grad_runs(dZ, stride_dz, x, stride_x, dW, db, param_stride, rows, fan_in, fan_out, runs);
+    return;
+  }
+  if (lt_ != nullptr &&
+      lt_->weight_grad(dZ, stride_dz, x, stride_x, dW, db, param_stride, rows, fan_in, fan_out, runs)) {
+    ++linear_counts_.fused;
+    return;
+  }
+  ++linear_counts_.unfused;
+  Backend::linear_weight_grad_runs(dZ, stride_dz, x, stride_x, dW, db, param_stride, rows, fan_in, fan_out, runs);
+}
+
+void CudaBackend::linear_input_grad_relu_runs(const float* dZ, std::size_t stride_dz, const float* W,
+                                              std::size_t param_stride, const float* H, std::size_t stride_h,
+                                              const void* relu_mask, std::size_t mask_stride, float* dX,
+                                              std::size_t stride_dx, float* db_in, int rows, int fan_in, int fan_out,
+                                              int runs) {
+  check_batch_strides(rows, fan_in, fan_in, static_cast<int64_t>(stride_dz), static_cast<int64_t>(param_stride),
+                      static_cast<int64_t>(stride_dx), runs);
+  using Fused = cuda::CublasLtLinear::InputGrad;
+  const Fused fused = lt_ == nullptr ? Fused::kNotRun
+                                     : lt_->input_grad_relu(dZ, stride_dz, W, param_stride, relu_mask, mask_stride,
+                                                            dX, stride_dx, db_in, rows, fan_in, fan_out, runs);
+  if (fused == Fused::kNotRun) {
+    ++linear_counts_.unfused;
+    Backend::linear_input_grad_relu_runs(dZ, stride_dz, W, param_stride, H, stride_h, relu_mask, mask_stride, dX,
+                                         stride_dx, db_in, rows, fan_in, fan_out, runs);
+    return;
+  }
+  ++linear_counts_.fused;
+  if (fused == Fused::kWithoutBias && db_in != nullptr)  // DRELU took the product, the kernel the bias gradient
+    column_sums_runs(dX, stride_dx, rows, fan_in, db_in, param_stride, runs);
 }
 
 void CudaBackend::task_sums(const float* loss, const float* correct, const int32_t* tasks, int rows, int n_tasks,

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -17,6 +18,9 @@
 #include "backend/backend.h"
 
 namespace skillrun {
+namespace cuda {
+class CublasLtLinear;  // backend/cuda/cublaslt_linear.h
+}
 
 class CudaBackend final : public Backend {
  public:
@@ -98,6 +102,21 @@ class CudaBackend final : public Backend {
                           std::size_t stride_dlogits, float grad_scale, int runs) override;
   void cross_entropy(const float* logits, const int32_t* labels, int rows, int classes, float* loss, float* correct,
                      float* dlogits, float grad_scale) override;
+  // The MLP's layers with cuBLASLt epilogues (bias + ReLU with the mask kept, bias gradient,
+  // ReLU backward from the mask), or Backend's unfused defaults where cuBLASLt refuses a problem
+  // or SKILLRUN_CUBLASLT=off (docs/CUDA.md, "Fused epilogues").
+  std::size_t relu_mask_bytes(int rows, int cols) const override;
+  void linear_forward_runs(const float* x, std::size_t stride_x, const float* W, const float* b,
+                           std::size_t param_stride, float* out, std::size_t stride_out, int rows, int fan_in,
+                           int fan_out, bool relu, void* relu_mask, std::size_t mask_stride, int runs) override;
+  void linear_weight_grad_runs(const float* dZ, std::size_t stride_dz, const float* x, std::size_t stride_x, float* dW,
+                               float* db, std::size_t param_stride, int rows, int fan_in, int fan_out,
+                               int runs) override;
+  void linear_input_grad_relu_runs(const float* dZ, std::size_t stride_dz, const float* W, std::size_t param_stride,
+                                   const float* H, std::size_t stride_h, const void* relu_mask,
+                                   std::size_t mask_stride, float* dX, std::size_t stride_dx, float* db_in, int rows,
+                                   int fan_in, int fan_out, int runs) override;
+  FusedLinearCounts fused_linear_counts() const override { return linear_counts_; }
   void task_sums(const float* loss, const float* correct, const int32_t* tasks, int rows, int n_tasks,
                  double* sums) override;
 
@@ -153,6 +172,9 @@ class CudaBackend final : public Backend {
   uint32_t capture_step_ = 0;
   cudaGraphExec_t step_graph_ = nullptr;
   std::vector<void*> retired_scratch_;  // scratch buffers a live step graph still uses
+  // The fused layer GEMMs (null when SKILLRUN_CUBLASLT=off) and how often they ran / fell back.
+  std::unique_ptr<cuda::CublasLtLinear> lt_;
+  FusedLinearCounts linear_counts_;
   void destroy_step_graph() noexcept;
   void require_not_capturing(const char* what) const;
   // Newton-Schulz: our own kernels (kernels/newton_schulz.cu) for every fp32 matrix whose small

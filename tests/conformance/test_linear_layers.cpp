@@ -1,0 +1,426 @@
+// The MLP's layer ops (Backend::linear_forward_runs, linear_weight_grad_runs,
+// linear_input_grad_relu_runs) on every backend under test against the CPU backend, whose
+// defaults are the unfused calls. On "cuda" they run cuBLASLt epilogues (bias + ReLU with the
+// ReLU mask kept, BGRADB, DRELU), on "cuda_unfused" (SKILLRUN_CUBLASLT=off) the unfused path;
+// the cases also force the fused backend's fallbacks (misaligned bias strides or masks, a mask the
+// last forward did not write). Shapes aligned and ragged (not multiples of 4/8/16/128), one run
+// and three runs at strides with NaN gaps, x shared (stride 0) or per run; outputs start NaN.
+// Tolerances: products the backend's gemm tolerance; the fused bias gradient sums `rows` fp32
+// terms in some order while the CPU sums in double: its own bound (db_bound below).
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <limits>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/cpu/cpu_backend.h"
+#include "backends_under_test.h"
+
+namespace skillrun::conformance {
+namespace {
+
+using HostVec = std::vector<float>;
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+HostVec random_vector(std::size_t n, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  HostVec v(n);
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+// `runs` blocks of n random values at `stride` (NaN between them); stride 0: one block.
+HostVec per_run(std::size_t n, std::size_t stride, int runs, unsigned seed) {
+  if (stride == 0) return random_vector(n, seed);
+  HostVec v((runs - 1) * stride + n, kNaN);
+  for (int r = 0; r < runs; ++r) {
+    const HostVec part = random_vector(n, seed + 977u * static_cast<unsigned>(r));
+    std::copy(part.begin(), part.end(), v.begin() + static_cast<std::ptrdiff_t>(r * stride));
+  }
+  return v;
+}
+
+std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
+
+// ||got - ref|| / ||ref|| where ref is not NaN; NaN in ref must be NaN in got (never written),
+// and got must be finite everywhere else. Returns the error (for the bound checks' messages).
+double expect_close(const std::string& what, const HostVec& got, const HostVec& ref, double tolerance) {
+  EXPECT_EQ(got.size(), ref.size()) << what;
+  if (got.size() != ref.size()) return 0.0;
+  std::size_t one_sided = 0;
+  double diff = 0.0, norm = 0.0;
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    if (std::isnan(ref[i]) || !std::isfinite(got[i])) {
+      if (!(std::isnan(ref[i]) && std::isnan(got[i]))) ++one_sided;
+      continue;
+    }
+    const double d = static_cast<double>(got[i]) - ref[i];
+    diff += d * d;
+    norm += static_cast<double>(ref[i]) * ref[i];
+  }
+  EXPECT_EQ(one_sided, 0u) << what << ": elements NaN/Inf on one side only (written outside the output, or left "
+                                      "unwritten?)";
+  const double error = norm > 0.0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+  EXPECT_LE(error, tolerance) << what << ": normalised error";
+  return error;
+}
+
+template <class T>
+Buffer<T> on(Backend& backend, const std::vector<T>& host) {
+  Buffer<T> b(backend, host.size());
+  b.upload(host);
+  return b;
+}
+
+// The backend's ReLU masks for `runs` runs of a (rows x cols) activation: null when it keeps none.
+// `offset` bytes past an allocation's start (which is 256-byte aligned).
+struct Masks {
+  Buffer<unsigned char> buffer;
+  std::size_t stride = 0, offset = 0;
+  Masks(Backend& backend, int rows, int cols, int runs, std::size_t offset_bytes = 0) {
+    const std::size_t bytes = backend.relu_mask_bytes(rows, cols);
+    if (bytes == 0) return;
+    stride = round_up(bytes, 256);
+    offset = offset_bytes;
+    buffer = Buffer<unsigned char>(backend, stride * runs + offset);
+  }
+  void* data() { return buffer.empty() ? nullptr : buffer.data() + offset; }
+};
+
+struct Shape {
+  int rows, fan_in, fan_out;
+  std::string name() const {
+    return std::to_string(rows) + "x" + std::to_string(fan_in) + "->" + std::to_string(fan_out);
+  }
+};
+
+// 256 x 64 -> 128: every size a multiple of 16 (and of 128 for the mask); 301 x 37 -> 83 and
+// 130 x 129 -> 257: none is (the mask's columns padded to 128 and 384 bits).
+const Shape kAligned{256, 64, 128};
+const std::vector<Shape> kShapes = {kAligned, {301, 37, 83}, {130, 129, 257}};
+
+// The bound on the fused bias gradient. db_j = sum over `rows` terms dZ_ij, which the CPU sums
+// in double (exact to ~1e-16, then rounded once to fp32) and a fused epilogue sums in fp32 in an
+// order of its own (a tree over tiles, split-K partial sums, ...). Whatever the order, a sum of n
+// terms in floating point with unit roundoff u = 2^-24 is off by at most gamma_{n-1} sum_i |a_i|,
+// gamma_m = m u / (1 - m u) (Higham, Accuracy and Stability, 2nd ed., eq. 4.4, which holds for
+// any summation order since each term takes part in at most n - 1 additions). Operands rounded
+// to tf32 / bf16 first (if the epilogue sums the converted B operand) add delta sum_i |a_i|.
+// Both fp32 results are rounded once more (CPU: double -> float; GPU: its last addition is
+// already counted): u |db_j| each. Per element |got_j - ref_j| <= (gamma + delta (1 + gamma))
+// S_j + 2 u |ref_j|, with S_j = sum_i |dZ_ij|; the normalised error over the vector is then at
+// most sqrt(sum_j bound_j^2) / ||ref||. For random dZ in [-1, 1) S_j / |db_j| ~ 0.9 sqrt(rows),
+// so at 301 rows the bound is ~3e-4 of ||db||, while a lost row or column is ~5e-2: the bound
+// is loose enough for any order and tight enough for any bug. Only db gets it: the products keep
+// the backend's gemm tolerance, the ReLU backward is exact (a multiplication by 0 or 1).
+double db_bound(const HostVec& dZ, std::size_t stride_dz, const HostVec& ref_db, std::size_t db_stride, int rows,
+                int fan_out, int runs, double delta) {
+  const double u = std::ldexp(1.0, -24);
+  const double gamma = (rows - 1) * u / (1.0 - (rows - 1) * u);
+  double bound2 = 0.0, norm2 = 0.0;
+  for (int r = 0; r < runs; ++r) {
+    for (int j = 0; j < fan_out; ++j) {
+      double s = 0.0;
+      for (int i = 0; i < rows; ++i) s += std::fabs(dZ[r * stride_dz + static_cast<std::size_t>(i) * fan_out + j]);
+      const double ref = ref_db[r * db_stride + j];
+      const double b = (gamma + delta * (1.0 + gamma)) * s + 2.0 * u * std::fabs(ref);
+      bound2 += b * b;
+      norm2 += ref * ref;
+    }
+  }
+  return std::sqrt(bound2 / norm2);
+}
+
+class LinearLayers : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    for (const BackendUnderTest& b : backends_under_test())
+      if (b.name == GetParam()) under_test_ = &b;
+    ASSERT_NE(under_test_, nullptr);
+    const std::string why = under_test_->unavailable();
+    if (!why.empty()) GTEST_SKIP() << why;
+    backend_ = under_test_->make();
+  }
+
+  // The fused path is expected where the backend keeps ReLU masks (cuBLASLt on) at fp32 and the
+  // shape is aligned: there it must have run (cuBLASLt supports these epilogues for fp32 on sm_90).
+  bool expects_fused() const {
+    return backend_->relu_mask_bytes(1, 1) > 0 && under_test_->gemm_tolerance <= 1e-5;
+  }
+  void report(const std::string& what, Backend::FusedLinearCounts before) {
+    const Backend::FusedLinearCounts now = backend_->fused_linear_counts();
+    std::printf("[ info     ] %s on %s: %llu fused, %llu unfused\n", what.c_str(), GetParam().c_str(),
+                static_cast<unsigned long long>(now.fused - before.fused),
+                static_cast<unsigned long long>(now.unfused - before.unfused));
+  }
+
+  const BackendUnderTest* under_test_ = nullptr;
+  CpuBackend cpu_;
+  std::unique_ptr<Backend> backend_;
+};
+
+// ---- forward ------------------------------------------------------------------------------
+// out_r = act(x_r W_r^T + b_r) over 1 or 3 runs: W and b at a parameter stride (aligned, or
+// one float off: a batched bias that is not 16-byte aligned in every run takes the fallback), x
+// shared or per run, out at a stride with a NaN gap that must stay NaN.
+struct ForwardCase {
+  Shape s;
+  int runs;
+  bool relu;
+  bool shared_x;
+  std::size_t param_pad;  // floats added to the parameter stride: 64 keeps 256-byte alignment, 1 breaks it
+};
+
+std::vector<HostVec> forward_on(Backend& b, const ForwardCase& c, const HostVec& x, std::size_t stride_x,
+                                const HostVec& W, const HostVec& bias, std::size_t param_stride,
+                                std::size_t stride_out) {
+  const Shape s = c.s;
+  Buffer<float> xb = on(b, x), wb = on(b, W), bb = on(b, bias);
+  Buffer<float> out = on(b, HostVec((c.runs - 1) * stride_out + static_cast<std::size_t>(s.rows) * s.fan_out, kNaN));
+  Masks masks(b, s.rows, s.fan_out, c.runs);
+  b.linear_forward_runs(xb.data(), stride_x, wb.data(), bb.data(), param_stride, out.data(), stride_out, s.rows,
+                        s.fan_in, s.fan_out, c.relu, c.relu ? masks.data() : nullptr, masks.stride, c.runs);
+  b.synchronize();
+  return {out.download()};
+}
+
+TEST_P(LinearLayers, ForwardBiasAndReluOverRuns) {
+  std::vector<ForwardCase> cases;
+  for (const Shape& s : kShapes)
+    for (int runs : {1, 3})
+      for (bool relu : {true, false}) cases.push_back({s, runs, relu, runs > 1 && s.rows != 301, 64});
+  cases.push_back({{301, 83, 2}, 3, false, true, 64});  // the logits head: 2 outputs, no ReLU
+  cases.push_back({kAligned, 3, true, false, 1});       // a bias stride not 16-byte aligned per run
+  for (const ForwardCase& c : cases) {
+    const Shape s = c.s;
+    const std::size_t nx = static_cast<std::size_t>(s.rows) * s.fan_in;
+    const std::size_t stride_x = c.shared_x || c.runs == 1 ? 0 : round_up(nx, 64) + 64;
+    const std::size_t param_stride = round_up(static_cast<std::size_t>(s.fan_out) * s.fan_in, 64) + c.param_pad;
+    const std::size_t stride_out = round_up(static_cast<std::size_t>(s.rows) * s.fan_out, 64) + 64;
+    const HostVec x = per_run(nx, stride_x, c.runs, 11);
+    const HostVec W = per_run(static_cast<std::size_t>(s.fan_out) * s.fan_in, param_stride, c.runs, 12);
+    const HostVec bias = per_run(static_cast<std::size_t>(s.fan_out), param_stride, c.runs, 13);
+    const std::string what = "forward " + s.name() + " runs " + std::to_string(c.runs) + (c.relu ? " relu" : "") +
+                             (c.shared_x ? " shared x" : "") + " pad " + std::to_string(c.param_pad);
+    const auto before = backend_->fused_linear_counts();
+    const auto ref = forward_on(cpu_, c, x, stride_x, W, bias, param_stride, stride_out);
+    const auto got = forward_on(*backend_, c, x, stride_x, W, bias, param_stride, stride_out);
+    expect_close(what, got[0], ref[0], under_test_->gemm_tolerance);
+    report(what, before);
+    if (expects_fused() && s.rows == kAligned.rows && c.runs == 1) {
+      EXPECT_EQ(backend_->fused_linear_counts().fused - before.fused, 1u)
+          << what << ": cuBLASLt refused the fused forward (see the log line naming the problem)";
+    }
+    if (backend_->relu_mask_bytes(1, 1) > 0 && c.param_pad == 1) {
+      EXPECT_EQ(backend_->fused_linear_counts().unfused - before.unfused, 1u) << what << ": must take the fallback";
+    }
+  }
+}
+
+// A NaN in x gives NaN in its row's outputs, ReLU or not (the CPU's ReLU is v < 0 ? 0 : v, not
+// fmaxf), so that a diverged run is seen as diverged on every backend.
+TEST_P(LinearLayers, ForwardKeepsNaN) {
+  const ForwardCase c{kAligned, 1, true, false, 64};
+  const Shape s = c.s;
+  HostVec x = random_vector(static_cast<std::size_t>(s.rows) * s.fan_in, 21);
+  x[5 * static_cast<std::size_t>(s.fan_in) + 3] = kNaN;  // row 5
+  const HostVec W = random_vector(static_cast<std::size_t>(s.fan_out) * s.fan_in, 22);
+  const HostVec bias = random_vector(static_cast<std::size_t>(s.fan_out), 23);
+  const std::size_t stride_out = static_cast<std::size_t>(s.rows) * s.fan_out;
+  const auto ref = forward_on(cpu_, c, x, 0, W, bias, 0, stride_out);
+  const auto got = forward_on(*backend_, c, x, 0, W, bias, 0, stride_out);
+  ASSERT_TRUE(std::isnan(ref[0][5 * static_cast<std::size_t>(s.fan_out)])) << "the CPU reference lost the NaN";
+  expect_close("forward with a NaN in row 5", got[0], ref[0], under_test_->gemm_tolerance);
+}
+
+// ---- backward -----------------------------------------------------------------------------
+// Two layers as in Mlp::backward: layer 0 (x shared by the runs, stride 0) -> ReLU -> layer 1.
+// On the backend under test: the forward of layer 0 writes H and its masks; then layer 1's
+// weight gradient (dW1, db1 from dZ1 and H), its input gradient through the ReLU (dX = dZ1 W1 *
+// [H > 0], from the mask) with layer 0's bias gradient db0 = colsum(dX), and layer 0's weight
+// gradient from dX and the shared x. The CPU runs
+// the same backward from the backend's H (so that both apply one ReLU pattern), which is also
+// what makes the mask's meaning checkable: bit set exactly where H > 0.
+struct BackwardCase {
+  Shape s;  // rows, fan_in = hidden width, fan_out of layer 1
+  int runs;
+  std::size_t param_pad;
+  std::size_t mask_offset;  // bytes added to the masks' base: 16 breaks their 256-byte alignment
+  bool with_db0 = true;     // the ReLU backward also gives layer 0's bias gradient (as in the Mlp)
+};
+
+struct BackwardResult {
+  HostVec H, dW1, db1, dX, dW0, db0;
+};
+
+// `given`: the CPU takes the other backend's H (before its backward) and dX (before layer 0's
+// weight gradient), so that every op is compared on the same inputs.
+BackwardResult backward_on(Backend& b, const BackwardCase& c, int d0, const HostVec& x, const HostVec& W0,
+                           const HostVec& b0, const HostVec& W1, const HostVec& dZ1, std::size_t param_stride,
+                           std::size_t stride_h, std::size_t stride_dz, const BackwardResult* given) {
+  const Shape s = c.s;
+  const std::size_t nh = static_cast<std::size_t>(s.rows) * s.fan_in;
+  Buffer<float> xb = on(b, x), w0 = on(b, W0), bb0 = on(b, b0), w1 = on(b, W1), dz = on(b, dZ1);
+  Buffer<float> H = on(b, HostVec((c.runs - 1) * stride_h + nh, kNaN));
+  const std::size_t params = (c.runs - 1) * param_stride + static_cast<std::size_t>(s.fan_out) * s.fan_in;
+  Buffer<float> dW1 = on(b, HostVec(params, kNaN)), db1 = on(b, HostVec(params, kNaN));
+  Buffer<float> dX = on(b, HostVec((c.runs - 1) * stride_h + nh, kNaN));
+  Buffer<float> dW0 = on(b, HostVec(params, kNaN)), db0 = on(b, HostVec(params, kNaN));
+  Masks masks(b, s.rows, s.fan_in, c.runs, c.mask_offset);
+  b.linear_forward_runs(xb.data(), 0, w0.data(), bb0.data(), param_stride, H.data(), stride_h, s.rows, d0, s.fan_in,
+                        true, masks.data(), masks.stride, c.runs);
+  if (given != nullptr) H.upload(given->H);
+  b.linear_weight_grad_runs(dz.data(), stride_dz, H.data(), stride_h, dW1.data(), db1.data(), param_stride, s.rows,
+                            s.fan_in, s.fan_out, c.runs);
+  b.linear_input_grad_relu_runs(dz.data(), stride_dz, w1.data(), param_stride, H.data(), stride_h, masks.data(),
+                                masks.stride, dX.data(), stride_h, c.with_db0 ? db0.data() : nullptr, s.rows,
+                                s.fan_in, s.fan_out, c.runs);
+  b.synchronize();
+  const HostVec own_dX = dX.download();
+  if (given != nullptr) dX.upload(given->dX);
+  // Layer 0's weight gradient: x shared by the runs, no bias gradient (it came with dX).
+  b.linear_weight_grad_runs(dX.data(), stride_h, xb.data(), 0, dW0.data(), nullptr, param_stride, s.rows, d0,
+                            s.fan_in, c.runs);
+  b.synchronize();
+  return {H.download(), dW1.download(), db1.download(), own_dX, dW0.download(), db0.download()};
+}
+
+TEST_P(LinearLayers, BackwardWeightBiasAndReluGradientsOverRuns) {
+  std::vector<BackwardCase> cases;
+  for (const Shape& s : kShapes)
+    for (int runs : {1, 3}) cases.push_back({s, runs, 64, 0});
+  cases.push_back({kAligned, 3, 1, 0});    // bias gradients not 16-byte aligned per run: fallback
+  cases.push_back({kAligned, 1, 64, 16});  // masks not 256-byte aligned: forward and ReLU backward unfused
+  for (int runs : {1, 3}) cases.push_back({kAligned, runs, 64, 0, false});  // the ReLU backward alone (DRELU)
+  for (const BackwardCase& c : cases) {
+    const Shape s = c.s;
+    const bool aligned = s.rows == kAligned.rows;
+    const int d0 = aligned ? 32 : 19;  // layer 0's inputs (the Mlp's first layer has 105)
+    const std::size_t nh = static_cast<std::size_t>(s.rows) * s.fan_in;
+    const std::size_t widest = static_cast<std::size_t>(std::max(s.fan_out, d0)) * s.fan_in;
+    const std::size_t param_stride = round_up(widest, 64) + c.param_pad;
+    const std::size_t stride_h = round_up(nh, 64) + 64;
+    const std::size_t stride_dz = round_up(static_cast<std::size_t>(s.rows) * s.fan_out, 64) + 64;
+    const HostVec x = random_vector(static_cast<std::size_t>(s.rows) * d0, 31);
+    const HostVec W0 = per_run(static_cast<std::size_t>(s.fan_in) * d0, param_stride, c.runs, 32);
+    const HostVec b0 = per_run(static_cast<std::size_t>(s.fan_in), param_stride, c.runs, 33);
+    const HostVec W1 = per_run(static_cast<std::size_t>(s.fan_out) * s.fan_in, param_stride, c.runs, 34);
+    const HostVec dZ1 = per_run(static_cast<std::size_t>(s.rows) * s.fan_out, stride_dz, c.runs, 35);
+    const std::string what = "backward " + s.name() + " (layer 0 from " + std::to_string(d0) + ") runs " +
+                             std::to_string(c.runs) + " pad " + std::to_string(c.param_pad) + " mask offset " +
+                             std::to_string(c.mask_offset) + (c.with_db0 ? "" : " without db0");
+    const auto before = backend_->fused_linear_counts();
+    const BackwardResult got =
+        backward_on(*backend_, c, d0, x, W0, b0, W1, dZ1, param_stride, stride_h, stride_dz, nullptr);
+    const BackwardResult ref = backward_on(cpu_, c, d0, x, W0, b0, W1, dZ1, param_stride, stride_h, stride_dz, &got);
+    report(what, before);
+    const double tol = under_test_->gemm_tolerance, delta = under_test_->operand_rounding;
+    expect_close(what + ": dW1", got.dW1, ref.dW1, tol);
+    const double bound1 = db_bound(dZ1, stride_dz, ref.db1, param_stride, s.rows, s.fan_out, c.runs, delta);
+    const double e1 = expect_close(what + ": db1", got.db1, ref.db1, bound1);
+    expect_close(what + ": dX", got.dX, ref.dX, tol);
+    expect_close(what + ": dW0", got.dW0, ref.dW0, tol);
+    // Layer 0's db is the column sums of the backend's own dX (fused: in fp32 in the epilogue):
+    // against those sums in double on the host, so that only the summation differs.
+    HostVec want_db0(got.db0.size(), kNaN);
+    if (c.with_db0) {
+      for (int r = 0; r < c.runs; ++r)
+        for (int j = 0; j < s.fan_in; ++j) {
+          double sum = 0.0;
+          for (int i = 0; i < s.rows; ++i) sum += got.dX[r * stride_h + static_cast<std::size_t>(i) * s.fan_in + j];
+          want_db0[r * param_stride + j] = static_cast<float>(sum);
+        }
+    }
+    const double bound0 =
+        c.with_db0 ? db_bound(got.dX, stride_h, want_db0, param_stride, s.rows, s.fan_in, c.runs, delta) : 0.0;
+    const double e0 = expect_close(what + ": db0", got.db0, want_db0, bound0);
+    std::printf("[ info     ] %s: db errors %.3g (bound %.3g), %.3g (bound %.3g)\n", what.c_str(), e1, bound1, e0,
+                bound0);
+    if (expects_fused() && aligned && c.runs == 1 && c.param_pad == 64 && c.mask_offset == 0) {
+      // the forward (RELU_AUX_BIAS), layer 1's weight and bias gradient (BGRADB), the ReLU
+      // backward with layer 0's bias gradient (DRELU_BGRAD, or DRELU without db0); layer 0's
+      // weight gradient has nothing to fuse and is not counted
+      EXPECT_EQ(backend_->fused_linear_counts().fused - before.fused, 3u)
+          << what << ": cuBLASLt refused a fused product (see the log lines naming the problem)";
+    }
+    if (backend_->relu_mask_bytes(1, 1) > 0 && c.mask_offset != 0) {
+      EXPECT_GE(backend_->fused_linear_counts().unfused - before.unfused, 2u)
+          << what << ": a misaligned mask must send the forward and the ReLU backward to the fallback";
+    }
+  }
+}
+
+// A mask is read only if the last forward that was given it wrote it: a fused forward, then a
+// forward of other data over the same buffers that takes the fallback (its bias stride is not
+// 16-byte aligned per run), then the backward. Reading the first forward's mask would apply the
+// wrong ReLU pattern; the backend must go by H instead.
+TEST_P(LinearLayers, AStaleMaskIsNeverRead) {
+  const Shape s = kAligned;
+  const int runs = 3, d0 = 32;
+  const std::size_t nh = static_cast<std::size_t>(s.rows) * s.fan_in;
+  const std::size_t good_stride = round_up(static_cast<std::size_t>(s.fan_out) * s.fan_in, 64) + 64;
+  const std::size_t bad_stride = good_stride + 1;
+  const std::size_t stride_h = round_up(nh, 64);
+  const std::size_t stride_dz = round_up(static_cast<std::size_t>(s.rows) * s.fan_out, 64);
+  const std::size_t n0 = static_cast<std::size_t>(s.fan_in) * d0;
+  const HostVec x1 = random_vector(static_cast<std::size_t>(s.rows) * d0, 41);
+  const HostVec x2 = random_vector(static_cast<std::size_t>(s.rows) * d0, 42);
+  const HostVec W0a = per_run(n0, good_stride, runs, 43), b0a = per_run(s.fan_in, good_stride, runs, 44);
+  const HostVec W0b = per_run(n0, bad_stride, runs, 45), b0b = per_run(s.fan_in, bad_stride, runs, 46);
+  const HostVec W1 = per_run(static_cast<std::size_t>(s.fan_out) * s.fan_in, good_stride, runs, 47);
+  const HostVec dZ = per_run(static_cast<std::size_t>(s.rows) * s.fan_out, stride_dz, runs, 48);
+  const auto run = [&](Backend& b, const HostVec* H_given) {
+    Buffer<float> xa = on(b, x1), xb = on(b, x2), wa = on(b, W0a), ba = on(b, b0a), wb = on(b, W0b), bb = on(b, b0b);
+    Buffer<float> w1 = on(b, W1), dz = on(b, dZ);
+    Buffer<float> H = on(b, HostVec((runs - 1) * stride_h + nh, kNaN));
+    Buffer<float> dX = on(b, HostVec((runs - 1) * stride_h + nh, kNaN));
+    Masks masks(b, s.rows, s.fan_in, runs);
+    // 1: fused where the backend can (every stride 256-byte aligned).
+    b.linear_forward_runs(xa.data(), 0, wa.data(), ba.data(), good_stride, H.data(), stride_h, s.rows, d0, s.fan_in,
+                          true, masks.data(), masks.stride, runs);
+    // 2: other data over the same H and masks, a bias stride one float off: the fallback.
+    b.linear_forward_runs(xb.data(), 0, wb.data(), bb.data(), bad_stride, H.data(), stride_h, s.rows, d0, s.fan_in,
+                          true, masks.data(), masks.stride, runs);
+    if (H_given != nullptr) H.upload(*H_given);
+    b.linear_input_grad_relu_runs(dz.data(), stride_dz, w1.data(), good_stride, H.data(), stride_h, masks.data(),
+                                  masks.stride, dX.data(), stride_h, nullptr, s.rows, s.fan_in, s.fan_out, runs);
+    b.synchronize();
+    return std::pair{H.download(), dX.download()};
+  };
+  const auto got = run(*backend_, nullptr);
+  const auto ref = run(cpu_, &got.first);
+  expect_close("dX after a fallback forward over a fused one's masks", got.second, ref.second,
+               under_test_->gemm_tolerance);
+}
+
+// SKILLRUN_CUBLASLT=off keeps no masks and fuses nothing; neither does the CPU.
+TEST_P(LinearLayers, UnfusedBackendsKeepNoMasks) {
+  const std::size_t bytes = backend_->relu_mask_bytes(301, 83);
+  if (GetParam() == "cpu" || GetParam() == "cuda_unfused") {
+    EXPECT_EQ(bytes, 0u);
+    const HostVec x = random_vector(static_cast<std::size_t>(kAligned.rows) * kAligned.fan_in, 51);
+    const HostVec W = random_vector(static_cast<std::size_t>(kAligned.fan_out) * kAligned.fan_in, 52);
+    const HostVec bias = random_vector(static_cast<std::size_t>(kAligned.fan_out), 53);
+    const ForwardCase f{kAligned, 1, true, false, 64};
+    forward_on(*backend_, f, x, 0, W, bias, 0, static_cast<std::size_t>(kAligned.rows) * kAligned.fan_out);
+    EXPECT_EQ(backend_->fused_linear_counts().fused, 0u);
+  } else if (bytes > 0) {
+    // One bit per element, each of the 301 columns of the column-major mask padded to 128 bits.
+    EXPECT_GE(bytes, std::size_t{301} * 16);
+    EXPECT_EQ(bytes % 256, 0u);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, LinearLayers, ::testing::ValuesIn(backend_names()),
+                         [](const ::testing::TestParamInfo<std::string>& param) { return param.param; });
+
+}  // namespace
+}  // namespace skillrun::conformance
