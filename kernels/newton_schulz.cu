@@ -13,8 +13,12 @@
 // changes nothing in the sum, so the result is deterministic. The polynomial and apply steps are
 // plain tiled products with their epilogue fused; apply stages its tile in shared memory so
 // that the stores are coalesced in either orientation of X.
+#if defined(SKILLRUN_CUDA_EMULATION)  // compiled for the host by tests/unit/test_ns_kernels_emulated.cpp
+#include "backend/ns_tiles.h"
+#else
 #include "common.cuh"
 #include "newton_schulz.cuh"
+#endif
 
 namespace skillrun::cuda {
 namespace {
@@ -23,7 +27,7 @@ using ns_tiles::kDepth;
 using ns_tiles::kTile;
 using ns_tiles::Plan;
 
-constexpr int kBlock = 256;              // threads per block
+constexpr int kBlock = ns_tiles::kBlockThreads;
 constexpr int kMicro = 4;                // outputs per thread along each side
 constexpr int kSide = kTile / kMicro;    // 16 threads along each side of a tile
 constexpr int kStride = kTile + 4;       // a staged row of k, padded against bank conflicts
@@ -214,24 +218,19 @@ __global__ void __launch_bounds__(kBlock)
 
 }  // namespace
 
+#if !defined(SKILLRUN_CUDA_EMULATION)
 // ---- launchers ------------------------------------------------------------------------------
 
-std::size_t ns_partial_floats(const Plan& p, int runs) {
-  if (p.chunks <= 1 || runs <= 0) return 0;
-  return static_cast<std::size_t>(runs) * static_cast<std::size_t>(p.pairs) * static_cast<std::size_t>(p.chunks) *
-         kTileElems;
+namespace {
+dim3 to_dim3(const ns_tiles::Grid& g) {
+  return dim3(static_cast<unsigned int>(g.x), static_cast<unsigned int>(g.y), static_cast<unsigned int>(g.z));
 }
-
-std::size_t ns_counter_ints(const Plan& p, int runs) {
-  if (p.chunks <= 1 || runs <= 0) return 0;
-  return static_cast<std::size_t>(runs) * static_cast<std::size_t>(p.pairs);
-}
+}  // namespace
 
 void launch_ns_gram(const float* X, std::size_t x_stride, float* A, std::size_t a_stride, float* partials,
                     int* counters, const Plan& p, int runs, cudaStream_t stream) {
   if (runs <= 0 || p.s <= 0 || p.L <= 0) return;
-  const dim3 grid(static_cast<unsigned int>(p.pairs), static_cast<unsigned int>(p.chunks),
-                  static_cast<unsigned int>(runs));
+  const dim3 grid = to_dim3(ns_tiles::gram_grid(p, runs));
   if (p.tall) {
     ns_gram_kernel<true><<<grid, kBlock, 0, stream>>>(X, x_stride, A, a_stride, partials, counters, p);
   } else {
@@ -243,8 +242,7 @@ void launch_ns_gram(const float* X, std::size_t x_stride, float* A, std::size_t 
 void launch_ns_poly(const float* A, float* B, std::size_t stride, const Plan& p, float b, float c, int runs,
                     cudaStream_t stream) {
   if (runs <= 0 || p.s <= 0) return;
-  const dim3 grid(static_cast<unsigned int>(p.tiles), static_cast<unsigned int>(p.tiles),
-                  static_cast<unsigned int>(runs));
+  const dim3 grid = to_dim3(ns_tiles::poly_grid(p, runs));
   ns_poly_kernel<<<grid, kBlock, 0, stream>>>(A, B, stride, p.s, b, c);
   SKR_CUDA_CHECK_LAUNCH("ns_poly_kernel");
 }
@@ -252,8 +250,7 @@ void launch_ns_poly(const float* A, float* B, std::size_t stride, const Plan& p,
 void launch_ns_apply(const float* X, std::size_t x_stride, const float* B, std::size_t b_stride, float* X_next,
                      std::size_t next_stride, const Plan& p, float a, int runs, cudaStream_t stream) {
   if (runs <= 0 || p.s <= 0 || p.L <= 0) return;
-  const dim3 grid(static_cast<unsigned int>(p.long_tiles), static_cast<unsigned int>(p.tiles),
-                  static_cast<unsigned int>(runs));
+  const dim3 grid = to_dim3(ns_tiles::apply_grid(p, runs));
   if (p.tall) {
     ns_apply_kernel<true><<<grid, kBlock, 0, stream>>>(X, x_stride, B, b_stride, X_next, next_stride, p, a);
   } else {
@@ -261,5 +258,6 @@ void launch_ns_apply(const float* X, std::size_t x_stride, const float* B, std::
   }
   SKR_CUDA_CHECK_LAUNCH("ns_apply_kernel");
 }
+#endif  // !SKILLRUN_CUDA_EMULATION
 
 }  // namespace skillrun::cuda

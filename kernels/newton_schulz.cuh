@@ -10,13 +10,9 @@
 
 namespace skillrun::cuda {
 
-// Device memory the Gram step needs besides A for `runs` matrices of plan p: partial tiles
-// (floats) and chunk counters (ints; zero before the first Gram launch of a call, and left zero
-// by every launch that completes).
-std::size_t ns_partial_floats(const ns_tiles::Plan& p, int runs);
-std::size_t ns_counter_ints(const ns_tiles::Plan& p, int runs);
-
 // A (s x s, ld s, run r at r a_stride) = Y Y^T of X (run r at r x_stride). runs <= 65535.
+// partials and counters: ns_tiles::partial_floats and counter_count of (p, runs); the counters
+// zero before the first Gram launch of a call (every launch that completes leaves them zero).
 void launch_ns_gram(const float* X, std::size_t x_stride, float* A, std::size_t a_stride, float* partials,
                     int* counters, const ns_tiles::Plan& p, int runs, cudaStream_t stream);
 // B = b A + c A A (s x s, both at `stride` per run).

@@ -43,6 +43,8 @@ struct Plan {
   int long_tiles = 0;   // tiles along L (the apply step)
 };
 
+constexpr int kBlockThreads = 256;  // threads per block of every Newton-Schulz kernel (4 x 4 outputs each)
+
 SKR_HD int ceil_div(int a, int b) { return (a + b - 1) / b; }
 SKR_HD int round_up(int a, int b) { return ceil_div(a, b) * b; }
 
@@ -59,6 +61,26 @@ SKR_HD Plan plan(int rows, int cols) {
   p.chunks = ceil_div(p.L, p.chunk);
   p.long_tiles = ceil_div(p.L, kTile);
   return p;
+}
+
+// The launch grids for `runs` matrices: blocks along x, y and the run axis z.
+struct Grid {
+  int x = 1, y = 1, z = 1;
+};
+SKR_HD Grid gram_grid(const Plan& p, int runs) { return {p.pairs, p.chunks, runs}; }      // upper tile, chunk
+SKR_HD Grid poly_grid(const Plan& p, int runs) { return {p.tiles, p.tiles, runs}; }       // column tile, row tile
+SKR_HD Grid apply_grid(const Plan& p, int runs) { return {p.long_tiles, p.tiles, runs}; } // L tile, row tile
+
+// Device memory the Gram step needs besides A for `runs` matrices: partial tiles (floats) and
+// one counter per upper tile (ints); none with a single chunk.
+SKR_HD std::size_t partial_floats(const Plan& p, int runs) {
+  if (p.chunks <= 1 || runs <= 0) return 0;
+  return static_cast<std::size_t>(runs) * static_cast<std::size_t>(p.pairs) * static_cast<std::size_t>(p.chunks) *
+         static_cast<std::size_t>(kTile * kTile);
+}
+SKR_HD std::size_t counter_count(const Plan& p, int runs) {
+  if (p.chunks <= 1 || runs <= 0) return 0;
+  return static_cast<std::size_t>(runs) * static_cast<std::size_t>(p.pairs);
 }
 
 SKR_HD bool usable(int rows, int cols) { return rows >= 1 && cols >= 1 && (rows < cols ? rows : cols) <= kMaxSide; }

@@ -649,8 +649,8 @@ void CudaBackend::newton_schulz_kernels(const float* G, float* out, std::size_t 
   // polynomial B (runs x ss_padded each), the Gram's partial tiles and its chunk counters.
   const std::size_t blocks = cuda::reduce_blocks(n);
   const std::size_t double_floats = padded((blocks + 1) * r * 2);
-  const std::size_t partial_floats = padded(cuda::ns_partial_floats(plan, runs));
-  const std::size_t counter_ints = cuda::ns_counter_ints(plan, runs);
+  const std::size_t partial_floats = padded(ns_tiles::partial_floats(plan, runs));
+  const std::size_t counter_ints = ns_tiles::counter_count(plan, runs);
   float* base = static_cast<float*>(
       scratch((double_floats + r * (n_padded + 2 * ss_padded) + partial_floats + padded(counter_ints)) * sizeof(float)));
   auto* partials = reinterpret_cast<double*>(base);

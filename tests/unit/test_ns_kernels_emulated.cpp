@@ -1,0 +1,125 @@
+// The CUDA Newton-Schulz kernels themselves (kernels/newton_schulz.cu), compiled for the host and
+// run by the CPU emulation of support/cuda_emulation.h: every block, every thread, every barrier,
+// the shared-memory staging and the Gram's last-block chunk sums, on any machine. They must give
+// the bits of their host model (support/ns_tiled_reference.h) exactly, alone and for several runs
+// in one launch. On a GPU the conformance suite then checks the same on the hardware.
+#define SKILLRUN_CUDA_EMULATION 1
+#include "support/cuda_emulation.h"
+// The kernel file itself, its launchers left out (they need the CUDA runtime); its
+// `#pragma unroll`s mean nothing to the host compiler (-Wno-unknown-pragmas: tests/CMakeLists.txt).
+#include "../../kernels/newton_schulz.cu"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "backend/ns_tiles.h"
+#include "optim/msign.h"
+#include "support/ns_tiled_reference.h"
+
+namespace skillrun {
+namespace {
+
+using namespace ns_tiles;
+
+dim3 to_dim3(Grid g) {
+  return dim3(static_cast<unsigned int>(g.x), static_cast<unsigned int>(g.y), static_cast<unsigned int>(g.z));
+}
+
+// X0 for `runs` matrices at `stride`: random, scaled so that ||X0||_F <= 1 as msign's
+// normalisation leaves it. Padding between matrices is NaN: a kernel that reads it spreads NaN.
+std::vector<float> random_x0(int rows, int cols, int runs, std::size_t stride, unsigned seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  const std::size_t n = static_cast<std::size_t>(rows) * cols;
+  std::vector<float> x(stride * static_cast<std::size_t>(runs), std::numeric_limits<float>::quiet_NaN());
+  const float scale = 1.0f / std::sqrt(static_cast<float>(n) / 3.0f);  // E[u^2] = 1/3
+  for (int r = 0; r < runs; ++r)
+    for (std::size_t i = 0; i < n; ++i) x[r * stride + i] = dist(rng) * scale;
+  return x;
+}
+
+// What CudaBackend::newton_schulz_kernels launches after the normalisation, in the same order
+// and with the same grids and buffers (X and X_next swapped each iteration), run emulated.
+std::vector<float> run_kernels(std::vector<float> x, int rows, int cols, int runs, std::size_t stride,
+                               std::span<const NsCoefficients> iterations) {
+  const Plan p = plan(rows, cols);
+  const std::size_t ss = static_cast<std::size_t>(p.s) * p.s;
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> next(x.size(), nan), gram(ss * runs, nan), poly(ss * runs, nan);
+  std::vector<float> partials(partial_floats(p, runs), nan);
+  std::vector<int> counters(counter_count(p, runs), 0);
+  const dim3 block(kBlockThreads);
+  for (const NsCoefficients& k : iterations) {
+    emulation::launch(to_dim3(gram_grid(p, runs)), block, [&] {
+      if (p.tall) {
+        cuda::ns_gram_kernel<true>(x.data(), stride, gram.data(), ss, partials.data(), counters.data(), p);
+      } else {
+        cuda::ns_gram_kernel<false>(x.data(), stride, gram.data(), ss, partials.data(), counters.data(), p);
+      }
+    });
+    for (int c : counters) EXPECT_EQ(c, 0) << "a Gram launch left a chunk counter non-zero";
+    emulation::launch(to_dim3(poly_grid(p, runs)), block, [&] {
+      cuda::ns_poly_kernel(gram.data(), poly.data(), ss, p.s, static_cast<float>(k.b), static_cast<float>(k.c));
+    });
+    emulation::launch(to_dim3(apply_grid(p, runs)), block, [&] {
+      if (p.tall) {
+        cuda::ns_apply_kernel<true>(x.data(), stride, poly.data(), ss, next.data(), stride, p, static_cast<float>(k.a));
+      } else {
+        cuda::ns_apply_kernel<false>(x.data(), stride, poly.data(), ss, next.data(), stride, p,
+                                     static_cast<float>(k.a));
+      }
+    });
+    x.swap(next);
+  }
+  return x;
+}
+
+std::size_t differing(const float* a, const float* b, std::size_t n) {
+  std::size_t d = 0;
+  for (std::size_t i = 0; i < n; ++i) d += std::memcmp(a + i, b + i, sizeof(float)) != 0;
+  return d;
+}
+
+// Shapes: wide and tall, one and several chunks (L > 128), sides not multiples of 64 or 16, two
+// tiles on the small side (off-diagonal Gram tiles and their mirror), ns5 and Polar Express.
+TEST(NsKernelsEmulated, GiveTheBitsOfTheirHostModel) {
+  for (auto [rows, cols] : {std::pair{70, 300}, std::pair{300, 70}, std::pair{20, 33}, std::pair{130, 140}}) {
+    for (MsignMethod method : {MsignMethod::NewtonSchulz5, MsignMethod::PolarExpress}) {
+      const std::string what = std::string(name(method)) + " " + std::to_string(rows) + "x" + std::to_string(cols);
+      // Two iterations keep the emulation quick; each runs every kernel once more.
+      std::vector<NsCoefficients> its = ns_schedule(method, 2, false).iterations;
+      const std::size_t n = static_cast<std::size_t>(rows) * cols;
+      const std::vector<float> x0 = random_x0(rows, cols, 1, n, 11u + static_cast<unsigned>(rows));
+      const std::vector<float> got = run_kernels(x0, rows, cols, 1, n, its);
+      const std::vector<float> model = testing::ns_tiled_reference(x0, rows, cols, its);
+      EXPECT_EQ(differing(got.data(), model.data(), n), 0u) << what;
+    }
+  }
+}
+
+// Three runs in one launch, at a stride with NaN padding between them: each run's bits are its
+// model's, and the padding is never written.
+TEST(NsKernelsEmulated, RunsInOneLaunchEachGetTheirOwnBits) {
+  const int rows = 200, cols = 40, runs = 3;
+  const std::size_t n = static_cast<std::size_t>(rows) * cols, stride = n + 13;
+  const std::vector<NsCoefficients> its = ns_schedule(MsignMethod::PolarExpress, 2, false).iterations;
+  const std::vector<float> x0 = random_x0(rows, cols, runs, stride, 5);
+  const std::vector<float> got = run_kernels(x0, rows, cols, runs, stride, its);
+  for (int r = 0; r < runs; ++r) {
+    const std::vector<float> one(x0.begin() + r * stride, x0.begin() + r * stride + n);
+    const std::vector<float> model = testing::ns_tiled_reference(one, rows, cols, its);
+    EXPECT_EQ(differing(got.data() + r * stride, model.data(), n), 0u) << "run " << r;
+    for (std::size_t i = n; i < stride && r + 1 < runs; ++i)
+      EXPECT_TRUE(std::isnan(got[r * stride + i])) << "run " << r << " padding " << i << " written";
+  }
+}
+
+}  // namespace
+}  // namespace skillrun
