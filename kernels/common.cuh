@@ -3,7 +3,7 @@
 // passes, and the warp/block sums the reductions are built from.
 // Device code is compiled as C++17 and never logs: errors travel as exceptions to the host code.
 #pragma once
-#include <cuda_runtime.h>
+#include "cuda_api.cuh"
 
 #include <cstddef>
 #include <cstdint>
@@ -48,7 +48,20 @@ inline bool keeps_vec4(std::size_t stride_elements) { return stride_elements % 4
 // elements needs no block of its own: grid-stride loops cover it).
 inline unsigned int grid_for_elements(std::size_t n, bool vec4) { return grid_for(vec4 ? (n + 3) / 4 : n); }
 
-#if defined(__CUDACC__)
+// Kernel launches: SKR_LAUNCH(grid, block, shared_bytes, stream, kernel)(args...) is
+// kernel<<<grid, block, shared_bytes, stream>>>(args...) (the kernel last, so that template
+// arguments may hold commas); in a CPU emulation test it runs the kernel there. A kernel's dynamic
+// shared memory is declared by SKR_DYNAMIC_SHARED(type, name).
+#if defined(SKILLRUN_CUDA_EMULATION)
+#define SKR_LAUNCH(grid, block, shared, stream, ...) \
+  ((void)(stream), ::skillrun::emulation::launcher((grid), (block), (shared), __VA_ARGS__))
+#define SKR_DYNAMIC_SHARED(type, name) type* name = ::skillrun::emulation::dynamic_shared<type>()
+#else
+#define SKR_LAUNCH(grid, block, shared, stream, ...) __VA_ARGS__<<<(grid), (block), (shared), (stream)>>>
+#define SKR_DYNAMIC_SHARED(type, name) extern __shared__ type name[]
+#endif
+
+#if defined(__CUDACC__) || defined(SKILLRUN_CUDA_EMULATION)
 // First index of this thread and the grid-wide stride, in 64 bits: n may exceed 2^31.
 __device__ __forceinline__ std::size_t global_index() {
   return static_cast<std::size_t>(blockIdx.x) * blockDim.x + threadIdx.x;

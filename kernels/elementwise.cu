@@ -151,9 +151,9 @@ void launch_fill(float* x, std::size_t n, float value, cudaStream_t stream) {
   const bool vec = is_aligned16(x);
   const unsigned int blocks = grid_for_elements(n, vec);
   if (vec) {
-    fill_kernel<true><<<blocks, kThreads, 0, stream>>>(x, n, value);
+    SKR_LAUNCH(blocks, kThreads, 0, stream, fill_kernel<true>)(x, n, value);
   } else {
-    fill_kernel<false><<<blocks, kThreads, 0, stream>>>(x, n, value);
+    SKR_LAUNCH(blocks, kThreads, 0, stream, fill_kernel<false>)(x, n, value);
   }
   SKR_CUDA_CHECK_LAUNCH("fill_kernel");
 }
@@ -163,16 +163,16 @@ void launch_axpby(float* y, const float* x, std::size_t n, float alpha, float be
   const bool vec = is_aligned16(y) && is_aligned16(x);
   const unsigned int blocks = grid_for_elements(n, vec);
   if (vec) {
-    axpby_kernel<true><<<blocks, kThreads, 0, stream>>>(y, x, n, alpha, beta);
+    SKR_LAUNCH(blocks, kThreads, 0, stream, axpby_kernel<true>)(y, x, n, alpha, beta);
   } else {
-    axpby_kernel<false><<<blocks, kThreads, 0, stream>>>(y, x, n, alpha, beta);
+    SKR_LAUNCH(blocks, kThreads, 0, stream, axpby_kernel<false>)(y, x, n, alpha, beta);
   }
   SKR_CUDA_CHECK_LAUNCH("axpby_kernel");
 }
 
 void launch_scale_matrix(float* C, int rows, int cols, int ldc, float beta, cudaStream_t stream) {
   if (rows <= 0 || cols <= 0) return;
-  scale_matrix_kernel<<<grid_for(static_cast<std::size_t>(rows) * cols), kThreads, 0, stream>>>(C, rows, cols, ldc,
+  SKR_LAUNCH(grid_for(static_cast<std::size_t>(rows) * cols), kThreads, 0, stream, scale_matrix_kernel)(C, rows, cols, ldc,
                                                                                                  beta);
   SKR_CUDA_CHECK_LAUNCH("scale_matrix_kernel");
 }
@@ -184,9 +184,9 @@ void launch_bias_activation(float* H, std::size_t stride_h, const float* bias, s
                    keeps_vec4(stride_bias);
   const dim3 grid(grid_for_elements(static_cast<std::size_t>(rows) * cols, vec), static_cast<unsigned int>(runs));
   if (vec) {
-    bias_activation_kernel<true><<<grid, kThreads, 0, stream>>>(H, stride_h, bias, stride_bias, rows, cols, relu);
+    SKR_LAUNCH(grid, kThreads, 0, stream, bias_activation_kernel<true>)(H, stride_h, bias, stride_bias, rows, cols, relu);
   } else {
-    bias_activation_kernel<false><<<grid, kThreads, 0, stream>>>(H, stride_h, bias, stride_bias, rows, cols, relu);
+    SKR_LAUNCH(grid, kThreads, 0, stream, bias_activation_kernel<false>)(H, stride_h, bias, stride_bias, rows, cols, relu);
   }
   SKR_CUDA_CHECK_LAUNCH("bias_activation_kernel");
 }
@@ -197,9 +197,9 @@ void launch_relu_backward(float* dH, std::size_t stride_dh, const float* H, std:
   const bool vec = is_aligned16(dH) && is_aligned16(H) && keeps_vec4(stride_dh) && keeps_vec4(stride_h);
   const dim3 grid(grid_for_elements(n, vec), static_cast<unsigned int>(runs));
   if (vec) {
-    relu_backward_kernel<true><<<grid, kThreads, 0, stream>>>(dH, stride_dh, H, stride_h, n);
+    SKR_LAUNCH(grid, kThreads, 0, stream, relu_backward_kernel<true>)(dH, stride_dh, H, stride_h, n);
   } else {
-    relu_backward_kernel<false><<<grid, kThreads, 0, stream>>>(dH, stride_dh, H, stride_h, n);
+    SKR_LAUNCH(grid, kThreads, 0, stream, relu_backward_kernel<false>)(dH, stride_dh, H, stride_h, n);
   }
   SKR_CUDA_CHECK_LAUNCH("relu_backward_kernel");
 }

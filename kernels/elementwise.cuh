@@ -2,7 +2,7 @@
 // backward, and C = beta C for an empty gemm. Device pointers, element counts; all asynchronous
 // on `stream`; every launcher checks its launch and throws skillrun::RuntimeError.
 #pragma once
-#include <cuda_runtime.h>
+#include "cuda_api.cuh"
 
 #include <cstddef>
 

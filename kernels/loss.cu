@@ -187,7 +187,7 @@ void launch_cross_entropy(const float* logits, std::size_t stride_logits, const 
   // the CPU backend throws for it.
   if (rows <= 0 || runs <= 0) return;
   const dim3 grid(static_cast<unsigned int>((rows + kThreads - 1) / kThreads), static_cast<unsigned int>(runs));
-  cross_entropy_kernel<<<grid, kThreads, 0, stream>>>(logits, stride_logits, labels, rows, classes, loss, correct,
+  SKR_LAUNCH(grid, kThreads, 0, stream, cross_entropy_kernel)(logits, stride_logits, labels, rows, classes, loss, correct,
                                                       stride_rows, dlogits, stride_dlogits, grad_scale, bad_label);
   SKR_CUDA_CHECK_LAUNCH("cross_entropy_kernel");
 }
@@ -202,12 +202,12 @@ void launch_task_sums(const float* loss, const float* correct, const int32_t* ta
   // n_tasks <= 0 still launches pass 1: every id is then bad and gets flagged, as the CPU throws.
   if (rows <= 0) return;
   const TaskSumsGrid grid = task_sums_grid(rows, n_tasks);
-  task_sums_partial_kernel<<<static_cast<unsigned int>(grid.groups), kTaskTile, 0, stream>>>(
+  SKR_LAUNCH(static_cast<unsigned int>(grid.groups), kTaskTile, 0, stream, task_sums_partial_kernel)(
       loss, correct, tasks, rows, n_tasks, grid.rows_per_group, workspace, bad_task);
   SKR_CUDA_CHECK_LAUNCH("task_sums_partial_kernel");
   if (n_tasks <= 0) return;
   const std::size_t width = 2 * static_cast<std::size_t>(n_tasks);
-  task_sums_finalize_kernel<<<grid_for(width), kThreads, 0, stream>>>(workspace, grid.groups, width, sums);
+  SKR_LAUNCH(grid_for(width), kThreads, 0, stream, task_sums_finalize_kernel)(workspace, grid.groups, width, sums);
   SKR_CUDA_CHECK_LAUNCH("task_sums_finalize_kernel");
 }
 

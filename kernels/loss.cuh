@@ -1,7 +1,7 @@
 // Launchers for the softmax cross-entropy kernel (per-sample loss, correctness and gradient)
 // and for the per-subtask sums of those per-sample values.
 #pragma once
-#include <cuda_runtime.h>
+#include "cuda_api.cuh"
 
 #include <cstddef>
 #include <cstdint>

@@ -79,21 +79,21 @@ void launch_scale_by_inverse_norm_runs(float* X, std::size_t x_stride, const flo
                                        std::size_t n, const double* norm_sq, double norm_scale, double norm_eps,
                                        int runs, cudaStream_t stream) {
   if (n == 0 || runs <= 0) return;
-  scale_by_inverse_norm_kernel<<<dim3(grid_for(n), static_cast<unsigned int>(runs)), kThreads, 0, stream>>>(
+  SKR_LAUNCH(dim3(grid_for(n), static_cast<unsigned int>(runs)), kThreads, 0, stream, scale_by_inverse_norm_kernel)(
       X, x_stride, G, g_stride, n, norm_sq, norm_scale, norm_eps);
   SKR_CUDA_CHECK_LAUNCH("scale_by_inverse_norm_kernel");
 }
 
 void launch_to_double(const float* G, double* A, int rows, int cols, bool transpose, cudaStream_t stream) {
   if (rows <= 0 || cols <= 0) return;
-  to_double_kernel<<<grid_for(static_cast<std::size_t>(rows) * cols), kThreads, 0, stream>>>(G, A, rows, cols,
+  SKR_LAUNCH(grid_for(static_cast<std::size_t>(rows) * cols), kThreads, 0, stream, to_double_kernel)(G, A, rows, cols,
                                                                                              transpose);
   SKR_CUDA_CHECK_LAUNCH("to_double_kernel");
 }
 
 void launch_to_float(const double* Q, float* out, int rows, int cols, bool transpose, cudaStream_t stream) {
   if (rows <= 0 || cols <= 0) return;
-  to_float_kernel<<<grid_for(static_cast<std::size_t>(rows) * cols), kThreads, 0, stream>>>(Q, out, rows, cols,
+  SKR_LAUNCH(grid_for(static_cast<std::size_t>(rows) * cols), kThreads, 0, stream, to_float_kernel)(Q, out, rows, cols,
                                                                                             transpose);
   SKR_CUDA_CHECK_LAUNCH("to_float_kernel");
 }
@@ -101,7 +101,7 @@ void launch_to_float(const double* Q, float* out, int rows, int cols, bool trans
 void launch_zero_small_singular_vectors(double* U, int ld, int k, const double* s, double size_factor,
                                         cudaStream_t stream) {
   if (k <= 0) return;
-  zero_small_singular_vectors_kernel<<<1, kThreads, 0, stream>>>(U, ld, k, s, size_factor);
+  SKR_LAUNCH(1, kThreads, 0, stream, zero_small_singular_vectors_kernel)(U, ld, k, s, size_factor);
   SKR_CUDA_CHECK_LAUNCH("zero_small_singular_vectors_kernel");
 }
 

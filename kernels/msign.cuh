@@ -2,7 +2,7 @@
 // normalisation of Newton-Schulz (reading ||G||_F^2 from device memory), and the layout and
 // precision conversions and rank cutoff of the exact (SVD) polar factor.
 #pragma once
-#include <cuda_runtime.h>
+#include "cuda_api.cuh"
 
 #include <cstddef>
 

@@ -13,12 +13,8 @@
 // changes nothing in the sum, so the result is deterministic. The polynomial and apply steps are
 // plain tiled products with their epilogue fused; apply stages its tile in shared memory so
 // that the stores are coalesced in either orientation of X.
-#if defined(SKILLRUN_CUDA_EMULATION)  // compiled for the host by tests/unit/test_ns_kernels_emulated.cpp
-#include "backend/ns_tiles.h"
-#else
 #include "common.cuh"
 #include "newton_schulz.cuh"
-#endif
 
 namespace skillrun::cuda {
 namespace {
@@ -218,7 +214,6 @@ __global__ void __launch_bounds__(kBlock)
 
 }  // namespace
 
-#if !defined(SKILLRUN_CUDA_EMULATION)
 // ---- launchers ------------------------------------------------------------------------------
 
 namespace {
@@ -232,9 +227,9 @@ void launch_ns_gram(const float* X, std::size_t x_stride, float* A, std::size_t 
   if (runs <= 0 || p.s <= 0 || p.L <= 0) return;
   const dim3 grid = to_dim3(ns_tiles::gram_grid(p, runs));
   if (p.tall) {
-    ns_gram_kernel<true><<<grid, kBlock, 0, stream>>>(X, x_stride, A, a_stride, partials, counters, p);
+    SKR_LAUNCH(grid, kBlock, 0, stream, ns_gram_kernel<true>)(X, x_stride, A, a_stride, partials, counters, p);
   } else {
-    ns_gram_kernel<false><<<grid, kBlock, 0, stream>>>(X, x_stride, A, a_stride, partials, counters, p);
+    SKR_LAUNCH(grid, kBlock, 0, stream, ns_gram_kernel<false>)(X, x_stride, A, a_stride, partials, counters, p);
   }
   SKR_CUDA_CHECK_LAUNCH("ns_gram_kernel");
 }
@@ -243,7 +238,7 @@ void launch_ns_poly(const float* A, float* B, std::size_t stride, const Plan& p,
                     cudaStream_t stream) {
   if (runs <= 0 || p.s <= 0) return;
   const dim3 grid = to_dim3(ns_tiles::poly_grid(p, runs));
-  ns_poly_kernel<<<grid, kBlock, 0, stream>>>(A, B, stride, p.s, b, c);
+  SKR_LAUNCH(grid, kBlock, 0, stream, ns_poly_kernel)(A, B, stride, p.s, b, c);
   SKR_CUDA_CHECK_LAUNCH("ns_poly_kernel");
 }
 
@@ -252,12 +247,11 @@ void launch_ns_apply(const float* X, std::size_t x_stride, const float* B, std::
   if (runs <= 0 || p.s <= 0 || p.L <= 0) return;
   const dim3 grid = to_dim3(ns_tiles::apply_grid(p, runs));
   if (p.tall) {
-    ns_apply_kernel<true><<<grid, kBlock, 0, stream>>>(X, x_stride, B, b_stride, X_next, next_stride, p, a);
+    SKR_LAUNCH(grid, kBlock, 0, stream, ns_apply_kernel<true>)(X, x_stride, B, b_stride, X_next, next_stride, p, a);
   } else {
-    ns_apply_kernel<false><<<grid, kBlock, 0, stream>>>(X, x_stride, B, b_stride, X_next, next_stride, p, a);
+    SKR_LAUNCH(grid, kBlock, 0, stream, ns_apply_kernel<false>)(X, x_stride, B, b_stride, X_next, next_stride, p, a);
   }
   SKR_CUDA_CHECK_LAUNCH("ns_apply_kernel");
 }
-#endif  // !SKILLRUN_CUDA_EMULATION
 
 }  // namespace skillrun::cuda

@@ -2,7 +2,7 @@
 // three launches (Gram with its chunk sums, polynomial, apply), each over every matrix of a pack
 // at once (the run axis on blockIdx.z). The decomposition and its bits: backend/ns_tiles.h.
 #pragma once
-#include <cuda_runtime.h>
+#include "cuda_api.cuh"
 
 #include <cstddef>
 

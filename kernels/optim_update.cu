@@ -318,9 +318,9 @@ __global__ void muon_step_runs_kernel(float* w, std::size_t ps, const float* d, 
 #define SKR_LAUNCH_VEC(kernel, vec, grid, stream, ...)               \
   do {                                                               \
     if (vec) {                                                       \
-      kernel<true><<<(grid), kThreads, 0, (stream)>>>(__VA_ARGS__);  \
+      SKR_LAUNCH((grid), kThreads, 0, (stream), kernel<true>)(__VA_ARGS__);  \
     } else {                                                         \
-      kernel<false><<<(grid), kThreads, 0, (stream)>>>(__VA_ARGS__); \
+      SKR_LAUNCH((grid), kThreads, 0, (stream), kernel<false>)(__VA_ARGS__); \
     }                                                                \
     SKR_CUDA_CHECK_LAUNCH(#kernel);                                  \
   } while (0)
@@ -344,7 +344,7 @@ void launch_nmd_update(float* w, const float* g, float* m, std::size_t n, float 
                        double* partials, double* norm_sq, cudaStream_t stream) {
   if (n == 0) return;
   const unsigned int blocks = reduce_blocks(n);
-  nmd_momentum_kernel<<<blocks, kThreads, 0, stream>>>(g, m, n, beta, partials);
+  SKR_LAUNCH(blocks, kThreads, 0, stream, nmd_momentum_kernel)(g, m, n, beta, partials);
   SKR_CUDA_CHECK_LAUNCH("nmd_momentum_kernel");
   launch_finalize_sum(partials, blocks, norm_sq, stream);
   const float decay = decay_factor(lr, weight_decay);
@@ -402,7 +402,7 @@ void launch_nmd_update_runs(float* w, const float* g, std::size_t ps, float* m, 
   const unsigned int blocks = reduce_blocks(n);
   double* norm_sq = workspace + static_cast<std::size_t>(blocks) * entries;
   const unsigned int y = static_cast<unsigned int>(entries);
-  nmd_momentum_runs_kernel<<<dim3(blocks, y), kThreads, 0, stream>>>(g, ps, m, ss, n, table, workspace);
+  SKR_LAUNCH(dim3(blocks, y), kThreads, 0, stream, nmd_momentum_runs_kernel)(g, ps, m, ss, n, table, workspace);
   SKR_CUDA_CHECK_LAUNCH("nmd_momentum_runs_kernel");
   launch_finalize_sum_runs(workspace, blocks, norm_sq, entries, stream);
   const bool vec = is_aligned16(w) && is_aligned16(m) && keeps_vec4(ps) && keeps_vec4(ss);

@@ -1,7 +1,7 @@
 // Launchers for the optimizer update kernels: one fused pass over (w, g, state) per rule; NMD
 // adds a device reduction for ||m||_F that never leaves the GPU. Semantics: Backend's docs.
 #pragma once
-#include <cuda_runtime.h>
+#include "cuda_api.cuh"
 
 #include <cstddef>
 #include <cstdint>

@@ -35,7 +35,7 @@ constexpr int kCoalescedThreads = 256;
 __global__ void sparse_parity_coalesced_kernel(ParityDraw draw, ParityTables tables, int count, float* x,
                                                int32_t* labels, int32_t* tasks, const uint32_t* step_from,
                                                int n_words, bool vector_stores) {
-  extern __shared__ uint32_t shared_words[];  // kRowsPerBlock x n_words, then kRowsPerBlock tasks
+  SKR_DYNAMIC_SHARED(uint32_t, shared_words);  // kRowsPerBlock x n_words, then kRowsPerBlock tasks
   int32_t* row_task = reinterpret_cast<int32_t*>(shared_words + kRowsPerBlock * n_words);
   if (step_from != nullptr) draw.step_or_task = *step_from;
   const int first = blockIdx.x * kRowsPerBlock;
@@ -86,7 +86,7 @@ __global__ void increment_counter_kernel(uint32_t* counter) { *counter += 1u; }
 // launchers
 
 void launch_increment_counter(uint32_t* counter, cudaStream_t stream) {
-  increment_counter_kernel<<<1, 1, 0, stream>>>(counter);
+  SKR_LAUNCH(1, 1, 0, stream, increment_counter_kernel)(counter);
   SKR_CUDA_CHECK_LAUNCH("increment_counter_kernel");
 }
 
@@ -102,7 +102,7 @@ void launch_sparse_parity(const ParityDraw& draw, const ParityTables& tables, in
   if (n_words > 0 && shared <= 48 * 1024 && block_entries < (1LL << 31)) {
     const int blocks = (count + kRowsPerBlock - 1) / kRowsPerBlock;
     const bool vector_stores = reinterpret_cast<std::uintptr_t>(x) % 16 == 0;
-    sparse_parity_coalesced_kernel<<<blocks, kCoalescedThreads, shared, stream>>>(draw, tables, count, x, labels,
+    SKR_LAUNCH(blocks, kCoalescedThreads, shared, stream, sparse_parity_coalesced_kernel)(draw, tables, count, x, labels,
                                                                                  tasks, step_from, n_words,
                                                                                  vector_stores);
     SKR_CUDA_CHECK_LAUNCH("sparse_parity_coalesced_kernel");
@@ -110,7 +110,7 @@ void launch_sparse_parity(const ParityDraw& draw, const ParityTables& tables, in
   }
   const int threads = 256;
   const int blocks = (count + threads - 1) / threads;
-  sparse_parity_kernel<<<blocks, threads, 0, stream>>>(draw, tables, count, x, labels, tasks, step_from);
+  SKR_LAUNCH(blocks, threads, 0, stream, sparse_parity_kernel)(draw, tables, count, x, labels, tasks, step_from);
   SKR_CUDA_CHECK_LAUNCH("sparse_parity_kernel");
 }
 

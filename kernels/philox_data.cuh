@@ -1,7 +1,7 @@
 // Launchers for the data kernels: multi-task sparse parity on the GPU, one thread per sample,
 // bit-identical to the CPU backend because both call parity_sample() (backend/sparse_parity_gen.h).
 #pragma once
-#include <cuda_runtime.h>
+#include "cuda_api.cuh"
 
 #include <cstdint>
 

@@ -115,13 +115,13 @@ unsigned int reduce_blocks(std::size_t n) {
 }
 
 void launch_finalize_sum(const double* partials, unsigned int count, double* result, cudaStream_t stream) {
-  finalize_sum_kernel<<<1, kThreads, 0, stream>>>(partials, count, result);
+  SKR_LAUNCH(1, kThreads, 0, stream, finalize_sum_kernel)(partials, count, result);
   SKR_CUDA_CHECK_LAUNCH("finalize_sum_kernel");
 }
 
 void launch_sum_squares(const float* x, std::size_t n, double* partials, double* result, cudaStream_t stream) {
   const unsigned int blocks = reduce_blocks(n);  // >= 1; with n == 0 the partial is 0
-  sum_squares_partial_kernel<<<blocks, kThreads, 0, stream>>>(x, n, partials);
+  SKR_LAUNCH(blocks, kThreads, 0, stream, sum_squares_partial_kernel)(x, n, partials);
   SKR_CUDA_CHECK_LAUNCH("sum_squares_partial_kernel");
   launch_finalize_sum(partials, blocks, result, stream);
 }
@@ -151,7 +151,7 @@ std::size_t column_sums_workspace(int rows, int cols) {
 void launch_finalize_sum_runs(const double* partials, unsigned int count, double* results, int runs,
                               cudaStream_t stream) {
   if (runs <= 0) return;
-  finalize_sum_runs_kernel<<<static_cast<unsigned int>(runs), kThreads, 0, stream>>>(partials, count, results);
+  SKR_LAUNCH(static_cast<unsigned int>(runs), kThreads, 0, stream, finalize_sum_runs_kernel)(partials, count, results);
   SKR_CUDA_CHECK_LAUNCH("finalize_sum_runs_kernel");
 }
 
@@ -159,7 +159,7 @@ void launch_sum_squares_runs(const float* x, std::size_t stride, std::size_t n, 
                              double* results, cudaStream_t stream) {
   if (runs <= 0) return;
   const unsigned int blocks = reduce_blocks(n);
-  sum_squares_runs_partial_kernel<<<dim3(blocks, static_cast<unsigned int>(runs)), kThreads, 0, stream>>>(x, stride, n,
+  SKR_LAUNCH(dim3(blocks, static_cast<unsigned int>(runs)), kThreads, 0, stream, sum_squares_runs_partial_kernel)(x, stride, n,
                                                                                                        partials);
   SKR_CUDA_CHECK_LAUNCH("sum_squares_runs_partial_kernel");
   launch_finalize_sum_runs(partials, blocks, results, runs, stream);
@@ -183,11 +183,11 @@ void launch_column_sums(const float* A, std::size_t stride_a, int rows, int cols
   const dim3 block(kTileCols, kTileLanes);
   const dim3 grid(static_cast<unsigned int>(col_tiles), static_cast<unsigned int>(chunks),
                   static_cast<unsigned int>(runs));
-  column_sums_kernel<<<grid, block, 0, stream>>>(A, stride_a, rows, cols, rows_per_chunk, out, stride_out, workspace);
+  SKR_LAUNCH(grid, block, 0, stream, column_sums_kernel)(A, stride_a, rows, cols, rows_per_chunk, out, stride_out, workspace);
   SKR_CUDA_CHECK_LAUNCH("column_sums_kernel");
   if (chunks > 1) {
     const dim3 finalize(grid_for(static_cast<std::size_t>(cols)), static_cast<unsigned int>(runs));
-    column_sums_finalize_kernel<<<finalize, kThreads, 0, stream>>>(workspace, chunks, cols, out, stride_out);
+    SKR_LAUNCH(finalize, kThreads, 0, stream, column_sums_finalize_kernel)(workspace, chunks, cols, out, stride_out);
     SKR_CUDA_CHECK_LAUNCH("column_sums_finalize_kernel");
   }
 }

@@ -2,7 +2,7 @@
 // (bias gradients). Both are deterministic: a fixed grid for a given size and a fixed
 // summation order, so the same input gives the same bits on every run.
 #pragma once
-#include <cuda_runtime.h>
+#include "cuda_api.cuh"
 
 #include <cstddef>
 

@@ -1,12 +1,11 @@
 // The CUDA Newton-Schulz kernels themselves (kernels/newton_schulz.cu), compiled for the host and
-// run by the CPU emulation of support/cuda_emulation.h: every block, every thread, every barrier,
+// run by the CPU emulation of support/emulated_cuda_runtime.h: every block, every thread, every barrier,
 // the shared-memory staging and the Gram's last-block chunk sums, on any machine. They must give
 // the bits of their host model (support/ns_tiled_reference.h) exactly, alone and for several runs
 // in one launch. On a GPU the conformance suite then checks the same on the hardware.
 #define SKILLRUN_CUDA_EMULATION 1
-#include "support/cuda_emulation.h"
-// The kernel file itself, its launchers left out (they need the CUDA runtime); its
-// `#pragma unroll`s mean nothing to the host compiler (-Wno-unknown-pragmas: tests/CMakeLists.txt).
+// The kernel file itself, launchers included; its `#pragma unroll`s mean nothing to the host
+// compiler (-Wno-unknown-pragmas: tests/CMakeLists.txt).
 #include "../../kernels/newton_schulz.cu"
 
 #include <gtest/gtest.h>
@@ -28,10 +27,6 @@ namespace {
 
 using namespace ns_tiles;
 
-dim3 to_dim3(Grid g) {
-  return dim3(static_cast<unsigned int>(g.x), static_cast<unsigned int>(g.y), static_cast<unsigned int>(g.z));
-}
-
 // X0 for `runs` matrices at `stride`: random, scaled so that ||X0||_F <= 1 as msign's
 // normalisation leaves it. Padding between matrices is NaN: a kernel that reads it spreads NaN.
 std::vector<float> random_x0(int rows, int cols, int runs, std::size_t stride, unsigned seed) {
@@ -45,8 +40,8 @@ std::vector<float> random_x0(int rows, int cols, int runs, std::size_t stride, u
   return x;
 }
 
-// What CudaBackend::newton_schulz_kernels launches after the normalisation, in the same order
-// and with the same grids and buffers (X and X_next swapped each iteration), run emulated.
+// What CudaBackend::newton_schulz_kernels launches after the normalisation, through the same
+// launchers, in the same order and with the same buffers (X and X_next swapped each iteration).
 std::vector<float> run_kernels(std::vector<float> x, int rows, int cols, int runs, std::size_t stride,
                                std::span<const NsCoefficients> iterations) {
   const Plan p = plan(rows, cols);
@@ -55,27 +50,13 @@ std::vector<float> run_kernels(std::vector<float> x, int rows, int cols, int run
   std::vector<float> next(x.size(), nan), gram(ss * runs, nan), poly(ss * runs, nan);
   std::vector<float> partials(partial_floats(p, runs), nan);
   std::vector<int> counters(counter_count(p, runs), 0);
-  const dim3 block(kBlockThreads);
   for (const NsCoefficients& k : iterations) {
-    emulation::launch(to_dim3(gram_grid(p, runs)), block, [&] {
-      if (p.tall) {
-        cuda::ns_gram_kernel<true>(x.data(), stride, gram.data(), ss, partials.data(), counters.data(), p);
-      } else {
-        cuda::ns_gram_kernel<false>(x.data(), stride, gram.data(), ss, partials.data(), counters.data(), p);
-      }
-    });
+    cuda::launch_ns_gram(x.data(), stride, gram.data(), ss, partials.data(), counters.data(), p, runs, nullptr);
     for (int c : counters) EXPECT_EQ(c, 0) << "a Gram launch left a chunk counter non-zero";
-    emulation::launch(to_dim3(poly_grid(p, runs)), block, [&] {
-      cuda::ns_poly_kernel(gram.data(), poly.data(), ss, p.s, static_cast<float>(k.b), static_cast<float>(k.c));
-    });
-    emulation::launch(to_dim3(apply_grid(p, runs)), block, [&] {
-      if (p.tall) {
-        cuda::ns_apply_kernel<true>(x.data(), stride, poly.data(), ss, next.data(), stride, p, static_cast<float>(k.a));
-      } else {
-        cuda::ns_apply_kernel<false>(x.data(), stride, poly.data(), ss, next.data(), stride, p,
-                                     static_cast<float>(k.a));
-      }
-    });
+    cuda::launch_ns_poly(gram.data(), poly.data(), ss, p, static_cast<float>(k.b), static_cast<float>(k.c), runs,
+                         nullptr);
+    cuda::launch_ns_apply(x.data(), stride, poly.data(), ss, next.data(), stride, p, static_cast<float>(k.a), runs,
+                          nullptr);
     x.swap(next);
   }
   return x;
