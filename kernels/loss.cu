@@ -13,15 +13,18 @@
 // workspace[group][2 * n_tasks]. Pass 2, one thread per sum: adds the groups in order and adds
 // the total into sums. An eval chunk is task-major, so a group holds one or two ids and only
 // one or two threads per block scan; a random batch keeps every thread busy instead.
-#include <math_constants.h>
 
 #include <climits>
 #include <cmath>
+#include <limits>
 
 #include "common.cuh"
 #include "loss.cuh"
 
 namespace skillrun::cuda {
+
+// For the rows a bad label makes NaN (constexpr: usable in device code with --expt-relaxed-constexpr).
+constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 namespace {
 constexpr int kTaskTile = kThreads;             // rows per shared-memory tile = threads per block
@@ -66,11 +69,11 @@ __global__ void cross_entropy_kernel(const float* logits, std::size_t stride_log
   if (label < 0 || label >= classes) {
     // A plain store: every writer stores the same 1, and the flag lives in mapped host memory.
     if (bad_label != nullptr) *static_cast<volatile int*>(bad_label) = kErrorBadLabel;
-    loss[i] = CUDART_NAN_F;
+    loss[i] = kNaN;
     correct[i] = 0.0f;
     if (dlogits != nullptr && classes > 0) {
       float* d = dlogits + static_cast<std::size_t>(i) * classes;
-      for (int j = 0; j < classes; ++j) d[j] = CUDART_NAN_F;
+      for (int j = 0; j < classes; ++j) d[j] = kNaN;
     }
     return;
   }

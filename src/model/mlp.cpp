@@ -86,6 +86,12 @@ void* Mlp::relu_mask(int layer, int run) {
   return mask.empty() ? nullptr : mask.data() + static_cast<std::size_t>(run) * mask_stride_[layer];
 }
 
+bool Mlp::parameters_finite(int run) {
+  for (Parameter& p : parameters(run))
+    if (!std::isfinite(backend_.sum_squares(p.value.data(), p.size()))) return false;
+  return true;
+}
+
 void Mlp::initialize(int run, uint64_t seed) {
   std::vector<Parameter>& params = parameters(run);
   for (std::size_t pi = 0; pi < params.size(); ++pi) {

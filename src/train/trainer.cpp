@@ -350,6 +350,7 @@ std::vector<RunSummary> Trainer::run(const std::vector<RunDirectory*>& dirs, Pro
     std::optional<EvalResult> pending;  // computed for the whole pack at `pending_step`
     int64_t pending_step = -1;
     std::string label;  // "" alone; "<dir name>: " in a pack, for log lines
+    bool nonfinite_parameters = false;  // the last eval found a NaN/Inf parameter
   };
   std::vector<Live> live(n);
   const int n_tasks = task(0).n_tasks();
@@ -402,16 +403,21 @@ std::vector<RunSummary> Trainer::run(const std::vector<RunDirectory*>& dirs, Pro
                        task(L.run).frequencies()[k], at_step, r.loss_bits[k]);
         }
       }
-      return r.finite && (!row.train_loss_bits || std::isfinite(*row.train_loss_bits));
+      // The parameters too: a NaN weight need not show in the loss (a ReLU that maps NaN to 0,
+      // a unit that never fires), and training on would keep it there unnoticed.
+      L.nonfinite_parameters = !model_.parameters_finite(L.run);
+      return r.finite && (!row.train_loss_bits || std::isfinite(*row.train_loss_bits)) && !L.nonfinite_parameters;
     };
     L.hooks.learned = [&L = L, n_tasks] { return L.learned == n_tasks; };
     L.hooks.checkpoint = [&, &L = L, &dir = dir, &summary = summary](int64_t at_step) {
       write_checkpoint(dir.path(), snapshot(at_step, L.monitor->wall(), summary.T_k, L.run));
     };
     const double lr = rs.config.optimizer.lr;
-    L.hooks.diverged_message = [lr](int64_t at_step) {
-      return at_step == 0 ? std::string("non-finite loss at step 0, before any update")
-                          : fmt::format("non-finite loss at step {} (optimizer.lr = {} may be too large)", at_step, lr);
+    L.hooks.diverged_message = [lr, &L = L](int64_t at_step) {
+      const char* what = L.nonfinite_parameters ? "parameters" : "loss";
+      return at_step == 0 ? fmt::format("non-finite {} at step 0, before any update", what)
+                          : fmt::format("non-finite {} at step {} (optimizer.lr = {} may be too large)", what,
+                                        at_step, lr);
     };
     L.hooks.interrupted_message = [](int64_t at_step) {
       return fmt::format("interrupted by a signal at step {}; checkpoint written, resume with --resume", at_step);

@@ -203,6 +203,16 @@ inline int atomicAdd(int* p, int v) {
   *p += v;
   return old;
 }
+inline int atomicMin(int* p, int v) {
+  const int old = *p;
+  *p = v < old ? v : old;
+  return old;
+}
+inline int atomicMax(int* p, int v) {
+  const int old = *p;
+  *p = v > old ? v : old;
+  return old;
+}
 inline float __fmaf_rn(float a, float b, float c) { return std::fma(a, b, c); }
 template <class T>
 T min(T a, T b) {

@@ -5,12 +5,12 @@
 // every pointer is 16-byte aligned and every run stride a multiple of 4, else one float at a
 // time), with tails (n % 4 != 0), runs at strides, and NaN where it must survive. On a GPU the
 // conformance suite (tests/conformance) checks the same kernels on the hardware.
-#define SKILLRUN_CUDA_EMULATION 1
-// `#pragma unroll` means nothing to the host compiler (-Wno-unknown-pragmas: tests/CMakeLists.txt).
-#include "../../kernels/elementwise.cu"
-#include "../../kernels/optim_update.cu"
-#include "../../kernels/philox_data.cu"
-#include "../../kernels/reduce.cu"
+#define SKILLRUN_CUDA_EMULATION 1  // the kernels: unit/kernels_emulated.cpp
+#include "../../kernels/common.cuh"
+#include "../../kernels/elementwise.cuh"
+#include "../../kernels/optim_update.cuh"
+#include "../../kernels/philox_data.cuh"
+#include "../../kernels/reduce.cuh"
 
 #include <gtest/gtest.h>
 

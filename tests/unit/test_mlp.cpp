@@ -125,3 +125,34 @@ TEST(Mlp, ParameterRolesFollowTheLayers) {
 
 }  // namespace
 }  // namespace skillrun
+
+namespace skillrun {
+namespace {
+
+// parameters_finite: true after initialisation; false once any one element of any tensor of
+// that run is NaN or Inf (the last element of the last tensor too); other runs unaffected.
+TEST(Mlp, ParametersFiniteFindsOneNonFiniteElementOfItsRun) {
+  CpuBackend backend;
+  Mlp model(backend, 6, 5, 3, 3, 4, /*runs=*/2);
+  model.initialize(0, 7);
+  model.initialize(1, 8);
+  EXPECT_TRUE(model.parameters_finite(0));
+  EXPECT_TRUE(model.parameters_finite(1));
+  for (float bad : {std::nanf(""), INFINITY, -INFINITY}) {
+    for (std::size_t t : {std::size_t{0}, model.parameters(1).size() - 1}) {
+      Parameter& p = model.parameters(1)[t];
+      std::vector<float> v = p.value.download();
+      const float keep = v.back();
+      v.back() = bad;
+      p.value.upload(v);
+      EXPECT_FALSE(model.parameters_finite(1)) << p.name << " = " << bad;
+      EXPECT_TRUE(model.parameters_finite(0)) << "run 0 is not run 1";
+      v.back() = keep;
+      p.value.upload(v);
+      EXPECT_TRUE(model.parameters_finite(1));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace skillrun

@@ -3,10 +3,8 @@
 // the shared-memory staging and the Gram's last-block chunk sums, on any machine. They must give
 // the bits of their host model (support/ns_tiled_reference.h) exactly, alone and for several runs
 // in one launch. On a GPU the conformance suite then checks the same on the hardware.
-#define SKILLRUN_CUDA_EMULATION 1
-// The kernel file itself, launchers included; its `#pragma unroll`s mean nothing to the host
-// compiler (-Wno-unknown-pragmas: tests/CMakeLists.txt).
-#include "../../kernels/newton_schulz.cu"
+#define SKILLRUN_CUDA_EMULATION 1  // the kernels: unit/kernels_emulated.cpp
+#include "../../kernels/newton_schulz.cuh"
 
 #include <gtest/gtest.h>
 
