@@ -60,6 +60,10 @@ class CublasLtLinear {
   // A forward with a mask that did not go through forward() (the unfused path): its masks no
   // longer describe their activations.
   void forget_masks(const void* mask, std::size_t mask_stride, int runs);
+  // Inside a step graph capture no plan is made (the heuristic may load kernels, and a product
+  // that falls back there would compute differently from the eager steps): a problem without a
+  // plan throws RuntimeError, and the trainer then runs that step and the rest eagerly.
+  void set_capturing(bool capturing) { capturing_ = capturing; }
 
  private:
   struct Problem;  // one fused product, as cuBLASLt sees it (cublaslt_linear.cpp)
@@ -76,6 +80,7 @@ class CublasLtLinear {
   cublasLtHandle_t handle_ = nullptr;
   void* workspace_ = nullptr;
   std::map<Key, std::unique_ptr<Plan>> plans_;
+  bool capturing_ = false;
   // The masks the fused forward wrote, per run's mask pointer: (rows, cols) of the activation
   // it describes. The fused backward reads a mask only when its record matches.
   std::unordered_map<const void*, std::pair<int, int>> masks_;

@@ -188,6 +188,7 @@ void CudaBackend::begin_step_capture(uint32_t step) {
   destroy_step_graph();
   SKR_CUDA_CHECK(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
   capturing_ = true;
+  if (lt_ != nullptr) lt_->set_capturing(true);
   capture_step_ = step;
 }
 
@@ -195,6 +196,7 @@ void CudaBackend::end_step_capture() {
   if (!capturing_) throw RuntimeError("end_step_capture without begin_step_capture");
   cuda::launch_increment_counter(step_counter_, stream_);  // the graph's last node
   capturing_ = false;
+  if (lt_ != nullptr) lt_->set_capturing(false);
   cudaGraph_t graph = nullptr;
   SKR_CUDA_CHECK(cudaStreamEndCapture(stream_, &graph));
   const cudaError_t err = cudaGraphInstantiate(&step_graph_, graph, 0);
@@ -209,6 +211,7 @@ void CudaBackend::end_step_capture() {
 void CudaBackend::abort_step_capture() noexcept {
   if (!capturing_) return;
   capturing_ = false;
+  if (lt_ != nullptr) lt_->set_capturing(false);
   cudaGraph_t graph = nullptr;
   if (cudaStreamEndCapture(stream_, &graph) == cudaSuccess && graph != nullptr) {
     SKR_CUDA_CHECK_NOTHROW(cudaGraphDestroy(graph));
