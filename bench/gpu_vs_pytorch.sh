@@ -35,6 +35,13 @@ msign_repeats=200
       echo '```'
       echo "\$ $bin bench $cfg --device cuda --set precision=$precision --steps $steps --warmup $warmup"
       "$bin" bench "$cfg" --device cuda --set "precision=$precision" --steps "$steps" --warmup "$warmup" 2>&1 || true
+      if [[ $precision == fp32 ]]; then
+        # The same step without issue 15's fused epilogues and Newton-Schulz kernels: the
+        # before/after ratio measured in one run (docs/CUDA.md names both switches).
+        echo "\$ SKILLRUN_CUBLASLT=off SKILLRUN_NS_KERNELS=off $bin bench $cfg --device cuda --set precision=$precision --steps $steps --warmup $warmup"
+        SKILLRUN_CUBLASLT=off SKILLRUN_NS_KERNELS=off "$bin" bench "$cfg" --device cuda --set "precision=$precision" \
+          --steps "$steps" --warmup "$warmup" 2>&1 || true
+      fi
       echo "\$ python3 bench/pytorch_reference.py $cfg --precision $precision --steps $steps --warmup $warmup"
       python3 bench/pytorch_reference.py "$cfg" --precision "$precision" --steps "$steps" --warmup "$warmup" 2>&1 || true
       echo '```'
