@@ -221,6 +221,25 @@ TEST_F(KernelsEmulated, OptimizerUpdatesOverTheRunsOfAPack) {
         EXPECT_EQ(differing(m1, m2), 0u) << "momentum_accumulate_runs m, " << what;
         EXPECT_EQ(differing(o1, o2), 0u) << "momentum_accumulate_runs out, " << what;
       }
+      {  // NMD per entry: its own ||m|| (partials per entry), as the one-run launch computes it
+        Vec w1 = w0, m1 = m0;
+        std::vector<double> ws(cuda::nmd_runs_workspace(n, 3));
+        cuda::launch_nmd_update_runs(w1.data() + off, g.data() + off, ps, m1.data() + off, ss, n, table.data(), 3,
+                                     ws.data(), nullptr);
+        for (int i = 0; i < 3; ++i) {
+          const RunUpdate& u = table[static_cast<std::size_t>(i)];
+          Vec w2(w0.begin() + off + u.run * ps, w0.begin() + off + u.run * ps + n);
+          Vec m2(m0.begin() + off + u.slice * ss, m0.begin() + off + u.slice * ss + n);
+          const Vec g2(g.begin() + off + u.run * ps, g.begin() + off + u.run * ps + n);
+          std::vector<double> partials(cuda::kMaxReduceBlocks), norm(1);
+          cuda::launch_nmd_update(w2.data(), g2.data(), m2.data(), n, u.lr, u.momentum, u.weight_decay,
+                                  partials.data(), norm.data(), nullptr);
+          EXPECT_EQ(differing(Vec(w1.begin() + off + u.run * ps, w1.begin() + off + u.run * ps + n), w2), 0u)
+              << "nmd_update_runs w, entry " << i << ", " << what;
+          EXPECT_EQ(differing(Vec(m1.begin() + off + u.slice * ss, m1.begin() + off + u.slice * ss + n), m2), 0u)
+              << "nmd_update_runs m, entry " << i << ", " << what;
+        }
+      }
       {
         const Vec d = random_vec(off + 3 * xs, 24);
         Vec w1 = w0, w2 = w0;
