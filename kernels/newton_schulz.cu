@@ -140,7 +140,10 @@ __global__ void __launch_bounds__(kBlock)
   __syncthreads();
   __shared__ int last;
   int* counter = counters + tile_index;
-  if (threadIdx.x == 0) last = atomicAdd(counter, 1) == p.chunks - 1 ? 1 : 0;
+  if (threadIdx.x == 0) {
+    last = atomicAdd(counter, 1) == p.chunks - 1 ? 1 : 0;
+    __threadfence();  // the acquire side: the other blocks' partial tiles are read after the count
+  }
   __syncthreads();
   if (last == 0) return;
   if (threadIdx.x == 0) *counter = 0;  // every block of this tile has counted: ready for the next launch

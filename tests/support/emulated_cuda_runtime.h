@@ -1,13 +1,16 @@
 // Runs CUDA kernels on the CPU, for tests on machines without a GPU. A test defines
 // SKILLRUN_CUDA_EMULATION and includes a kernel file (kernels/*.cu), which then takes this header
 // instead of <cuda_runtime.h> (kernels/cuda_api.cuh): the CUDA names the kernels use become host
-// code, and a launch (SKR_LAUNCH, kernels/common.cuh) runs every block in turn, each as one fiber
-// (ucontext) per thread, switched round-robin at every __syncthreads() (and, within a warp, at
-// every __shfl_down_sync). One OS thread runs them all, so atomics and fences are plain
+// code, and a launch (SKR_LAUNCH, kernels/common.cuh) runs every block in turn (in a shuffled
+// order), each as one fiber (ucontext) per thread, switched round-robin at every __syncthreads()
+// (and, within a warp, at every __shfl_down_sync), in ascending thread order in half the blocks
+// and descending in the others. One OS thread runs them all, so atomics and fences are plain
 // operations and the schedule is deterministic.
 //
 // What it checks: index arithmetic, shared-memory staging, barriers (one reached by some threads
-// of a block after others returned is an error, as is a warp exchange some lanes never reach),
+// of a block after others returned is an error, as is a warp exchange some lanes never reach; a
+// missing one shows in one of the two thread orders), launch limits, an order between blocks that
+// a kernel must not assume,
 // what is written where, and the bits of the arithmetic (fused multiply-adds are std::fma, as on
 // the device; the kernels otherwise compile with --fmad=false, the host with no contraction
 // across these explicit operations). What it cannot: timing, races that the round-robin order
@@ -23,6 +26,8 @@
 #include <cstring>
 #include <functional>
 #include <memory>
+#include <random>
+#include <string>
 #include <stdexcept>
 #include <vector>
 
@@ -55,8 +60,10 @@ class Block {
  public:
   static constexpr std::size_t kStackBytes = 256 * 1024;
 
-  // Runs body() once per thread of a block of `threads`, as fibers.
-  void run(unsigned int threads, const std::function<void()>& body) {
+  // Runs body() once per thread of a block of `threads`, as fibers, switched in ascending
+  // thread order or, with `reverse`, descending (so that a missing barrier shows: a thread that
+  // reads what another writes before the barrier finds it unwritten in one of the two orders).
+  void run(unsigned int threads, bool reverse, const std::function<void()>& body) {
     body_ = &body;
     threads_ = threads;
     if (fibers_.size() < threads) {
@@ -75,7 +82,8 @@ class Block {
     }
     for (;;) {
       bool ran = false;
-      for (unsigned int t = 0; t < threads; ++t) {
+      for (unsigned int i = 0; i < threads; ++i) {
+        const unsigned int t = reverse ? threads - 1 - i : i;
         if (state_[t] != kReady) continue;
         ran = true;
         current_ = t;
@@ -106,19 +114,22 @@ class Block {
     if (swapcontext(&fibers_[current_], &scheduler_) != 0) throw std::runtime_error("emulation: swapcontext failed");
   }
 
-  // No thread can run: release a warp whose live lanes all wait at a warp exchange, else the
-  // block barrier if every live thread waits there.
+  // No thread can run: release a warp whose lanes all wait at a warp exchange (every lane takes
+  // part: the kernels exchange with full masks, and a lane that has returned would leave its
+  // partners reading nothing), else the block barrier if every live thread waits there.
   void release() {
     bool released = false;
     for (unsigned int w = 0; w * 32 < threads_; ++w) {
       const unsigned int end = std::min(threads_, (w + 1) * 32);
-      bool live = false, all_waiting = true;
+      bool any_waiting = false, all_waiting = true, any_done = false;
       for (unsigned int t = w * 32; t < end; ++t) {
-        if (state_[t] == kDone) continue;
-        live = true;
+        any_waiting |= state_[t] == kAtWarpBarrier;
         all_waiting &= state_[t] == kAtWarpBarrier;
+        any_done |= state_[t] == kDone;
       }
-      if (!live || !all_waiting) continue;
+      if (any_waiting && any_done)
+        throw std::logic_error("emulation: a warp exchange after some lanes of the warp returned");
+      if (!all_waiting) continue;
       for (unsigned int t = w * 32; t < end; ++t)
         if (state_[t] == kAtWarpBarrier) state_[t] = kReady;
       released = true;
@@ -157,17 +168,34 @@ T* dynamic_shared() {
   return reinterpret_cast<T*>(dynamic_shared_memory.data());
 }
 
+// A launch: the configuration checked against the limits of sm_90 that a GPU would refuse
+// (cudaErrorInvalidConfiguration there, std::logic_error here), then every block, in a shuffled
+// order (the same one every time: a fixed seed), threads ascending in even-numbered blocks of that
+// order and descending in odd ones, dynamic shared memory filled with NaN bytes before each block.
 inline void launch(dim3 grid, dim3 block, std::size_t shared_bytes, const std::function<void()>& kernel) {
+  const unsigned long long threads = 1ull * block.x * block.y * block.z;
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0 || threads == 0 || threads > 1024 || block.z > 64 ||
+      grid.y > 65535 || grid.z > 65535 || grid.x > 2147483647u || shared_bytes > 48 * 1024)
+    throw std::logic_error("emulation: a launch configuration a GPU refuses (grid " + std::to_string(grid.x) + "x" +
+                           std::to_string(grid.y) + "x" + std::to_string(grid.z) + ", block " +
+                           std::to_string(threads) + " threads, " + std::to_string(shared_bytes) +
+                           " bytes of dynamic shared memory)");
   grid_dim = grid;
   block_dim = block;
-  dynamic_shared_memory.assign((shared_bytes + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t), {});
-  const unsigned int threads = block.x * block.y * block.z;
+  std::vector<dim3> order;
+  order.reserve(1ull * grid.x * grid.y * grid.z);
   for (unsigned int z = 0; z < grid.z; ++z)
     for (unsigned int y = 0; y < grid.y; ++y)
-      for (unsigned int x = 0; x < grid.x; ++x) {
-        block_idx = dim3(x, y, z);
-        Block::instance().run(threads, kernel);
-      }
+      for (unsigned int x = 0; x < grid.x; ++x) order.emplace_back(x, y, z);
+  std::mt19937 rng(12345);
+  std::shuffle(order.begin(), order.end(), rng);
+  const std::size_t words = (shared_bytes + sizeof(std::max_align_t) - 1) / sizeof(std::max_align_t);
+  for (std::size_t b = 0; b < order.size(); ++b) {
+    dynamic_shared_memory.assign(words, {});
+    if (words > 0) std::memset(dynamic_shared_memory.data(), 0xFF, words * sizeof(std::max_align_t));
+    block_idx = order[b];
+    Block::instance().run(static_cast<unsigned int>(threads), b % 2 == 1, kernel);
+  }
 }
 
 // What SKR_LAUNCH(grid, block, shared, stream, kernel)(args...) becomes here.

@@ -39,25 +39,35 @@ std::vector<float> random_x0(int rows, int cols, int runs, std::size_t stride, u
 }
 
 // What CudaBackend::newton_schulz_kernels launches after the normalisation, through the same
-// launchers, in the same order and with the same buffers (X and X_next swapped each iteration).
-std::vector<float> run_kernels(std::vector<float> x, int rows, int cols, int runs, std::size_t stride,
-                               std::span<const NsCoefficients> iterations) {
+// launchers, in the same order, with buffers laid out as there: X at the caller's stride, the
+// other X buffer at its own (padded) stride, swapped with it every iteration, the Gram and
+// polynomial matrices at a padded stride, so that a stride passed in the wrong place shows.
+// Returns the last X and its stride.
+struct Result {
+  std::vector<float> x;
+  std::size_t stride;
+};
+Result run_kernels(std::vector<float> x, int rows, int cols, int runs, std::size_t stride,
+                   std::span<const NsCoefficients> iterations) {
   const Plan p = plan(rows, cols);
-  const std::size_t ss = static_cast<std::size_t>(p.s) * p.s;
+  const std::size_t n = static_cast<std::size_t>(rows) * cols;
+  const std::size_t ss = (static_cast<std::size_t>(p.s) * p.s + 63) / 64 * 64 + 64;
+  const std::size_t other_stride = (n + 63) / 64 * 64 + 128;
   const float nan = std::numeric_limits<float>::quiet_NaN();
-  std::vector<float> next(x.size(), nan), gram(ss * runs, nan), poly(ss * runs, nan);
+  std::vector<float> next(other_stride * runs, nan), gram(ss * runs, nan), poly(ss * runs, nan);
   std::vector<float> partials(partial_floats(p, runs), nan);
   std::vector<int> counters(counter_count(p, runs), 0);
+  std::size_t xs = stride, ns = other_stride;
   for (const NsCoefficients& k : iterations) {
-    cuda::launch_ns_gram(x.data(), stride, gram.data(), ss, partials.data(), counters.data(), p, runs, nullptr);
+    cuda::launch_ns_gram(x.data(), xs, gram.data(), ss, partials.data(), counters.data(), p, runs, nullptr);
     for (int c : counters) EXPECT_EQ(c, 0) << "a Gram launch left a chunk counter non-zero";
     cuda::launch_ns_poly(gram.data(), poly.data(), ss, p, static_cast<float>(k.b), static_cast<float>(k.c), runs,
                          nullptr);
-    cuda::launch_ns_apply(x.data(), stride, poly.data(), ss, next.data(), stride, p, static_cast<float>(k.a), runs,
-                          nullptr);
+    cuda::launch_ns_apply(x.data(), xs, poly.data(), ss, next.data(), ns, p, static_cast<float>(k.a), runs, nullptr);
     x.swap(next);
+    std::swap(xs, ns);
   }
-  return x;
+  return {std::move(x), xs};
 }
 
 std::size_t differing(const float* a, const float* b, std::size_t n) {
@@ -69,34 +79,39 @@ std::size_t differing(const float* a, const float* b, std::size_t n) {
 // Shapes: wide and tall, one and several chunks (L > 128), sides not multiples of 64 or 16, two
 // tiles on the small side (off-diagonal Gram tiles and their mirror), ns5 and Polar Express.
 TEST(NsKernelsEmulated, GiveTheBitsOfTheirHostModel) {
-  for (auto [rows, cols] : {std::pair{70, 300}, std::pair{300, 70}, std::pair{20, 33}, std::pair{130, 140}}) {
+  for (auto [rows, cols] : {std::pair{70, 300}, std::pair{300, 70}, std::pair{20, 33}, std::pair{130, 140},
+                            std::pair{1, 200}, std::pair{200, 1}}) {
     for (MsignMethod method : {MsignMethod::NewtonSchulz5, MsignMethod::PolarExpress}) {
       const std::string what = std::string(name(method)) + " " + std::to_string(rows) + "x" + std::to_string(cols);
-      // Two iterations keep the emulation quick; each runs every kernel once more.
-      std::vector<NsCoefficients> its = ns_schedule(method, 2, false).iterations;
-      const std::size_t n = static_cast<std::size_t>(rows) * cols;
-      const std::vector<float> x0 = random_x0(rows, cols, 1, n, 11u + static_cast<unsigned>(rows));
-      const std::vector<float> got = run_kernels(x0, rows, cols, 1, n, its);
-      const std::vector<float> model = testing::ns_tiled_reference(x0, rows, cols, its);
-      EXPECT_EQ(differing(got.data(), model.data(), n), 0u) << what;
+      // Two and three iterations (the result in either X buffer) keep the emulation quick.
+      for (int steps : {2, 3}) {
+        const std::vector<NsCoefficients> its = ns_schedule(method, steps, false).iterations;
+        const std::size_t n = static_cast<std::size_t>(rows) * cols;
+        const std::vector<float> x0 = random_x0(rows, cols, 1, n, 11u + static_cast<unsigned>(rows));
+        const Result got = run_kernels(x0, rows, cols, 1, n, its);
+        const std::vector<float> model = testing::ns_tiled_reference(x0, rows, cols, its);
+        EXPECT_EQ(differing(got.x.data(), model.data(), n), 0u) << what << ", " << steps << " iterations";
+      }
     }
   }
 }
 
-// Three runs in one launch, at a stride with NaN padding between them: each run's bits are its
-// model's, and the padding is never written.
+// Three runs in one launch, at strides with NaN padding after every run: each run's bits are its
+// model's, and no padding is written.
 TEST(NsKernelsEmulated, RunsInOneLaunchEachGetTheirOwnBits) {
   const int rows = 200, cols = 40, runs = 3;
   const std::size_t n = static_cast<std::size_t>(rows) * cols, stride = n + 13;
-  const std::vector<NsCoefficients> its = ns_schedule(MsignMethod::PolarExpress, 2, false).iterations;
-  const std::vector<float> x0 = random_x0(rows, cols, runs, stride, 5);
-  const std::vector<float> got = run_kernels(x0, rows, cols, runs, stride, its);
-  for (int r = 0; r < runs; ++r) {
-    const std::vector<float> one(x0.begin() + r * stride, x0.begin() + r * stride + n);
-    const std::vector<float> model = testing::ns_tiled_reference(one, rows, cols, its);
-    EXPECT_EQ(differing(got.data() + r * stride, model.data(), n), 0u) << "run " << r;
-    for (std::size_t i = n; i < stride && r + 1 < runs; ++i)
-      EXPECT_TRUE(std::isnan(got[r * stride + i])) << "run " << r << " padding " << i << " written";
+  for (int steps : {2, 3}) {
+    const std::vector<NsCoefficients> its = ns_schedule(MsignMethod::PolarExpress, steps, false).iterations;
+    const std::vector<float> x0 = random_x0(rows, cols, runs, stride, 5);
+    const Result got = run_kernels(x0, rows, cols, runs, stride, its);
+    for (int r = 0; r < runs; ++r) {
+      const std::vector<float> one(x0.begin() + r * stride, x0.begin() + r * stride + n);
+      const std::vector<float> model = testing::ns_tiled_reference(one, rows, cols, its);
+      EXPECT_EQ(differing(got.x.data() + r * got.stride, model.data(), n), 0u) << "run " << r << ", " << steps;
+      for (std::size_t i = n; i < got.stride; ++i)
+        EXPECT_TRUE(std::isnan(got.x[r * got.stride + i])) << "run " << r << " padding " << i << " written";
+    }
   }
 }
 

@@ -57,7 +57,7 @@ class ReductionsEmulated : public ::testing::Test {
 };
 
 TEST_F(ReductionsEmulated, SumOfSquaresOverRunsEqualsEachRunAlone) {
-  const std::size_t n = 70001, stride = 70010;  // several partial blocks, a ragged end
+  const std::size_t n = 30001, stride = 30010;  // several partial blocks, a ragged end
   const int runs = 3;
   const Vec x = random_vec(stride * runs, 1);
   const unsigned int blocks = cuda::reduce_blocks(n);
