@@ -60,7 +60,7 @@ class Mlp {
   void backward(const float* x, const float* dlogits, std::size_t dlogits_stride, int rows, RunRange range);
 
   int runs() const { return runs_; }
-  // Whether every parameter of `run` is finite (one sum of squares per tensor: synchronises).
+  // Whether every parameter of `run` is finite (one sum of squares over its slice: synchronises).
   bool parameters_finite(int run);
   std::size_t run_stride() const { return run_stride_; }          // elements between runs' parameters
   std::size_t logits_stride() const { return act_stride_.back(); }  // elements between runs' logits
