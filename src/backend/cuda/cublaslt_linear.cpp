@@ -107,6 +107,40 @@ struct CublasLtLinear::Problem {
   int64_t aux_ld = 0, aux_stride = 0;
   int batch = 1;
 
+  // The product D = op(A) op(B) (column-major, as cuBLASLt sees it) over `batch` runs, no epilogue yet.
+  static Problem product(cublasOperation_t transa, cublasOperation_t transb, int64_t m, int64_t n, int64_t k,
+                         const float* A, int64_t lda, std::size_t stride_a, const float* B, int64_t ldb,
+                         std::size_t stride_b, float* D, int64_t ldd, std::size_t stride_d, int batch) {
+    Problem p;
+    p.transa = transa;
+    p.transb = transb;
+    p.m = m;
+    p.n = n;
+    p.k = k;
+    p.A = A;
+    p.lda = lda;
+    p.stride_a = static_cast<int64_t>(stride_a);
+    p.B = B;
+    p.ldb = ldb;
+    p.stride_b = static_cast<int64_t>(stride_b);
+    p.D = D;
+    p.ldd = ldd;
+    p.stride_d = static_cast<int64_t>(stride_d);
+    p.batch = batch;
+    return p;
+  }
+  // The bias (or bias gradient) at `stride` elements per run.
+  void with_bias(const void* b, std::size_t stride) {
+    bias = b;
+    bias_stride = static_cast<int64_t>(stride);
+  }
+  // The ReLU mask of an activation `cols` wide, at `stride` bytes per run.
+  void with_mask(const void* mask, int cols, std::size_t stride) {
+    aux = mask;
+    aux_ld = mask_ld_bits(cols);
+    aux_stride = static_cast<int64_t>(stride) * 8;
+  }
+
   Key key(cublasComputeType_t compute) const {
     const int64_t b = batch;
     return Key{static_cast<int64_t>(epilogue),
@@ -355,29 +389,12 @@ bool CublasLtLinear::forward(const float* x, std::size_t stride_x, const float* 
   bool ok = sizes_ok(rows, fan_in, fan_out, runs) && bias_ok(b, param_stride, runs) &&
             (mask == nullptr || mask_ok(mask, mask_stride, rows, fan_out, runs));
   if (ok) {
-    Problem p;
+    Problem p = Problem::product(CUBLAS_OP_T, CUBLAS_OP_N, fan_out, rows, fan_in, W, fan_in, param_stride, x, fan_in,
+                                 stride_x, out, fan_out, stride_out, runs);
     p.epilogue = !relu ? CUBLASLT_EPILOGUE_BIAS : mask != nullptr ? CUBLASLT_EPILOGUE_RELU_AUX_BIAS
                                                                    : CUBLASLT_EPILOGUE_RELU_BIAS;
-    p.transa = CUBLAS_OP_T;
-    p.transb = CUBLAS_OP_N;
-    p.m = fan_out;
-    p.n = rows;
-    p.k = fan_in;
-    p.A = W;
-    p.lda = fan_in;
-    p.stride_a = static_cast<int64_t>(param_stride);
-    p.B = x;
-    p.ldb = fan_in;
-    p.stride_b = static_cast<int64_t>(stride_x);
-    p.D = out;
-    p.ldd = fan_out;
-    p.stride_d = static_cast<int64_t>(stride_out);
-    p.bias = b;
-    p.bias_stride = static_cast<int64_t>(param_stride);
-    p.aux = mask;
-    p.aux_ld = mask_ld_bits(fan_out);
-    p.aux_stride = static_cast<int64_t>(mask_stride) * 8;
-    p.batch = runs;
+    p.with_bias(b, param_stride);
+    p.with_mask(mask, fan_out, mask_stride);
     ok = run(p);
   }
   if (mask != nullptr) {
@@ -396,25 +413,10 @@ bool CublasLtLinear::weight_grad(const float* dZ, std::size_t stride_dz, const f
                                  float* dW, float* db, std::size_t param_stride, int rows, int fan_in, int fan_out,
                                  int runs) {
   if (db == nullptr || !sizes_ok(rows, fan_in, fan_out, runs) || !bias_ok(db, param_stride, runs)) return false;
-  Problem p;
+  Problem p = Problem::product(CUBLAS_OP_N, CUBLAS_OP_T, fan_in, fan_out, rows, x, fan_in, stride_x, dZ, fan_out,
+                               stride_dz, dW, fan_in, param_stride, runs);
   p.epilogue = CUBLASLT_EPILOGUE_BGRADB;
-  p.transa = CUBLAS_OP_N;
-  p.transb = CUBLAS_OP_T;
-  p.m = fan_in;
-  p.n = fan_out;
-  p.k = rows;
-  p.A = x;
-  p.lda = fan_in;
-  p.stride_a = static_cast<int64_t>(stride_x);
-  p.B = dZ;
-  p.ldb = fan_out;
-  p.stride_b = static_cast<int64_t>(stride_dz);
-  p.D = dW;
-  p.ldd = fan_in;
-  p.stride_d = static_cast<int64_t>(param_stride);
-  p.bias = db;
-  p.bias_stride = static_cast<int64_t>(param_stride);
-  p.batch = runs;
+  p.with_bias(db, param_stride);
   return run(p);
 }
 
@@ -430,35 +432,17 @@ CublasLtLinear::InputGrad CublasLtLinear::input_grad_relu(const float* dZ, std::
     const auto it = masks_.find(base + static_cast<std::size_t>(r) * mask_stride);
     if (it == masks_.end() || it->second != std::pair{rows, fan_in}) return InputGrad::kNotRun;
   }
-  Problem p;
-  p.transa = CUBLAS_OP_N;
-  p.transb = CUBLAS_OP_N;
-  p.m = fan_in;
-  p.n = rows;
-  p.k = fan_out;
-  p.A = W;
-  p.lda = fan_in;
-  p.stride_a = static_cast<int64_t>(param_stride);
-  p.B = dZ;
-  p.ldb = fan_out;
-  p.stride_b = static_cast<int64_t>(stride_dz);
-  p.D = dX;
-  p.ldd = fan_in;
-  p.stride_d = static_cast<int64_t>(stride_dx);
-  p.aux = mask;
-  p.aux_ld = mask_ld_bits(fan_in);
-  p.aux_stride = static_cast<int64_t>(mask_stride) * 8;
-  p.batch = runs;
+  Problem p = Problem::product(CUBLAS_OP_N, CUBLAS_OP_N, fan_in, rows, fan_out, W, fan_in, param_stride, dZ, fan_out,
+                               stride_dz, dX, fan_in, stride_dx, runs);
+  p.with_mask(mask, fan_in, mask_stride);
   // With the bias gradient where it is asked for and cuBLASLt takes it, else the ReLU alone.
   if (db_in != nullptr && bias_ok(db_in, param_stride, runs)) {
     p.epilogue = CUBLASLT_EPILOGUE_DRELU_BGRAD;
-    p.bias = db_in;
-    p.bias_stride = static_cast<int64_t>(param_stride);
+    p.with_bias(db_in, param_stride);
     if (run(p)) return InputGrad::kWithBias;
   }
   p.epilogue = CUBLASLT_EPILOGUE_DRELU;
-  p.bias = nullptr;
-  p.bias_stride = 0;
+  p.with_bias(nullptr, 0);
   return run(p) ? InputGrad::kWithoutBias : InputGrad::kNotRun;
 }
 
