@@ -636,51 +636,64 @@ void CudaBackend::muon_step_runs(float* w, std::size_t param_stride, const float
 
 // ---- msign --------------------------------------------------------------------------------
 
+CudaBackend::NsStart CudaBackend::start_newton_schulz(const float* G, float* out, std::size_t stride, int rows,
+                                                     int cols, std::size_t iterations, double norm_scale,
+                                                     double norm_eps, int runs, std::size_t extra_floats) {
+  const std::size_t n = static_cast<std::size_t>(rows) * cols;
+  const auto s = static_cast<std::size_t>(std::min(rows, cols));
+  const auto r = static_cast<std::size_t>(runs);
+  constexpr std::size_t kAlign = 64;  // floats: 256 bytes, what the tensor-core paths like
+  auto padded = [](std::size_t count) { return (count + kAlign - 1) / kAlign * kAlign; };
+  const std::size_t n_padded = padded(n), ss_padded = padded(s * s);
+  // Scratch: the norms' partial sums and results (doubles), X (runs x n_padded), Gram A and
+  // polynomial B (runs x ss_padded each), then the caller's extra floats.
+  const std::size_t blocks = cuda::reduce_blocks(n);
+  const std::size_t double_floats = padded((blocks + 1) * r * 2);
+  float* base =
+      static_cast<float*>(scratch((double_floats + r * (n_padded + 2 * ss_padded) + extra_floats) * sizeof(float)));
+  auto* partials = reinterpret_cast<double*>(base);
+  double* norms = partials + blocks * r;
+  NsStart st;
+  float* x_scratch = base + double_floats;
+  st.gram = x_scratch + r * n_padded;
+  st.poly = st.gram + r * ss_padded;
+  st.extra = st.poly + r * ss_padded;
+  st.ss_padded = ss_padded;
+  // An even number of iterations starts in `out`, an odd one in the scratch X: the last lands in out.
+  const bool even = iterations % 2 == 0;
+  st.x = even ? out : x_scratch;
+  st.x_next = even ? x_scratch : out;
+  st.xs = even ? stride : n_padded;
+  st.xns = even ? n_padded : stride;
+  cuda::launch_sum_squares_runs(G, stride, n, runs, partials, norms, stream_);
+  cuda::launch_scale_by_inverse_norm_runs(st.x, st.xs, G, stride, n, norms, norm_scale, norm_eps, runs, stream_);
+  return st;
+}
+
 void CudaBackend::newton_schulz_kernels(const float* G, float* out, std::size_t stride, int rows, int cols,
                                         std::span<const NsCoefficients> iterations, double norm_scale,
                                         double norm_eps, int runs) {
   // The tiling of backend/ns_tiles.h: per iteration three launches (Gram, polynomial, apply),
-  // each for every run at once; the norms by one batched reduction, as below.
+  // each for every run at once; the Gram's partial tiles and chunk counters after the shared scratch.
   const ns_tiles::Plan plan = ns_tiles::plan(rows, cols);
-  const std::size_t n = static_cast<std::size_t>(rows) * cols;
-  const std::size_t ss = static_cast<std::size_t>(plan.s) * plan.s;
-  const auto r = static_cast<std::size_t>(runs);
-  constexpr std::size_t kAlign = 64;  // floats: 256 bytes
-  auto padded = [](std::size_t count) { return (count + kAlign - 1) / kAlign * kAlign; };
-  const std::size_t n_padded = padded(n), ss_padded = padded(ss);
-  // Scratch: the norms' partial sums and results (doubles), X (runs x n_padded), Gram A and
-  // polynomial B (runs x ss_padded each), the Gram's partial tiles and its chunk counters.
-  const std::size_t blocks = cuda::reduce_blocks(n);
-  const std::size_t double_floats = padded((blocks + 1) * r * 2);
-  const std::size_t partial_floats = padded(ns_tiles::partial_floats(plan, runs));
+  const std::size_t partial_floats = (ns_tiles::partial_floats(plan, runs) + 63) / 64 * 64;
   const std::size_t counter_ints = ns_tiles::counter_count(plan, runs);
-  float* base = static_cast<float*>(
-      scratch((double_floats + r * (n_padded + 2 * ss_padded) + partial_floats + padded(counter_ints)) * sizeof(float)));
-  auto* partials = reinterpret_cast<double*>(base);
-  double* norms = partials + blocks * r;
-  float* x_scratch = base + double_floats;
-  float* gram = x_scratch + r * n_padded;
-  float* poly = gram + r * ss_padded;
-  float* tiles = poly + r * ss_padded;
+  NsStart st = start_newton_schulz(G, out, stride, rows, cols, iterations.size(), norm_scale, norm_eps, runs,
+                                   partial_floats + (counter_ints + 63) / 64 * 64);
+  float* tiles = st.extra;
   int* counters = reinterpret_cast<int*>(tiles + partial_floats);
   // The Gram launches leave their counters at zero; they start there in every call (and so in
   // every replay of a captured step), whatever an earlier failed launch left.
   if (counter_ints > 0)
     SKR_CUDA_CHECK(cudaMemsetAsync(counters, 0, counter_ints * sizeof(int), stream_));
-
-  // An even number of iterations starts in `out`, an odd one in the scratch X: the last lands in out.
-  const bool even = iterations.size() % 2 == 0;
-  float* x = even ? out : x_scratch;
-  float* x_next = even ? x_scratch : out;
-  std::size_t xs = even ? stride : n_padded, xns = even ? n_padded : stride;
-  cuda::launch_sum_squares_runs(G, stride, n, runs, partials, norms, stream_);
-  cuda::launch_scale_by_inverse_norm_runs(x, xs, G, stride, n, norms, norm_scale, norm_eps, runs, stream_);
   for (const NsCoefficients& k : iterations) {
-    cuda::launch_ns_gram(x, xs, gram, ss_padded, tiles, counters, plan, runs, stream_);
-    cuda::launch_ns_poly(gram, poly, ss_padded, plan, static_cast<float>(k.b), static_cast<float>(k.c), runs, stream_);
-    cuda::launch_ns_apply(x, xs, poly, ss_padded, x_next, xns, plan, static_cast<float>(k.a), runs, stream_);
-    std::swap(x, x_next);
-    std::swap(xs, xns);
+    cuda::launch_ns_gram(st.x, st.xs, st.gram, st.ss_padded, tiles, counters, plan, runs, stream_);
+    cuda::launch_ns_poly(st.gram, st.poly, st.ss_padded, plan, static_cast<float>(k.b), static_cast<float>(k.c), runs,
+                         stream_);
+    cuda::launch_ns_apply(st.x, st.xs, st.poly, st.ss_padded, st.x_next, st.xns, plan, static_cast<float>(k.a), runs,
+                          stream_);
+    std::swap(st.x, st.x_next);
+    std::swap(st.xs, st.xns);
   }
 }
 
@@ -698,32 +711,14 @@ void CudaBackend::msign_newton_schulz_runs(const float* G, float* out, std::size
     Backend::msign_newton_schulz_runs(G, out, stride, rows, cols, iterations, norm_scale, norm_eps, runs);
     return;
   }
-  if (rows <= 0 || cols <= 0) return;
-  const std::size_t n = static_cast<std::size_t>(rows) * cols;
   const int s = std::min(rows, cols);
   const bool wide = rows <= cols;
-  const std::size_t ss = static_cast<std::size_t>(s) * s;
+  const std::size_t n = static_cast<std::size_t>(rows) * cols;
+  NsStart st = start_newton_schulz(G, out, stride, rows, cols, iterations.size(), norm_scale, norm_eps, runs, 0);
+  float *x = st.x, *x_next = st.x_next, *gram = st.gram, *poly = st.poly;
+  std::size_t xs = st.xs, xns = st.xns;
   const auto r = static_cast<std::size_t>(runs);
-  constexpr std::size_t kAlign = 64;  // floats: 256 bytes, as in msign_newton_schulz
-  const std::size_t n_padded = (n + kAlign - 1) / kAlign * kAlign;
-  const std::size_t ss_padded = (ss + kAlign - 1) / kAlign * kAlign;
-  // Scratch: the norms' partial sums and results (doubles), then X (runs x n_padded), Gram A and
-  // polynomial B (runs x ss_padded each).
-  const std::size_t blocks = cuda::reduce_blocks(n);
-  const std::size_t double_floats = ((blocks + 1) * r * 2 + kAlign - 1) / kAlign * kAlign;
-  float* base = static_cast<float*>(scratch((double_floats + r * (n_padded + 2 * ss_padded)) * sizeof(float)));
-  auto* partials = reinterpret_cast<double*>(base);
-  double* norms = partials + blocks * r;
-  float* x_scratch = base + double_floats;
-  float* gram = x_scratch + r * n_padded;
-  float* poly = gram + r * ss_padded;
-
-  const bool even = iterations.size() % 2 == 0;
-  float* x = even ? out : x_scratch;
-  float* x_next = even ? x_scratch : out;
-  std::size_t xs = even ? stride : n_padded, xns = even ? n_padded : stride;
-  cuda::launch_sum_squares_runs(G, stride, n, runs, partials, norms, stream_);
-  cuda::launch_scale_by_inverse_norm_runs(x, xs, G, stride, n, norms, norm_scale, norm_eps, runs, stream_);
+  const std::size_t ss_padded = st.ss_padded;
   const auto gs = static_cast<int64_t>(ss_padded);
   for (const NsCoefficients& k : iterations) {
     const auto x_stride = static_cast<int64_t>(xs), next_stride = static_cast<int64_t>(xns);

@@ -182,6 +182,18 @@ class CudaBackend final : public Backend {
   bool ns_kernels_ = true;
   void newton_schulz_kernels(const float* G, float* out, std::size_t stride, int rows, int cols,
                              std::span<const NsCoefficients> iterations, double norm_scale, double norm_eps, int runs);
+  // What both batched Newton-Schulz paths start with: their scratch (norm partials, an X per run,
+  // Gram and polynomial per run, then `extra_floats` for the caller), the norms and the scaled X0
+  // in whichever X buffer makes the last of `iterations` land in `out`.
+  struct NsStart {
+    float *x = nullptr, *x_next = nullptr;  // X0, and the other X buffer
+    std::size_t xs = 0, xns = 0;            // their strides per run
+    float *gram = nullptr, *poly = nullptr, *extra = nullptr;
+    std::size_t ss_padded = 0;              // the Gram and polynomial matrices' stride per run
+  };
+  NsStart start_newton_schulz(const float* G, float* out, std::size_t stride, int rows, int cols,
+                              std::size_t iterations, double norm_scale, double norm_eps, int runs,
+                              std::size_t extra_floats);
 };
 
 }  // namespace skillrun
