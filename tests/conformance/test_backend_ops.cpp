@@ -27,6 +27,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backends_under_test.h"
+#include "support/test_data.h"
 #include "core/error.h"
 #include "optim/msign.h"
 #include "backend/sparse_parity_gen.h"
@@ -39,11 +40,7 @@ using HostVec = std::vector<float>;
 constexpr float kPoison = std::numeric_limits<float>::quiet_NaN();
 
 HostVec random_vector(std::size_t n, unsigned seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-scale, scale);
-  HostVec v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
+  return testing::uniform_floats(n, seed, -scale, scale);
 }
 
 HostVec poisoned(std::size_t n) { return HostVec(n, kPoison); }

@@ -23,6 +23,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backends_under_test.h"
+#include "support/test_data.h"
 
 namespace skillrun::conformance {
 namespace {
@@ -31,11 +32,7 @@ using HostVec = std::vector<float>;
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 HostVec random_vector(std::size_t n, unsigned seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-scale, scale);
-  HostVec v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
+  return testing::uniform_floats(n, seed, -scale, scale);
 }
 
 // `runs` blocks of n random values at `stride` (NaN between them); stride 0: one block.

@@ -24,6 +24,7 @@
 
 #include "backend/adam_scalars.h"
 #include "backend/cpu/cpu_backend.h"
+#include "support/test_data.h"
 
 namespace skillrun {
 namespace {
@@ -31,21 +32,12 @@ namespace {
 using Vec = std::vector<float>;
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-Vec random_vec(std::size_t n, unsigned seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  Vec v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using testing::uniform_floats;
 
-// Elements whose bits differ (NaN equal to NaN).
+// Elements whose bits differ (NaN equal to NaN); vectors of different sizes differ everywhere.
 std::size_t differing(const Vec& a, const Vec& b) {
   if (a.size() != b.size()) return std::max(a.size(), b.size());
-  std::size_t d = 0;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    d += std::memcmp(&a[i], &b[i], sizeof(float)) != 0 && !(std::isnan(a[i]) && std::isnan(b[i]));
-  return d;
+  return testing::bit_differences(a.data(), b.data(), a.size());
 }
 
 // The two paths: offset 0 (std::vector's storage is 16-byte aligned: float4 accesses) and 1 (one
@@ -68,9 +60,9 @@ TEST_F(KernelsEmulated, FillAndAxpby) {
     cuda::launch_fill(a.data() + off, n, 0.375f, nullptr);
     cpu_.fill(b.data() + off, n, 0.375f);
     EXPECT_EQ(differing(a, b), 0u) << "fill, offset " << off;
-    const Vec x = random_vec(n + off, 1);
+    const Vec x = uniform_floats(n + off, 1);
     for (float beta : {0.0f, 0.75f}) {
-      Vec y1 = beta == 0.0f ? Vec(n + off, kNaN) : random_vec(n + off, 2), y2 = y1;
+      Vec y1 = beta == 0.0f ? Vec(n + off, kNaN) : uniform_floats(n + off, 2), y2 = y1;
       cuda::launch_axpby(y1.data() + off, x.data() + off, n, -1.25f, beta, nullptr);
       cpu_.axpby(y2.data() + off, x.data() + off, n, -1.25f, beta);
       EXPECT_EQ(differing(y1, y2), 0u) << "axpby beta " << beta << ", offset " << off;
@@ -85,7 +77,7 @@ TEST_F(KernelsEmulated, BiasActivationAndReluBackwardOverRuns) {
       for (bool relu : {true, false}) {
         const std::size_t n = static_cast<std::size_t>(rows) * cols, stride_h = n + 4 * off + (cols == 11 ? 1 : 0);
         const std::size_t stride_b = static_cast<std::size_t>(cols) + 4;
-        Vec h = random_vec(off + stride_h * runs, 3), bias = random_vec(off + stride_b * runs, 4);
+        Vec h = uniform_floats(off + stride_h * runs, 3), bias = uniform_floats(off + stride_b * runs, 4);
         h[off + 5] = kNaN;  // NaN survives the ReLU (the trainer detects divergence by it)
         Vec h_cpu = h;
         cuda::launch_bias_activation(h.data() + off, stride_h, bias.data() + off, stride_b, rows, cols, relu, runs,
@@ -99,8 +91,8 @@ TEST_F(KernelsEmulated, BiasActivationAndReluBackwardOverRuns) {
   for (std::size_t off : kOffsets) {
     const std::size_t n = 1003, stride = 1008 + off;
     const int pack = 2;
-    const Vec h = random_vec(off + stride * pack, 5);
-    Vec d = random_vec(off + stride * pack, 6), d_cpu = d;
+    const Vec h = uniform_floats(off + stride * pack, 5);
+    Vec d = uniform_floats(off + stride * pack, 6), d_cpu = d;
     cuda::launch_relu_backward(d.data() + off, stride, h.data() + off, stride, n, pack, nullptr);
     cpu_.relu_backward_runs(d_cpu.data() + off, stride, h.data() + off, stride, n, pack);
     EXPECT_EQ(differing(d, d_cpu), 0u) << "relu_backward offset " << off;
@@ -110,8 +102,8 @@ TEST_F(KernelsEmulated, BiasActivationAndReluBackwardOverRuns) {
 TEST_F(KernelsEmulated, OneRunOptimizerUpdates) {
   const std::size_t n = 1003;
   for (std::size_t off : kOffsets) {
-    const Vec g = random_vec(n + off, 10);
-    const Vec w0 = random_vec(n + off, 11), m0 = random_vec(n + off, 12), v0 = random_vec(n + off, 13, 0.0f, 1.0f);
+    const Vec g = uniform_floats(n + off, 10);
+    const Vec w0 = uniform_floats(n + off, 11), m0 = uniform_floats(n + off, 12), v0 = uniform_floats(n + off, 13, 0.0f, 1.0f);
     auto check = [&](const char* what, Vec a, Vec b) { EXPECT_EQ(differing(a, b), 0u) << what << ", offset " << off; };
     for (float mu : {0.0f, 0.9f})
       for (bool nesterov : {false, true}) {
@@ -184,8 +176,8 @@ TEST_F(KernelsEmulated, OptimizerUpdatesOverTheRunsOfAPack) {
     for (std::size_t ps : {std::size_t{1008}, std::size_t{1005}}) {  // float4 strides and odd ones
       const std::size_t ss = ps + 4, xs = ps + 8;
       const std::string what = "offset " + std::to_string(off) + ", param stride " + std::to_string(ps);
-      const Vec g = random_vec(off + 3 * ps, 20), w0 = random_vec(off + 3 * ps, 21), m0 = random_vec(off + 3 * ss, 22);
-      const Vec v0 = random_vec(off + 3 * ss, 23, 0.0f, 1.0f);
+      const Vec g = uniform_floats(off + 3 * ps, 20), w0 = uniform_floats(off + 3 * ps, 21), m0 = uniform_floats(off + 3 * ss, 22);
+      const Vec v0 = uniform_floats(off + 3 * ss, 23, 0.0f, 1.0f);
       for (bool nesterov : {false, true}) {
         Vec w1 = w0, m1 = m0, w2 = w0, m2 = m0;
         cuda::launch_sgd_update_runs(w1.data() + off, g.data() + off, ps, m1.data() + off, ss, n, table.data(), 3,
@@ -241,7 +233,7 @@ TEST_F(KernelsEmulated, OptimizerUpdatesOverTheRunsOfAPack) {
         }
       }
       {
-        const Vec d = random_vec(off + 3 * xs, 24);
+        const Vec d = uniform_floats(off + 3 * xs, 24);
         Vec w1 = w0, w2 = w0;
         cuda::launch_muon_step_runs(w1.data() + off, ps, d.data() + off, xs, n, table.data(), 3, nullptr);
         cpu_.muon_step_runs(w2.data() + off, ps, d.data() + off, xs, n, cpu_table);

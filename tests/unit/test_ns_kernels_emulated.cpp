@@ -19,6 +19,7 @@
 #include "backend/ns_tiles.h"
 #include "optim/msign.h"
 #include "support/ns_tiled_reference.h"
+#include "support/test_data.h"
 
 namespace skillrun {
 namespace {
@@ -70,11 +71,7 @@ Result run_kernels(std::vector<float> x, int rows, int cols, int runs, std::size
   return {std::move(x), xs};
 }
 
-std::size_t differing(const float* a, const float* b, std::size_t n) {
-  std::size_t d = 0;
-  for (std::size_t i = 0; i < n; ++i) d += std::memcmp(a + i, b + i, sizeof(float)) != 0;
-  return d;
-}
+std::size_t differing(const float* a, const float* b, std::size_t n) { return testing::bit_differences(a, b, n); }
 
 // Shapes: wide and tall, one and several chunks (L > 128), sides not multiples of 64 or 16, two
 // tiles on the small side (off-diagonal Gram tiles and their mirror), ns5 and Polar Express.

@@ -17,6 +17,7 @@
 #include "backend/ns_tiles.h"
 #include "optim/msign.h"
 #include "support/ns_tiled_reference.h"
+#include "support/test_data.h"
 
 namespace skillrun {
 namespace {
@@ -75,14 +76,6 @@ TEST(NsTiles, PairsAreTheUpperTilesEachOnce) {
   }
 }
 
-std::vector<float> random_matrix(std::size_t n, unsigned seed) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
-
 double normalised_error(const std::vector<float>& got, const std::vector<float>& ref) {
   double diff = 0.0, norm = 0.0;
   for (std::size_t i = 0; i < ref.size(); ++i) {
@@ -104,7 +97,7 @@ TEST(NsTiles, HostModelOfTheKernelsAgreesWithTheCpuBackend) {
   for (auto [rows, cols] : {std::pair{100, 300}, std::pair{300, 70}, std::pair{130, 130}, std::pair{5, 700},
                             std::pair{70, 1200}, std::pair{64, 64}}) {
     const std::size_t n = static_cast<std::size_t>(rows) * cols;
-    const std::vector<float> G = random_matrix(n, 7u + static_cast<unsigned>(rows));
+    const std::vector<float> G = testing::uniform_floats(n, 7u + static_cast<unsigned>(rows));
     for (MsignMethod method : {MsignMethod::NewtonSchulz5, MsignMethod::PolarExpress}) {
       const std::string what =
           std::string(name(method)) + " " + std::to_string(rows) + "x" + std::to_string(cols);

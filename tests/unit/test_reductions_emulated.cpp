@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
+#include "support/test_data.h"
 
 namespace skillrun {
 namespace {
@@ -25,20 +26,11 @@ namespace {
 using Vec = std::vector<float>;
 const float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-Vec random_vec(std::size_t n, unsigned seed, float lo = -1.0f, float hi = 1.0f) {
-  std::mt19937 rng(seed);
-  std::uniform_real_distribution<float> dist(lo, hi);
-  Vec v(n);
-  for (float& x : v) x = dist(rng);
-  return v;
-}
+using testing::uniform_floats;
 
 template <class T>
 std::size_t differing(const T* a, const T* b, std::size_t n) {
-  std::size_t d = 0;
-  for (std::size_t i = 0; i < n; ++i)
-    d += std::memcmp(a + i, b + i, sizeof(T)) != 0 && !(std::isnan(a[i]) && std::isnan(b[i]));
-  return d;
+  return testing::bit_differences(a, b, n);
 }
 
 double relative_error(const Vec& got, const Vec& ref) {
@@ -59,7 +51,7 @@ class ReductionsEmulated : public ::testing::Test {
 TEST_F(ReductionsEmulated, SumOfSquaresOverRunsEqualsEachRunAlone) {
   const std::size_t n = 30001, stride = 30010;  // several partial blocks, a ragged end
   const int runs = 3;
-  const Vec x = random_vec(stride * runs, 1);
+  const Vec x = uniform_floats(stride * runs, 1);
   const unsigned int blocks = cuda::reduce_blocks(n);
   std::vector<double> partials(blocks * runs), many(runs), one(1), partial_one(cuda::kMaxReduceBlocks);
   cuda::launch_sum_squares_runs(x.data(), stride, n, runs, partials.data(), many.data(), nullptr);
@@ -82,7 +74,7 @@ TEST_F(ReductionsEmulated, ColumnSumsOverRunsEqualEachRunAlone) {
   for (auto [rows, cols] : {std::pair{1000, 7}, std::pair{33, 300}, std::pair{1, 5}}) {
     const int runs = 3;
     const std::size_t stride_a = static_cast<std::size_t>(rows) * cols + 3, stride_out = cols + 1;
-    const Vec a = random_vec(stride_a * runs, 2);
+    const Vec a = uniform_floats(stride_a * runs, 2);
     Vec many(stride_out * runs, kNaN), alone(cols, kNaN), ref(cols, kNaN);
     std::vector<double> ws(cuda::column_sums_workspace(rows, cols) * runs + 1), ws_one(cuda::kColumnSumsWorkspace);
     cuda::launch_column_sums(a.data(), stride_a, rows, cols, many.data(), stride_out, runs, ws.data(), nullptr);
@@ -99,7 +91,7 @@ TEST_F(ReductionsEmulated, ColumnSumsOverRunsEqualEachRunAlone) {
 TEST_F(ReductionsEmulated, CrossEntropyOverRunsEqualsEachRunAloneAndTheCpu) {
   const int rows = 301, classes = 7, runs = 3;
   const std::size_t stride_logits = static_cast<std::size_t>(rows) * classes + 5, stride_rows = rows + 2;
-  const Vec logits = random_vec(stride_logits * runs, 3, -4.0f, 4.0f);
+  const Vec logits = uniform_floats(stride_logits * runs, 3, -4.0f, 4.0f);
   std::vector<int32_t> labels(rows);
   for (int i = 0; i < rows; ++i) labels[i] = (i * 5 + 3) % classes;
   Vec loss(stride_rows * runs, kNaN), correct = loss, dl(stride_logits * runs, kNaN);
@@ -123,7 +115,7 @@ TEST_F(ReductionsEmulated, CrossEntropyOverRunsEqualsEachRunAloneAndTheCpu) {
 
 TEST_F(ReductionsEmulated, TaskSumsAgreeWithTheCpu) {
   const int rows = 3001, n_tasks = 7;
-  const Vec loss = random_vec(rows, 4, 0.0f, 2.0f);
+  const Vec loss = uniform_floats(rows, 4, 0.0f, 2.0f);
   Vec correct(rows);
   std::vector<int32_t> tasks(rows);
   for (int i = 0; i < rows; ++i) {
