@@ -29,29 +29,7 @@ __global__ void fill_kernel(float* x, std::size_t n, float value) {
 
 template <bool kVec>
 __global__ void axpby_kernel(float* y, const float* x, std::size_t n, float alpha, float beta) {
-  if (beta == 0.0f) {  // y is never read: it may hold NaN
-    for_each_element<kVec>(
-        n,
-        [=](std::size_t q) {
-          const Lanes4 xv = load4(x, q);
-          Lanes4 yv;
-#pragma unroll
-          for (int k = 0; k < 4; ++k) yv.v[k] = alpha * xv.v[k];
-          store4(y, q, yv);
-        },
-        [=](std::size_t i) { y[i] = alpha * x[i]; });
-  } else {
-    for_each_element<kVec>(
-        n,
-        [=](std::size_t q) {
-          const Lanes4 xv = load4(x, q);
-          Lanes4 yv = load4(y, q);
-#pragma unroll
-          for (int k = 0; k < 4; ++k) yv.v[k] = alpha * xv.v[k] + beta * yv.v[k];
-          store4(y, q, yv);
-        },
-        [=](std::size_t i) { y[i] = alpha * x[i] + beta * y[i]; });
-  }
+  axpby_elements<kVec>(y, x, n, alpha, beta);
 }
 
 // Element e = i cols + j of the rows x cols matrix at leading dimension ldc. (i, j) is found

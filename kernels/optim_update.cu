@@ -277,38 +277,12 @@ __global__ void momentum_runs_kernel(float* m, std::size_t ss, const float* g, s
   momentum_elements<kVec>(m + u.slice * ss, g + u.run * ps, out + blockIdx.y * xs, n, u.momentum, nesterov);
 }
 
-// w = step_alpha d + step_beta w: axpby_kernel's expressions (elementwise.cu); beta == 0 never
-// reads w.
+// w = step_alpha d + step_beta w: axpby's loop (common.cuh); beta == 0 never reads w.
 template <bool kVec>
 __global__ void muon_step_runs_kernel(float* w, std::size_t ps, const float* d, std::size_t xs, std::size_t n,
                                       const RunUpdate* table) {
   const RunUpdate u = table[blockIdx.y];
-  w += u.run * ps;
-  d += blockIdx.y * xs;
-  const float alpha = u.step_alpha, beta = u.step_beta;
-  if (beta == 0.0f) {
-    for_each_element<kVec>(
-        n,
-        [=](std::size_t q) {
-          const Lanes4 dv = load4(d, q);
-          Lanes4 wv;
-#pragma unroll
-          for (int k = 0; k < 4; ++k) wv.v[k] = alpha * dv.v[k];
-          store4(w, q, wv);
-        },
-        [=](std::size_t i) { w[i] = alpha * d[i]; });
-  } else {
-    for_each_element<kVec>(
-        n,
-        [=](std::size_t q) {
-          const Lanes4 dv = load4(d, q);
-          Lanes4 wv = load4(w, q);
-#pragma unroll
-          for (int k = 0; k < 4; ++k) wv.v[k] = alpha * dv.v[k] + beta * wv.v[k];
-          store4(w, q, wv);
-        },
-        [=](std::size_t i) { w[i] = alpha * d[i] + beta * w[i]; });
-  }
+  axpby_elements<kVec>(w + u.run * ps, d + blockIdx.y * xs, n, u.step_alpha, u.step_beta);
 }
 
 // launchers
