@@ -27,6 +27,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "backends_under_test.h"
+#include "support/parity_case.h"
 #include "support/test_data.h"
 #include "core/error.h"
 #include "optim/msign.h"
@@ -885,25 +886,12 @@ TEST_P(BackendOps, MsignSvdRankDeficientDropsNullDirections) {
 // ---- data -------------------------------------------------------------------------------------
 
 TEST_P(BackendOps, SparseParityDataBitIdentical) {
-  const int n_tasks = 5, n_bits = 100, k = 3;  // 100 bits: three full words and a 4-bit tail
-  std::vector<int32_t> subsets;
-  std::mt19937 rng(70);
-  for (int t = 0; t < n_tasks; ++t) {
-    std::set<int32_t> s;
-    while (static_cast<int>(s.size()) < k) s.insert(static_cast<int32_t>(rng() % n_bits));
-    subsets.insert(subsets.end(), s.begin(), s.end());
-  }
-  const std::vector<uint32_t> thresholds = {0x60000000u, 0xA0000000u, 0xD0000000u, 0xF0000000u};
+  const testing::ParityCase pc;
+  const std::vector<int32_t>& subsets = pc.subsets;
+  const std::vector<uint32_t>& thresholds = pc.thresholds;
+  const int n_tasks = testing::ParityCase::kTasks, n_bits = testing::ParityCase::kBits;
   for (int32_t fixed_task : {-1, 2}) {
-    ParityDraw draw;
-    draw.seed = 0x123456789ABCDEFull;
-    draw.stream = fixed_task < 0 ? RngStream::TrainBatch : RngStream::EvalSet;
-    draw.step_or_task = fixed_task < 0 ? 7u : 2u;
-    draw.fixed_task = fixed_task;
-    draw.first_sample = 3;
-    draw.n_tasks = n_tasks;
-    draw.n_bits = n_bits;
-    draw.k = k;
+    const ParityDraw draw = testing::ParityCase::draw(fixed_task);
     const int count = 4099;
     const std::size_t row = n_tasks + n_bits;
     // x at the start of an allocation (16-byte aligned: CUDA's 16-byte stores) and one float

@@ -24,6 +24,7 @@
 
 #include "backend/adam_scalars.h"
 #include "backend/cpu/cpu_backend.h"
+#include "support/parity_case.h"
 #include "support/test_data.h"
 
 namespace skillrun {
@@ -246,27 +247,12 @@ TEST_F(KernelsEmulated, OptimizerUpdatesOverTheRunsOfAPack) {
 // The data kernel: the coalesced form (64 rows a block, 16-byte stores where x is aligned, a
 // last block of 3 rows and a 3-entry tail) against the CPU's generator, train and eval draws.
 TEST_F(KernelsEmulated, SparseParityDataBitIdentical) {
-  const int n_tasks = 5, n_bits = 100, k = 3, count = 131;
-  std::vector<int32_t> subsets;
-  std::mt19937 rng(70);
-  for (int t = 0; t < n_tasks; ++t) {
-    std::set<int32_t> s;
-    while (static_cast<int>(s.size()) < k) s.insert(static_cast<int32_t>(rng() % n_bits));
-    subsets.insert(subsets.end(), s.begin(), s.end());
-  }
-  const std::vector<uint32_t> thresholds = {0x60000000u, 0xA0000000u, 0xD0000000u, 0xF0000000u};
-  const ParityTables tables{subsets.data(), thresholds.data()};
+  const int count = 131;
+  const testing::ParityCase pc;
+  const ParityTables tables{pc.subsets.data(), pc.thresholds.data()};
   for (int32_t fixed_task : {-1, 2}) {
-    ParityDraw draw;
-    draw.seed = 0x123456789ABCDEFull;
-    draw.stream = fixed_task < 0 ? RngStream::TrainBatch : RngStream::EvalSet;
-    draw.step_or_task = fixed_task < 0 ? 7u : 2u;
-    draw.fixed_task = fixed_task;
-    draw.first_sample = 3;
-    draw.n_tasks = n_tasks;
-    draw.n_bits = n_bits;
-    draw.k = k;
-    const std::size_t row = n_tasks + n_bits;
+    const ParityDraw draw = testing::ParityCase::draw(fixed_task);
+    const std::size_t row = testing::ParityCase::kTasks + testing::ParityCase::kBits;
     for (std::size_t off : kOffsets) {
       Vec x1(off + row * count, kNaN), x2 = x1;
       std::vector<int32_t> l1(count, -7), t1(count, -7), l2 = l1, t2 = t1;
