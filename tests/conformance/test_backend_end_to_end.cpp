@@ -19,6 +19,7 @@
 #include "backend/backend.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backends_under_test.h"
+#include "support/test_data.h"
 #include "cli/devices.h"
 #include "core/error.h"
 #include "train/trainer.h"
@@ -36,15 +37,7 @@ namespace fs = std::filesystem;
 
 std::string config_path(const std::string& relative) { return std::string(SKILLRUN_SOURCE_DIR) + "/" + relative; }
 
-double normalised_error(const std::vector<float>& got, const std::vector<float>& ref) {
-  double diff = 0.0, norm = 0.0;
-  for (std::size_t i = 0; i < ref.size(); ++i) {
-    const double d = static_cast<double>(got[i]) - ref[i];
-    diff += d * d;
-    norm += static_cast<double>(ref[i]) * ref[i];
-  }
-  return std::sqrt(diff / norm);
-}
+using testing::normalised_error;
 
 // ---- step graphs -------------------------------------------------------------------------------
 

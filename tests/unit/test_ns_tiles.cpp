@@ -76,15 +76,7 @@ TEST(NsTiles, PairsAreTheUpperTilesEachOnce) {
   }
 }
 
-double normalised_error(const std::vector<float>& got, const std::vector<float>& ref) {
-  double diff = 0.0, norm = 0.0;
-  for (std::size_t i = 0; i < ref.size(); ++i) {
-    const double d = static_cast<double>(got[i]) - ref[i];
-    diff += d * d;
-    norm += static_cast<double>(ref[i]) * ref[i];
-  }
-  return std::sqrt(diff / norm);
-}
+using testing::normalised_error;
 
 // The kernels' arithmetic (tiles, zero padding, chunk sums, mirrored Gram, fused epilogues)
 // against the CPU backend's Newton-Schulz: wide, tall and square, sides that are not multiples

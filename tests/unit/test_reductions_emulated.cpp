@@ -33,15 +33,7 @@ std::size_t differing(const T* a, const T* b, std::size_t n) {
   return testing::bit_differences(a, b, n);
 }
 
-double relative_error(const Vec& got, const Vec& ref) {
-  double d = 0, s = 0;
-  for (std::size_t i = 0; i < ref.size(); ++i) {
-    if (std::isnan(ref[i]) && std::isnan(got[i])) continue;
-    d += (static_cast<double>(got[i]) - ref[i]) * (static_cast<double>(got[i]) - ref[i]);
-    s += static_cast<double>(ref[i]) * ref[i];
-  }
-  return std::sqrt(d / s);
-}
+using testing::normalised_error;
 
 class ReductionsEmulated : public ::testing::Test {
  protected:
@@ -83,7 +75,7 @@ TEST_F(ReductionsEmulated, ColumnSumsOverRunsEqualEachRunAlone) {
       EXPECT_EQ(differing(many.data() + r * stride_out, alone.data(), cols), 0u)
           << rows << "x" << cols << " run " << r;
       cpu_.column_sums(a.data() + r * stride_a, rows, cols, ref.data());
-      EXPECT_LE(relative_error(alone, ref), 1e-6) << rows << "x" << cols << " run " << r;
+      EXPECT_LE(normalised_error(alone, ref), 1e-6) << rows << "x" << cols << " run " << r;
     }
   }
 }
@@ -107,9 +99,9 @@ TEST_F(ReductionsEmulated, CrossEntropyOverRunsEqualsEachRunAloneAndTheCpu) {
     EXPECT_EQ(differing(dl.data() + r * stride_logits, d1.data(), n), 0u) << "dlogits, run " << r;
     cpu_.cross_entropy(logits.data() + r * stride_logits, labels.data(), rows, classes, l2.data(), c2.data(),
                        d2.data(), 0.5f);
-    EXPECT_LE(relative_error(l1, l2), 1e-6) << "loss vs the CPU, run " << r;
+    EXPECT_LE(normalised_error(l1, l2), 1e-6) << "loss vs the CPU, run " << r;
     EXPECT_EQ(c1, c2) << "correct vs the CPU, run " << r;
-    EXPECT_LE(relative_error(d1, d2), 1e-6) << "dlogits vs the CPU, run " << r;
+    EXPECT_LE(normalised_error(d1, d2), 1e-6) << "dlogits vs the CPU, run " << r;
   }
 }
 
