@@ -88,6 +88,8 @@ int main(int argc, char** argv) {
   pack_cmd->add_option("dirs", pack.dirs, "run directories; their configs may differ only in seed and optimizer")
       ->required();
   pack_cmd->add_flag("--no-progress", pack.no_progress, "no progress line on stderr");
+  pack_cmd->add_option("--pack-log", pack.pack_log,
+                       "the file this process's stderr goes to (a sweep's pack log), named in each run's run.log");
 
   CLI::App* validate_cmd = app.add_subcommand("validate", "check a config and print it resolved");
   add_common(validate_cmd, validate);

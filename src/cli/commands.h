@@ -26,6 +26,7 @@ struct RunOptions {
 struct PackOptions {
   std::vector<std::string> dirs;
   bool no_progress = false;
+  std::string pack_log;  // where this process's stderr goes (a sweep's pack log), named in each run.log
 };
 
 // `skillrun bench` (src/cli/bench.h): a config's step phases, or msign alone with --msign.

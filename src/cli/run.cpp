@@ -144,22 +144,41 @@ std::string overrides_label(const std::vector<std::string>& overrides, std::size
 }  // namespace
 
 namespace {
-// Trains runs [first, last) of `dirs` as one pack; false when a signal stopped it.
-bool train_pack(Backend& backend, const std::vector<ExperimentConfig>& configs,
-                const std::vector<std::unique_ptr<RunDirectory>>& dirs, std::size_t first, std::size_t last,
-                bool no_progress) {
-  const std::vector<ExperimentConfig> part(configs.begin() + static_cast<std::ptrdiff_t>(first),
-                                           configs.begin() + static_cast<std::ptrdiff_t>(last));
-  Trainer trainer(backend, part);
+struct PackEnd {
+  bool interrupted = false;
+  bool failed = false;  // a run of it failed (its summary says why)
+};
+
+// Trains runs [first, last) of `dirs` as one pack. A run whose directory cannot be resumed
+// (unreadable metrics, checkpoints) fails alone before the pack forms; the others train.
+PackEnd train_pack(Backend& backend, const std::vector<ExperimentConfig>& configs,
+                   const std::vector<std::unique_ptr<RunDirectory>>& dirs, std::size_t first, std::size_t last,
+                   bool no_progress) {
+  PackEnd end;
+  std::vector<ExperimentConfig> part;
   std::vector<RunDirectory*> dir_ptrs;
   std::vector<std::optional<CheckpointState>> checkpoints;
-  for (std::size_t i = 0; i < part.size(); ++i) {
-    RunDirectory& dir = *dirs[first + i];
-    dir.write_config(to_json(part[i]));
+  for (std::size_t i = first; i < last; ++i) {
+    RunDirectory& dir = *dirs[i];
+    LogScope scope(dir.path().string());
+    try {
+      dir.write_config(to_json(configs[i]));
+      checkpoints.push_back(checkpoint_to_resume(dir.path(), configs[i]));
+    } catch (const std::exception& e) {
+      spdlog::error("{}: {}; the run is left out of the pack", dir.path().string(), e.what());
+      dir.record_failure(e.what());
+      end.failed = true;
+      continue;
+    }
+    part.push_back(configs[i]);
     dir_ptrs.push_back(&dir);
+  }
+  if (part.empty()) return end;
+  Trainer trainer(backend, part);
+  for (std::size_t i = 0; i < part.size(); ++i) {
+    LogScope scope(dir_ptrs[i]->path().string());
     for (const std::string& line : trainer.optimizer(static_cast<int>(i)).describe())
-      spdlog::info("{}: optimizer: {}", dir.path().filename().string(), line);
-    checkpoints.push_back(trainer.checkpoint_to_resume(dir.path(), static_cast<int>(i)));
+      spdlog::info("{}: optimizer: {}", dir_ptrs[i]->path().filename().string(), line);
   }
   std::vector<const CheckpointState*> resume;
   for (const auto& c : checkpoints) resume.push_back(c ? &*c : nullptr);
@@ -170,15 +189,15 @@ bool train_pack(Backend& backend, const std::vector<ExperimentConfig>& configs,
   Progress progress(detect_progress_mode(no_progress), shared.train.max_steps,
                     shared.task.n_tasks * static_cast<int>(part.size()));
   const std::vector<RunSummary> summaries = trainer.run(dir_ptrs, progress, resume);
-  bool interrupted = false;
   std::printf("\n%-11s  %9s  %8s  %s\n", "status", "steps", "seconds", "run");
   for (std::size_t i = 0; i < summaries.size(); ++i) {
     const RunSummary& s = summaries[i];
-    interrupted = interrupted || s.status == RunStatus::Interrupted;
+    end.interrupted = end.interrupted || s.status == RunStatus::Interrupted;
+    end.failed = end.failed || s.status == RunStatus::Failed;
     std::printf("%-11s  %9lld  %8.1f  %s\n", to_string(s.status), static_cast<long long>(s.steps), s.seconds,
                 dir_ptrs[i]->path().c_str());
   }
-  return !interrupted;
+  return end;
 }
 }  // namespace
 
@@ -216,8 +235,18 @@ int cmd_pack(const PackOptions& options) {
   if (dirs.empty()) return any_failed ? kExitRuntime : kExitOk;
   // Usage errors (runs that may not share a pack, no GPU for device cuda) change nothing.
   check_pack(configs);
+  check_open_file_limit(dirs.size());
   auto backend = make_backend(parse_device(configs.front().device), parse_precision(configs.front().precision));
-  for (auto& dir : dirs) log_to_file(dir->log_path());
+  // Each run's run.log gets its own lines (and errors that stop the whole pack); the pack's
+  // lines go to stderr (a sweep's pack log), which each run's log names.
+  const std::string pack_log = options.pack_log.empty() ? fmt::format("the stderr of process {}", ::getpid())
+                                                        : options.pack_log;
+  for (auto& dir : dirs) {
+    log_to_file(dir->log_path(), dir->path().string());
+    LogScope scope(dir->path().string());
+    spdlog::info("skillrun {} (commit {}), run {} in a pack of {} run{}; the pack's log: {}", version(),
+                 git_commit(), dir->path().string(), dirs.size(), dirs.size() == 1 ? "" : "s", pack_log);
+  }
   spdlog::info("skillrun {} (commit {}), a pack of {} run{}", version(), git_commit(), dirs.size(),
                dirs.size() == 1 ? "" : "s");
   spdlog::info("backend: {}", backend->name());
@@ -232,12 +261,16 @@ int cmd_pack(const PackOptions& options) {
                  dirs.size(), static_cast<double>(per_run) * static_cast<double>(dirs.size()) / (1 << 30),
                  static_cast<double>(budget) / (1 << 30), (dirs.size() + fits - 1) / fits, fits);
   try {
-    bool whole = true;
-    for (std::size_t first = 0; first < dirs.size() && whole; first += fits)
-      whole = train_pack(*backend, configs, dirs, first, std::min(dirs.size(), first + fits), options.no_progress);
+    PackEnd end;
+    for (std::size_t first = 0; first < dirs.size() && !end.interrupted; first += fits) {
+      const PackEnd part =
+          train_pack(*backend, configs, dirs, first, std::min(dirs.size(), first + fits), options.no_progress);
+      end.interrupted = part.interrupted;
+      end.failed = end.failed || part.failed;
+    }
     set_stop_signals(SIG_DFL);
-    if (!whole) return kExitInterrupted;
-    return any_failed ? kExitRuntime : kExitOk;
+    if (end.interrupted) return kExitInterrupted;
+    return any_failed || end.failed ? kExitRuntime : kExitOk;
   } catch (const std::exception& e) {
     // The trainer recorded the failure in the runs it was training; the runs that had finished
     // keep their result, and those not yet started say why they did not run.

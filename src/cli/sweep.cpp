@@ -10,6 +10,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 
@@ -241,6 +242,10 @@ PackPlan plan_sweep_packs(const std::string& pack, const Sweep& sweep, bool inde
   }
   plan.packed = true;
   plan.packs = plan_packs(sweep.runs, max_runs);
+  const auto alone = std::count_if(plan.packs.begin(), plan.packs.end(), [](const Pack& p) { return p.alone; });
+  if (alone > 0)
+    plan.notes.push_back(fmt::format("{} run{} cannot share a pack (icl_linreg): each is a pack of its own, run alone",
+                                     alone, alone == 1 ? "" : "s"));
   if (pack == "auto") {
     // Fitted to the GPU's memory (pack_memory_budget). An explicit --pack N is not: its packs
     // must be the same on every machine (Slurm array indices), and a pack process trains runs
@@ -305,6 +310,12 @@ class SweepCommand {
 
   int run() {
     check_configs();
+    if (plan_.packed) {
+      // A pack process holds a few files per run: checked before anything is written or launched.
+      std::size_t largest = 0;
+      for (const Pack& p : plan_.packs) largest = std::max(largest, p.runs.size());
+      check_open_file_limit(largest, "--pack " + options_.pack);
+    }
     const JobPlan jobs = plan_jobs(options_.jobs);
     std::error_code ec;
     fs::create_directories(out_, ec);
@@ -358,11 +369,17 @@ class SweepCommand {
       std::map<std::size_t, std::vector<const SweepRun*>> launched;  // by pack
       stop_signal = run_children(
           pack_order.size(), jobs.slots,
-          [&](std::size_t i, int slot) {
-            return launch_pack(pack_order[i], todo_of[pack_order[i]], launched[pack_order[i]], jobs, slot);
+          [&](std::size_t i, int slot) -> std::optional<ChildSpec> {
+            const std::size_t p = pack_order[i];
+            if (!plan_.packs[p].alone) return launch_pack(p, todo_of[p], launched[p], jobs, slot);
+            auto spec = launch(*todo_of[p].front(), jobs, slot);  // a run that cannot pack
+            if (spec) launched[p] = todo_of[p];
+            return spec;
           },
           [&](std::size_t i, const ChildExit& exit) {
-            for (const SweepRun* run : launched[pack_order[i]]) finish(*run, exit, pack_log(pack_order[i]));
+            const std::size_t p = pack_order[i];
+            for (const SweepRun* run : launched[p])
+              finish(*run, exit, plan_.packs[p].alone ? dir(*run) / "output.log" : pack_log(p));
             say_progress();
           });
     }
@@ -454,6 +471,8 @@ class SweepCommand {
     }
     if (launched.empty()) return std::nullopt;
     spec.argv.push_back("--no-progress");
+    spec.argv.push_back("--pack-log");  // each run's run.log names it
+    spec.argv.push_back(pack_log(pack).string());
     std::error_code ec;
     fs::create_directories(pack_log(pack).parent_path(), ec);
     if (ec) throw RuntimeError(fmt::format("cannot create {}: {}", pack_log(pack).parent_path().string(), ec.message()));

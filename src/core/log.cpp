@@ -2,7 +2,10 @@
 #include "core/log.h"
 
 #include <algorithm>
+#include <mutex>
+#include <utility>
 
+#include <spdlog/sinks/base_sink.h>
 #include <spdlog/sinks/basic_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -24,8 +27,42 @@ void setup_logging(const std::string& level) {
   spdlog::set_default_logger(logger);
 }
 
-void log_to_file(const std::filesystem::path& file) {
-  auto sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(file.string(), /*truncate=*/false);
+namespace {
+
+thread_local std::string t_scope;  // the LogScope this thread's lines belong to ("" outside any)
+
+// A file sink that writes the lines of one scope (and errors from outside every scope).
+class ScopedFileSink final : public spdlog::sinks::base_sink<std::mutex> {
+ public:
+  ScopedFileSink(const std::filesystem::path& file, std::string scope)
+      : file_(file.string(), /*truncate=*/false), scope_(std::move(scope)) {}
+
+ protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    if (t_scope == scope_ || (t_scope.empty() && msg.level >= spdlog::level::err)) file_.log(msg);
+  }
+  void flush_() override { file_.flush(); }
+  void set_pattern_(const std::string& pattern) override { file_.set_pattern(pattern); }
+  void set_formatter_(std::unique_ptr<spdlog::formatter> formatter) override {
+    file_.set_formatter(std::move(formatter));
+  }
+
+ private:
+  spdlog::sinks::basic_file_sink_st file_;
+  std::string scope_;
+};
+
+}  // namespace
+
+LogScope::LogScope(std::string scope) : previous_(std::exchange(t_scope, std::move(scope))) {}
+LogScope::~LogScope() { t_scope = std::move(previous_); }
+
+void log_to_file(const std::filesystem::path& file, const std::string& scope) {
+  std::shared_ptr<spdlog::sinks::sink> sink;
+  if (scope.empty())
+    sink = std::make_shared<spdlog::sinks::basic_file_sink_mt>(file.string(), /*truncate=*/false);
+  else
+    sink = std::make_shared<ScopedFileSink>(file, scope);
   sink->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");
   sink->set_level(spdlog::level::trace);
   spdlog::default_logger()->sinks().push_back(sink);

@@ -8,7 +8,21 @@ namespace skillrun {
 
 // level: trace | debug | info | warn | error | off. Throws UsageError for other names.
 void setup_logging(const std::string& level);
-// Adds a file sink (appending) to the default logger.
-void log_to_file(const std::filesystem::path& file);
+// Adds a file sink (appending) to the default logger. With a `scope` (a pack: one process, many
+// runs, each with its own run.log), the file receives only the lines logged inside a LogScope of
+// that name, and the errors logged outside every scope (what stopped the whole process).
+void log_to_file(const std::filesystem::path& file, const std::string& scope = "");
+
+// While alive, this thread's log lines belong to `scope` (nested scopes: the innermost).
+class LogScope {
+ public:
+  explicit LogScope(std::string scope);
+  ~LogScope();
+  LogScope(const LogScope&) = delete;
+  LogScope& operator=(const LogScope&) = delete;
+
+ private:
+  std::string previous_;
+};
 
 }  // namespace skillrun

@@ -10,11 +10,17 @@
 
 namespace skillrun {
 
+bool can_pack(const nlohmann::json& resolved_config) { return !parse_experiment(resolved_config).is_icl(); }
+
 std::vector<Pack> plan_packs(const std::vector<SweepRun>& runs, std::size_t max_runs) {
   if (max_runs < 1) throw std::invalid_argument("plan_packs: max_runs must be >= 1");
   std::vector<Pack> groups;
   std::map<std::string, std::size_t> group_of;  // signature -> index in groups
   for (std::size_t i = 0; i < runs.size(); ++i) {
+    if (!can_pack(runs[i].config)) {
+      groups.push_back({pack_signature(runs[i].config), {i}, /*alone=*/true});
+      continue;
+    }
     const std::string signature = pack_signature(runs[i].config);
     const auto [it, added] = group_of.emplace(signature, groups.size());
     if (added) groups.push_back({signature, {}});
@@ -25,6 +31,7 @@ std::vector<Pack> plan_packs(const std::vector<SweepRun>& runs, std::size_t max_
     for (std::size_t start = 0; start < group.runs.size(); start += max_runs) {
       Pack& pack = packs.emplace_back();
       pack.signature = group.signature;
+      pack.alone = group.alone;
       for (std::size_t j = start; j < std::min(start + max_runs, group.runs.size()); ++j)
         pack.runs.push_back(group.runs[j]);
     }

@@ -20,10 +20,15 @@ namespace skillrun {
 struct Pack {
   std::string signature;
   std::vector<std::size_t> runs;  // indices into Sweep::runs, in sweep order
+  bool alone = false;  // one run that cannot share a pack (icl_linreg): a `skillrun run` of its own
 };
 
+// Whether a run of this resolved config may train in a pack (sparse_parity runs).
+bool can_pack(const nlohmann::json& resolved_config);
+
 // Groups runs by signature, in the order each signature first appears, then cuts each group
-// into packs of at most max_runs (>= 1; the last pack of a group may be smaller).
+// into packs of at most max_runs (>= 1; the last pack of a group may be smaller). A run that
+// cannot pack (can_pack) is a pack of its own, marked alone, where it comes in the sweep.
 std::vector<Pack> plan_packs(const std::vector<SweepRun>& runs, std::size_t max_runs);
 
 // Cuts each pack whose runs together need more than budget_bytes (estimated_memory_bytes of

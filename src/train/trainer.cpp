@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/error.h"
+#include "core/log.h"
 
 namespace skillrun {
 
@@ -303,19 +304,24 @@ void Trainer::restore(const CheckpointState& s, int run) {
 }
 
 std::optional<CheckpointState> Trainer::checkpoint_to_resume(const std::filesystem::path& run_dir, int run) const {
-  const RunState& r = at(run);
+  return skillrun::checkpoint_to_resume(run_dir, at(run).config);
+}
+
+std::optional<CheckpointState> checkpoint_to_resume(const std::filesystem::path& run_dir,
+                                                    const ExperimentConfig& config) {
   const std::optional<int64_t> last_row = last_whole_metrics_step(run_dir, /*warn=*/true);
   // Eval rows fall on multiples of eval.every (checkpoints never at max_steps, which ends the
   // run): from a checkpoint at step s the run writes the rows after s again, so the rows up to
   // s must be there, i.e. s < last_row + every.
-  const int64_t usable_through = last_row ? *last_row + r.config.eval.every - 1 : -1;
+  const int64_t usable_through = last_row ? *last_row + config.eval.every - 1 : -1;
   const bool has_checkpoints = has_checkpoint_files(run_dir);
   if (!last_row && has_checkpoints)
     spdlog::warn(
         "{}: metrics.csv is missing or holds no whole row, so no checkpoint can continue it without losing "
         "rows; the run starts over from step 0",
         run_dir.string());
-  std::optional<CheckpointState> checkpoint = load_latest_checkpoint(run_dir, r.identity, usable_through);
+  std::optional<CheckpointState> checkpoint =
+      load_latest_checkpoint(run_dir, checkpoint_identity(to_json(config)), usable_through);
   if (!checkpoint && (last_row || has_checkpoints))
     spdlog::warn("no usable checkpoint in {}; starting the run over from step 0", run_dir.string());
   return checkpoint;
@@ -350,10 +356,26 @@ std::vector<RunSummary> Trainer::run(const std::vector<RunDirectory*>& dirs, Pro
     std::optional<EvalResult> pending;  // computed for the whole pack at `pending_step`
     int64_t pending_step = -1;
     std::string label;  // "" alone; "<dir name>: " in a pack, for log lines
+    std::string scope;  // its directory: the LogScope of its lines (its own run.log in a pack)
     bool nonfinite_parameters = false;  // the last eval found a NaN/Inf parameter
   };
   std::vector<Live> live(n);
   const int n_tasks = task(0).n_tasks();
+  // Runs `f` for one run: its log lines belong to its scope, and an error of this run alone (its
+  // directory, its files, its checkpoint) ends it as failed while the others train on. Errors
+  // of the pack's shared work (a step, an eval round) fail every run (the catch below).
+  std::exception_ptr run_failure;  // the first; rethrown for a run alone
+  const auto per_run = [&](Live& L, const auto& f) {
+    LogScope scope(L.scope);
+    try {
+      f();
+    } catch (const std::exception& e) {
+      if (!run_failure) run_failure = std::current_exception();
+      if (n > 1) spdlog::error("{}failed: {}; the pack trains the other runs", L.label, e.what());
+      L.monitor->fail(L.step, e.what());
+      L.phase = Phase::Done;
+    }
+  };
   for (std::size_t i = 0; i < n; ++i) {
     const int run = static_cast<int>(i);
     Live& L = live[static_cast<std::size_t>(slot(run))];
@@ -361,22 +383,26 @@ std::vector<RunSummary> Trainer::run(const std::vector<RunDirectory*>& dirs, Pro
     RunDirectory& dir = *dirs[i];
     L.run = run;
     L.label = n == 1 ? "" : dir.path().filename().string() + ": ";
+    L.scope = dir.path().string();
     L.monitor = std::make_unique<RunMonitor>(rs.config, dir, resume[i] ? resume[i]->wall_seconds : 0.0);
     RunSummary& summary = L.monitor->summary();
     summary.tau_bits = rs.config.eval.tau_bits;
     summary.device = backend_.name();
     summary.T_k.assign(n_tasks, std::nullopt);
-    if (resume[i]) {
-      restore(*resume[i], run);
-      L.step = resume[i]->step;
-      summary.T_k = resume[i]->T_k;
-      spdlog::info("{}resuming from the checkpoint at step {}", L.label, L.step);
-    }
-    dir.open_metrics(n_tasks, resume[i] ? std::optional<int64_t>(L.step) : std::nullopt);
-    L.learned = static_cast<int>(
-        std::count_if(summary.T_k.begin(), summary.T_k.end(), [](const auto& t) { return t.has_value(); }));
+    per_run(L, [&] {
+      if (resume[i]) {
+        restore(*resume[i], run);
+        L.step = resume[i]->step;
+        summary.T_k = resume[i]->T_k;
+        spdlog::info("{}resuming from the checkpoint at step {}", L.label, L.step);
+      }
+      dir.open_metrics(n_tasks, resume[i] ? std::optional<int64_t>(L.step) : std::nullopt);
+      L.learned = static_cast<int>(
+          std::count_if(summary.T_k.begin(), summary.T_k.end(), [](const auto& t) { return t.has_value(); }));
+    });
   }
-  for (Live& L : live) L.monitor->start();
+  for (Live& L : live)
+    if (L.phase != Phase::Done) per_run(L, [&] { L.monitor->start(); });
 
   for (Live& L : live) {
     RunState& rs = at(L.run);
@@ -405,7 +431,7 @@ std::vector<RunSummary> Trainer::run(const std::vector<RunDirectory*>& dirs, Pro
       }
       // The parameters too: a NaN weight need not show in the loss (a ReLU that maps NaN to 0,
       // a unit that never fires), and training on would keep it there unnoticed.
-      L.nonfinite_parameters = !model_.parameters_finite(L.run);
+      L.nonfinite_parameters = !model_.parameters_finite(rs.slot);  // the model's index is the slot
       return r.finite && (!row.train_loss_bits || std::isfinite(*row.train_loss_bits)) && !L.nonfinite_parameters;
     };
     L.hooks.learned = [&L = L, n_tasks] { return L.learned == n_tasks; };
@@ -463,10 +489,14 @@ std::vector<RunSummary> Trainer::run(const std::vector<RunDirectory*>& dirs, Pro
   try {
     // Runs from step 0 begin with an eval of the untrained model; resumed ones have that row.
     std::vector<bool> fresh(n, false);
-    for (std::size_t s = 0; s < n; ++s) fresh[s] = resume[static_cast<std::size_t>(live[s].run)] == nullptr;
+    for (std::size_t s = 0; s < n; ++s)
+      fresh[s] = live[s].phase != Phase::Done && resume[static_cast<std::size_t>(live[s].run)] == nullptr;
     if (std::find(fresh.begin(), fresh.end(), true) != fresh.end()) eval_round(fresh, 0);
     for (std::size_t s = 0; s < n; ++s)
-      if (!live[s].monitor->begin(live[s].step, fresh[s], live[s].hooks)) end_run(live[s]);
+      if (live[s].phase != Phase::Done)
+        per_run(live[s], [&] {
+          if (!live[s].monitor->begin(live[s].step, fresh[s], live[s].hooks)) end_run(live[s]);
+        });
     show_progress(fresh, 0);
 
     while (true) {
@@ -479,10 +509,11 @@ std::vector<RunSummary> Trainer::run(const std::vector<RunDirectory*>& dirs, Pro
       for (std::size_t s = 0; s < n; ++s) active[s] = live[s].phase != Phase::Done && live[s].step == pack_step;
       if (g_stop_requested.load(std::memory_order_relaxed)) {
         for (Live& L : live)
-          if (L.phase != Phase::Done) {
-            L.monitor->interrupt(L.step, L.hooks);
-            end_run(L);
-          }
+          if (L.phase != Phase::Done)
+            per_run(L, [&] {
+              L.monitor->interrupt(L.step, L.hooks);
+              end_run(L);
+            });
         break;
       }
       set_active(active);
@@ -497,7 +528,10 @@ std::vector<RunSummary> Trainer::run(const std::vector<RunDirectory*>& dirs, Pro
       const bool evals = any->monitor->eval_due(pack_step);
       if (evals) eval_round(active, pack_step);
       for (std::size_t s = 0; s < n; ++s)
-        if (active[s] && !live[s].monitor->after_step(pack_step, live[s].hooks)) end_run(live[s]);
+        if (active[s] && live[s].phase != Phase::Done)
+          per_run(live[s], [&] {
+            if (!live[s].monitor->after_step(pack_step, live[s].hooks)) end_run(live[s]);
+          });
       if (evals) show_progress(active, pack_step);
     }
   } catch (const std::exception& e) {
@@ -505,6 +539,7 @@ std::vector<RunSummary> Trainer::run(const std::vector<RunDirectory*>& dirs, Pro
       if (L.phase != Phase::Done) L.monitor->fail(L.step, e.what());
     throw;
   }
+  if (n == 1 && run_failure) std::rethrow_exception(run_failure);  // a run alone fails as before
   progress.finish();
   std::vector<RunSummary> summaries(n);
   for (const Live& L : live) summaries[static_cast<std::size_t>(L.run)] = L.monitor->summary();

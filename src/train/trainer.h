@@ -43,6 +43,11 @@ struct PhaseTimes {
 // not sparse_parity, or their pack_signature differs).
 void check_pack(const std::vector<ExperimentConfig>& configs);
 
+// The checkpoint of `config`'s run in run_dir to resume from (Trainer::checkpoint_to_resume),
+// before any Trainer exists: a pack reads every run's before it trains them.
+std::optional<CheckpointState> checkpoint_to_resume(const std::filesystem::path& run_dir,
+                                                    const ExperimentConfig& config);
+
 class Trainer {
  public:
   // A run alone.
@@ -58,8 +63,11 @@ class Trainer {
   // With `resume`, continues from that checkpoint (restored here) as if never stopped.
   RunSummary run(RunDirectory& dir, Progress& progress, const CheckpointState* resume = nullptr);
   // Every run of the pack, run i into dirs[i] from resume[i] (null: from step 0). Runs resumed
-  // at different steps train alone until the others catch up with them. A failure (an
-  // exception) is recorded in every unfinished run's summary and goes on to the caller.
+  // at different steps train alone until the others catch up with them. An error of one run
+  // (its directory or files, its checkpoint) ends that run as failed (summary.json status
+  // "failed") and the others train on; an error of the shared work (a step, an eval round) is
+  // recorded in every unfinished run's summary and goes on to the caller, as does any error
+  // of a run alone. Each run's log lines are logged in a LogScope named by its directory.
   std::vector<RunSummary> run(const std::vector<RunDirectory*>& dirs, Progress& progress,
                               const std::vector<const CheckpointState*>& resume);
 

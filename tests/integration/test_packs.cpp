@@ -135,6 +135,35 @@ TEST_F(Packs, DivergingRunLeavesThePackAndDisturbsNoOther) {
   }
 }
 
+// The issue-21 sweep: lr outer, seed inner (a sweep's usual order), so the runs' slots (grouped by
+// seed) are not their indices and a diverging run sits in a slot a healthy run's index names.
+// Every run, healthy or diverged, ends as it ends alone: status, steps, T_k, message, rows.
+TEST_F(Packs, InterleavedSeedsWithADivergingRunEachEndAsAlone) {
+  std::vector<ExperimentConfig> configs;
+  for (const char* lr : {"0.003", "1e30"})
+    for (const char* seed : {"1", "2", "3"})
+      configs.push_back(tiny({std::string("seed=") + seed,
+                              std::string(R"(optimizer={"type":"adam","lr":)") + lr + "}"}));
+  std::vector<fs::path> packed;
+  for (std::size_t i = 0; i < configs.size(); ++i) packed.push_back(root_ / ("pack" + std::to_string(i)));
+  const std::vector<RunSummary> summaries = train_pack(configs, packed);
+  int diverged = 0;
+  for (std::size_t i = 0; i < configs.size(); ++i) {
+    SCOPED_TRACE("run " + std::to_string(i) + ": " + configs[i].name);
+    const fs::path alone = root_ / ("alone" + std::to_string(i));
+    const std::vector<RunSummary> own = train_pack({configs[i]}, {alone});
+    EXPECT_EQ(summaries[i].status, own.front().status);
+    EXPECT_EQ(summaries[i].steps, own.front().steps);
+    EXPECT_EQ(rows_of(packed[i]), rows_of(alone));
+    const auto a = nlohmann::json::parse(read_file(packed[i] / "summary.json"));
+    const auto b = nlohmann::json::parse(read_file(alone / "summary.json"));
+    for (const char* key : {"status", "steps", "T_k", "message"}) EXPECT_EQ(a[key], b[key]) << key;
+    diverged += own.front().status == RunStatus::Diverged;
+    EXPECT_EQ(own.front().status, i < 3 ? RunStatus::Converged : RunStatus::Diverged);
+  }
+  EXPECT_EQ(diverged, 3);
+}
+
 // Interrupted in a pack, each run resumes alone (and one alone resumes in a pack): the rows
 // equal an uninterrupted run's. The resumed runs stand at different steps: the pack trains the
 // one behind until the other's step, then both together.
