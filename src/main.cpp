@@ -6,10 +6,12 @@
 #include <csignal>
 #include <cstdio>
 #include <exception>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#include <fmt/format.h>
 
 #include "cli/bench.h"
 #include "cli/commands.h"
@@ -49,6 +51,36 @@ extern "C" void on_early_stop_signal(int sig) {
 }
 
 // The first argument that is not an option (nor --log-level's value): the subcommand's place.
+// For an argument CLI11 did not expect: "--job" -> did you mean --jobs (an option of the
+// command); a word after a --set/--axis value that lacks '=' -> KEY=VALUE. Empty: no better hint.
+std::optional<std::string> unexpected_argument_hint(const CLI::App& app, const std::string& command, int argc,
+                                                    char** argv) {
+  const CLI::App* sub = nullptr;
+  for (const CLI::App* s : app.get_subcommands({}))
+    if (s->get_name() == command) sub = s;
+  if (sub == nullptr) return std::nullopt;
+  std::vector<std::string> long_names;
+  for (const CLI::App* scope : {&app, sub})
+    for (const CLI::Option* opt : scope->get_options())
+      for (const std::string& n : opt->get_lnames()) long_names.push_back(n);
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a.rfind("--", 0) == 0) {
+      const std::string name = a.substr(2, a.find('=') == std::string::npos ? std::string::npos : a.find('=') - 2);
+      if (name.empty() || std::find(long_names.begin(), long_names.end(), name) != long_names.end()) continue;
+      const auto meant = skillrun::nearest_name(name, long_names);
+      return fmt::format("{} has no option --{}{}", command, name,
+                         meant ? fmt::format(": did you mean --{}?", *meant) : std::string(" (see --help)"));
+    }
+    const std::string before = argv[i - 1];
+    if (i >= 2 && (before.find('=') == std::string::npos) && (std::string(argv[i - 2]) == "--set" ||
+                                                              std::string(argv[i - 2]) == "--axis"))
+      return fmt::format("{} {} {}: {} takes KEY=VALUE in one argument, e.g. {} {}={}", argv[i - 2], before, a,
+                         argv[i - 2], argv[i - 2], before, a);
+  }
+  return std::nullopt;
+}
+
 std::string first_word(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -137,6 +169,10 @@ int main(int argc, char** argv) {
       const std::string hint = meant ? ": did you mean \"" + *meant + "\"?" : "";
       std::fprintf(stderr, "error: unknown command \"%s\"%s (commands: %s; see --help)\n", word.c_str(), hint.c_str(),
                    listed.c_str());
+      return kExitUsage;
+    }
+    if (const auto hint = unexpected_argument_hint(app, word, argc, argv)) {
+      std::fprintf(stderr, "error: %s\n", hint->c_str());
       return kExitUsage;
     }
     app.exit(e);

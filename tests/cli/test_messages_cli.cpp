@@ -1,0 +1,34 @@
+// Mistyped command lines get a hint that names the fix (issue 22, "Costs and examples that
+// hold"): a near-miss option, and --set/--axis given KEY and VALUE as two arguments.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "cli_support.h"
+
+namespace {
+
+using skillrun_test::Result;
+
+const std::string kTiny = std::string(SKILLRUN_SOURCE_DIR) + "/configs/ci/tiny.json";
+
+class MessagesCli : public skillrun_test::CliTest {};
+
+TEST_F(MessagesCli, NearMissOptionSuggestsTheOption) {
+  const Result r = skillrun({"sweep", "--base", kTiny, "--axis", "seed=1,2", "--job", "2", "--list"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("sweep has no option --job: did you mean --jobs?"), std::string::npos) << r.err;
+  const Result unknown = skillrun({"run", kTiny, "--frobnicate"});
+  EXPECT_EQ(unknown.status, 2);
+  EXPECT_NE(unknown.err.find("run has no option --frobnicate (see --help)"), std::string::npos) << unknown.err;
+}
+
+TEST_F(MessagesCli, SetWithASpaceInsteadOfEqualsSaysKeyEqualsValue) {
+  const Result r = skillrun({"run", kTiny, "--set", "model.width", "64", "--out", (dir_ / "x").string()});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--set takes KEY=VALUE in one argument, e.g. --set model.width=64"), std::string::npos)
+      << r.err;
+  EXPECT_FALSE(std::filesystem::exists(dir_ / "x"));
+}
+
+}  // namespace
