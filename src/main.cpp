@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <exception>
 #include <optional>
 #include <string>
@@ -94,8 +95,21 @@ std::string first_word(int argc, char** argv) {
 }
 }  // namespace
 
+// OpenMP threads that spin while they wait (libgomp's default) take the cores from whatever
+// else runs: on a busy 2-core machine a CPU run was 7-15x slower than with waiting threads that
+// sleep (bench/results/2026-12-07-busy-cpu.md). libgomp reads OMP_WAIT_POLICY once, when it
+// loads, before main: so when the user has not chosen one, this process sets PASSIVE and
+// executes itself again (the metrics are the same bits; the thread count is unchanged). An exec
+// that fails leaves libgomp's default.
+static void prefer_sleeping_openmp_threads(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
+  ::execv("/proc/self/exe", argv);
+}
+
 int main(int argc, char** argv) {
   using namespace skillrun;
+  prefer_sleeping_openmp_threads(argv);
   // Not where the signal is ignored (a background job of a shell keeps ignoring Ctrl-C).
   for (int sig : {SIGINT, SIGTERM, SIGUSR1})
     if (std::signal(sig, on_early_stop_signal) == SIG_IGN) std::signal(sig, SIG_IGN);
