@@ -22,7 +22,7 @@
 #include "core/strings.h"
 #include "core/version.h"
 #include "io/run_dir.h"
-#include "sweep/sweep.h"  // format_sweep_value
+#include "sweep/sweep.h"  // format_sweep_value, safe_path_component
 #include "train/icl_trainer.h"
 #include "train/trainer.h"
 
@@ -114,31 +114,35 @@ int run_in(RunDirectory& dir, Backend& backend, const ExperimentConfig& config, 
   return summary.status == RunStatus::Interrupted ? kExitInterrupted : kExitOk;
 }
 
-// What --set changed, for the default run directory's name: "optimizer.type=adam,optimizer.lr=0.001"
-// (objects flattened into their dotted keys, values as sweep run names write them); empty when
-// nothing was set or `name` itself was. At most `room` characters (a file name holds 255).
-std::string overrides_label(const std::vector<std::string>& overrides, std::size_t room) {
-  std::vector<std::string> parts;
-  for (const std::string& assignment : overrides) {
-    const std::string key = assignment.substr(0, assignment.find('='));
-    if (key == "name") return "";
-    nlohmann::json value;
-    apply_override(value, assignment);  // the value as the config got it
-    std::function<void(const std::string&, const nlohmann::json&)> flatten = [&](const std::string& path,
-                                                                                const nlohmann::json& v) {
-      if (v.is_object()) {
-        for (const auto& [k, sub] : v.items()) flatten(path + "." + k, sub);
-      } else {
-        parts.push_back(path + "=" + format_sweep_value(v));
-      }
-    };
-    const nlohmann::json* at = &value;
-    for (const std::string& part : split(key, '.')) at = &(*at)[part];
-    flatten(key, *at);
+// What --set changed, for the default run directory's name: "optimizer.lr=0.001,optimizer.type=adam",
+// the keys the --set options write (objects flattened into their dotted keys; what a later --set
+// replaced is gone) whose values in the resolved config differ from those of the config file
+// alone, in key order, with the values of the resolved config as sweep run names write them.
+// Keys that only took their defaults (adam's beta1 when the type changed) are left out. Empty
+// when nothing changed, or when `name` did (the name says it).
+std::string overrides_label(const CommonOptions& options, const nlohmann::json& resolved) {
+  if (options.overrides.empty()) return "";
+  nlohmann::json written = nlohmann::json::object();
+  for (const std::string& assignment : options.overrides) apply_override(written, assignment);
+  nlohmann::json before = nlohmann::json::object();  // a config file that is valid only with --set: {}
+  try {
+    CommonOptions alone = options;
+    alone.overrides.clear();
+    before = to_json(load_config(alone));
+  } catch (const std::exception&) {
   }
   std::string label;
-  for (const std::string& p : parts) label += (label.empty() ? "" : ",") + p;
-  return label.size() > room ? label.substr(0, room) : label;
+  const nlohmann::json leaves = written.flatten();  // {"/optimizer/lr": 0.001, ...}
+  for (const auto& [pointer, value] : leaves.items()) {
+    (void)value;
+    const nlohmann::json::json_pointer at(pointer);
+    if (!resolved.contains(at) || (before.contains(at) && before.at(at) == resolved.at(at))) continue;
+    if (pointer == "/name") return "";
+    std::string key = pointer.substr(1);
+    std::replace(key.begin(), key.end(), '/', '.');
+    label += (label.empty() ? "" : ",") + key + "=" + format_sweep_value(resolved.at(at));
+  }
+  return label;
 }
 
 }  // namespace
@@ -301,9 +305,10 @@ int cmd_run(const RunOptions& options) {
   // Adam run made from a Muon config is not filed under the Muon name alone.
   std::filesystem::path out = options.out_dir;
   if (out.empty()) {
-    // 255 bytes per file name: the name (<= 200), ',', the label, '-' and the time stamp (<= 20).
-    const std::string label = overrides_label(options.common.overrides, 233 - std::min<std::size_t>(config.name.size(), 200));
-    out = default_run_path(label.empty() ? config.name : config.name + "," + label);
+    // One file name under runs/, whatever the config holds: 255 bytes, less '-', the time stamp
+    // and a "-N" that default_run_path may add.
+    const std::string label = overrides_label(options.common, resolved);
+    out = default_run_path(safe_path_component(label.empty() ? config.name : config.name + "," + label, 233));
   }
   // Locked from here on: no other process writes this directory while we decide and run.
   RunDirectory dir(out, options.resume ? RunDirMode::Resume : RunDirMode::Fresh);

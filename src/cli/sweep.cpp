@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 
@@ -119,8 +120,10 @@ nlohmann::ordered_json multirun_spec(const SweepOptions& options) {
     if (axes.contains(key)) throw UsageError(fmt::format("--axis {} is given twice", key));
     axes[key] = axis_values(key, axis.substr(eq + 1));
   }
-  // The name must be a safe directory name: the stem as a sweep run name writes a value.
-  return {{"name", format_sweep_value(base.stem().string()) + "-multirun"}, {"base", config}, {"axes", axes}};
+  // The name must be a safe directory name, whatever the file is called (`.hidden.json`).
+  return {{"name", safe_path_component(format_sweep_value(base.stem().string()) + "-multirun")},
+          {"base", config},
+          {"axes", axes}};
 }
 
 // Bytes of a failed run's output kept in failed.json.
@@ -308,6 +311,21 @@ class SweepCommand {
     return kExitOk;
   }
 
+  // Makes the output directory this sweep's, before anything is written there: refuses one that
+  // holds no sweep (a user's files) or that another sweep is writing, then holds its sweep.lock
+  // until the sweep ends. Once per process.
+  void claim_out_dir() {
+    if (out_lock_) return;
+    check_sweep_directory(out_, sweep_);
+    std::error_code ec;
+    fs::create_directories(out_, ec);
+    if (ec) throw FileError(fmt::format("cannot create {}: {}", out_.string(), ec.message()), out_.string(), ec.value());
+    out_lock_.emplace(lock_sweep_directory(
+        out_, !options_.index,
+        fmt::format("pid {}, skillrun sweep {}{}", ::getpid(), sweep_.name,
+                    options_.index ? fmt::format(" --index {}", *options_.index) : std::string())));
+  }
+
   int run() {
     check_configs();
     if (plan_.packed) {
@@ -317,9 +335,25 @@ class SweepCommand {
       check_open_file_limit(largest, "--pack " + options_.pack);
     }
     const JobPlan jobs = plan_jobs(options_.jobs);
-    std::error_code ec;
-    fs::create_directories(out_, ec);
-    if (ec) throw RuntimeError(fmt::format("cannot create {}: {}", out_.string(), ec.message()));
+    try {
+      claim_out_dir();
+      return run_claimed(jobs);
+    } catch (const RuntimeError& e) {
+      // The sweep's own bookkeeping failed (a full disk, say): the runs it had started were told
+      // to stop and checkpointed. What is known of every run is printed before the error.
+      if (launching_) print_table();
+      const auto* file = dynamic_cast<const FileError*>(&e);
+      if (file != nullptr && file->error_number() == ENOSPC)
+        throw RuntimeError(fmt::format("no space left on device while writing {}: the sweep stopped; free space and "
+                                       "run it again to resume",
+                                       file->file()));
+      if (!launching_) throw;
+      throw RuntimeError(fmt::format("{}: the sweep stopped; run it again to resume once this is mended", e.what()));
+    }
+  }
+
+ private:
+  int run_claimed(const JobPlan& jobs) {
     nlohmann::ordered_json manifest = sweep_manifest(sweep_, own_command_line());
     if (plan_.packed) {
       // Which pack trains each run, and where its process writes.
@@ -349,6 +383,7 @@ class SweepCommand {
     if (failed_kept > 0)
       say("skipped {} failed run{}: --retry-failed runs them again", failed_kept, failed_kept == 1 ? "" : "s");
     for (const std::string& note : plan_.notes) say("{}", note);
+    launching_ = true;
     int stop_signal = 0;
     if (!plan_.packed) {
       if (!todo_.empty()) say("running {} with {} at once", todo_.size(), jobs.slots);
@@ -406,18 +441,45 @@ class SweepCommand {
  private:
   fs::path dir(const SweepRun& run) const { return out_ / run.name; }
 
+  // Why run's directory may not be run: its config.json cannot be read as a config (corrupt,
+  // hand-edited), or it holds a run of another config; empty when neither.
+  struct ConfigProblem {
+    bool unreadable = false;
+    std::string detail;  // unreadable: the reason, naming the file; else the keys that differ
+  };
+  std::optional<ConfigProblem> config_problem(const SweepRun& run) const {
+    const fs::path file = dir(run) / "config.json";
+    try {
+      (void)resolved_config_of(dir(run));
+    } catch (const std::exception& e) {
+      const std::string why = e.what();
+      return ConfigProblem{true, why.starts_with(file.string()) ? why : file.string() + ": " + why};
+    }
+    if (const auto diff = config_difference(dir(run), run.config, "in the sweep")) return ConfigProblem{false, *diff};
+    return std::nullopt;
+  }
+
   // A run directory whose config.json no longer matches the sweep is never overwritten or
-  // resumed: the sweep file (or --set) changed under it. Checked for all before anything runs.
+  // resumed: the sweep file (or --set) changed under it; nor one whose config.json cannot be
+  // read. Checked for all before anything runs.
   void check_configs() const {
-    std::string problems;
+    std::string unreadable, differ;
     for (const SweepRun* run : selected_)
-      if (const auto diff = config_difference(dir(*run), run->config, "in the sweep"))
-        problems += fmt::format("\n  run {}: {} differs from the sweep: {}", run->index,
-                                (dir(*run) / "config.json").string(), *diff);
-    if (!problems.empty())
+      if (const auto problem = config_problem(*run)) {
+        if (problem->unreadable)
+          unreadable += fmt::format("\n  run {}: {}", run->index, problem->detail);
+        else
+          differ += fmt::format("\n  run {}: {} differs from the sweep: {}", run->index,
+                                (dir(*run) / "config.json").string(), problem->detail);
+      }
+    if (!unreadable.empty())
+      throw UsageError("run directories hold a config.json that is not a valid config (damaged or edited by hand); "
+                       "nothing was run or overwritten. Repair or remove these files, or move the directories away:" +
+                       unreadable + differ);
+    if (!differ.empty())
       throw UsageError("run directories hold runs of a different config (the sweep file or --set changed); "
                        "nothing was run or overwritten. Restore the sweep, or move these directories away:" +
-                       problems);
+                       differ);
   }
 
   fs::path pack_log(std::size_t pack) const { return out_ / "packs" / fmt::format("pack-{}.log", pack); }
@@ -596,7 +658,8 @@ class SweepCommand {
     for (const SweepRun* run : selected_) {
       const RunDirState s = inspect_run(dir(*run));
       std::string detail = s.detail;
-      if (const auto diff = config_difference(dir(*run), run->config, "in the sweep")) detail = "CONFIG DIFFERS: " + *diff;
+      if (const auto problem = config_problem(*run))
+        detail = (problem->unreadable ? "CONFIG UNREADABLE: " : "CONFIG DIFFERS: ") + problem->detail;
       const std::string pack = plan_.packed ? fmt::format("{:>4}  ", pack_of_.at(run->index)) : "";
       const std::string row = fmt::format("{:>5}  {}{:<11}  {:<{}}  {}", run->index, pack, to_string(s.state),
                                           fit_middle(run->name, name_width), name_width, detail);
@@ -623,6 +686,8 @@ class SweepCommand {
   PackPlan plan_;
   std::map<std::size_t, std::size_t> pack_of_;  // run index -> pack, when packed
   int interrupted_ = 0;
+  std::optional<FileLock> out_lock_;  // sweep.lock, held while this sweep writes out_
+  bool launching_ = false;            // runs may have started: a failure prints the table first
 };
 
 int cmd_sweep(const SweepOptions& options) {
@@ -653,8 +718,7 @@ int cmd_sweep(const SweepOptions& options) {
   with_out.sweep_path = file.string();  // what messages name
   SweepCommand command(with_out, std::move(sweep));  // checks --index and --pack first
   if (!options.list) {
-    fs::create_directories(out, ec);
-    if (ec) throw RuntimeError(fmt::format("cannot create {}: {}", out.string(), ec.message()));
+    command.claim_out_dir();  // a directory of someone else's files, or of a live sweep, is refused
     write_file_atomic(file, spec.dump(2) + "\n");
     say("wrote {}: run it again, resume it or list it with: skillrun sweep {} --out {}", file.string(),
         file.string(), out.string());

@@ -18,11 +18,12 @@
 
 namespace skillrun {
 
-std::optional<FileLock> FileLock::lock(const std::filesystem::path& file, bool wait) {
+std::optional<FileLock> FileLock::lock(const std::filesystem::path& file, bool wait, bool shared) {
   const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (fd < 0) throw RuntimeError(fmt::format("cannot open {}: {}", file.string(), std::strerror(errno)));
   int rc;
-  do rc = ::flock(fd, wait ? LOCK_EX : LOCK_EX | LOCK_NB);
+  const int kind = shared ? LOCK_SH : LOCK_EX;
+  do rc = ::flock(fd, wait ? kind : kind | LOCK_NB);
   while (rc != 0 && errno == EINTR);
   if (rc != 0) {
     const int err = errno;
@@ -36,6 +37,10 @@ std::optional<FileLock> FileLock::lock(const std::filesystem::path& file, bool w
 FileLock FileLock::acquire(const std::filesystem::path& file) { return std::move(*lock(file, true)); }
 
 std::optional<FileLock> FileLock::try_acquire(const std::filesystem::path& file) { return lock(file, false); }
+
+std::optional<FileLock> FileLock::try_acquire_shared(const std::filesystem::path& file) {
+  return lock(file, false, true);
+}
 
 std::optional<FileLock> FileLock::adopt(int fd, const std::filesystem::path& file) {
   struct stat held {

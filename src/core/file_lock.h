@@ -14,6 +14,10 @@ class FileLock {
   static FileLock acquire(const std::filesystem::path& file);
   // Empty when another process holds it.
   static std::optional<FileLock> try_acquire(const std::filesystem::path& file);
+  // A shared lock: any number of holders at once, none while someone holds it exclusively (a
+  // Slurm array's tasks share their sweep's lock, a whole sweep holds it alone). Empty when
+  // another process holds it exclusively.
+  static std::optional<FileLock> try_acquire_shared(const std::filesystem::path& file);
   // The lock on `file` that this process inherited as descriptor `fd` from a parent that holds
   // it (a sweep passes its run lock to the run it starts): empty unless fd is open on that very
   // file and the lock is ours (flock on the shared open file description succeeds).
@@ -28,7 +32,7 @@ class FileLock {
 
  private:
   explicit FileLock(int fd) : fd_(fd) {}
-  static std::optional<FileLock> lock(const std::filesystem::path& file, bool wait);
+  static std::optional<FileLock> lock(const std::filesystem::path& file, bool wait, bool shared = false);
   int fd_ = -1;
 };
 

@@ -15,7 +15,8 @@
 namespace skillrun {
 namespace {
 [[noreturn]] void fail(const std::string& what, const std::filesystem::path& path) {
-  throw RuntimeError(what + " " + path.string() + ": " + std::strerror(errno));
+  const int err = errno;
+  throw FileError(what + " " + path.string() + ": " + std::strerror(err), path.string(), err);
 }
 
 // fail(), after removing the temp file, so a failed write (disk full) leaves no stale *.tmp.

@@ -2,12 +2,44 @@
 // command line and commit are those of the latest one.
 #include "sweep/manifest.h"
 
+#include <optional>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "config/experiment.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/version.h"
 #include "sweep/run_status.h"
 
 namespace skillrun {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr const char* kManifestFile = "sweep.json";
+constexpr const char* kManifestLockFile = "sweep.json.lock";  // writers of sweep.json take turns
+constexpr const char* kSweepLockFile = "sweep.lock";          // held while a sweep runs
+
+// What a sweep writes into its output directory besides the run directories.
+bool is_sweep_bookkeeping(const std::string& name, bool directory) {
+  if (directory) return name == "packs";
+  return name == kSweepLockFile || name == kManifestLockFile || name == "multirun.json" || name.ends_with(".tmp");
+}
+
+// Whether dir/sweep.json is a sweep's manifest (what sweep_manifest writes), not a user's file.
+bool holds_manifest(const fs::path& dir) {
+  try {
+    const nlohmann::json m = read_json_file((dir / kManifestFile).string());
+    return m.is_object() && m.contains("runs") && m["runs"].is_array() && m.contains("sweep_file") &&
+           m.contains("command_line");
+  } catch (const std::exception&) {
+    return false;  // absent, unreadable or no JSON: no manifest
+  }
+}
+
+}  // namespace
 
 std::vector<std::string> own_command_line() {
   std::vector<std::string> args;
@@ -49,8 +81,44 @@ nlohmann::ordered_json sweep_manifest(const Sweep& sweep, const std::vector<std:
 }
 
 void write_manifest(const std::filesystem::path& out_dir, const nlohmann::ordered_json& manifest) {
-  const FileLock lock = FileLock::acquire(out_dir / "sweep.lock");
-  write_file_atomic(out_dir / "sweep.json", manifest.dump(2) + "\n");
+  const FileLock lock = FileLock::acquire(out_dir / kManifestLockFile);
+  write_file_atomic(out_dir / kManifestFile, manifest.dump(2) + "\n");
+}
+
+void check_sweep_directory(const fs::path& out_dir, const Sweep& sweep) {
+  std::error_code ec;
+  if (!fs::is_directory(out_dir, ec)) {
+    if (fs::exists(out_dir, ec))
+      throw UsageError(fmt::format("{} exists and is not a directory; choose another --out", out_dir.string()));
+    return;
+  }
+  if (holds_manifest(out_dir)) return;
+  std::set<std::string> run_names;
+  for (const SweepRun& run : sweep.runs) run_names.insert(run.name);
+  for (auto it = fs::directory_iterator(out_dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    const bool directory = it->is_directory(ec);
+    if (is_sweep_bookkeeping(name, directory) || (directory && (run_names.contains(name) || holds_run(it->path()))))
+      continue;
+    throw UsageError(fmt::format("{} is not empty and holds no sweep (it has {}{}); refusing to write a sweep into "
+                                 "it (nothing was changed): choose an empty or new --out",
+                                 out_dir.string(), name,
+                                 name == kManifestFile ? ", which is no sweep's manifest" : ""));
+  }
+  if (ec) throw UsageError(fmt::format("cannot read {}: {}", out_dir.string(), ec.message()));
+}
+
+FileLock lock_sweep_directory(const fs::path& out_dir, bool whole, const std::string& note) {
+  const fs::path file = out_dir / kSweepLockFile;
+  std::optional<FileLock> lock = whole ? FileLock::try_acquire(file) : FileLock::try_acquire_shared(file);
+  if (!lock) {
+    const std::string holder = lock_holder_note(file);
+    throw UsageError(fmt::format("{} is being written by another skillrun sweep{}; nothing was changed. Wait for it "
+                                 "to end (or stop it), or choose another --out",
+                                 out_dir.string(), holder.empty() ? "" : " (" + holder + ")"));
+  }
+  lock->describe_holder(note);
+  return std::move(*lock);
 }
 
 }  // namespace skillrun

@@ -5,6 +5,7 @@
 // setting of `--set`, and every run is validated with parse_experiment before anything runs.
 #include "sweep/sweep.h"
 
+#include <algorithm>
 #include <array>
 #include <charconv>
 #include <cstdint>
@@ -25,9 +26,6 @@ using nlohmann::ordered_json;
 
 // Larger expansions are almost surely a mistake in the file (and would not fit a Slurm array).
 constexpr std::size_t kMaxRuns = 100000;
-// Longer run names are cut and made unique by a hash, to stay well below NAME_MAX (255).
-constexpr std::size_t kMaxNameLength = 200;
-
 // One dimension of the product: a single axis, or a zip group whose keys move together.
 struct Dimension {
   std::vector<std::string> keys;
@@ -147,9 +145,7 @@ std::string run_name(const std::vector<SweepOverride>& overrides) {
     if (!name.empty()) name += ',';
     name += o.key + "=" + format_sweep_value(o.value);
   }
-  if (name.size() > kMaxNameLength)
-    name = fmt::format("{}~{:016x}", name.substr(0, kMaxNameLength - 17), fnv1a(name));
-  return name;
+  return safe_path_component(name);
 }
 
 }  // namespace
@@ -167,6 +163,19 @@ std::string format_sweep_value(const json& value) {
   return text;
 }
 
+std::string safe_path_component(std::string_view text, std::size_t max_length) {
+  max_length = std::max<std::size_t>(max_length, 32);
+  std::string name;
+  for (const char ch : text) {
+    const bool dot_dot = ch == '.' && (name.empty() || name.back() == '.');  // leading '.', or ".."
+    name += (safe_name_char(ch) || ch == ',' || ch == '=') && !dot_dot ? ch : '_';
+  }
+  if (name.empty()) name = "_";
+  if (name.size() > max_length)
+    name = fmt::format("{}~{:016x}", name.substr(0, max_length - 17), fnv1a(std::string(text)));
+  return name;
+}
+
 Sweep expand_sweep(const ordered_json& spec, const std::filesystem::path& base_dir, const std::string& default_name,
                    const std::vector<std::string>& base_overrides) {
   if (!spec.is_object()) throw ConfigError("", "a sweep file must be a JSON object with \"base\" and \"axes\"");
@@ -177,14 +186,18 @@ Sweep expand_sweep(const ordered_json& spec, const std::filesystem::path& base_d
   }
 
   Sweep sweep;
-  sweep.name = default_name;
+  // A name from the file must be a safe directory name as written; one from the file's stem is
+  // made one (`.hidden.json` runs into runs/_hidden).
+  sweep.name = safe_path_component(default_name);
   if (const auto it = spec.find("name"); it != spec.end()) {
     if (!it->is_string() || it->get<std::string>().empty())
       throw ConfigError("name", "must be a non-empty string, got " + it->dump());
     sweep.name = it->get<std::string>();
+    if (format_sweep_value(sweep.name) != sweep.name || safe_path_component(sweep.name) != sweep.name)
+      throw ConfigError("name", it->dump() + " is not a safe directory name (letters, digits, . _ + -, not "
+                                             "starting with '.', no \"..\", at most " +
+                                    std::to_string(kMaxNameLength) + " characters)");
   }
-  if (sweep.name.empty() || format_sweep_value(sweep.name) != sweep.name || sweep.name.front() == '.')
-    throw ConfigError("name", "\"" + sweep.name + "\" is not a safe directory name (letters, digits, . _ + -)");
 
   if (const auto it = spec.find("base"); it != spec.end()) sweep.base = json(*it);
   sweep.base_overrides = base_overrides;

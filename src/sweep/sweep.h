@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -47,5 +48,16 @@ Sweep expand_sweep(const nlohmann::ordered_json& spec, const std::filesystem::pa
 // 1e-4 -> "0.0001", 1e30 -> "1e+30", 250 -> "250", "adam" -> "adam", true -> "true"; characters
 // other than [A-Za-z0-9._+-] become '_'.
 std::string format_sweep_value(const nlohmann::json& value);
+
+// Longer run and sweep names are cut and made unique by a hash, to stay well below NAME_MAX (255).
+inline constexpr std::size_t kMaxNameLength = 200;
+
+// `text` as one file name that cannot leave the directory it is put in, whatever `text` holds
+// ("/", "..", control characters, newlines, bytes of UTF-8): characters other than
+// [A-Za-z0-9._+,=-] become '_', and so do a leading '.' and the second '.' of "..", so the
+// result is never "", "." or "..", never hidden and never holds a '/'. Over `max_length`
+// characters (at least 32), it is cut and ends with '~' and a hash of the whole text. Run names,
+// sweep names and the default run directory go through it.
+std::string safe_path_component(std::string_view text, std::size_t max_length = kMaxNameLength);
 
 }  // namespace skillrun

@@ -9,12 +9,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <initializer_list>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -36,6 +38,13 @@ class Cli : public skillrun_test::CliTest {
   }
 
   Result run(std::initializer_list<std::string> args) { return skillrun(std::vector<std::string>(args)); }
+
+  // `skillrun run configs/ci/tiny.json ARGS` from the working directory `cwd` (ARGS as sh reads them).
+  Result run_tiny_in(const fs::path& cwd, const std::string& args) {
+    return sh("cd " + skillrun_test::shell_quote(cwd.string()) + " && " + skillrun_test::shell_quote(SKILLRUN_BIN) +
+              " run " + skillrun_test::shell_quote(std::string(SKILLRUN_SOURCE_DIR) + "/configs/ci/tiny.json") + " " +
+              args + " --no-progress --log-level warn");
+  }
 
   // A config error as main() must report it: status 2, the message on stderr, no crash text.
   static void expect_config_error(const Result& r, const std::string& part) {
@@ -170,18 +179,53 @@ TEST_F(Cli, SettingOnlyTheOptimizerTypeSaysHowToReplaceTheBlock) {
       << r.err;
 }
 
+// The names in a directory, sorted.
+std::vector<std::string> entries(const fs::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : fs::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
 // Without --out, what --set changed is in the run directory's name, after the config's name.
 TEST_F(Cli, DefaultRunDirectoryNamesWhatSetChanged) {
-  const Result r = sh("cd " + skillrun_test::shell_quote(dir_.string()) + " && " +
-                      skillrun_test::shell_quote(SKILLRUN_BIN) + " run " +
-                      skillrun_test::shell_quote(std::string(SKILLRUN_SOURCE_DIR) + "/configs/ci/tiny.json") +
-                      " --set 'optimizer={\"type\":\"adam\",\"lr\":0.001}' --set train.max_steps=5 --no-progress"
-                      " --log-level warn");
+  const Result r = run_tiny_in(dir_, "--set 'optimizer={\"type\":\"adam\",\"lr\":0.001}' --set train.max_steps=5");
   ASSERT_EQ(r.status, 0) << r.err;
-  std::vector<std::string> names;
-  for (const auto& e : fs::directory_iterator(dir_ / "runs")) names.push_back(e.path().filename().string());
+  const std::vector<std::string> names = entries(dir_ / "runs");
   ASSERT_EQ(names.size(), 1u);
   EXPECT_EQ(names[0].rfind("ci-tiny,optimizer.lr=0.001,optimizer.type=adam,train.max_steps=5-", 0), 0u) << names[0];
+}
+
+// The label is what --set changed in the resolved config: a key set to the value the file already
+// has is not in it.
+TEST_F(Cli, DefaultRunDirectoryNamesOnlyWhatSetChanged) {
+  const Result r = run_tiny_in(
+      dir_, "--set eval.every=25 --set train.max_steps=5 --set 'optimizer={\"type\":\"muon\",\"lr\":0.02}'");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::vector<std::string> names = entries(dir_ / "runs");
+  ASSERT_EQ(names.size(), 1u);
+  EXPECT_EQ(names[0].rfind("ci-tiny,train.max_steps=5-", 0), 0u) << names[0];
+}
+
+// A key that a later --set replaced (issue 21, item 8: it named the directory, and with "/.." in
+// it placed the run outside runs/) is no part of the name; with --out, the run goes there alone.
+TEST_F(Cli, NoKeyASetWroteAndAnotherReplacedPlacesTheRunOutsideRuns) {
+  const fs::path work = dir_ / "w";
+  fs::create_directories(work);
+  const std::string sets =
+      "--set 'optimizer={\"type\":\"adam\",\"lr\":0.001,\"/../../../escaped/x\":1}'"
+      " --set 'optimizer={\"type\":\"adam\",\"lr\":0.003}' --set train.max_steps=5";
+  Result r = run_tiny_in(work, sets);
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = run_tiny_in(work, sets + " --out o");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(entries(dir_), (std::vector<std::string>{"stderr.txt", "stdout.txt", "w"}));  // no dir_/escaped
+  EXPECT_EQ(entries(work), (std::vector<std::string>{"o", "runs"}));
+  const std::vector<std::string> runs = entries(work / "runs");
+  ASSERT_EQ(runs.size(), 1u);  // no stray runs/ci-tiny,optimizer./
+  EXPECT_EQ(runs[0].rfind("ci-tiny,optimizer.lr=0.003,optimizer.type=adam,train.max_steps=5-", 0), 0u) << runs[0];
+  EXPECT_TRUE(fs::exists(work / "runs" / runs[0] / "summary.json"));
+  EXPECT_TRUE(fs::exists(work / "o" / "summary.json"));
 }
 
 // A --set that itself wrote the key in error gets no hint about replacing the block.

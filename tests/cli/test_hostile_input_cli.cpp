@@ -5,9 +5,13 @@
 // crash (SIGSEGV was exit 139) or a library exception.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fstream>
+#include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "cli_support.h"
@@ -133,6 +137,60 @@ TEST_F(HostileInput, NameTooLongForARunDirectoryIsRefusedByValidate) {
 TEST_F(HostileInput, NegativeSweepIndexNamesTheRealRange) {
   expect_error(skillrun({"sweep", kCiTinySweep, "--list", "--index", "-1"}), 2,
                "--index -1 is out of range: " + kCiTinySweep + " has 4 runs (0..3)");
+}
+
+// No key or value of a config or a --set places a run outside runs/ (the default) or --out: keys
+// a later --set replaced, hidden and oddly named configs. Every run directory is one safe name.
+TEST_F(HostileInput, NoConfigKeyOrValuePlacesARunOutsideRunsOrOut) {
+  const fs::path work = dir_ / "w";
+  fs::create_directories(work);
+  nlohmann::json hidden = nlohmann::json::parse(skillrun_test::slurp(kTiny));
+  hidden["name"] = ".hidden";
+  const std::string hidden_config = write("hidden.json", hidden.dump());
+  // A key nested one level down (a later --set replaces its object), then deeper.
+  std::vector<std::vector<std::string>> commands = {
+      {"run", hidden_config},
+      {"run", kTiny, "--set", R"(train={"/../../../escaped/y": {"x": 1}})", "--set", R"(train={"max_steps": 2})"}};
+  const std::vector<std::string> keys = {"/../../../escaped/x", "..",          ".hidden",
+                                         "a\nb",                "\x01",        "\xc3\xbc/../\xe2\x80\xae",
+                                         std::string(300, 'k'), std::string(300, '/')};
+  for (const std::string& key : keys) {
+    const nlohmann::json first = {{"type", "adam"}, {"lr", 0.001}, {key, 1}};
+    commands.push_back(
+        {"run", kTiny, "--set", "optimizer=" + first.dump(), "--set", R"(optimizer={"type":"adam","lr":0.003})"});
+  }
+  int outs = 0;
+  for (std::vector<std::string> args : commands) {
+    for (const char* a : {"--set", "train.max_steps=2", "--no-progress", "--log-level", "error"}) args.push_back(a);
+    // Appended piece by piece: GCC 12 warns (-Wrestrict, falsely) on "literal" + temporary.
+    std::string line = "cd ";
+    line.append(skillrun_test::shell_quote(work.string())).append(" && ").append(skillrun_test::shell_quote(SKILLRUN_BIN));
+    for (const auto& a : args) line.append(" ").append(skillrun_test::shell_quote(a));
+    const Result r = sh(line);
+    ASSERT_EQ(r.status, 0) << line << "\n" << r.err;
+    const Result o = sh(line + " --out " + skillrun_test::shell_quote("out/" + std::to_string(outs++)));
+    ASSERT_EQ(o.status, 0) << line << "\n" << o.err;
+  }
+  std::vector<std::string> top, in_work;
+  for (const auto& e : fs::directory_iterator(dir_))
+    if (e.is_directory()) top.push_back(e.path().filename().string());
+  for (const auto& e : fs::directory_iterator(work)) in_work.push_back(e.path().filename().string());
+  std::sort(in_work.begin(), in_work.end());
+  EXPECT_EQ(top, std::vector<std::string>{"w"});
+  EXPECT_EQ(in_work, (std::vector<std::string>{"out", "runs"}));
+  std::size_t runs = 0;
+  for (const auto& e : fs::directory_iterator(work / "runs")) {
+    const std::string name = e.path().filename().string();
+    ++runs;
+    EXPECT_TRUE(fs::exists(e.path() / "summary.json")) << name;
+    EXPECT_NE(name.front(), '.') << name;
+    EXPECT_LE(name.size(), 255u);
+    EXPECT_TRUE(std::all_of(name.begin(), name.end(), [](char ch) {
+      return std::isalnum(static_cast<unsigned char>(ch)) || std::string_view("._+-,=~").find(ch) != std::string_view::npos;
+    })) << name;
+  }
+  EXPECT_EQ(runs, commands.size());
+  for (int i = 0; i < outs; ++i) EXPECT_TRUE(fs::exists(work / "out" / std::to_string(i) / "summary.json")) << i;
 }
 
 TEST_F(HostileInput, ConfigWithoutTaskIsRefused) {

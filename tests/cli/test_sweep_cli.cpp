@@ -4,11 +4,14 @@
 // overwrites a run directory (exit 2); an interrupted sweep exits 3 and resumes.
 // Runs are tiny (configs/ci/tiny.json, often capped at 100 steps), so the file takes seconds.
 #include <gtest/gtest.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -268,6 +271,112 @@ TEST_F(SweepCli, BadValueExitsTwoNamingTheRun) {
   EXPECT_EQ(r.status, 2);
   EXPECT_TRUE(contains(r.err, "error: run 1 (optimizer.lr=-1): optimizer.lr: must be > 0, got -1"));
   EXPECT_FALSE(fs::exists(out_));
+}
+
+// A corrupt config.json is reported as such, naming the file, not as a changed sweep.
+TEST_F(SweepCli, CorruptConfigOfARunIsReportedAsUnreadableNamingTheFile) {
+  const std::string s = tiny_sweep(R"("seed": [1, 2])");
+  fs::create_directories(out_ / "seed=2");
+  std::ofstream(out_ / "seed=2" / "config.json") << "{\"seed\": 2,";
+  const Result r = sweep(s);
+  EXPECT_EQ(r.status, 2) << r.out << r.err;
+  EXPECT_TRUE(contains(r.err, "run 1: " + (out_ / "seed=2" / "config.json").string() + ": malformed JSON")) << r.err;
+  EXPECT_TRUE(contains(r.err, "not a valid config")) << r.err;
+  EXPECT_FALSE(contains(r.err, "the sweep file or --set changed")) << r.err;
+  EXPECT_FALSE(fs::exists(out_ / "seed=1"));  // nothing ran
+  const Result list = sweep(s, {"--list"});
+  EXPECT_TRUE(contains(list.out, "CONFIG UNREADABLE: " + (out_ / "seed=2" / "config.json").string())) << list.out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// an output directory of someone else's, two sweeps into one, a full disk
+
+// `--out .` beside the user's own sweep.json overwrote it with the manifest; a directory of
+// other files is refused as `run --out` refuses one: exit 2, nothing written.
+TEST_F(SweepCli, OutputDirectoryThatHoldsNoSweepIsRefusedAndNothingIsWritten) {
+  fs::create_directories(out_);
+  const std::string mine = tiny_sweep(R"("seed": [1])");
+  fs::copy_file(mine, out_ / "sweep.json");
+  const std::string before = slurp(out_ / "sweep.json");
+  const Result r = sweep((out_ / "sweep.json").string());
+  EXPECT_EQ(r.status, 2) << r.out << r.err;
+  EXPECT_TRUE(contains(r.err, out_.string() + " is not empty and holds no sweep (it has sweep.json")) << r.err;
+  EXPECT_EQ(slurp(out_ / "sweep.json"), before);
+  std::vector<std::string> entries;
+  for (const auto& e : fs::directory_iterator(out_)) entries.push_back(e.path().filename().string());
+  EXPECT_EQ(entries, std::vector<std::string>{"sweep.json"});
+
+  // The same from the command line, into a directory of notes; --list still reads it.
+  const fs::path notes = dir_ / "notes";
+  fs::create_directories(notes);
+  std::ofstream(notes / "todo.txt") << "mine\n";
+  const Result multi = skillrun({"sweep", "--base", kTiny, "--axis", "seed=1", "--out", notes.string()});
+  EXPECT_EQ(multi.status, 2) << multi.out << multi.err;
+  EXPECT_TRUE(contains(multi.err, "holds no sweep (it has todo.txt)")) << multi.err;
+  EXPECT_FALSE(fs::exists(notes / "multirun.json"));
+  EXPECT_EQ(skillrun({"sweep", "--base", kTiny, "--axis", "seed=1", "--out", notes.string(), "--list"}).status, 0);
+}
+
+// Two sweeps into one --out: the second is refused before it writes anything, naming the first;
+// --list takes no lock. (Array tasks, --index, share the lock: tests/slurm.)
+TEST_F(SweepCli, SecondSweepIntoTheSameOutputIsRefusedNamingTheFirst) {
+  const std::string first = tiny_sweep(R"("seed": [1])", R"({"train": {"max_steps": 100000, "stop_when_learned": false}})");
+  const pid_t pid = skillrun_test::spawn_skillrun({"sweep", first, "--out", out_.string()});
+  const fs::path summary = out_ / "seed=1" / "summary.json";
+  for (int i = 0; i < 600 && !fs::exists(summary); ++i) ::usleep(50000);
+  ASSERT_TRUE(fs::exists(summary));
+  const std::string manifest = slurp(out_ / "sweep.json");
+  const std::string other = write_sweep(slurp(first), "other.json");
+  for (const std::vector<std::string>& extra : {std::vector<std::string>{}, {"--index", "0"}}) {
+    const Result second = sweep(other, extra);
+    EXPECT_EQ(second.status, 2) << second.out << second.err;
+    EXPECT_TRUE(contains(second.err, out_.string() + " is being written by another skillrun sweep (pid " +
+                                         std::to_string(pid) + ", skillrun sweep sweep)"))
+        << second.err;
+  }
+  const Result list = sweep(other, {"--list"});
+  EXPECT_EQ(list.status, 0) << list.err;
+  EXPECT_EQ(slurp(out_ / "sweep.json"), manifest);  // the first sweep's, untouched
+  ::kill(pid, SIGTERM);
+  EXPECT_EQ(skillrun_test::wait_exit(pid), 3);
+  EXPECT_EQ(status_of(out_ / "seed=1"), "interrupted");
+}
+
+// The tasks of a Slurm array (--index I) share the lock: they run together; a whole sweep beside
+// them is refused.
+TEST_F(SweepCli, ArrayTasksRunTogetherAndAWholeSweepBesideThemIsRefused) {
+  nlohmann::json base = nlohmann::json::parse(slurp(kTiny));
+  base["train"]["stop_when_learned"] = false;
+  const std::string s = write_sweep(R"({"zip": [{"seed": [1, 2], "train.max_steps": [100000, 20]}], "base": )" +
+                                    base.dump() + "}");
+  const pid_t pid = skillrun_test::spawn_skillrun({"sweep", s, "--out", out_.string(), "--index", "0"});
+  const fs::path summary = out_ / "seed=1,train.max_steps=100000" / "summary.json";
+  for (int i = 0; i < 600 && !fs::exists(summary); ++i) ::usleep(50000);
+  ASSERT_TRUE(fs::exists(summary));
+  const Result task = sweep(s, {"--index", "1"});
+  EXPECT_EQ(task.status, 0) << task.out << task.err;
+  EXPECT_EQ(status_of(out_ / "seed=2,train.max_steps=20"), "max_steps");
+  const Result whole = sweep(s);
+  EXPECT_EQ(whole.status, 2) << whole.out << whole.err;
+  EXPECT_TRUE(contains(whole.err, "is being written by another skillrun sweep (pid ")) << whole.err;
+  ::kill(pid, SIGTERM);
+  EXPECT_EQ(skillrun_test::wait_exit(pid), 3);
+}
+
+// A full disk while the sweep writes its bookkeeping (here failed.json.tmp, a link to /dev/full):
+// the table of what is known, then a message that names the disk and the file; exit 1.
+TEST_F(SweepCli, FullDiskStopsTheSweepWithTheTableAndAMessageNamingTheDisk) {
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  fs::create_directories(out_ / "seed=1" / "metrics.csv");  // the run fails: the sweep writes failed.json
+  fs::create_symlink("/dev/full", out_ / "seed=1" / "failed.json.tmp");
+  const Result r = sweep(tiny_sweep(R"("seed": [1, 2])"));
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  EXPECT_TRUE(contains(r.err, "no space left on device while writing " +
+                                  (out_ / "seed=1" / "failed.json.tmp").string() +
+                                  ": the sweep stopped; free space and run it again to resume"))
+      << r.err;
+  EXPECT_TRUE(contains(r.out, "index  status")) << r.out;
+  EXPECT_TRUE(contains(r.out, "    1  pending      seed=2")) << r.out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -579,6 +688,36 @@ TEST_F(SweepCli, MultirunOfAnOddlyNamedBaseAndABadIndexWriteNothingWrong) {
                                 "--out", out.string()});
   ASSERT_EQ(good.status, 0) << good.err;
   EXPECT_TRUE(contains(good.out, "sweep my_tiny-multirun:")) << good.out;
+}
+
+// A base or sweep file whose name starts with '.' names a sweep like any other (it was refused).
+TEST_F(SweepCli, HiddenBaseOrSweepFileNamesASafeSweep) {
+  const fs::path hidden = dir_ / ".hidden.json";
+  fs::copy_file(kTiny, hidden);
+  const fs::path out = dir_ / "h";
+  const Result r = skillrun({"sweep", "--base", hidden.string(), "--axis", "seed=1", "--set", "train.max_steps=20",
+                             "--out", out.string()});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_TRUE(contains(r.out, "sweep _hidden-multirun:")) << r.out;
+  const Result file = skillrun({"sweep", write_sweep(slurp(tiny_sweep(R"("seed": [1])")), ".s.json"), "--list"});
+  ASSERT_EQ(file.status, 0) << file.err;
+  EXPECT_TRUE(contains(file.out, "index  status")) << file.out;
+}
+
+// Every --pack the docs show is one the CLI takes (docs/SWEEPS.md showed `--pack all`).
+TEST_F(SweepCli, EveryPackValueInTheDocsIsAccepted) {
+  const std::string doc = slurp(std::string(SKILLRUN_SOURCE_DIR) + "/docs/SWEEPS.md");
+  std::set<std::string> values;
+  for (std::size_t at = doc.find("--pack "); at != std::string::npos; at = doc.find("--pack ", at + 1)) {
+    const std::size_t start = at + 7, end = doc.find_first_of(" `|)]\n", start);
+    const std::string value = doc.substr(start, end - start);
+    if (!value.empty() && value != "N") values.insert(value);  // N: a placeholder
+  }
+  EXPECT_GE(values.size(), 3u);
+  for (const std::string& value : values) {
+    const Result r = sweep(kCiTinySweep, {"--pack", value, "--list", "--format", "count"});
+    EXPECT_EQ(r.status, 0) << "--pack " << value << ": " << r.err;
+  }
 }
 
 TEST_F(SweepCli, MultirunUsageErrorsExitTwo) {

@@ -6,9 +6,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <string>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -188,6 +191,112 @@ TEST(Sweep, LongNamesAreCutAndKeptUniqueByAHash) {
   ASSERT_EQ(s.runs.size(), 2u);
   EXPECT_LE(s.runs[0].name.size(), 200u);
   EXPECT_NE(s.runs[0].name, s.runs[1].name);
+}
+
+// Strings a hostile sweep file, config or command line may hold where a name comes from.
+std::vector<std::string> hostile_texts() {
+  std::vector<std::string> texts = {"",
+                                    ".",
+                                    "..",
+                                    "../../etc",
+                                    "/root",
+                                    "a/b",
+                                    ".hidden",
+                                    "...",
+                                    "a..b",
+                                    "x/../../y",
+                                    "line\nbreak",
+                                    std::string("nul\0byte", 8),
+                                    "\x01\x02\x7f",
+                                    "tab\there",
+                                    "\xc3\xbcnic\xc3\xb6" "de/\xe2\x80\xae..",
+                                    "\xff\xfe",
+                                    std::string(300, 'a'),
+                                    std::string(300, '.'),
+                                    std::string(150, '/') + std::string(150, '.'),
+                                    "~",
+                                    "-",
+                                    "name=1,seed=2"};
+  // And random bytes of every value, deterministically.
+  uint32_t x = 12345;
+  for (int n = 0; n < 300; ++n) {
+    std::string t;
+    for (int i = 0, len = n % 40 + (n % 7 == 0 ? 260 : 0); i < len; ++i) {
+      x = x * 1664525u + 1013904223u;
+      t += static_cast<char>(x >> 24);
+    }
+    texts.push_back(t);
+  }
+  return texts;
+}
+
+// A name that, put in a directory, names a file in that very directory: one path component,
+// not "." or "..", not hidden, of the characters run names use, within NAME_MAX.
+testing::AssertionResult single_safe_component(const std::string& name) {
+  const bool chars = std::all_of(name.begin(), name.end(), [](char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           std::string_view("._+-,=~").find(ch) != std::string_view::npos;
+  });
+  const fs::path home = "/sweeps/out";
+  if (!name.empty() && chars && name.front() != '.' && name.find("..") == std::string::npos && name.size() <= 255 &&
+      (home / name).lexically_normal().parent_path() == home)
+    return testing::AssertionSuccess();
+  return testing::AssertionFailure() << "\"" << name << "\" is not a single safe path component";
+}
+
+TEST(Sweep, SafePathComponentOfAnyTextIsOneSafeComponent) {
+  std::set<std::string> long_names;
+  for (const std::string& text : hostile_texts()) {
+    const std::string name = safe_path_component(text);
+    EXPECT_TRUE(single_safe_component(name)) << "from \"" << text << "\"";
+    EXPECT_LE(name.size(), kMaxNameLength);
+    EXPECT_TRUE(single_safe_component(safe_path_component(text, 20)));  // at least 32 all the same
+    if (text.size() > kMaxNameLength) long_names.insert(name);
+  }
+  // Safe text stays as it is; long text is cut with a hash of the whole.
+  EXPECT_EQ(safe_path_component("optimizer.lr=0.01,seed=1"), "optimizer.lr=0.01,seed=1");
+  EXPECT_EQ(safe_path_component("../a/.b"), "_._a_.b");
+  EXPECT_EQ(safe_path_component("a..b"), "a._b");
+  EXPECT_NE(safe_path_component(std::string(300, 'a')), safe_path_component(std::string(299, 'a')));
+  EXPECT_GT(long_names.size(), 1u);
+}
+
+// Whatever a sweep file holds, a sweep name and a run name is one safe component of the output
+// directory, or the file is refused (ConfigError) naming what is wrong.
+TEST(Sweep, NoKeyOrValueOfASweepFormsANameOutsideItsDirectory) {
+  for (const std::string& text : hostile_texts()) {
+    std::string dumped;
+    try {
+      dumped = json(text).dump();
+    } catch (const json::exception&) {
+      continue;  // not UTF-8: no JSON file holds it
+    }
+    // The file's stem as the default name is made safe, never refused.
+    EXPECT_TRUE(single_safe_component(expand_sweep(ordered_json::parse(std::string("{") + kBase + "}"), ".", text).name))
+        << "from the stem \"" << text << "\"";
+    const std::vector<std::string> specs = {
+        std::string("{") + kBase + R"(, "name": )" + dumped + "}",
+        std::string("{") + kBase + R"(, "axes": {)" + dumped + R"(: [1]}})",
+        std::string("{") + kBase + R"(, "axes": {"name": [)" + dumped + R"(]}})",
+        std::string("{") + kBase + R"(, "axes": {"seed": [1], "name": [)" + dumped + R"(, "x"]}})",
+    };
+    for (const std::string& spec : specs) {
+      try {
+        const Sweep s = expand(spec);
+        EXPECT_TRUE(single_safe_component(s.name)) << spec;
+        for (const auto& run : s.runs) EXPECT_TRUE(single_safe_component(run.name)) << spec;
+      } catch (const ConfigError&) {
+        // refused: nothing is named after it
+      }
+    }
+  }
+}
+
+TEST(Sweep, AHiddenOrOddStemNamesASafeSweepAndAnUnsafeNameIsRefused) {
+  EXPECT_EQ(expand_sweep(ordered_json::parse(std::string("{") + kBase + "}"), ".", ".hidden").name, "_hidden");
+  EXPECT_EQ(expand_sweep(ordered_json::parse(std::string("{") + kBase + "}"), ".", "my sweep").name, "my_sweep");
+  for (const char* bad : {R"("../x")", R"(".x")", R"("a..b")", R"("a/b")"})
+    EXPECT_EQ(sweep_error(std::string("{") + kBase + R"(, "name": )" + bad + "}").rfind("name: ", 0), 0u) << bad;
 }
 
 // ---------------------------------------------------------------------------------------------
