@@ -466,7 +466,8 @@ bool holds_run(const std::filesystem::path& dir) {
 std::optional<nlohmann::json> read_summary(const std::filesystem::path& run_dir) {
   const std::filesystem::path file = run_dir / "summary.json";
   std::error_code ec;
-  if (!std::filesystem::exists(file, ec)) return std::nullopt;
+  // Not a regular file (a FIFO would block the reader forever): unreadable.
+  if (!std::filesystem::is_regular_file(file, ec)) return std::nullopt;
   try {
     nlohmann::json j = parse_json(read_file(file), file.string());
     if (j.is_object()) return j;

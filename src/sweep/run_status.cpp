@@ -36,6 +36,8 @@ std::string last_line(const std::string& text) {
 }
 
 std::string failure_detail(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_regular_file(dir / kFailedMarker, ec)) return "failed.json unreadable";  // a FIFO would block
   try {
     const json j = parse_json(read_file(dir / kFailedMarker), (dir / kFailedMarker).string());
     const int signal = j.value("signal", 0);
@@ -87,6 +89,7 @@ RunProgress progress_of(const fs::path& dir) {
     if (!p.unreadable) p.unreadable = e.what();
   }
   try {
+    if (!fs::is_regular_file(dir / "config.json", ec)) return p;  // none, or one that would block a reader
     const json config = parse_json(read_file(dir / "config.json"), (dir / "config.json").string());
     if (config.contains("train") && config["train"].is_object())
       p.max_steps = config["train"].value("max_steps", int64_t{0});

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -118,14 +119,28 @@ TEST_F(StatusCli, AnUnreadableRunIsReportedAsSuchAndTheOthersAreListed) {
   fs::remove(broken / "metrics.csv");
   fs::create_directory(broken / "metrics.csv");  // unreadable as a file, whoever runs the test
   write_run(dir_ / "c", "running", 100);
-  const Result r = skillrun({"status", dir_.string()});
+  // FIFOs in place of files: a reader that opens them waits for a writer forever.
+  const fs::path fifo_metrics = write_run(dir_ / "d", "running", 100),
+                 fifo_summary = write_run(dir_ / "e", "running", 100);
+  fs::remove(fifo_metrics / "metrics.csv");
+  fs::remove(fifo_summary / "summary.json");
+  ASSERT_EQ(::mkfifo((fifo_metrics / "metrics.csv").c_str(), 0644), 0);
+  ASSERT_EQ(::mkfifo((fifo_summary / "summary.json").c_str(), 0644), 0);
+  const std::string status = "timeout 60 " + shell_quote(SKILLRUN_BIN) + " status " + shell_quote(dir_.string());
+  const Result r = sh(status);
   ASSERT_EQ(r.status, 0) << r.out << r.err;
-  EXPECT_TRUE(contains(r.out, "3 runs: 1 done, 1 killed, 1 unreadable")) << r.out;
-  EXPECT_TRUE(contains(r.out, "unreadable: " + broken.string() + " (")) << r.out;
-  EXPECT_TRUE(contains(r.out, "metrics.csv")) << r.out;
-  const auto json = nlohmann::json::parse(skillrun({"status", dir_.string(), "--format", "json"}).out);
-  ASSERT_EQ(json.size(), 3u);
+  EXPECT_TRUE(contains(r.out, "5 runs: 1 done, 1 incomplete, 1 killed, 2 unreadable")) << r.out;
+  EXPECT_TRUE(contains(r.out, "unreadable: " + broken.string() + " (cannot read " + (broken / "metrics.csv").string()))
+      << r.out;
+  EXPECT_TRUE(contains(r.out, "unreadable: " + fifo_metrics.string() + " (")) << r.out;
+  const Result j = sh(status + " --format json");
+  ASSERT_EQ(j.status, 0) << j.out << j.err;
+  const auto json = nlohmann::json::parse(j.out);
+  ASSERT_EQ(json.size(), 5u);
   EXPECT_EQ(json[1]["status"], "unreadable");
+  EXPECT_EQ(json[3]["status"], "unreadable");
+  EXPECT_EQ(json[4]["status"], "incomplete");
+  EXPECT_EQ(json[4]["detail"], "summary.json unreadable");
 }
 
 TEST_F(StatusCli, FindsRunsAsDeepAsAnalyzeAndFollowsNoLinkInALoop) {
