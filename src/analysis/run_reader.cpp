@@ -177,11 +177,15 @@ std::vector<fs::path> discover_runs(const std::vector<fs::path>& paths) {
     std::error_code ec;
     if (!fs::exists(root, ec)) throw UsageError(fmt::format("{}: no such file or directory", root.string()));
     if (!fs::is_directory(root, ec)) throw UsageError(fmt::format("{}: not a directory (give a run directory or a directory of runs)", root.string()));
-    if (fs::exists(root / "metrics.csv")) runs.push_back(fs::weakly_canonical(root));
-    for (fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec), end;
-         !ec && it != end; it.increment(ec)) {
-      if (it->is_directory(ec) && fs::exists(it->path() / "metrics.csv")) runs.push_back(fs::weakly_canonical(it->path()));
-    }
+    walk_run_tree(
+        root,
+        [&](const fs::path& dir) {
+          if (fs::exists(dir / "metrics.csv", ec)) runs.push_back(fs::weakly_canonical(dir));
+          return true;
+        },
+        [](const fs::path& dir, const std::string& why) {
+          spdlog::warn("{}: cannot be listed ({}); skipped", dir.string(), why);
+        });
   }
   std::sort(runs.begin(), runs.end());
   runs.erase(std::unique(runs.begin(), runs.end()), runs.end());

@@ -611,7 +611,11 @@ class SweepCommand {
         continue;
       }
       ++unfinished;
-      const auto done = last_whole_metrics_step(d, /*warn=*/false).value_or(0);
+      int64_t done = 0;  // the end of metrics.csv is enough for an estimate; unreadable: from step 0
+      try {
+        if (const auto rows = last_metrics_rows(d, 1); !rows.empty()) done = rows.back().first;
+      } catch (const RuntimeError&) {
+      }
       steps_left += std::max<int64_t>(0, run->config["train"].value("max_steps", int64_t{0}) - done);
     }
     if (unfinished == 0) return;

@@ -32,6 +32,74 @@ inline std::string fit_middle(const std::string& text, std::size_t width) {
   return text.substr(0, head) + "..." + text.substr(text.size() - tail);
 }
 
+// `text` safe to print on a terminal, one line: control characters (C0, DEL, C1), bytes that are
+// not UTF-8 and bidirectional overrides become visible escapes ("\n", "\x1b", "\u202e"), and a
+// backslash is doubled, so that what is printed reads back as what was there. For names, notes
+// and messages read from files that anyone may have written.
+inline std::string printable(std::string_view text) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(text.size());
+  const auto hex = [&](unsigned value, int digits) {
+    for (int d = digits - 1; d >= 0; --d) out += kHex[(value >> (4 * d)) & 0xf];
+  };
+  for (std::size_t i = 0; i < text.size();) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    if (c >= 0x20 && c < 0x7f) {
+      if (c == '\\') out += '\\';
+      out += static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    if (c < 0x80) {  // C0 and DEL
+      out += '\\';
+      switch (c) {
+        case '\n':
+          out += 'n';
+          break;
+        case '\r':
+          out += 'r';
+          break;
+        case '\t':
+          out += 't';
+          break;
+        default:
+          out += 'x';
+          hex(c, 2);
+      }
+      ++i;
+      continue;
+    }
+    // A UTF-8 sequence: its length from the lead byte, continuation bytes, no overlong form, no
+    // surrogate, at most U+10FFFF.
+    const std::size_t n = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : c >= 0xc0 ? 2 : 0;
+    unsigned cp = n == 4 ? c & 0x07u : n == 3 ? c & 0x0fu : c & 0x1fu;
+    bool ok = n != 0 && c < 0xf5 && i + n <= text.size();
+    for (std::size_t k = 1; ok && k < n; ++k) {
+      const auto b = static_cast<unsigned char>(text[i + k]);
+      ok = (b & 0xc0) == 0x80;
+      cp = (cp << 6) | (b & 0x3fu);
+    }
+    ok = ok && cp >= (n == 2 ? 0x80u : n == 3 ? 0x800u : 0x10000u) && cp <= 0x10ffff && !(cp >= 0xd800 && cp <= 0xdfff);
+    if (!ok) {
+      out += "\\x";
+      hex(c, 2);
+      ++i;
+      continue;
+    }
+    const bool control =
+        cp < 0xa0 || (cp >= 0x200b && cp <= 0x200f) || (cp >= 0x202a && cp <= 0x202e) || (cp >= 0x2066 && cp <= 0x2069);
+    if (control) {
+      out += "\\u";
+      hex(cp, 4);
+    } else {
+      out.append(text.substr(i, n));
+    }
+    i += n;
+  }
+  return out;
+}
+
 // A duration for people, compact: "3h12m", "14m05s", "40s"; "?" for a negative, NaN or absurd one.
 inline std::string format_duration(double seconds) {
   if (!(seconds >= 0) || seconds > 1e9) return "?";

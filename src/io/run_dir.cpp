@@ -7,6 +7,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
@@ -146,9 +148,26 @@ struct WholeRow {
   std::size_t end;  // offset just past its newline
 };
 
-// The rows of metrics.csv text that a run wrote whole: the header's number of fields, a step
-// that grows, numbers (train_loss may be empty). Stops at a torn last line (a killed run) or at
-// the first malformed line, which is named (file:line) when `warn`.
+// (step, wall_s) of a metrics.csv data line (without its newline) that a run wrote whole: the
+// header's number of fields, a step >= 0, numbers (train_loss, the third, may be empty).
+std::optional<std::pair<int64_t, double>> parse_metrics_line(std::string_view line, std::size_t n_fields) {
+  const auto fields = split(line, ',');
+  if (fields.size() != n_fields) return std::nullopt;
+  const auto step = parse_int(fields[0]);
+  if (!step || *step < 0) return std::nullopt;
+  double wall = 0;
+  for (std::size_t i = 1; i < fields.size(); ++i) {
+    if (i == 2 && fields[i].empty()) continue;
+    const auto v = parse_double(fields[i]);
+    if (!v) return std::nullopt;
+    if (i == 1) wall = *v;
+  }
+  return std::pair{*step, wall};
+}
+
+// The rows of metrics.csv text that a run wrote whole (parse_metrics_line), with a step that
+// grows. Stops at a torn last line (a killed run) or at the first malformed line, which is named
+// (file:line) when `warn`.
 std::vector<WholeRow> whole_metrics_rows(const std::string& text, const fs::path& file, bool warn) {
   std::vector<WholeRow> rows;
   std::size_t pos = text.find('\n');
@@ -158,18 +177,15 @@ std::vector<WholeRow> whole_metrics_rows(const std::string& text, const fs::path
   for (int line = 2; pos < text.size(); ++line) {
     const std::size_t end = text.find('\n', pos);
     if (end == std::string::npos) break;  // torn: the run was killed while writing it
-    const auto fields = split(std::string_view(text).substr(pos, end - pos), ',');
-    bool ok = fields.size() == n_fields;
-    const auto step = ok ? parse_int(fields[0]) : std::nullopt;
-    ok = ok && step && *step >= 0 && (rows.empty() || *step > rows.back().step);
-    for (std::size_t i = 1; ok && i < fields.size(); ++i) ok = (i == 2 && fields[i].empty()) || parse_double(fields[i]);
+    const auto parsed = parse_metrics_line(std::string_view(text).substr(pos, end - pos), n_fields);
+    const bool ok = parsed && (rows.empty() || parsed->first > rows.back().step);
     if (!ok) {
       if (warn)
         spdlog::warn("{}:{}: malformed row; the rows from there on are dropped and computed again", file.string(),
                      line);
       break;
     }
-    rows.push_back({*step, end + 1});
+    rows.push_back({parsed->first, end + 1});
     pos = end + 1;
   }
   return rows;
@@ -185,39 +201,138 @@ std::optional<int64_t> last_whole_metrics_step(const fs::path& run_dir, bool war
   return rows.empty() ? std::nullopt : std::optional<int64_t>(rows.back().step);
 }
 
-std::vector<std::pair<int64_t, double>> metrics_progress(const fs::path& run_dir) {
-  const fs::path file = run_dir / "metrics.csv";
-  std::error_code ec;
-  if (!fs::exists(file, ec)) return {};
-  const std::string text = read_file(file);
-  std::vector<std::pair<int64_t, double>> out;
-  std::size_t start = text.find('\n') + 1;
-  for (const WholeRow& row : whole_metrics_rows(text, file, /*warn=*/false)) {
-    const auto fields = split(std::string_view(text).substr(start, row.end - 1 - start), ',');
-    out.emplace_back(row.step, fields.size() > 1 ? parse_double(fields[1]).value_or(0.0) : 0.0);
-    start = row.end;
+namespace {
+
+// A file read by offset, for the tail of metrics.csv: opened without blocking (a FIFO in its place
+// must not hang a reader), and only a regular file. Errors name the file.
+class OffsetReader {
+ public:
+  // Empty `fd_` (no file) when it does not exist.
+  explicit OffsetReader(fs::path file) : file_(std::move(file)) {
+    fd_ = ::open(file_.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd_ < 0) {
+      if (errno == ENOENT) return;
+      fail();
+    }
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) fail();
+    if (!S_ISREG(st.st_mode)) throw RuntimeError(fmt::format("cannot read {}: not a regular file", file_.string()));
+    size_ = static_cast<std::size_t>(st.st_size);
   }
-  return out;
+  ~OffsetReader() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  OffsetReader(const OffsetReader&) = delete;
+  OffsetReader& operator=(const OffsetReader&) = delete;
+
+  bool exists() const { return fd_ >= 0; }
+  std::size_t size() const { return size_; }
+  // The n bytes at offset (fewer only at the end of a file that shrank).
+  std::string read(std::size_t offset, std::size_t n) const {
+    std::string out(n, '\0');
+    std::size_t got = 0;
+    while (got < n) {
+      const ssize_t r = ::pread(fd_, out.data() + got, n - got, static_cast<off_t>(offset + got));
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0) fail();
+      if (r == 0) break;
+      got += static_cast<std::size_t>(r);
+    }
+    out.resize(got);
+    return out;
+  }
+
+ private:
+  [[noreturn]] void fail() const {
+    throw RuntimeError(fmt::format("cannot read {}: {}", file_.string(), std::strerror(errno)));
+  }
+  fs::path file_;
+  int fd_ = -1;
+  std::size_t size_ = 0;
+};
+
+}  // namespace
+
+std::vector<std::pair<int64_t, double>> last_metrics_rows(const fs::path& run_dir, std::size_t count) {
+  // A line longer than this (a header of ~200 000 tasks) is taken for garbage, not read on.
+  constexpr std::size_t kMaxLine = std::size_t{4} << 20, kBlock = std::size_t{64} << 10;
+  const OffsetReader file(run_dir / "metrics.csv");
+  if (!file.exists() || count == 0) return {};
+  std::string head;
+  std::size_t header_end = std::string::npos;
+  while (header_end == std::string::npos && head.size() < std::min(file.size(), kMaxLine)) {
+    const std::string block = file.read(head.size(), std::min(kBlock, file.size() - head.size()));
+    if (block.empty()) break;
+    head += block;
+    header_end = head.find('\n');
+  }
+  if (header_end == std::string::npos) return {};
+  const std::size_t n_fields = split(std::string_view(head).substr(0, header_end), ',').size();
+  const std::size_t data_begin = header_end + 1;
+
+  // Back from the end, blocks that double, until `count` whole lines (count + 1 newlines) are in.
+  std::string tail;
+  std::size_t begin = std::max(file.size(), data_begin);
+  const std::size_t max_tail = count * kMaxLine;
+  while (begin > data_begin && tail.size() < max_tail &&
+         static_cast<std::size_t>(std::count(tail.begin(), tail.end(), '\n')) <= count) {
+    const std::size_t n = std::min({begin - data_begin, std::max(kBlock, tail.size()), max_tail - tail.size()});
+    begin -= n;
+    tail.insert(0, file.read(begin, n));
+  }
+  const std::size_t last_newline = tail.rfind('\n');
+  if (last_newline == std::string::npos) return {};
+  // The lines from `first` to the last newline are whole (what follows it is torn); before
+  // `first` lies part of a line, unless the tail reaches back to the header.
+  std::size_t first = 0;
+  if (begin > data_begin) first = tail.find('\n') + 1;
+  std::vector<std::pair<int64_t, double>> rows;  // newest first
+  for (std::size_t end = last_newline; rows.size() < count && end != std::string::npos && end >= first;) {
+    const std::size_t start = end > first ? tail.rfind('\n', end - 1) : std::string::npos;
+    const std::size_t from = start == std::string::npos || start < first ? first : start + 1;
+    const auto parsed = parse_metrics_line(std::string_view(tail).substr(from, end - from), n_fields);
+    if (!parsed || (!rows.empty() && parsed->first >= rows.back().first)) break;
+    rows.push_back(*parsed);
+    if (from == first) break;
+    end = from - 1;
+  }
+  std::reverse(rows.begin(), rows.end());
+  return rows;
 }
 
 namespace {
-// Whether /proc/locks lists an flock on the file with this device and inode ("FLOCK ... WRITE
-// PID MAJ:MIN:INODE ..."), or empty when /proc/locks cannot be read. Reading it takes no lock,
-// so a sweep or a resume that locks the run at the same moment is never turned away.
-std::optional<bool> flock_listed(const struct stat& st) {
+// The holder of an flock on the file with this device and inode, as /proc/locks lists it
+// ("1: FLOCK  ADVISORY  WRITE 4242 08:01:1234 0 EOF"): its pid, 0 when it is listed with a
+// pid that this process cannot see (another pid namespace), empty when it is not listed; and no
+// answer at all when /proc/locks cannot be read. Reading it takes no lock, so a sweep or a
+// resume that locks the run at the same moment is never turned away.
+std::optional<std::optional<long>> flock_holder(const struct stat& st) {
   std::FILE* f = std::fopen("/proc/locks", "r");
   if (f == nullptr) return std::nullopt;
   const std::string id = fmt::format("{:02x}:{:02x}:{}", major(st.st_dev), minor(st.st_dev), st.st_ino);
-  bool listed = false;
+  std::optional<long> holder;
   char line[512];
-  while (!listed && std::fgets(line, sizeof line, f) != nullptr) {
+  while (!holder && std::fgets(line, sizeof line, f) != nullptr) {
     const std::string text(line);
-    if (text.find("FLOCK") == std::string::npos) continue;
-    for (const std::string& field : split(text, ' '))
-      if (field == id) listed = true;
+    if (text.find("FLOCK") == std::string::npos || text.find("->") != std::string::npos) continue;  // "->": waits
+    std::vector<std::string> fields;
+    for (std::string& field : split(text, ' '))
+      if (!field.empty()) fields.push_back(std::move(field));
+    for (std::size_t i = 1; i < fields.size(); ++i)
+      if (fields[i] == id) holder = std::max<long>(0, parse_int(fields[i - 1]).value_or(0));
   }
   std::fclose(f);
-  return listed;
+  return holder;
+}
+
+// Whether `note` names process `pid` ("pid 12, started by pid 10, ...": 12 and 10).
+bool names_pid(const std::string& note, long pid) {
+  const std::string word = fmt::format("pid {}", pid);
+  for (std::size_t at = note.find(word); at != std::string::npos; at = note.find(word, at + 1)) {
+    const std::size_t end = at + word.size();
+    if (end == note.size() || !std::isdigit(static_cast<unsigned char>(note[end]))) return true;
+  }
+  return false;
 }
 }  // namespace
 
@@ -225,16 +340,46 @@ std::optional<std::string> run_writer(const fs::path& dir) {
   const fs::path file = dir / kRunLockFile;
   struct stat st{};
   if (::stat(file.c_str(), &st) != 0) return std::nullopt;
-  std::optional<bool> held = flock_listed(st);
-  if (!held) {  // no /proc/locks: probe with a shared lock, dropped at once
-    const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC);
+  std::optional<std::optional<long>> listed = flock_holder(st);
+  std::optional<long> pid;  // the holder, when known (0: listed, pid unknown)
+  if (listed) {
+    if (!*listed) return std::nullopt;
+    pid = **listed;
+  } else {  // no /proc/locks: probe with a shared lock, dropped at once
+    const int fd = ::open(file.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) return std::nullopt;
-    held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    const bool held = ::flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
     ::close(fd);
+    if (!held) return std::nullopt;
   }
-  if (!*held) return std::nullopt;
   const std::string note = lock_holder_note(file);
-  return note.empty() ? std::string("a skillrun process") : note;
+  if (!pid || *pid == 0) return note.empty() ? std::string("a skillrun process") : note;
+  if (names_pid(note, *pid)) return note;
+  // Held by a process the note does not name: the note is a dead writer's, or made up.
+  return note.empty() ? fmt::format("pid {}", *pid) : fmt::format("pid {}; run.lock names another: {}", *pid, note);
+}
+
+void walk_run_tree(const fs::path& root, const std::function<bool(const fs::path&)>& visit,
+                   const std::function<void(const fs::path&, const std::string&)>& unreadable) {
+  struct Entry {
+    fs::path dir;
+    bool link = false;  // visited, never entered
+  };
+  std::vector<Entry> pending{{root}};  // a stack: the next directory last
+  while (!pending.empty()) {
+    const Entry next = std::move(pending.back());
+    pending.pop_back();
+    if (!visit(next.dir) || next.link) continue;
+    std::vector<Entry> children;
+    std::error_code ec;
+    for (fs::directory_iterator it(next.dir, ec), end; !ec && it != end; it.increment(ec)) {
+      std::error_code kind;
+      if (it->is_directory(kind)) children.push_back({it->path(), it->is_symlink(kind)});
+    }
+    if (ec) unreadable(next.dir, ec.message());  // the directories listed before the error are walked
+    std::sort(children.begin(), children.end(), [](const Entry& a, const Entry& b) { return a.dir > b.dir; });
+    for (Entry& child : children) pending.push_back(std::move(child));
+  }
 }
 
 void RunDirectory::open_metrics_columns(const std::vector<std::string>& columns, std::optional<int64_t> keep_through) {
@@ -321,7 +466,8 @@ bool holds_run(const std::filesystem::path& dir) {
 std::optional<nlohmann::json> read_summary(const std::filesystem::path& run_dir) {
   const std::filesystem::path file = run_dir / "summary.json";
   std::error_code ec;
-  if (!std::filesystem::exists(file, ec)) return std::nullopt;
+  // Not a regular file (a FIFO would block the reader forever): unreadable.
+  if (!std::filesystem::is_regular_file(file, ec)) return std::nullopt;
   try {
     nlohmann::json j = parse_json(read_file(file), file.string());
     if (j.is_object()) return j;

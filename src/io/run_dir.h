@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -105,13 +106,26 @@ bool holds_run(const std::filesystem::path& dir);
 // names the file and line of a malformed one when `warn`); empty when there is no such row.
 std::optional<int64_t> last_whole_metrics_step(const std::filesystem::path& run_dir, bool warn);
 
-// (step, wall_s) of every whole row of dir/metrics.csv, in order; empty without any.
-std::vector<std::pair<int64_t, double>> metrics_progress(const std::filesystem::path& run_dir);
+// (step, wall_s) of the last whole rows of dir/metrics.csv, at most `count`, in file order: read
+// from the end of the file backwards (and its header line), so that a run's progress costs the
+// same at any length of run. A torn last line is left out; going back, the rows end at a
+// malformed one (or a step that does not grow). Empty without metrics.csv or whole rows; throws
+// RuntimeError naming the file when it is there but cannot be read (or is no regular file).
+// Resuming needs the stricter last_whole_metrics_step, which reads every row.
+std::vector<std::pair<int64_t, double>> last_metrics_rows(const std::filesystem::path& run_dir, std::size_t count);
 
-// Who is writing dir now: the note in run.lock of the live process holding it ("pid 12, skillrun
-// sweep x"; "a skillrun process" without a note), or empty when no process holds it. Read only:
+// Who is writing dir now, or empty when no process holds its run.lock: the note in run.lock
+// ("pid 12, started by pid 10, skillrun sweep x") when it names the process that holds the
+// lock, else that process and the note ("pid 77; run.lock names another: pid 12"). Read only:
 // never creates run.lock, never takes the lock from anyone.
 std::optional<std::string> run_writer(const std::filesystem::path& dir);
+
+// Walks root and every directory under it, depth first in name order, for `skillrun status`
+// and `skillrun analyze` alike: visit(dir) says whether to look inside dir. A symbolic link to a
+// directory is visited but never entered (a loop of links cannot trap the walk); a directory
+// that cannot be listed is given to unreadable(dir, reason), and the walk goes on.
+void walk_run_tree(const std::filesystem::path& root, const std::function<bool(const std::filesystem::path&)>& visit,
+                   const std::function<void(const std::filesystem::path&, const std::string&)>& unreadable);
 
 // path/summary.json as an object, or empty when it is absent or unreadable.
 std::optional<nlohmann::json> read_summary(const std::filesystem::path& run_dir);

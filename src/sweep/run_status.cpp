@@ -36,6 +36,8 @@ std::string last_line(const std::string& text) {
 }
 
 std::string failure_detail(const fs::path& dir) {
+  std::error_code ec;
+  if (!fs::is_regular_file(dir / kFailedMarker, ec)) return "failed.json unreadable";  // a FIFO would block
   try {
     const json j = parse_json(read_file(dir / kFailedMarker), (dir / kFailedMarker).string());
     const int signal = j.value("signal", 0);
@@ -68,18 +70,26 @@ bool is_result(SweepRunState s) { return s == SweepRunState::Done || s == SweepR
 
 RunProgress progress_of(const fs::path& dir) {
   RunProgress p;
+  std::error_code ec;
+  fs::directory_iterator listing(dir, ec);  // a run directory made unreadable shows as such, not as pending
+  if (ec && ec != std::errc::no_such_file_or_directory)
+    p.unreadable = fmt::format("{}: {}", dir.string(), ec.message());
   p.state = inspect_run(dir);
   p.writer = run_writer(dir);
-  const auto rows = metrics_progress(dir);
-  if (!rows.empty()) {
-    p.step = rows.back().first;
-    p.seconds = rows.back().second;
-    const std::size_t from = rows.size() > 10 ? rows.size() - 10 : 0;
-    const double dt = rows.back().second - rows[from].second;
-    const int64_t ds = rows.back().first - rows[from].first;
-    if (dt > 0 && ds > 0) p.steps_per_second = static_cast<double>(ds) / dt;
+  try {
+    const auto rows = last_metrics_rows(dir, 10);
+    if (!rows.empty()) {
+      p.step = rows.back().first;
+      p.seconds = rows.back().second;
+      const double dt = rows.back().second - rows.front().second;
+      const int64_t ds = rows.back().first - rows.front().first;
+      if (dt > 0 && ds > 0) p.steps_per_second = static_cast<double>(ds) / dt;
+    }
+  } catch (const std::exception& e) {
+    if (!p.unreadable) p.unreadable = e.what();
   }
   try {
+    if (!fs::is_regular_file(dir / "config.json", ec)) return p;  // none, or one that would block a reader
     const json config = parse_json(read_file(dir / "config.json"), (dir / "config.json").string());
     if (config.contains("train") && config["train"].is_object())
       p.max_steps = config["train"].value("max_steps", int64_t{0});
@@ -90,6 +100,9 @@ RunProgress progress_of(const fs::path& dir) {
 }
 
 std::string describe_state(const RunProgress& p) {
+  if (p.unreadable) return "unreadable";
+  // Finished is finished: a lock taken since (by anyone) does not make the run train again.
+  if (is_result(p.state.state)) return to_string(p.state.state);
   if (p.writer) return "running";
   if (p.state.state == SweepRunState::Running) return "killed";
   return to_string(p.state.state);

@@ -37,19 +37,22 @@ struct RunDirState {
 // unfinished summary (a run killed by a signal leaves summary status "running").
 RunDirState inspect_run(const std::filesystem::path& dir);
 
-// Where a run stands, for `skillrun status` and a sweep's progress line: its state, who writes
-// it now, its last whole metrics row and its recent pace.
+// Where a run stands, for `skillrun status`: its state, who writes it now, its last whole
+// metrics row and its recent pace. Reads the end of metrics.csv only (last_metrics_rows).
 struct RunProgress {
   RunDirState state;
-  std::optional<std::string> writer;  // the live process writing it (run_writer); empty: none
+  std::optional<std::string> writer;  // the live process holding its lock (run_writer); empty: none
   int64_t step = 0;                   // the step of the last whole metrics row
   int64_t max_steps = 0;              // config.json's train.max_steps; 0 when unknown
   double seconds = 0;                 // wall_s of that row
   std::optional<double> steps_per_second;  // over the last rows (up to 10), when they show one
+  std::optional<std::string> unreadable;   // why the directory or its metrics.csv cannot be read
 };
+// Never throws for what it finds in dir: what it cannot read is in `unreadable`.
 RunProgress progress_of(const std::filesystem::path& dir);
-// A state for people: "running" (a live writer), "killed" (summary says running, nobody writes
-// it), else to_string(state).
+// A state for people: "unreadable"; a finished run's state (done, diverged) whatever holds its
+// lock; "running" (a process holds the lock); "killed" (summary says running, nobody holds the
+// lock); else to_string(state).
 std::string describe_state(const RunProgress& p);
 
 // How the run process ended when it failed, recorded in dir/failed.json.
