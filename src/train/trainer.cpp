@@ -541,6 +541,7 @@ std::vector<RunSummary> Trainer::run(const std::vector<RunDirectory*>& dirs, Pro
   }
   if (n == 1 && run_failure) std::rethrow_exception(run_failure);  // a run alone fails as before
   progress.finish();
+  if (const std::string fused = backend_.fused_linear_report(); !fused.empty()) spdlog::info("{}", fused);
   std::vector<RunSummary> summaries(n);
   for (const Live& L : live) summaries[static_cast<std::size_t>(L.run)] = L.monitor->summary();
   return summaries;
