@@ -19,6 +19,7 @@
 #include <vector>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
 #include "backend/cpu/cpu_backend.h"
@@ -204,6 +205,52 @@ TEST(EndToEnd, ThreadCountDoesNotChangeAnyLoss) {
   }
   omp_set_num_threads(saved);
   EXPECT_EQ(metrics[0], metrics[1]);
+}
+
+// A backend with a fused layer path reports it once at the end of every run (in that run's log
+// scope, so each run of a pack has it in its own run.log: docs/CUDA.md, "Fused epilogues"); the
+// CPU backend has none and logs nothing of the kind.
+class CpuReportingAFusedPath final : public testing::CpuForwardingBackend {
+ public:
+  std::string fused_linear_report() const override { return "cuBLASLt: 2 fused problems, 1 refused (test)"; }
+};
+
+TEST(EndToEnd, EveryRunEndsWithTheBackendsFusedLinearReport) {
+  std::ostringstream log;
+  const auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
+  spdlog::set_level(spdlog::level::info);
+  const auto pack = [&](Backend& backend, const std::string& name) {
+    std::vector<ExperimentConfig> configs;
+    std::vector<std::unique_ptr<RunDirectory>> dirs;
+    std::vector<RunDirectory*> dir_ptrs;
+    for (const char* seed : {"seed=1", "seed=2"}) {
+      configs.push_back(tiny({"train.stop_when_learned=false", "train.max_steps=25", seed}));
+      dirs.push_back(std::make_unique<RunDirectory>(fresh_dir(name + "_" + seed)));
+      dir_ptrs.push_back(dirs.back().get());
+    }
+    Trainer trainer(backend, configs);
+    Progress progress(ProgressMode::Off, 25, configs.front().task.n_tasks);
+    trainer.run(dir_ptrs, progress, std::vector<const CheckpointState*>(2));
+    for (const auto& d : dirs) fs::remove_all(d->path());
+  };
+  CpuReportingAFusedPath fused;
+  pack(fused, "fused_report");
+  const std::string with_report = log.str();
+  log.str("");
+  CpuBackend cpu;
+  pack(cpu, "no_fused_report");
+  const std::string without = log.str();
+  auto& sinks = spdlog::default_logger()->sinks();
+  sinks.erase(std::find(sinks.begin(), sinks.end(), sink));
+  spdlog::set_level(spdlog::level::warn);
+
+  std::size_t reports = 0;
+  for (std::size_t at = with_report.find("cuBLASLt: 2 fused problems, 1 refused (test)"); at != std::string::npos;
+       at = with_report.find("cuBLASLt: 2 fused problems", at + 1))
+    ++reports;
+  EXPECT_EQ(reports, 2u) << "one line at the end of each run of the pack:\n" << with_report;
+  EXPECT_EQ(without.find("cuBLASLt"), std::string::npos) << without;
 }
 
 // ---- weights that go non-finite between two evals (docs/CUDA.md, "NaN") -------------------
