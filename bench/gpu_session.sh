@@ -15,7 +15,11 @@
 # stage whose budget no longer fits in 480 - 15 s is skipped); in brackets what the stage took
 # on the H200 on 2026-11-28, where it ran in this form (packs and grid4: never run on a GPU yet):
 #   1 devices       15  `skillrun devices`; stops the script (exit 77) unless auto picks cuda  (2 s)
-#   2 gtests        45  the GPU gtests: conformance, end to end, step graphs, errors, registry (3 s)
+#   2 gtests        45  the GPU gtests: conformance, end to end, step graphs, errors, registry (3 s);
+#                       the fused layer products first (Backends/LinearLayers.*, the first stage
+#                       that runs cuBLASLt epilogues) with CUBLASLT_LOG_LEVEL=5 into cublaslt.log:
+#                       what the heuristic offered per problem; their "[ fact ]" lines (each
+#                       epilogue fused or refused, the mask bit at 0, -0 and NaN) go to the summary
 #   3 sanitizers   105  memcheck 20, racecheck 40 + 15 (Newton-Schulz kernels), synccheck 10 on
 #                       the CUDA gtests; memcheck and initcheck 8 each on a 300-step run    (62 s)
 #   4 bench        100  bench/gpu_vs_pytorch.sh: skillrun vs PyTorch eager, msign 2000x150     (65 s)
@@ -38,9 +42,10 @@
 #                       a fig4 width-250 pack of 4 (issue 15's profile), to ncu-fig2-muon.txt and
 #                       ncu-fig4-pack4.txt in OUT
 #
-# Files written to OUT (7, at most 8): session.log (every command and its output), summary.txt
-# (also printed last), bench-gpu_vs_pytorch.md, tables.md (T_k tables), analysis.tar.gz,
-# runs-fig4-w250.tar.gz, runs-fig2.tar.gz.
+# Files written to OUT (8, at most 9): session.log (every command and its output), summary.txt
+# (also printed last), cublaslt.log (cuBLASLt's own log of the fused-product tests),
+# bench-gpu_vs_pytorch.md, tables.md (T_k tables), analysis.tar.gz, runs-fig4-w250.tar.gz,
+# runs-fig2.tar.gz.
 #
 # Exit: 0 every stage passed; 1 a stage failed or ran out of its budget (summary.txt says which);
 # 2 no skillrun binary in BUILD_DIR; 77 no usable GPU: the script stops at once and writes
@@ -59,7 +64,15 @@ stage_body() {
       "$BIN" devices | grep -q '^--device auto picks: cuda' ;;
     gtests)
       # Backends/* includes the cpu instances: they are the reference the CUDA ones are read against.
-      "$TESTS" --gtest_filter='Backends/*:EndToEnd.*:StepGraphs.*:CudaErrors.*:Registry.*:PacksOnCuda.*' ;;
+      # The fused layer products first, with cuBLASLt's log at level 5 (errors, performance trace and
+      # hints, heuristics trace, API trace: docs/CUDA.md, "Fused epilogues") in cublaslt.log, so that
+      # the first GPU run records what the heuristic offered for each problem, fused or refused.
+      local rc=0
+      run_logged env CUBLASLT_LOG_LEVEL=5 CUBLASLT_LOG_FILE="$OUT/cublaslt.log" "$TESTS" \
+        --gtest_filter='Backends/LinearLayers.*' || rc=1
+      run_logged "$TESTS" \
+        --gtest_filter='Backends/*:EndToEnd.*:StepGraphs.*:CudaErrors.*:Registry.*:PacksOnCuda.*:-Backends/LinearLayers.*' || rc=1
+      return $rc ;;
     sanitizers)
       local cs rc=0
       cs=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
@@ -299,6 +312,7 @@ wanted ncu && stage ncu 150
   awk '/^=== \[t\+/ {stage = $3}
        /^\[  (PASSED|SKIPPED|FAILED) +\] [0-9]+ tests?[,.]/ || /^\[  FAILED  \] .* \([0-9]+ ms\)$/ ||
        /ERROR SUMMARY|RACECHECK SUMMARY|LEAK SUMMARY|^determinism:|^grid4:/ {print stage ": " $0}
+       /^\[ fact +\]|cuBLASLt refused|^cuBLASLt: / {print stage ": " $0}
        /^skillrun bench --pack/ {config = $5} /^aggregate speed-up/ {print stage ": " config ": " $0}' "$log"
   bench_lines "$OUT/bench-gpu_vs_pytorch.md"
   grep -E '^\| (fig4|nmd|adam|muon)' "$OUT/tables.md"

@@ -157,13 +157,19 @@ class Backend {
                                            std::size_t stride_dx, float* db_in, int rows, int fan_in, int fan_out,
                                            int runs);
   // How many linear_* calls with something to fuse (a bias, a ReLU or a bias gradient) took a
-  // backend's fused path and how many its unfused fallback (both 0 on a backend without one):
-  // for tests and diagnostics.
+  // backend's fused path and how many its unfused fallback; how many distinct fused problems it
+  // planned and how many of those its library refused (each refusal is also logged once, as a
+  // warning). All 0 on a backend without a fused path: for tests and diagnostics.
   struct FusedLinearCounts {
     uint64_t fused = 0;
     uint64_t unfused = 0;
+    uint64_t problems = 0;
+    uint64_t refused = 0;
   };
   virtual FusedLinearCounts fused_linear_counts() const { return {}; }
+  // The same as one line for `skillrun bench` and the end of run.log (CUDA: "cuBLASLt: 6 fused
+  // problems, 0 refused; ..."); empty on a backend without a fused path, which has nothing to report.
+  virtual std::string fused_linear_report() const { return {}; }
 
   // ---- data ---------------------------------------------------------------------------------
   // Fills `count` samples of multi-task sparse parity (see backend/sparse_parity_gen.h):

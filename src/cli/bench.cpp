@@ -80,6 +80,14 @@ std::pair<int, int> parse_shape(const std::string& text) {
   return {rows, cols};
 }
 
+// The backend's fused layer products (CUDA: how many cuBLASLt problems, how many it refused, and
+// the calls fused and unfused), when it has any: a refused epilogue shows in the step time, and
+// here is why.
+void print_fused_linear_report(const Backend& backend) {
+  const std::string report = backend.fused_linear_report();
+  if (!report.empty()) std::printf("%s\n", report.c_str());
+}
+
 double median(std::vector<double> values) {
   std::sort(values.begin(), values.end());
   const std::size_t n = values.size(), mid = n / 2;
@@ -207,6 +215,7 @@ int bench_pack(const BenchOptions& options, const ExperimentConfig& config) {
   std::printf("%-16s %12.3f %14.1f %16.0f\n", fmt::format("pack of {}", options.pack).c_str(), packed * 1e3,
               packed / runs * 1e6, runs / packed);
   std::printf("aggregate speed-up of the pack over one run alone: %.2fx\n", runs / packed * alone);
+  print_fused_linear_report(*backend);
   return 0;
 }
 
@@ -306,6 +315,7 @@ int cmd_bench(const BenchOptions& options) {
   if (replayed > 0) std::printf("%-22s %10.3f\n", "step (graph replay)", replayed * 1e3);
   std::printf("%-22s %10.3f\n", "GEMMs alone", gemms * 1e3);
   std::printf("ratio step/GEMMs: %.2f   data share of step: %.1f%%\n", step / gemms, 100.0 * data / step);
+  print_fused_linear_report(*backend);
   return 0;
 }
 

@@ -452,6 +452,7 @@ std::vector<RunSummary> Trainer::run(const std::vector<RunDirectory*>& dirs, Pro
 
   const auto end_run = [&](Live& L) {
     L.phase = Phase::Done;
+    if (const std::string fused = backend_.fused_linear_report(); !fused.empty()) spdlog::info("{}", fused);
     const RunSummary& s = L.monitor->summary();
     const ExperimentConfig& cfg = at(L.run).config;
     L.monitor->finish(L.step, s.status == RunStatus::Converged

@@ -8,19 +8,27 @@
 
 #include <algorithm>
 #include <chrono>
-#include <thread>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <limits>
+#include <memory>
 #include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/spdlog.h>
 
 #include "backend/cpu/cpu_backend.h"
+#include "conformance/backends_under_test.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "train/trainer.h"
 
+#include "support/cpu_forwarding_backend.h"
 #include "support/temp_dir.h"
 
 namespace skillrun {
@@ -198,5 +206,189 @@ TEST(EndToEnd, ThreadCountDoesNotChangeAnyLoss) {
   omp_set_num_threads(saved);
   EXPECT_EQ(metrics[0], metrics[1]);
 }
+
+// A backend with a fused layer path reports it once at the end of every run (in that run's log
+// scope, so each run of a pack has it in its own run.log: docs/CUDA.md, "Fused epilogues"); the
+// CPU backend has none and logs nothing of the kind.
+class CpuReportingAFusedPath final : public testing::CpuForwardingBackend {
+ public:
+  std::string fused_linear_report() const override { return "cuBLASLt: 2 fused problems, 1 refused (test)"; }
+};
+
+TEST(EndToEnd, EveryRunEndsWithTheBackendsFusedLinearReport) {
+  std::ostringstream log;
+  const auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(log);
+  spdlog::default_logger()->sinks().push_back(sink);
+  spdlog::set_level(spdlog::level::info);
+  const auto pack = [&](Backend& backend, const std::string& name) {
+    std::vector<ExperimentConfig> configs;
+    std::vector<std::unique_ptr<RunDirectory>> dirs;
+    std::vector<RunDirectory*> dir_ptrs;
+    for (const char* seed : {"seed=1", "seed=2"}) {
+      configs.push_back(tiny({"train.stop_when_learned=false", "train.max_steps=25", seed}));
+      dirs.push_back(std::make_unique<RunDirectory>(fresh_dir(name + "_" + seed)));
+      dir_ptrs.push_back(dirs.back().get());
+    }
+    Trainer trainer(backend, configs);
+    Progress progress(ProgressMode::Off, 25, configs.front().task.n_tasks);
+    trainer.run(dir_ptrs, progress, std::vector<const CheckpointState*>(2));
+    for (const auto& d : dirs) fs::remove_all(d->path());
+  };
+  CpuReportingAFusedPath fused;
+  pack(fused, "fused_report");
+  const std::string with_report = log.str();
+  log.str("");
+  CpuBackend cpu;
+  pack(cpu, "no_fused_report");
+  const std::string without = log.str();
+  auto& sinks = spdlog::default_logger()->sinks();
+  sinks.erase(std::find(sinks.begin(), sinks.end(), sink));
+  spdlog::set_level(spdlog::level::warn);
+
+  std::size_t reports = 0;
+  for (std::size_t at = with_report.find("cuBLASLt: 2 fused problems, 1 refused (test)"); at != std::string::npos;
+       at = with_report.find("cuBLASLt: 2 fused problems", at + 1))
+    ++reports;
+  EXPECT_EQ(reports, 2u) << "one line at the end of each run of the pack:\n" << with_report;
+  EXPECT_EQ(without.find("cuBLASLt"), std::string::npos) << without;
+}
+
+// ---- weights that go non-finite between two evals (docs/CUDA.md, "NaN") -------------------
+// The CPU backend with the fused path's ReLU (max(x, 0), as cuBLASLt documents its epilogue):
+// NaN comes out 0, so a NaN weight of a hidden unit never reaches the loss (the unit's output is
+// 0 and its mask, H > 0, stops its gradient) and only the trainer's parameter check can end the
+// run. Every other op is the CPU backend's, so the run is the CPU's to the bit until then.
+class CpuWithMaxRelu final : public testing::CpuForwardingBackend {
+ public:
+  std::string name() const override { return cpu().name() + ", ReLU max(x, 0) (test)"; }
+  void bias_activation(float* H, const float* bias, int rows, int cols, bool relu) override {
+    cpu().bias_activation(H, bias, rows, cols, relu);
+    if (!relu) return;
+    const std::size_t n = static_cast<std::size_t>(rows) * cols;
+    for (std::size_t i = 0; i < n; ++i) H[i] = std::isnan(H[i]) ? 0.0f : H[i];
+  }
+};
+
+// Every backend under test (CPU here; cuda, cuda_tf32, cuda_bf16, cuda_unfused on a GPU) and the
+// CPU with the fused path's ReLU, which stands in for cuBLASLt's where no GPU is.
+constexpr const char* kMaxRelu = "cpu_max_relu";
+std::vector<std::string> divergence_backends() {
+  std::vector<std::string> names = conformance::backend_names();
+  names.push_back(kMaxRelu);
+  return names;
+}
+
+class NonFiniteWeights : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    spdlog::set_level(spdlog::level::warn);
+    if (GetParam() == kMaxRelu) {
+      backend_ = std::make_unique<CpuWithMaxRelu>();
+      return;
+    }
+    for (const conformance::BackendUnderTest& b : conformance::backends_under_test()) {
+      if (b.name != GetParam()) continue;
+      if (const std::string why = b.unavailable(); !why.empty()) GTEST_SKIP() << why;
+      backend_ = b.make();
+    }
+    ASSERT_NE(backend_, nullptr);
+  }
+
+  // Trains `seeds` as one pack (a run alone for one seed) to step 25, evals at 0 and 25 included,
+  // puts a NaN into the first weight of run `poisoned` through the trainer's model(), and goes on
+  // from there in the same directories to step 100 (the runs resumed from their state at 25:
+  // every other run continues as if nothing happened). Returns the second part's summaries.
+  std::vector<RunSummary> poison_after_step_25(const std::vector<uint64_t>& seeds, int poisoned) {
+    std::vector<ExperimentConfig> first, second;
+    std::vector<fs::path> paths;
+    for (std::size_t i = 0; i < seeds.size(); ++i) {
+      const std::string seed = "seed=" + std::to_string(seeds[i]);
+      first.push_back(tiny({"train.stop_when_learned=false", "train.max_steps=25", seed}));
+      second.push_back(tiny({"train.stop_when_learned=false", "train.max_steps=100", seed}));
+      paths.push_back(
+          fresh_dir("nonfinite_" + GetParam() + "_" + std::to_string(seeds.size()) + "_" + std::to_string(i)));
+      dirs_.push_back(paths.back());
+    }
+    Progress progress(ProgressMode::Off, 100, first.front().task.n_tasks);
+    std::vector<CheckpointState> states;
+    {
+      std::vector<std::unique_ptr<RunDirectory>> dirs;
+      std::vector<RunDirectory*> dir_ptrs;
+      for (std::size_t i = 0; i < seeds.size(); ++i) {
+        dirs.push_back(std::make_unique<RunDirectory>(paths[i]));
+        dirs.back()->write_config(to_json(first[i]));
+        dir_ptrs.push_back(dirs.back().get());
+      }
+      Trainer trainer(*backend_, first);
+      const auto summaries = trainer.run(dir_ptrs, progress, std::vector<const CheckpointState*>(seeds.size()));
+      for (const RunSummary& s : summaries) EXPECT_EQ(s.status, RunStatus::MaxSteps) << s.message;
+      Parameter& w = trainer.model().parameters(trainer.slot(poisoned)).front();
+      EXPECT_TRUE(w.is_matrix && w.is_hidden) << w.name << ": the first hidden layer's weight expected";
+      std::vector<float> values = w.value.download();
+      values[0] = std::numeric_limits<float>::quiet_NaN();  // unit 0's first input weight
+      w.value.upload(values);
+      for (std::size_t i = 0; i < seeds.size(); ++i)
+        states.push_back(trainer.snapshot(25, 0.0, summaries[i].T_k, static_cast<int>(i)));
+    }
+    std::vector<std::unique_ptr<RunDirectory>> dirs;
+    std::vector<RunDirectory*> dir_ptrs;
+    std::vector<const CheckpointState*> resume;
+    for (std::size_t i = 0; i < seeds.size(); ++i) {
+      dirs.push_back(std::make_unique<RunDirectory>(paths[i], RunDirMode::Resume));
+      dir_ptrs.push_back(dirs.back().get());
+      resume.push_back(&states[i]);
+    }
+    Trainer trainer(*backend_, second);
+    return trainer.run(dir_ptrs, progress, resume);
+  }
+
+  // The poisoned run: diverged at step 50, the first eval after the NaN, which its message names
+  // and its last metrics row is; on the CPU with the fused path's ReLU the loss stayed finite, so
+  // the parameters must be what ended it.
+  void expect_diverged_at_50(const RunSummary& s, const fs::path& dir) {
+    EXPECT_EQ(s.status, RunStatus::Diverged) << s.message;
+    EXPECT_EQ(s.steps, 50) << s.message;
+    EXPECT_NE(s.message.find("non-finite"), std::string::npos) << s.message;
+    EXPECT_NE(s.message.find("at step 50"), std::string::npos) << s.message;
+    if (GetParam() == kMaxRelu) {
+      EXPECT_NE(s.message.find("non-finite parameters"), std::string::npos) << s.message;
+    }
+    const auto summary = nlohmann::json::parse(read_file(dir / "summary.json"));
+    EXPECT_EQ(summary["status"], "diverged");
+    EXPECT_EQ(summary["steps"], 50);
+    const auto rows = lines_of(dir / "metrics.csv");
+    ASSERT_FALSE(rows.empty());
+    EXPECT_EQ(rows.back().substr(0, rows.back().find(',')), "50") << "the eval that found it is recorded";
+  }
+
+  void TearDown() override {
+    for (const fs::path& d : dirs_) fs::remove_all(d);
+  }
+
+  std::unique_ptr<Backend> backend_;
+  std::vector<fs::path> dirs_;
+};
+
+TEST_P(NonFiniteWeights, ARunIsDivergedAtTheFirstEvalAfter) {
+  const std::vector<RunSummary> s = poison_after_step_25({1}, 0);
+  ASSERT_EQ(s.size(), 1u);
+  expect_diverged_at_50(s[0], dirs_[0]);
+}
+
+// Seeds {2, 1, 2}: slots put the runs of a seed together, so run 1 is slot 2 and run 2 is slot 1;
+// the NaN goes into run 1's weights. Only run 1 ends (at step 50); the others run to step 100.
+TEST_P(NonFiniteWeights, APackedRunIsDivergedAtTheFirstEvalAfterAndOnlyIt) {
+  const std::vector<RunSummary> s = poison_after_step_25({2, 1, 2}, 1);
+  ASSERT_EQ(s.size(), 3u);
+  expect_diverged_at_50(s[1], dirs_[1]);
+  for (const int run : {0, 2}) {
+    EXPECT_EQ(s[run].status, RunStatus::MaxSteps) << "run " << run << ": " << s[run].message;
+    EXPECT_EQ(s[run].steps, 100) << "run " << run;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, NonFiniteWeights, ::testing::ValuesIn(divergence_backends()),
+                         [](const ::testing::TestParamInfo<std::string>& param) { return param.param; });
+
 }  // namespace
 }  // namespace skillrun

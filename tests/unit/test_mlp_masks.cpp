@@ -11,12 +11,12 @@
 #include <cstdlib>
 #include <cstring>
 #include <new>
-#include <stdexcept>
 #include <random>
 #include <vector>
 
 #include "backend/cpu/cpu_backend.h"
 #include "model/mlp.h"
+#include "support/cpu_forwarding_backend.h"
 
 namespace skillrun {
 namespace {
@@ -26,10 +26,9 @@ struct Stamp {
   int32_t cols, rows, run;
 };
 
-class MaskKeepingBackend final : public Backend {
+class MaskKeepingBackend final : public testing::CpuForwardingBackend {
  public:
   std::string name() const override { return "cpu with masks (test)"; }
-  bool is_cpu() const override { return true; }
   // 256-byte aligned, as a backend that keeps masks must allocate (CUDA's allocations are).
   void* allocate(std::size_t bytes) override {
     void* p = std::aligned_alloc(256, (bytes + 256) / 256 * 256);
@@ -37,50 +36,6 @@ class MaskKeepingBackend final : public Backend {
     return p;
   }
   void deallocate(void* p) noexcept override { std::free(p); }
-  void upload(void* dst, const void* src, std::size_t bytes) override { cpu_.upload(dst, src, bytes); }
-  void download(void* dst, const void* src, std::size_t bytes) override { cpu_.download(dst, src, bytes); }
-  void copy(void* dst, const void* src, std::size_t bytes) override { cpu_.copy(dst, src, bytes); }
-  void synchronize() override {}
-  using Backend::axpby;
-  using Backend::fill;
-  using Backend::gemm;
-  using Backend::msign_svd;
-  using Backend::sum_squares;
-  void gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda, const float* B, int ldb,
-            float beta, float* C, int ldc) override {
-    cpu_.gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
-  }
-  void fill(float* x, std::size_t n, float value) override { cpu_.fill(x, n, value); }
-  void axpby(float* y, const float* x, std::size_t n, float alpha, float beta) override {
-    cpu_.axpby(y, x, n, alpha, beta);
-  }
-  double sum_squares(const float* x, std::size_t n) override { return cpu_.sum_squares(x, n); }
-  void bias_activation(float* H, const float* bias, int rows, int cols, bool relu) override {
-    cpu_.bias_activation(H, bias, rows, cols, relu);
-  }
-  void relu_backward(float* dH, const float* H, std::size_t n) override { cpu_.relu_backward(dH, H, n); }
-  void column_sums(const float* A, int rows, int cols, float* out) override { cpu_.column_sums(A, rows, cols, out); }
-  void cross_entropy(const float* logits, const int32_t* labels, int rows, int classes, float* loss, float* correct,
-                     float* dlogits, float grad_scale) override {
-    cpu_.cross_entropy(logits, labels, rows, classes, loss, correct, dlogits, grad_scale);
-  }
-  void task_sums(const float* loss, const float* correct, const int32_t* tasks, int rows, int n_tasks,
-                 double* sums) override {
-    cpu_.task_sums(loss, correct, tasks, rows, n_tasks, sums);
-  }
-  void sparse_parity(const ParityDraw& draw, const ParityTables& tables, int count, float* x, int32_t* labels,
-                     int32_t* tasks) override {
-    cpu_.sparse_parity(draw, tables, count, x, labels, tasks);
-  }
-  void sgd_update(float*, const float*, float*, std::size_t, float, float, bool, float) override { unused(); }
-  void nmd_update(float*, const float*, float*, std::size_t, float, float, float) override { unused(); }
-  void adam_update(float*, const float*, float*, float*, std::size_t, float, float, float, float, float, bool,
-                   int64_t) override {
-    unused();
-  }
-  void signgd_update(float*, const float*, float*, std::size_t, float, float, float) override { unused(); }
-  void momentum_accumulate(float*, const float*, float*, std::size_t, float, bool) override { unused(); }
-  void msign_svd(const float*, float*, int, int) override { unused(); }
 
   // An odd size (not a multiple of 256): the Mlp must round the stride up itself.
   std::size_t relu_mask_bytes(int rows, int cols) const override {
@@ -140,14 +95,12 @@ class MaskKeepingBackend final : public Backend {
   int range_first = 0;  // the first run of the RunRange the test drives: stamps name runs globally
 
  private:
-  [[noreturn]] static void unused() { throw std::logic_error("not used by this test"); }
   void check_buffer(const void* mask, std::size_t stride, int rows, int cols) const {
     ASSERT_NE(mask, nullptr) << "a ReLU layer without its mask";
     EXPECT_EQ(reinterpret_cast<uintptr_t>(mask) % 256, 0u) << "mask not 256-byte aligned";
     EXPECT_EQ(stride % 256, 0u) << "mask stride not a multiple of 256 bytes";
     EXPECT_GE(stride, relu_mask_bytes(rows, cols)) << "mask stride smaller than relu_mask_bytes";
   }
-  CpuBackend cpu_;
 };
 
 TEST(MlpMasks, ForwardMasksReachTheBackwardOfTheLayerAboveAndResultsStayBitIdentical) {

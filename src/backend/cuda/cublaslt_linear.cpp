@@ -33,6 +33,7 @@
 #include <spdlog/spdlog.h>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/fused_linear_limits.h"
 #include "core/error.h"
 
 namespace skillrun::cuda {
@@ -41,8 +42,6 @@ namespace {
 // Like the cuBLAS handle's (NVIDIA's recommendation for Hopper); allocated once, so that
 // cuBLASLt never allocates (a CUDA graph capture would not allow it).
 constexpr std::size_t kWorkspaceBytes = std::size_t{32} << 20;
-// Grid z holds the batch in many kernels (cuBLASLt docs, "Problem Size Limitations").
-constexpr int kMaxBatch = 65535;
 // A batched bias or mask must be at least this aligned in every run (TMA's global alignment).
 constexpr uint32_t kMinVectorAlignment = 16;
 
@@ -67,8 +66,9 @@ const char* epilogue_name(cublasLtEpilogue_t e) {
   }
 }
 
-// A cuBLASLt call while a plan is made: a failure is a refusal (its reason kept), except running
-// out of memory, which throws as everywhere else.
+// A cuBLASLt call while a plan is made: a failure is a refusal (its reason kept, with cuBLASLt's
+// status; plan_for logs it as a warning with the problem), except running out of memory, which
+// throws as everywhere else.
 bool lt_ok(cublasStatus_t status, const char* expr, std::string& why) {
   if (status == CUBLAS_STATUS_SUCCESS) return true;
   if (status == CUBLAS_STATUS_ALLOC_FAILED) throw_cublas_error(status, expr, __FILE__, __LINE__);
@@ -137,7 +137,7 @@ struct CublasLtLinear::Problem {
   // The ReLU mask of an activation `cols` wide, at `stride` bytes per run.
   void with_mask(const void* mask, int cols, std::size_t stride) {
     aux = mask;
-    aux_ld = mask_ld_bits(cols);
+    aux_ld = relu_mask_ld_bits(cols);
     aux_stride = static_cast<int64_t>(stride) * 8;
   }
 
@@ -169,9 +169,13 @@ struct CublasLtLinear::Problem {
                aux != nullptr};
   }
 
+  // The problem's shape, as the refusal warning names it: epilogue, sizes, transposes, batch and
+  // (batched) the operand strides in elements, 0 for an operand the runs share.
   std::string describe() const {
-    return fmt::format("{} m={} n={} k={} op(A)={} op(B)={} batch {}", epilogue_name(epilogue), m, n, k,
-                       transa == CUBLAS_OP_T ? "T" : "N", transb == CUBLAS_OP_T ? "T" : "N", batch);
+    std::string text = fmt::format("{} m={} n={} k={} op(A)={} op(B)={} batch {}", epilogue_name(epilogue), m, n, k,
+                                   transa == CUBLAS_OP_T ? "T" : "N", transb == CUBLAS_OP_T ? "T" : "N", batch);
+    if (batch > 1) text += fmt::format(" (strides A {} B {} D {})", stride_a, stride_b, stride_d);
+    return text;
   }
 };
 
@@ -224,12 +228,6 @@ bool set_desc(cublasLtMatmulDesc_t desc, cublasLtMatmulDescAttributes_t attr, co
   return SKR_LT_TRY(cublasLtMatmulDescSetAttribute(desc, attr, &value, sizeof value), why);
 }
 }  // namespace
-
-std::size_t CublasLtLinear::mask_bytes(int rows, int cols) {
-  if (rows <= 0 || cols <= 0) return 0;
-  const std::size_t bytes = static_cast<std::size_t>(mask_ld_bits(cols) / 8) * static_cast<std::size_t>(rows);
-  return (bytes + 255) / 256 * 256;
-}
 
 CublasLtLinear::CublasLtLinear(cudaStream_t stream, cublasComputeType_t compute_type)
     : stream_(stream), compute_type_(compute_type) {
@@ -317,18 +315,26 @@ CublasLtLinear::Plan* CublasLtLinear::plan_for(const Problem& p) {
         return true;
       }
     }
-    why = returned == 0 ? "the heuristic returned no algorithm"
+    why = returned == 0 ? "cublasLtMatmulAlgoGetHeuristic returned CUBLAS_STATUS_SUCCESS and no algorithm"
                         : fmt::format("the heuristic's {} algorithms are not usable (state {})", returned,
                                       cublasGetStatusName(results[0].state));
     return false;
   };
+  ++problems_;
   P.usable = build();
-  if (!P.usable) {
-    spdlog::info("cuBLASLt: {} not fused ({}); the unfused kernels compute it", p.describe(), why);
-  }
+  if (!P.usable) refuse(P, p, P.why);
   Plan* result = P.usable ? plan.get() : nullptr;
   plans_.emplace(key, std::move(plan));
   return result;
+}
+
+void CublasLtLinear::refuse(Plan& plan, const Problem& p, std::string why) {
+  plan.usable = false;
+  plan.why = std::move(why);
+  ++refused_;
+  // A warning: a refusal costs the fusion for every step of the run (a packed sweep could run
+  // unfused throughout), so it must show in run.log. Once per problem: the plan remembers it.
+  spdlog::warn("cuBLASLt refused {} ({}); the fallback computes it", p.describe(), plan.why);
 }
 
 bool CublasLtLinear::run(const Problem& p) {
@@ -347,9 +353,7 @@ bool CublasLtLinear::run(const Problem& p) {
   if (status == CUBLAS_STATUS_NOT_SUPPORTED || status == CUBLAS_STATUS_INVALID_VALUE ||
       status == CUBLAS_STATUS_ARCH_MISMATCH) {
     // Refused at the call (checked before anything is enqueued): remember it, take the unfused path.
-    plan->usable = false;
-    plan->why = fmt::format("cublasLtMatmul returned {}", cublasGetStatusName(status));
-    spdlog::info("cuBLASLt: {} not fused ({}); the unfused kernels compute it", p.describe(), plan->why);
+    refuse(*plan, p, fmt::format("cublasLtMatmul returned {}", cublasGetStatusName(status)));
     return false;
   }
   throw_cublas_error(status, "cublasLtMatmul", __FILE__, __LINE__);
@@ -362,11 +366,7 @@ void CublasLtLinear::forget_masks(const void* mask, std::size_t mask_stride, int
 }
 
 namespace {
-// Shared preconditions: every size >= 1 (empty products go through the kernels that handle
-// them), a batch a grid dimension holds.
-bool sizes_ok(int rows, int fan_in, int fan_out, int runs) {
-  return rows >= 1 && fan_in >= 1 && fan_out >= 1 && runs >= 1 && runs <= kMaxBatch;
-}
+// (The sizes: fused_sizes_ok, fused_linear_limits.h.)
 // A batched bias (or bias gradient) must be 16-byte aligned in every run.
 bool bias_ok(const void* bias, std::size_t param_stride, int runs) {
   return runs <= 1 ||
@@ -376,8 +376,7 @@ bool bias_ok(const void* bias, std::size_t param_stride, int runs) {
 bool mask_ok(const void* mask, std::size_t mask_stride, int rows, int cols, int runs) {
   if (reinterpret_cast<uintptr_t>(mask) % 256 != 0) return false;
   if (runs > 1 && mask_stride % 256 != 0) return false;
-  const std::size_t needed = static_cast<std::size_t>(CublasLtLinear::mask_ld_bits(cols) / 8) *
-                             static_cast<std::size_t>(rows);
+  const std::size_t needed = static_cast<std::size_t>(relu_mask_ld_bits(cols) / 8) * static_cast<std::size_t>(rows);
   return mask_stride >= needed;
 }
 }  // namespace
@@ -386,7 +385,7 @@ bool CublasLtLinear::forward(const float* x, std::size_t stride_x, const float* 
                              std::size_t param_stride, float* out, std::size_t stride_out, int rows, int fan_in,
                              int fan_out, bool relu, void* mask, std::size_t mask_stride, int runs) {
   if (!relu) mask = nullptr;
-  bool ok = sizes_ok(rows, fan_in, fan_out, runs) && bias_ok(b, param_stride, runs) &&
+  bool ok = fused_sizes_ok(rows, fan_in, fan_out, runs) && bias_ok(b, param_stride, runs) &&
             (mask == nullptr || mask_ok(mask, mask_stride, rows, fan_out, runs));
   if (ok) {
     Problem p = Problem::product(CUBLAS_OP_T, CUBLAS_OP_N, fan_out, rows, fan_in, W, fan_in, param_stride, x, fan_in,
@@ -412,7 +411,7 @@ bool CublasLtLinear::forward(const float* x, std::size_t stride_x, const float* 
 bool CublasLtLinear::weight_grad(const float* dZ, std::size_t stride_dz, const float* x, std::size_t stride_x,
                                  float* dW, float* db, std::size_t param_stride, int rows, int fan_in, int fan_out,
                                  int runs) {
-  if (db == nullptr || !sizes_ok(rows, fan_in, fan_out, runs) || !bias_ok(db, param_stride, runs)) return false;
+  if (db == nullptr || !fused_sizes_ok(rows, fan_in, fan_out, runs) || !bias_ok(db, param_stride, runs)) return false;
   Problem p = Problem::product(CUBLAS_OP_N, CUBLAS_OP_T, fan_in, fan_out, rows, x, fan_in, stride_x, dZ, fan_out,
                                stride_dz, dW, fan_in, param_stride, runs);
   p.epilogue = CUBLASLT_EPILOGUE_BGRADB;
@@ -424,7 +423,8 @@ CublasLtLinear::InputGrad CublasLtLinear::input_grad_relu(const float* dZ, std::
                                                            std::size_t param_stride, const void* mask,
                                                            std::size_t mask_stride, float* dX, std::size_t stride_dx,
                                                            float* db_in, int rows, int fan_in, int fan_out, int runs) {
-  if (mask == nullptr || !sizes_ok(rows, fan_in, fan_out, runs) || !mask_ok(mask, mask_stride, rows, fan_in, runs))
+  if (mask == nullptr || !fused_sizes_ok(rows, fan_in, fan_out, runs) ||
+      !mask_ok(mask, mask_stride, rows, fan_in, runs))
     return InputGrad::kNotRun;
   // Only masks the fused forward wrote for this very activation shape.
   const auto* base = static_cast<const unsigned char*>(mask);

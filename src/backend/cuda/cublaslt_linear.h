@@ -8,10 +8,13 @@
 //                  where that is refused or no bias gradient is asked for).
 // Each call returns false when it did not run (nothing enqueued): the caller then takes the
 // unfused path (Backend's defaults over CudaBackend's gemm and kernels). That happens when a
-// precondition fails (sizes, alignment, batch count, a mask the last fused forward did not
-// write) or when cuBLASLt refuses the problem; a refusal is remembered per problem with one
-// log line. The heuristic runs once per problem (shape, transposes, epilogue, batch, strides,
+// precondition fails (sizes: fused_linear_limits.h; alignment, batch count, a mask the last fused
+// forward did not write) or when cuBLASLt refuses the problem; a refusal is remembered per problem
+// and logged once, as a warning naming the problem and cuBLASLt's status, and counted
+// (refused()). The heuristic runs once per problem (shape, transposes, epilogue, batch, strides,
 // alignments, compute type) and its algorithm is kept, so a problem always runs the same kernel.
+// The fused ReLU is cuBLASLt's (documented as max(x, 0)): it may map a NaN to 0, where the
+// unfused kernel keeps it; the trainer's parameter check covers that (docs/CUDA.md, "NaN").
 #pragma once
 #include <cublasLt.h>
 #include <cuda_runtime.h>
@@ -39,12 +42,6 @@ class CublasLtLinear {
   CublasLtLinear(const CublasLtLinear&) = delete;
   CublasLtLinear& operator=(const CublasLtLinear&) = delete;
 
-  // The ReLU bit-mask of a (rows x cols) row-major activation: column-major cols x rows in
-  // cuBLASLt's terms, one bit per element, each of the `rows` columns padded to a multiple of
-  // 128 bits (the EPILOGUE_AUX_LD rule); bytes rounded up to 256.
-  static int64_t mask_ld_bits(int cols) { return (static_cast<int64_t>(cols) + 127) / 128 * 128; }
-  static std::size_t mask_bytes(int rows, int cols);
-
   // The layer ops of Backend (same arguments); true when the fused product ran.
   bool forward(const float* x, std::size_t stride_x, const float* W, const float* b, std::size_t param_stride,
                float* out, std::size_t stride_out, int rows, int fan_in, int fan_out, bool relu, void* mask,
@@ -64,6 +61,10 @@ class CublasLtLinear {
   // that falls back there would compute differently from the eager steps): a problem without a
   // plan throws RuntimeError, and the trainer then runs that step and the rest eagerly.
   void set_capturing(bool capturing) { capturing_ = capturing; }
+  // Problems planned so far (one per distinct problem, fused or not) and how many of them
+  // cuBLASLt refused (each logged once as a warning).
+  uint64_t problems() const { return problems_; }
+  uint64_t refused() const { return refused_; }
 
  private:
   struct Problem;  // one fused product, as cuBLASLt sees it (cublaslt_linear.cpp)
@@ -74,6 +75,8 @@ class CublasLtLinear {
   // refuses it; then `why` says why (logged once, when the plan is made).
   Plan* plan_for(const Problem& p);
   bool run(const Problem& p);
+  // Marks `plan` (of `p`) refused for `why`: counted and logged once.
+  void refuse(Plan& plan, const Problem& p, std::string why);
 
   cudaStream_t stream_ = nullptr;
   cublasComputeType_t compute_type_;
@@ -81,6 +84,7 @@ class CublasLtLinear {
   void* workspace_ = nullptr;
   std::map<Key, std::unique_ptr<Plan>> plans_;
   bool capturing_ = false;
+  uint64_t problems_ = 0, refused_ = 0;
   // The masks the fused forward wrote, per run's mask pointer: (rows, cols) of the activation
   // it describes. The fused backward reads a mask only when its record matches.
   std::unordered_map<const void*, std::pair<int, int>> masks_;

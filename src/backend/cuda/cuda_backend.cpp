@@ -28,6 +28,7 @@
 
 #include "backend/cuda/cublaslt_linear.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/fused_linear_limits.h"
 #include "core/error.h"
 #include "elementwise.cuh"
 #include "loss.cuh"
@@ -460,7 +461,23 @@ void CudaBackend::cross_entropy(const float* logits, const int32_t* labels, int 
 // ---- the MLP's layers: cuBLASLt epilogues, or the unfused defaults ---------------------------
 
 std::size_t CudaBackend::relu_mask_bytes(int rows, int cols) const {
-  return lt_ != nullptr ? cuda::CublasLtLinear::mask_bytes(rows, cols) : 0;
+  return lt_ != nullptr ? cuda::relu_mask_bytes(rows, cols) : 0;
+}
+
+Backend::FusedLinearCounts CudaBackend::fused_linear_counts() const {
+  FusedLinearCounts counts = linear_counts_;
+  if (lt_ != nullptr) {
+    counts.problems = lt_->problems();
+    counts.refused = lt_->refused();
+  }
+  return counts;
+}
+
+std::string CudaBackend::fused_linear_report() const {
+  const FusedLinearCounts c = fused_linear_counts();
+  if (lt_ == nullptr) return fmt::format("cuBLASLt: off (SKILLRUN_CUBLASLT), {} layer calls unfused", c.unfused);
+  return fmt::format("cuBLASLt: {} fused problems, {} refused; {} layer calls fused, {} unfused", c.problems, c.refused,
+                     c.fused, c.unfused);
 }
 
 void CudaBackend::linear_forward_runs(const float* x, std::size_t stride_x, const float* W, const float* b,

@@ -116,7 +116,8 @@ class CudaBackend final : public Backend {
                                    const float* H, std::size_t stride_h, const void* relu_mask,
                                    std::size_t mask_stride, float* dX, std::size_t stride_dx, float* db_in, int rows,
                                    int fan_in, int fan_out, int runs) override;
-  FusedLinearCounts fused_linear_counts() const override { return linear_counts_; }
+  FusedLinearCounts fused_linear_counts() const override;
+  std::string fused_linear_report() const override;
   void task_sums(const float* loss, const float* correct, const int32_t* tasks, int rows, int n_tasks,
                  double* sums) override;
 
