@@ -119,7 +119,7 @@ int cmd_analyze(const AnalyzeOptions& options) {
     }
   }
   if (skipped.size() == dirs.size())
-    throw RuntimeError(fmt::format("no run could be analysed ({} run director{} found, none readable):\n  {}",
+    throw RuntimeError(fmt::format("no run could be analysed ({} run director{} found, none usable):\n  {}",
                                    dirs.size(), dirs.size() == 1 ? "y" : "ies", fmt::join(skipped, "\n  ")));
   for (const std::string& why : skipped) spdlog::warn("run skipped: {}", why);
   if (!skipped.empty())

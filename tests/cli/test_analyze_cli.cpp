@@ -412,7 +412,7 @@ TEST_F(AnalyzeCli, NothingUsableLeftIsAClearErrorListingEachRun) {
   std::ofstream(dir_ / "runs" / "b" / "metrics.csv", std::ios::trunc) << "step,wall\n";
   const Result r = skillrun({"analyze", (dir_ / "runs").string()});
   EXPECT_EQ(r.status, 1);
-  EXPECT_TRUE(r.err.starts_with("error: no run could be analysed (2 run directories found, none readable)")) << r.err;
+  EXPECT_TRUE(r.err.starts_with("error: no run could be analysed (2 run directories found, none usable)")) << r.err;
   EXPECT_TRUE(contains(r.err, "a/config.json: malformed JSON")) << r.err;
   EXPECT_TRUE(contains(r.err, "b/metrics.csv:1: not a skillrun metrics header")) << r.err;
 }
