@@ -7,14 +7,16 @@
 
 namespace skillrun {
 
+void AcquisitionTracker::add(int64_t step, std::span<const double> loss_bits) {
+  const std::size_t n = std::min(T_.size(), loss_bits.size());
+  for (std::size_t k = 0; k < n; ++k)  // NaN and ±inf never count as learned (−inf <= τ would)
+    if (!T_[k] && std::isfinite(loss_bits[k]) && loss_bits[k] <= tau_bits_) T_[k] = step;
+}
+
 AcquisitionTimes acquisition_times(const std::vector<MetricsRow>& rows, int n_tasks, double tau_bits) {
-  AcquisitionTimes T(static_cast<std::size_t>(n_tasks));
-  for (const MetricsRow& row : rows) {
-    const int n = std::min(n_tasks, static_cast<int>(row.loss_bits.size()));
-    for (int k = 0; k < n; ++k)
-      if (!T[k] && row.loss_bits[k] <= tau_bits) T[k] = row.step;  // NaN compares false: never learned
-  }
-  return T;
+  AcquisitionTracker tracker(n_tasks, tau_bits);
+  for (const MetricsRow& row : rows) tracker.add(row.step, row.loss_bits);
+  return tracker.times();
 }
 
 std::optional<int64_t> first_acquisition(const AcquisitionTimes& T) {

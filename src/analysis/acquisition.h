@@ -4,6 +4,7 @@
 #pragma once
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <vector>
 
 #include "io/run_dir.h"
@@ -13,7 +14,21 @@ namespace skillrun {
 // One entry per subtask: the step it was learned at, empty if it never was.
 using AcquisitionTimes = std::vector<std::optional<int64_t>>;
 
-// T_k(τ): the first eval step with loss_k <= tau_bits. Rows must be in step order.
+// T_k(τ) gathered one eval row at a time (metrics.csv is streamed, not held): the first step
+// at which loss_k is finite and <= tau_bits. Rows must come in step order.
+class AcquisitionTracker {
+ public:
+  AcquisitionTracker(int n_tasks, double tau_bits) : T_(static_cast<std::size_t>(n_tasks)), tau_bits_(tau_bits) {}
+  void add(int64_t step, std::span<const double> loss_bits);
+  const AcquisitionTimes& times() const { return T_; }
+  double tau_bits() const { return tau_bits_; }
+
+ private:
+  AcquisitionTimes T_;
+  double tau_bits_;
+};
+
+// T_k(τ) of whole rows (AcquisitionTracker over them). Rows must be in step order.
 AcquisitionTimes acquisition_times(const std::vector<MetricsRow>& rows, int n_tasks, double tau_bits);
 
 // T_first = min_k T_k over the subtasks that were learned; empty if none was.

@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
+#include <functional>
 #include <limits>
 #include <map>
 #include <set>
@@ -170,80 +172,88 @@ Spectrum spectrum_at(const json& config, const std::string& key, const fs::path&
                                  config_file.string(), key, v.dump()));
 }
 
-IclMetrics parse_icl_metrics_csv(const std::string& text, const std::string& source) {
-  IclMetrics m;
-  std::size_t n_columns = 0, loss = 0, distance = 0;
-  const auto check_header = [&](const std::vector<std::string>& header) {
+bool read_icl_metrics_csv(std::istream& in, const std::string& source,
+                          const std::function<void(const IclRow&)>& on_row) {
+  std::vector<std::string> header;
+  std::size_t loss = 0, distance = 0;
+  std::vector<double> values;  // of one row, reused
+  const auto check_header = [&](const std::vector<std::string>& h) {
     const auto column = [&](const char* name) {
-      return static_cast<std::size_t>(std::find(header.begin(), header.end(), name) - header.begin());
+      return static_cast<std::size_t>(std::find(h.begin(), h.end(), name) - h.begin());
     };
-    n_columns = header.size();
     loss = column("loss");
     distance = column("relative_distance");
-    if (n_columns < 2 || header[0] != "step" || header[1] != "wall_s" || loss == n_columns || distance == n_columns)
+    if (h.size() < 2 || h[0] != "step" || h[1] != "wall_s" || loss == h.size() || distance == h.size())
       throw RuntimeError(fmt::format(
           "{}:1: not an icl_linreg metrics header (step,wall_s,...,loss,...,relative_distance,...)", source));
+    header = h;
   };
-  m.truncated = read_csv_rows(text, source, check_header, [&](const std::vector<std::string>& fields) {
-    if (fields.size() != n_columns) return false;
+  return read_csv_rows(in, source, check_header, [&](const std::vector<std::string>& fields, int64_t step) {
+    RowVerdict v;
+    values.resize(fields.size());
     for (std::size_t i = 1; i < fields.size(); ++i)
-      if (!parse_double(fields[i])) return false;
-    const auto step = parse_int(fields[0]);
-    if (!step) return false;
-    m.rows.push_back({*step, *parse_double(fields[loss]), *parse_double(fields[distance])});
-    return true;
+      if (!number_field(fields, header, i, values[i], v.malformed)) return v;
+    const IclRow row{step, values[loss], values[distance]};
+    // The values a run stops at when non-finite (train/icl_trainer): only its last row has one.
+    if (!std::isfinite(row.loss))
+      v.nonfinite = header[loss];
+    else if (!std::isfinite(row.relative_distance))
+      v.nonfinite = header[distance];
+    on_row(row);
+    return v;
   });
-  return m;
 }
 
 IclRun read_icl_run(const fs::path& dir) {
   IclRun r;
   r.dir = dir;
   const fs::path config_file = dir / "config.json";
-  r.config = read_config_json(dir);
-  const json optimizer = value_at(r.config, "optimizer.type");
-  if (!optimizer.is_string()) throw RuntimeError(fmt::format("{}: optimizer.type is missing", config_file.string()));
-  r.optimizer = optimizer.get<std::string>();
+  const RunConfig config = read_run_config(dir);
+  if (!config.config.is_icl())
+    throw RuntimeError(fmt::format("{}: a sparse_parity run, not icl_linreg", config_file.string()));
+  r.config = config.json;
+  r.optimizer = std::string(name(config.config.optimizer.type));
   r.lr = value_at(r.config, "optimizer.lr");
   r.seed = value_at(r.config, "seed");
   r.sigma_x = spectrum_at(r.config, "task.sigma_x", config_file);
   r.sigma_w = spectrum_at(r.config, "task.sigma_w", config_file);
   for (const std::string& key : kIclSettingKeys) r.settings.push_back(value_at(r.config, key));
 
-  const fs::path metrics_file = dir / "metrics.csv";
-  const IclMetrics metrics = parse_icl_metrics_csv(read_file(metrics_file), metrics_file.string());
-  r.metrics_truncated = metrics.truncated;
-  if (metrics.truncated)
-    spdlog::warn("{}: partial last line dropped (the run was killed while writing it); read {} whole rows",
-                 metrics_file.string(), metrics.rows.size());
-
   r.status = kStatusIncomplete;
   const fs::path summary_file = dir / "summary.json";
   const auto summary = read_summary_json(dir, r.status, r.message);
   json recorded = nullptr;  // summary.json's steps_to_epsilon
-  try {
-    if (summary && summary->contains("epsilon"))
-      r.epsilon = summary->at("epsilon").get<double>();
-    else
-      r.epsilon = number_at(r.config, "eval.epsilon", config_file);
-    if (summary) recorded = summary->value("steps_to_epsilon", json(nullptr));
-    if (!recorded.is_null()) recorded.get<int64_t>();  // must be an integer
-  } catch (const json::exception& e) {
-    throw RuntimeError(fmt::format("{}: {}", summary_file.string(), e.what()));
+  r.epsilon = config.config.eval.epsilon;
+  if (summary) {
+    if (const auto epsilon = positive_summary_number(*summary, "epsilon", dir)) r.epsilon = *epsilon;
+    recorded = summary->value("steps_to_epsilon", json(nullptr));
+    if (!recorded.is_null() && !recorded.is_number_integer())
+      throw RuntimeError(fmt::format("{}: steps_to_epsilon must be an integer or null, got {}", summary_file.string(),
+                                     recorded.dump(-1, ' ', false, json::error_handler_t::replace)));
   }
 
-  const auto& rows = metrics.rows;
-  for (const IclRow& row : rows)
-    if (row.relative_distance <= r.epsilon) {  // NaN never is
+  // Streamed: only the first step at or below epsilon and the last row are kept.
+  const fs::path metrics_file = dir / "metrics.csv";
+  std::ifstream in = open_metrics_csv(dir);
+  std::optional<IclRow> last;
+  std::size_t rows = 0;
+  r.metrics_truncated = read_icl_metrics_csv(in, metrics_file.string(), [&](const IclRow& row) {
+    // NaN and ±inf never reach epsilon (−inf <= epsilon would)
+    if (!r.steps_to_epsilon && std::isfinite(row.relative_distance) && row.relative_distance <= r.epsilon)
       r.steps_to_epsilon = row.step;
-      break;
-    }
-  r.last_step = rows.empty() ? 0 : rows.back().step;
-  r.final_loss = rows.empty() ? std::nan("") : rows.back().loss;
-  r.final_relative_distance = rows.empty() ? std::nan("") : rows.back().relative_distance;
+    last = row;
+    ++rows;
+  });
+  if (r.metrics_truncated)
+    spdlog::warn("{}: partial last line dropped (the run was killed while writing it); read {} whole rows",
+                 metrics_file.string(), rows);
+
+  r.last_step = last ? last->step : 0;
+  r.final_loss = last ? last->loss : std::nan("");
+  r.final_relative_distance = last ? last->relative_distance : std::nan("");
   r.reached = r.steps_to_epsilon.has_value() && r.status != "diverged";
   const std::optional<int64_t> recorded_steps = recorded.is_null() ? std::nullopt : std::optional(recorded.get<int64_t>());
-  if (summary && r.status != "running" && !metrics.truncated && recorded_steps != r.steps_to_epsilon)
+  if (summary && r.status != "running" && !r.metrics_truncated && recorded_steps != r.steps_to_epsilon)
     spdlog::warn("{}: steps_to_epsilon from metrics.csv ({}) differs from summary.json's ({}); using metrics.csv",
                  dir.string(), r.steps_to_epsilon ? std::to_string(*r.steps_to_epsilon) : "none", recorded.dump());
   return r;

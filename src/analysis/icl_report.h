@@ -6,6 +6,8 @@
 #pragma once
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <istream>
 #include <optional>
 #include <string>
 #include <vector>
@@ -27,20 +29,20 @@ struct Spectrum {
 // kappa / exponent, a number.
 Spectrum spectrum_at(const nlohmann::json& config, const std::string& key, const std::filesystem::path& config_file);
 
-// The eval rows of an icl metrics.csv, as far as the analysis needs them.
+// What the analysis reads of one eval row of an icl metrics.csv.
 struct IclRow {
   int64_t step = 0;
   double loss = 0;
   double relative_distance = 0;
 };
-struct IclMetrics {
-  std::vector<IclRow> rows;
-  bool truncated = false;  // a partial last line was dropped
-};
-// Header: step, wall_s, then named columns among which loss and relative_distance; every field
-// a number ("nan" included). A partial last line is dropped as in parse_metrics_csv; any other
-// malformed line, or a header without those columns, throws RuntimeError naming `source`.
-IclMetrics parse_icl_metrics_csv(const std::string& text, const std::string& source);
+// Streams an icl metrics.csv: `on_row` gets each whole row in file order; returns true when a
+// partial last line was dropped. Header: step, wall_s, then named columns among which loss and
+// relative_distance; every field a number ("nan" included). A partial last line is dropped as
+// in read_metrics_csv; any other malformed line, a header without those columns, steps that do
+// not increase or a non-finite loss or relative_distance before the last row throw
+// RuntimeError naming `source` and the line.
+bool read_icl_metrics_csv(std::istream& in, const std::string& source,
+                          const std::function<void(const IclRow&)>& on_row);
 
 // Config keys that, besides optimizer.type and the two spectra, tell groups apart; a table shows
 // one as a column only when runs of the same optimizer differ in it (the headline gives the
@@ -66,9 +68,9 @@ struct IclRun {
   double final_loss = 0;               // last row; NaN without rows
   double final_relative_distance = 0;  // last row; NaN without rows
 };
-// Reads one icl_linreg run directory. steps_to_epsilon is recomputed from metrics.csv (a
-// disagreement with summary.json is logged). RuntimeError naming the file for a missing or
-// malformed config.json / metrics.csv / summary.json.
+// Reads one icl_linreg run directory, streaming metrics.csv. steps_to_epsilon is recomputed
+// from it (a disagreement with summary.json is logged). RuntimeError naming the file for a
+// missing or malformed config.json / metrics.csv / summary.json (run_reader.h).
 IclRun read_icl_run(const std::filesystem::path& dir);
 
 // One learning rate of a group, over its seeds.

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <stdexcept>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -78,15 +79,15 @@ RunAnalysis analyze_run(const RunRecord& run, const AnalysisOptions& options) {
   a.metrics_truncated = run.metrics.truncated;
   for (const std::string& key : options.group_keys) a.group_values.push_back(value_at(run.config, key));
 
-  const auto& rows = run.metrics.rows;
-  const int n_tasks = run.metrics.n_tasks;
-  a.tau_bits = options.tau_bits.value_or(run.tau_bits);
-  a.last_step = rows.empty() ? 0 : rows.back().step;
-  const double zipf_exponent = value_at(run.config, "task.zipf_exponent").get<double>();
-  a.p_k = zipf_probabilities(n_tasks, zipf_exponent);
-  a.T_k = acquisition_times(rows, n_tasks, a.tau_bits);
+  const MetricsCurves& m = run.metrics;
+  a.tau_bits = m.acquisition.tau_bits();
+  if (options.tau_bits && *options.tau_bits != a.tau_bits)
+    throw std::logic_error("analyze_run: the run was read at another tau than --tau");
+  a.last_step = m.steps.empty() ? 0 : m.steps.back();
+  a.p_k = zipf_probabilities(m.n_tasks, run.zipf_exponent);
+  a.T_k = m.acquisition.times();
   if (a.tau_bits == run.tau_bits && run.has_summary && run.summary_T_k.size() == a.T_k.size() &&
-      run.summary_T_k != a.T_k && !run.metrics.truncated)
+      run.summary_T_k != a.T_k && !m.truncated)
     spdlog::warn("{}: T_k from metrics.csv differ from summary.json's; using metrics.csv", run.dir.string());
 
   a.T_first = first_acquisition(a.T_k);
@@ -95,14 +96,11 @@ RunAnalysis analyze_run(const RunRecord& run, const AnalysisOptions& options) {
     a.sal.push_back(skill_acquisition_lag(a.T_k, p));
   }
   a.fraction_learned = fraction_learned(a.T_k);
-  a.final_mean_loss = rows.empty() ? std::numeric_limits<double>::quiet_NaN() : rows.back().mean_loss_bits;
+  a.final_mean_loss = m.mean_loss_bits.empty() ? std::numeric_limits<double>::quiet_NaN() : m.mean_loss_bits.back();
 
   a.frequency_slope = acquisition_frequency_slope(a.T_k, a.p_k);
-  std::vector<int64_t> steps;
-  std::vector<double> mean_loss;
-  for (const MetricsRow& row : rows) steps.push_back(row.step), mean_loss.push_back(row.mean_loss_bits);
-  a.step_scaling = fit_step_scaling(steps, mean_loss);
-  a.predicted_alpha_s = predicted_step_exponent(zipf_exponent);
+  a.step_scaling = fit_step_scaling(m.steps, m.mean_loss_bits);
+  a.predicted_alpha_s = predicted_step_exponent(run.zipf_exponent);
   return a;
 }
 

@@ -58,6 +58,7 @@ struct RunAnalysis {
   std::optional<double> predicted_alpha_s;       // α/(α+1)
 };
 
+// The numbers of one run read by read_run at options.tau_bits (empty: the run's own τ).
 RunAnalysis analyze_run(const RunRecord& run, const AnalysisOptions& options);
 
 // How a config value prints in tables: strings bare, numbers as JSON writes them, "—" for null.

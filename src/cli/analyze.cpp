@@ -103,19 +103,28 @@ int cmd_analyze(const AnalyzeOptions& options) {
     throw UsageError(fmt::format("no run directories (directories holding a metrics.csv) under {}",
                                  fmt::join(options.paths, ", ")));
   // Each task type has its own analysis: sparse_parity runs the acquisition report, icl_linreg
-  // runs the iterations-to-epsilon one (icl_report.h).
+  // runs the iterations-to-epsilon one (icl_report.h). A run directory that cannot be read, or
+  // holds what no run writes, is skipped with a warning naming the file and why.
   std::vector<RunAnalysis> runs;
   std::vector<IclRun> icl_runs;
+  std::vector<std::string> skipped;  // why, naming the file
   for (const fs::path& dir : dirs) {
-    const std::string type = task_type(read_config_json(dir));
-    if (type == kTaskSparseParity)
-      runs.push_back(analyze_run(read_run(dir), analysis));
-    else if (type == kTaskIclLinreg)
-      icl_runs.push_back(read_icl_run(dir));
-    else
-      throw RuntimeError(fmt::format("{}: task.type \"{}\" cannot be analysed (only {} and {})",
-                                     (dir / "config.json").string(), type, kTaskSparseParity, kTaskIclLinreg));
+    try {
+      if (read_run_config(dir).config.is_icl())
+        icl_runs.push_back(read_icl_run(dir));
+      else
+        runs.push_back(analyze_run(read_run(dir, analysis.tau_bits), analysis));
+    } catch (const RuntimeError& e) {
+      skipped.push_back(e.what());
+    }
   }
+  if (skipped.size() == dirs.size())
+    throw RuntimeError(fmt::format("no run could be analysed ({} run director{} found, none usable):\n  {}",
+                                   dirs.size(), dirs.size() == 1 ? "y" : "ies", fmt::join(skipped, "\n  ")));
+  for (const std::string& why : skipped) spdlog::warn("run skipped: {}", why);
+  if (!skipped.empty())
+    spdlog::warn("analysed {} of {} run directories; {} skipped (named above)", dirs.size() - skipped.size(),
+                 dirs.size(), skipped.size());
   std::optional<AnalysisResult> result;
   if (!runs.empty()) {
     for (const std::string& key : analysis.group_keys)

@@ -4,6 +4,7 @@
 #include "cli_support.h"
 
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -54,7 +55,7 @@ class AnalyzeCli : public skillrun_test::CliTest {
     nlohmann::json config = {{"seed", 0},
                              {"optimizer", {{"type", optimizer}, {"lr", lr}}},
                              {"model", {{"width", width}}},
-                             {"task", {{"n_tasks", 3}, {"zipf_exponent", 1.4}}},
+                             {"task", {{"type", "sparse_parity"}, {"n_tasks", 3}, {"zipf_exponent", 1.4}}},
                              {"eval", {{"tau_bits", 0.1}}}};
     std::ofstream(d / "config.json") << config.dump(2);
     std::ofstream m(d / "metrics.csv");
@@ -300,6 +301,194 @@ TEST_F(AnalyzeCli, RealRunMatchesItsOwnSummary) {
   const auto j = nlohmann::json::parse(r.out);
   EXPECT_EQ(j["runs"][0]["T_k"], summary["T_k"]);
   EXPECT_EQ(j["runs"][0]["status"], "converged");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Hostile and broken run directories: a run no skillrun could have written is named (file and
+// line, or file and key) and skipped; the other runs are analysed as if it were not there.
+
+// Steps going backwards gave SAL(1) = 2 and SAL(0.4) = −1, repeated ones were taken as data.
+TEST_F(AnalyzeCli, StepsThatDoNotIncreaseMakeTheRunMalformedAndTheOthersAreAnalysed) {
+  write_run("good", "muon", 0.01, {200, 300, 400}, "converged", 400);
+  for (const char* name : {"backwards", "repeated"}) {
+    const fs::path d = dir_ / "runs" / name;
+    write_run(name, "nmd", 0.01, {300, 900, 1500}, "converged", 1500);
+    std::ofstream(d / "metrics.csv", std::ios::app)
+        << (std::string(name) == "backwards" ? "100" : "1500") << ",0.1,0.5,0.02,0.01,0.01,0.01,0.5,0.5,0.5\n";
+  }
+  const Result r = skillrun({"analyze", (dir_ / "runs").string(), "--format", "json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto runs = nlohmann::json::parse(r.out)["runs"];
+  ASSERT_EQ(runs.size(), 1u) << r.out;
+  EXPECT_TRUE(runs[0]["dir"].get<std::string>().ends_with("/good"));
+  // Rows 0..1500 every 100 are lines 2..17: the appended row is line 18.
+  EXPECT_TRUE(contains(r.err, "backwards/metrics.csv:18: step 100 does not follow step 1500 of line 17")) << r.err;
+  EXPECT_TRUE(contains(r.err, "repeated/metrics.csv:18: step 1500 does not follow step 1500")) << r.err;
+  EXPECT_TRUE(contains(r.err, "analysed 1 of 3 run directories; 2 skipped")) << r.err;
+}
+
+// A non-finite loss is a diverged run's last row, never a subtask learned (−inf <= tau held);
+// one before the last row is not what a run writes (it stops at its first non-finite eval).
+TEST_F(AnalyzeCli, NonFiniteLossesAreNeverLearnedAndOnlyALastRowMayHoldThem) {
+  const fs::path diverged = dir_ / "runs" / "diverged";
+  write_run("diverged", "muon", 0.01, {200, -1, -1}, "diverged", 300);
+  std::ofstream(diverged / "metrics.csv", std::ios::app) << "400,0.1,nan,nan,0.01,-inf,inf,0.5,0.5,0.5\n";
+  const fs::path middle = dir_ / "runs" / "middle";
+  write_run("middle", "nmd", 0.01, {300, 900, 1500}, "converged", 1500);
+  std::string text = slurp(middle / "metrics.csv");
+  const std::size_t line4 = text.find("\n200,") + 1;  // line 4: the row of step 200
+  text.replace(line4, text.find('\n', line4) - line4, "200,0.1,0.5,-inf,1,1,1,0.5,0.5,0.5");
+  std::ofstream(middle / "metrics.csv", std::ios::trunc) << text;
+
+  const Result r = skillrun({"analyze", (dir_ / "runs").string(), "--format", "json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto runs = nlohmann::json::parse(r.out)["runs"];
+  ASSERT_EQ(runs.size(), 1u) << r.out;
+  EXPECT_EQ(runs[0]["T_k"], nlohmann::json({200, nullptr, nullptr}));
+  EXPECT_EQ(runs[0]["steps"], 400);
+  EXPECT_TRUE(contains(r.err, "middle/metrics.csv:4: mean_loss is not finite, yet a row follows")) << r.err;
+}
+
+// icl_linreg: a relative_distance of −inf in the last row does not reach epsilon.
+TEST_F(AnalyzeCli, IclRunWithAnInfiniteDistanceDoesNotReachEpsilon) {
+  const fs::path d = dir_ / "runs" / "icl";
+  fs::create_directories(d);
+  std::ofstream(d / "config.json") << nlohmann::json{
+      {"precision", "fp64"},
+      {"task", {{"type", "icl_linreg"}, {"d", 4}, {"sigma_x", {{"kappa", 10}}}, {"sigma_w", {{"kappa", 1}}}}},
+      {"optimizer", {{"type", "gd"}, {"lr", 0.5}}},
+      {"eval",
+       {{"every", 10},
+        {"epsilon", 1e-4}}}}.dump();
+  std::ofstream(d / "metrics.csv") << "step,wall_s,lr,loss,relative_loss,distance,relative_distance\n"
+                                   << "0,0.1,0.5,1,1,1,1\n10,0.2,0.5,0.5,0.5,0.5,0.5\n20,0.3,0.5,nan,nan,nan,-inf\n";
+  const Result r = skillrun({"analyze", d.string(), "--format", "json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto run = nlohmann::json::parse(r.out)["icl"]["runs"][0];
+  EXPECT_TRUE(run["steps_to_epsilon"].is_null()) << run.dump();
+  EXPECT_FALSE(run["reached"].get<bool>());
+}
+
+// task.n_tasks 2e9 or −5 gave a raw std::bad_alloc / max_size() message, and 3.7 was read as 3:
+// config.json is read by the config loader, as `skillrun run` reads it, and named with its key.
+TEST_F(AnalyzeCli, ConfigNoRunCouldHaveHadIsNamedAndSkipped) {
+  write_run("good", "muon", 0.01, {200, 300, 400}, "converged", 400);
+  const std::vector<std::pair<std::string, std::string>> bad = {
+      {"huge", "2e9"}, {"negative", "-5"}, {"fraction", "3.7"}, {"zero", "0"}};
+  for (const auto& [name, n_tasks] : bad) {
+    write_run(name, "muon", 0.01, {200, 300, 400}, "converged", 400);
+    const fs::path d = dir_ / "runs" / name;
+    std::string config = slurp(d / "config.json");
+    config.replace(config.find("\"n_tasks\": 3"), 12, "\"n_tasks\": " + n_tasks);
+    std::ofstream(d / "config.json", std::ios::trunc) << config;
+    std::ofstream(d / "metrics.csv", std::ios::trunc).flush();  // killed before its header: n_tasks from config
+  }
+  const Result r = skillrun({"analyze", (dir_ / "runs").string(), "--format", "json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["runs"].size(), 1u) << r.out;
+  for (const auto& [name, n_tasks] : bad)
+    EXPECT_TRUE(contains(r.err, name + "/config.json: task.n_tasks: ")) << name << "\n" << r.err;
+  EXPECT_FALSE(contains(r.err, "bad_alloc")) << r.err;
+  EXPECT_FALSE(contains(r.err, "max_size")) << r.err;
+}
+
+// One malformed row gave exit 1 and no report at all.
+TEST_F(AnalyzeCli, MalformedRowSkipsItsRunOnlyNamingTheLineAndWhy) {
+  write_sweep();
+  const fs::path d = dir_ / "runs" / "nmd-lr0.001";
+  std::string text = slurp(d / "metrics.csv");
+  text.replace(text.find("\n100,0.1,") + 1, 8, "100,oops,");
+  std::ofstream(d / "metrics.csv", std::ios::trunc) << text;
+  const Result r = skillrun({"analyze", (dir_ / "runs").string(), "--format", "json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["runs"].size(), 3u) << r.out;
+  EXPECT_TRUE(contains(r.err, "nmd-lr0.001/metrics.csv:3: malformed row (wall_s: \"oops\" is not a number)")) << r.err;
+}
+
+TEST_F(AnalyzeCli, NothingUsableLeftIsAClearErrorListingEachRun) {
+  write_run("a", "muon", 0.01, {200, 300, 400}, "converged", 400);
+  write_run("b", "muon", 0.001, {200, 300, 400}, "converged", 400);
+  std::ofstream(dir_ / "runs" / "a" / "config.json", std::ios::trunc) << "{";
+  std::ofstream(dir_ / "runs" / "b" / "metrics.csv", std::ios::trunc) << "step,wall\n";
+  const Result r = skillrun({"analyze", (dir_ / "runs").string()});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_TRUE(r.err.starts_with("error: no run could be analysed (2 run directories found, none usable)")) << r.err;
+  EXPECT_TRUE(contains(r.err, "a/config.json: malformed JSON")) << r.err;
+  EXPECT_TRUE(contains(r.err, "b/metrics.csv:1: not a skillrun metrics header")) << r.err;
+}
+
+// A directory whose entries cannot be examined aborted the whole analysis. Here the path of its
+// metrics.csv is too long to name (which stops root too); a run's checkpoint/ without read
+// permission is the test below.
+TEST_F(AnalyzeCli, DirectoryThatCannotBeReadIsNamedAndTheOthersAnalysed) {
+  write_run("a", "muon", 0.01, {200, 300, 400}, "converged", 400);
+  fs::path deep = dir_ / "runs" / "deep";
+  const std::size_t length = 4090;  // a directory fits in PATH_MAX (4096), its metrics.csv does not
+  while (deep.string().size() + 1 < length)
+    deep /= std::string(std::min<std::size_t>(200, length - deep.string().size() - 1), 'd');
+  fs::create_directories(deep);
+  write_run("z", "muon", 0.001, {200, 300, 400}, "converged", 400);
+  const Result r = skillrun({"analyze", (dir_ / "runs").string(), "--format", "json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["runs"].size(), 2u) << r.out;
+  EXPECT_TRUE(contains(r.err, deep.string() + ": cannot be read (File name too long)")) << r.err;
+}
+
+TEST_F(AnalyzeCli, UnreadableCheckpointDirectoryOfARunIsNamedAndTheRunAnalysed) {
+  if (::geteuid() == 0) GTEST_SKIP() << "root reads a directory without read permission";
+  write_run("a", "muon", 0.01, {200, 300, 400}, "converged", 400);
+  const fs::path checkpoint = dir_ / "runs" / "a" / "checkpoint";
+  fs::create_directories(checkpoint);
+  fs::permissions(checkpoint, fs::perms::none);
+  const Result r = skillrun({"analyze", (dir_ / "runs").string(), "--format", "json"});
+  fs::permissions(checkpoint, fs::perms::owner_all);
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(r.out)["runs"].size(), 1u) << r.out;
+  EXPECT_TRUE(contains(r.err, checkpoint.string() + ": cannot be read (Permission denied)")) << r.err;
+}
+
+// The peak resident memory (KiB) of `skillrun analyze DIR --format csv`, which must succeed.
+long analyze_peak_rss_kib(const fs::path& dir) {
+  const pid_t pid = skillrun_test::spawn_skillrun({"analyze", dir.string(), "--format", "csv"});
+  int status = 0;
+  struct rusage usage {};
+  EXPECT_EQ(::wait4(pid, &status, 0, &usage), pid);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  return usage.ru_maxrss;
+}
+
+// A 494 MB metrics.csv cost 3.3 GB: the file was held whole, then split into lines, then rows
+// of vectors. Streamed, what grows with the file is a step and a mean loss per row (16 bytes of
+// a ~1 kB line here), so 40 MB more of metrics.csv must cost far less than 10 MB more memory.
+TEST_F(AnalyzeCli, LargeMetricsCsvIsStreamedInMemoryFarBelowItsSize) {
+  const int n_tasks = 50;
+  const auto write_large_run = [&](const std::string& name, int rows) {
+    const fs::path d = dir_ / name / "run";
+    fs::create_directories(d);
+    std::ofstream(d / "config.json") << nlohmann::json{
+        {"task", {{"type", "sparse_parity"}, {"n_tasks", n_tasks}, {"n_bits", 50}, {"zipf_exponent", 1.4}}},
+        {"model", {{"width", 128}}},
+        {"optimizer", {{"type", "adam"}, {"lr", 0.001}}},
+        {"eval", {{"tau_bits", 0.1}}}}.dump();
+    std::ofstream m(d / "metrics.csv");
+    m << "step,wall_s,train_loss,mean_loss";
+    for (const char* column : {"loss_", "acc_"})
+      for (int k = 0; k < n_tasks; ++k) m << "," << column << k;
+    m << "\n";
+    for (int i = 0; i < rows; ++i) {  // subtask k learned at row 10 k
+      std::string line = std::to_string(10 * i) + ",12.345," + (i ? "0.123456789" : "") + ",0.987654321";
+      for (int k = 0; k < n_tasks; ++k) line += i >= 10 * k ? ",0.0123456789" : ",0.987654321";
+      for (int k = 0; k < n_tasks; ++k) line += ",0.512345678";
+      m << line << "\n";
+    }
+    return d.parent_path();
+  };
+  const fs::path small = write_large_run("small", 1000);
+  const fs::path large = write_large_run("large", 41000);
+  const auto grown = fs::file_size(large / "run" / "metrics.csv") - fs::file_size(small / "run" / "metrics.csv");
+  ASSERT_GT(grown, 40'000'000u);
+  const long small_kib = analyze_peak_rss_kib(small), large_kib = analyze_peak_rss_kib(large);
+  EXPECT_LT(large_kib - small_kib, 10 * 1024) << small_kib << " KiB for 1000 rows, " << large_kib << " KiB for 41000";
 }
 
 TEST_F(AnalyzeCli, PlotWritesEveryFigureAsNonEmptyPngSvgAndPdf) {

@@ -2,6 +2,9 @@
 // p-coverage time T(p, τ) and the skill acquisition lag Δ_SAL(p, τ), with hand-worked numbers.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <limits>
+
 #include "analysis/acquisition.h"
 
 namespace skillrun {
@@ -44,6 +47,23 @@ TEST(Acquisition, LargerTauGivesEarlierTimes) {
 TEST(Acquisition, NanLossIsNeverLearned) {
   const std::vector<MetricsRow> rows = {row(0, {1.0}), row(50, {std::nan("")})};
   EXPECT_FALSE(acquisition_times(rows, 1, 0.1)[0].has_value());
+}
+
+// −inf <= τ holds, but a diverged run's −inf (or +inf) loss is not a subtask learned.
+TEST(Acquisition, InfiniteLossIsNeverLearned) {
+  const double inf = std::numeric_limits<double>::infinity();
+  const std::vector<MetricsRow> rows = {row(0, {1.0, 1.0}), row(50, {-inf, inf})};
+  EXPECT_EQ(acquisition_times(rows, 2, 0.1), (AcquisitionTimes{std::nullopt, std::nullopt}));
+}
+
+// The tracker is what read_run streams rows into: the same T_k as acquisition_times.
+TEST(Acquisition, TrackerFedRowByRowGivesTheSameTimes) {
+  const std::vector<MetricsRow> rows = {row(0, {1.0, 1.0, 1.0}), row(100, {0.1, 0.5, 0.9}), row(200, {0.05, 0.09, 0.8}),
+                                        row(300, {0.02, 0.3, 0.2})};
+  AcquisitionTracker tracker(3, 0.1);
+  for (const MetricsRow& r : rows) tracker.add(r.step, r.loss_bits);
+  EXPECT_EQ(tracker.times(), (AcquisitionTimes{100, 200, std::nullopt}));
+  EXPECT_EQ(tracker.times(), acquisition_times(rows, 3, 0.1));
 }
 
 TEST(Coverage, FullCoverageIsTheLastSubtask) { EXPECT_EQ(coverage_time(kFive, 1.0), 1100); }

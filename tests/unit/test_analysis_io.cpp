@@ -65,6 +65,49 @@ TEST(MetricsCsv, MalformedRowBeforeTheLastThrowsNamingTheLine) {
   }
 }
 
+// The message of the RuntimeError that parse_metrics_csv throws for `text`, or "no error".
+std::string metrics_error(const std::string& text) {
+  try {
+    parse_metrics_csv(text, "m.csv");
+  } catch (const RuntimeError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(MetricsCsv, MalformedRowSaysWhichColumnAndWhy) {
+  const std::string why = metrics_error(std::string(kHeader) + "0,0.1,,1.0,1.0,1.0,0.5,0.5\n" +
+                                        "50,0.2,0.7,0.6,0.4,zz,0.8,0.6\n100,0.3,0.5,0.4,0.1,0.2,0.9,0.9\n");
+  EXPECT_NE(why.find("m.csv:3: malformed row (loss_1: \"zz\" is not a number)"), std::string::npos) << why;
+  const std::string short_row = metrics_error(std::string(kHeader) + "0,0.1,,1.0\n50,0.1,,1.0,1.0,1.0,0.5,0.5\n");
+  EXPECT_NE(short_row.find("m.csv:2: malformed row (4 fields where the header has 8)"), std::string::npos) << short_row;
+}
+
+// Backwards or repeated steps gave SAL(1) = 2 and SAL(0.4) = −1: io/run_dir writes (and a
+// resume keeps) steps that increase, so a file whose steps do not is not a run's.
+TEST(MetricsCsv, StepsThatDoNotIncreaseAreMalformedNamingTheLine) {
+  const std::string rows = std::string(kHeader) + "0,0.1,,1.0,1.0,1.0,0.5,0.5\n100,0.2,0.7,0.6,0.4,0.9,0.8,0.6\n";
+  const std::string back = metrics_error(rows + "50,0.3,0.5,0.4,0.1,0.2,0.9,0.9\n");
+  EXPECT_NE(back.find("m.csv:4: step 50 does not follow step 100 of line 3"), std::string::npos) << back;
+  const std::string same = metrics_error(rows + "100,0.3,0.5,0.4,0.1,0.2,0.9,0.9\n");
+  EXPECT_NE(same.find("m.csv:4: step 100 does not follow step 100"), std::string::npos) << same;
+  const std::string negative = metrics_error(std::string(kHeader) + "-5,0.1,,1.0,1.0,1.0,0.5,0.5\n");
+  EXPECT_NE(negative.find("m.csv:2: step -5 is negative"), std::string::npos) << negative;
+}
+
+// A run stops at its first non-finite eval (loss_k, mean_loss or train_loss): only a diverged
+// run's last row has one, and any row after it makes the file one no run wrote.
+TEST(MetricsCsv, NonFiniteLossBeforeTheLastRowIsMalformed) {
+  const std::string first = std::string(kHeader) + "0,0.1,,1.0,1.0,1.0,0.5,0.5\n";
+  for (const char* bad :
+       {"50,0.2,0.7,0.6,-inf,0.9,0.8,0.6\n", "50,0.2,0.7,nan,0.4,0.9,0.8,0.6\n", "50,0.2,inf,0.6,0.4,0.9,0.8,0.6\n"}) {
+    const std::string why = metrics_error(first + bad + "100,0.3,0.5,0.4,0.1,0.2,0.9,0.9\n");
+    EXPECT_NE(why.find("m.csv:3: "), std::string::npos) << bad << why;
+    EXPECT_NE(why.find("is not finite, yet a row follows"), std::string::npos) << bad << why;
+    EXPECT_EQ(metrics_error(first + bad), "no error") << bad;  // the last row: a diverged run
+  }
+}
+
 TEST(MetricsCsv, HeaderOnlyFileHasNoRows) {
   const auto t = parse_metrics_csv(kHeader, "m.csv");
   EXPECT_EQ(t.n_tasks, 2);
@@ -101,7 +144,8 @@ class RunFiles : public testing::Test {
     const fs::path dir = root_ / rel;
     fs::create_directories(dir);
     std::ofstream(dir / "config.json") << R"({"seed": 3, "optimizer": {"type": "nmd", "lr": 0.01},
-      "model": {"width": 64}, "task": {"n_tasks": 2, "zipf_exponent": 1.4}, "eval": {"tau_bits": 0.1}})";
+      "model": {"width": 64}, "task": {"type": "sparse_parity", "n_tasks": 2, "zipf_exponent": 1.4},
+      "eval": {"tau_bits": 0.1}})";
     std::ofstream(dir / "metrics.csv") << kHeader << "0,0.1,,1.0,1.0,1.0,0.5,0.5\n"
                                        << "50,0.2,0.7,0.3,0.08,0.9,0.8,0.6\n"
                                        << "100,0.3,0.5,0.05,0.02,0.1,0.9,0.9\n"
@@ -140,7 +184,7 @@ TEST_F(RunFiles, ReadsStatusTauAndTkFromTheSummary) {
   EXPECT_TRUE(r.has_summary);
   EXPECT_DOUBLE_EQ(r.tau_bits, 0.1);
   EXPECT_EQ(r.summary_T_k, (AcquisitionTimes{50, 100}));
-  EXPECT_EQ(r.metrics.rows.size(), 3u);
+  EXPECT_EQ(r.metrics.steps, (std::vector<int64_t>{0, 50, 100}));
 }
 
 TEST_F(RunFiles, RunWithoutSummaryIsIncompleteButStillAnalysed) {
@@ -151,22 +195,49 @@ TEST_F(RunFiles, RunWithoutSummaryIsIncompleteButStillAnalysed) {
   EXPECT_EQ(a.T_k, (AcquisitionTimes{50, 100}));  // τ from config.json's eval.tau_bits
 }
 
+// task.n_tasks 2e9 or −5 gave a raw std::bad_alloc / max_size() message and 3.7 was read as 3:
+// config.json goes through the config loader, as for `skillrun run`, and names the key.
+TEST_F(RunFiles, ConfigNoRunCouldHaveHadIsMalformedNamingTheKey) {
+  int i = 0;
+  for (const char* n_tasks : {"2e9", "-5", "3.7", "\"two\""}) {
+    const fs::path dir = write_run("n" + std::to_string(i++), true);
+    std::ofstream(dir / "config.json") << R"({"task": {"type": "sparse_parity", "n_tasks": )" << n_tasks
+                                       << R"(}, "optimizer": {"type": "nmd", "lr": 0.01}})";
+    std::ofstream(dir / "metrics.csv", std::ios::trunc).flush();  // killed before its header: n_tasks from config
+    try {
+      read_run(dir);
+      ADD_FAILURE() << n_tasks << ": no exception";
+    } catch (const RuntimeError& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find((dir / "config.json").string() + ": task.n_tasks: "), std::string::npos) << what;
+    }
+  }
+}
+
 TEST_F(RunFiles, ConfigDisagreeingWithMetricsColumnsIsAnError) {
   const fs::path dir = write_run("bad", true);
-  std::ofstream(dir / "config.json") << R"({"task": {"n_tasks": 3, "zipf_exponent": 1.4}, "eval": {"tau_bits": 0.1}})";
-  EXPECT_THROW(read_run(dir), RuntimeError);
+  std::ofstream(dir / "config.json") << R"({"task": {"type": "sparse_parity", "n_tasks": 3, "zipf_exponent": 1.4},
+    "optimizer": {"type": "nmd", "lr": 0.01}, "eval": {"tau_bits": 0.1}})";
+  try {
+    read_run(dir);
+    FAIL() << "no exception";
+  } catch (const RuntimeError& e) {
+    EXPECT_NE(std::string(e.what()).find("metrics.csv:1: 2 loss columns but config.json has task.n_tasks = 3"),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 // Rows: step 50 has losses (0.08, 0.9), step 100 (0.02, 0.1). τ = 0.1 (the run's): T = (50, 100).
 // --tau 0.05: subtask 0 first at 100 (0.02), subtask 1 never (0.1 > 0.05).
 TEST_F(RunFiles, TauFromTheCommandLineRecomputesTk) {
-  const RunRecord r = read_run(write_run("r", true));
+  const fs::path dir = write_run("r", true);
   AnalysisOptions own;
-  EXPECT_EQ(analyze_run(r, own).T_k, (AcquisitionTimes{50, 100}));
-  EXPECT_DOUBLE_EQ(analyze_run(r, own).tau_bits, 0.1);
+  EXPECT_EQ(analyze_run(read_run(dir), own).T_k, (AcquisitionTimes{50, 100}));
+  EXPECT_DOUBLE_EQ(analyze_run(read_run(dir), own).tau_bits, 0.1);
   AnalysisOptions strict;
   strict.tau_bits = 0.05;
-  const RunAnalysis a = analyze_run(r, strict);
+  const RunAnalysis a = analyze_run(read_run(dir, strict.tau_bits), strict);
   EXPECT_EQ(a.T_k, (AcquisitionTimes{100, std::nullopt}));
   EXPECT_FALSE(a.coverage.back().has_value());  // T(1) not reached
   EXPECT_FALSE(a.sal.back().has_value());
@@ -188,7 +259,7 @@ TEST(ParseFlags, LrSelectionMetrics) {
 
 AnalysisResult analyse(const std::vector<FakeRun>& fakes, AnalysisOptions options = {}) {
   std::vector<RunAnalysis> runs;
-  for (const FakeRun& f : fakes) runs.push_back(analyze_run(make_run(f), options));
+  for (const FakeRun& f : fakes) runs.push_back(analyze_run(make_run(f, options.tau_bits), options));
   return aggregate(std::move(runs), options);
 }
 
