@@ -114,8 +114,18 @@ def entry_label(entry):
 
 
 def run_seed(run):
-    seed = run.get("seed", config_value(run, "seed") if "config" in run else None)
-    return seed
+    """A run's seed: icl runs carry it, sparse-parity runs have it in their config."""
+    if "seed" in run:
+        return run["seed"]
+    return config_value(run, "seed") if "config" in run else None
+
+
+def entry_widths(analysis, entry):
+    """The widths of an entry's runs: its "widths", else read from the runs' configs."""
+    widths = entry.get("widths")
+    if widths is None:
+        widths = [config_value(analysis["runs"][i], "model.width") for i in entry["runs"]]
+    return {w for w in widths if w is not None}
 
 
 def pick_runs(analysis, entry, width=None):
@@ -205,16 +215,15 @@ def draw_band(ax, band, n_runs, colour, ls="-", label=None, log_x=False, lw=1.2)
     ax.plot(steps, full, color=colour, ls=ls, lw=lw, label=label)
 
 
-def read_loss_curves(ax, runs):
-    """[(steps, losses [k][row])] of the runs; an unreadable metrics.csv is named in the panel."""
-    curves = []
+def read_loss_curves(runs):
+    """([(steps, losses [k][row])] of the runs whose metrics.csv reads, [why each other did not])."""
+    curves, errors = [], []
     for run in runs:
         try:
             curves.append(read_metrics(run["dir"]))
         except OSError as e:
-            ax.text(0.5, 0.5, f"cannot read {run['dir']}/metrics.csv:\n{e.strerror}", ha="center", va="center",
-                    transform=ax.transAxes, fontsize=7)
-    return curves
+            errors.append(f"cannot read {run['dir']}/metrics.csv: {e.strerror}")
+    return curves, errors
 
 
 def mean_acquisition(runs, k):
@@ -234,7 +243,7 @@ def status_note(runs):
     return ", ".join(f"{s} {n}/{len(runs)}" for s, n in sorted(counts.items()))
 
 
-def loss_curves(runs, curves, n_tasks):
+def loss_curves(curves, n_tasks):
     """Per subtask, its band across the runs."""
     return [seed_band([(steps, losses[k]) for steps, losses in curves if k < len(losses)]) for k in range(n_tasks)]
 
@@ -242,12 +251,14 @@ def loss_curves(runs, curves, n_tasks):
 def draw_losses(ax, runs, log_x, style="-", marks=True):
     """Per-subtask loss curves of an entry's runs (bands across seeds), the τ line and (marks)
     the mean T_k; returns (n_tasks, p_k, last step drawn)."""
-    curves = read_loss_curves(ax, runs)
+    curves, errors = read_loss_curves(runs)
+    if errors:
+        ax.text(0.5, 0.5, "\n".join(errors), ha="center", va="center", transform=ax.transAxes, fontsize=6)
     if not curves:
         return 0, [], 0
     n_tasks = max(len(losses) for _, losses in curves)
     last = 0
-    for k, band in enumerate(loss_curves(runs, curves, n_tasks)):
+    for k, band in enumerate(loss_curves(curves, n_tasks)):
         draw_band(ax, band, len(curves), subtask_colour(k, n_tasks), ls=style, log_x=log_x)
         last = max([last] + band["steps"])
     for tau in sorted({r["tau_bits"] for r in runs}):
@@ -310,11 +321,10 @@ def finish_step_axes(axes_last, mode, bottom_axes):
             ax.set_xlim(0, max(last, 1) * 1.02)
         else:
             ax.set_xlim(0, shared * 1.02)
-        if ax in bottom_axes:
-            if mode == "panel" and last < shared:
-                ax.set_xlabel(f"step (0–{last:,} of the shared 0–{shared:,})")
-            else:
-                ax.set_xlabel("step (log)" if mode == "log" else "step")
+        if mode == "panel" and last < shared:  # every panel of its own range says so
+            ax.set_xlabel(f"step (0–{last:,} of the shared 0–{shared:,})")
+        elif ax in bottom_axes:
+            ax.set_xlabel("step (log)" if mode == "log" else "step")
 
 
 def band_caption(run_sets):
@@ -378,29 +388,28 @@ def fig2_overlay(analysis, out_dir, steps="auto"):
         label = entry_label(entry)
         runs = pick_runs(analysis, entry)
         label += check_seeds(runs, label)
-        curves = []
-        for run in runs:
-            try:
-                curves.append(read_metrics(run["dir"]))
-            except OSError as e:
-                print(f"plot.py: fig2_overlay leaves out {run['dir']}: {e.strerror}", file=sys.stderr)
+        curves, errors = read_loss_curves(runs)
+        for error in errors:
+            print(f"plot.py: fig2_overlay: {error}", file=sys.stderr)
         n = max([len(losses) for _, losses in curves] + [0])
         if n > n_tasks:
             n_tasks, p_k = n, runs[0]["p_k"]
-        sets.append((i, label, runs, loss_curves(runs, curves, n) if curves else []))
+        sets.append((i, label, runs, (len(curves), loss_curves(curves, n))))
     taus = sorted({r["tau_bits"] for _, _, runs, _ in sets for r in runs})
     caption = band_caption([runs for _, _, runs, _ in sets])
     notes = {runs_title(runs) for _, _, runs, _ in sets if runs}
-    common = f"; {notes.pop()} each" if len(notes) == 1 else ""  # else each legend line says its own
+    each = " each" if len(sets) > 1 else ""
+    common = f"; {notes.pop()}{each}" if len(notes) == 1 else ""  # else each legend line says its own
 
     def legend_label(label, runs):
         return f"{label}, {runs_title(runs)}" if runs and not common else label
+
     if len(entries) * n_tasks <= MAX_OVERLAY_LINES:
         fig, ax = plt.subplots(figsize=(5.0, 3.2), layout="constrained")
         styles, last = [], 0
-        for i, label, runs, bands in sets:
+        for i, label, runs, (n_read, bands) in sets:
             for k, band in enumerate(bands):
-                draw_band(ax, band, len(runs), subtask_colour(k, n_tasks), ls=entry_style(i), log_x=log_x)
+                draw_band(ax, band, n_read, subtask_colour(k, n_tasks), ls=entry_style(i), log_x=log_x)
                 last = max([last] + band["steps"])
             styles.append((plt.Line2D([], [], color="0.2", ls=entry_style(i), lw=1.2),
                            legend_label(label, runs)))
@@ -421,9 +430,9 @@ def fig2_overlay(analysis, out_dir, steps="auto"):
     flat = [ax for row in axes for ax in row]
     last = 0
     for ax, k in zip(flat, shown):
-        for i, label, runs, bands in sets:
+        for i, label, runs, (n_read, bands) in sets:
             if k < len(bands):
-                draw_band(ax, bands[k], len(runs), entry_colour(i), ls=entry_style(i), log_x=log_x)
+                draw_band(ax, bands[k], n_read, entry_colour(i), ls=entry_style(i), log_x=log_x)
                 last = max([last] + bands[k]["steps"])
         for tau in taus:
             ax.axhline(tau, color="0.4", ls="--", lw=0.8)
@@ -550,7 +559,7 @@ def label_grid_panel(ax, r, c, n_rows, title, ylabel):
 
 def fig4(analysis, out_dir, steps="auto"):
     entries = analysis["optimizers"]
-    widths = sorted({w for e in entries for w in e["widths"] if w is not None})
+    widths = sorted({w for e in entries for w in entry_widths(analysis, e)})
     if len(widths) < 2:
         print("plot.py: fig4_width_grid skipped: the runs have one width, which fig2 shows", file=sys.stderr)
         return []
@@ -655,7 +664,7 @@ def fig5(icl, out_dir):
             for g in sorted(cell, key=lambda g: spectrum_key(g["sigma_x"])):
                 best = g["candidates"][0]
                 chosen = sorted((runs[i] for i in best["runs"]),
-                                key=lambda run: (run["seed"] is None, run["seed"] or 0, run["dir"]))
+                                key=lambda run: (run_seed(run) is None, run_seed(run) or 0, run["dir"]))
                 curves = []
                 for run in chosen:
                     try:
