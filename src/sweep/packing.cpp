@@ -10,7 +10,10 @@
 
 namespace skillrun {
 
-bool can_pack(const nlohmann::json& resolved_config) { return !parse_experiment(resolved_config).is_icl(); }
+bool can_pack(const nlohmann::json& resolved_config) {
+  const auto task = resolved_config.find("task");
+  return task == resolved_config.end() || !task->is_object() || task->value("type", "") != "icl_linreg";
+}
 
 std::vector<Pack> plan_packs(const std::vector<SweepRun>& runs, std::size_t max_runs) {
   if (max_runs < 1) throw std::invalid_argument("plan_packs: max_runs must be >= 1");
