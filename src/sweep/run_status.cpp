@@ -84,6 +84,9 @@ RunProgress progress_of(const fs::path& dir) {
       const double dt = rows.back().second - rows.front().second;
       const int64_t ds = rows.back().first - rows.front().first;
       if (dt > 0 && ds > 0) p.steps_per_second = static_cast<double>(ds) / dt;
+      // A run no process trains (ended, stopped or killed): its average pace, not the last rows'
+      // (the last interval of a run that converged can be far from what it averaged).
+      if (!p.writer && p.seconds > 0 && p.step > 0) p.steps_per_second = static_cast<double>(p.step) / p.seconds;
     }
   } catch (const std::exception& e) {
     if (!p.unreadable) p.unreadable = e.what();

@@ -45,7 +45,7 @@ struct RunProgress {
   int64_t step = 0;                   // the step of the last whole metrics row
   int64_t max_steps = 0;              // config.json's train.max_steps; 0 when unknown
   double seconds = 0;                 // wall_s of that row
-  std::optional<double> steps_per_second;  // over the last rows (up to 10), when they show one
+  std::optional<double> steps_per_second;  // live: over the last rows (up to 10); else the run's average
   std::optional<std::string> unreadable;   // why the directory or its metrics.csv cannot be read
 };
 // Never throws for what it finds in dir: what it cannot read is in `unreadable`.

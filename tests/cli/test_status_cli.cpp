@@ -223,4 +223,22 @@ TEST_F(StatusCli, NamesInSweepJsonThatAreNoDirectoryOfTheSweepAreNeverRead) {
   for (std::size_t i = 1; i < json.size(); ++i) EXPECT_EQ(json[i]["status"], "invalid") << json[i].dump();
 }
 
+// A run that no process trains shows its average pace (steps over its wall time), not the pace
+// of its last rows: here 1000 steps in 100 s with a fast last stretch, 10.0 steps/s and not 50.
+TEST_F(StatusCli, AFinishedRunShowsItsAveragePaceNotItsLastInterval) {
+  const fs::path d = dir_ / "fast-end";
+  fs::create_directories(d);
+  std::ofstream(d / "config.json") << nlohmann::json{{"train", {{"max_steps", 1000}}}}.dump();
+  std::string metrics = kHeader;
+  for (int64_t s = 0; s <= 500; s += 50) metrics += row(s, static_cast<double>(s) / 500 * 90);  // 500 in 90 s
+  for (int64_t s = 550; s <= 1000; s += 50) metrics += row(s, 90 + static_cast<double>(s - 500) / 50);  // then 50/s
+  std::ofstream(d / "metrics.csv") << metrics;
+  std::ofstream(d / "summary.json") << nlohmann::json{{"status", "max_steps"}, {"steps", 1000}}.dump();
+  const Result r = skillrun({"status", d.string(), "--format", "json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto runs = nlohmann::json::parse(r.out);
+  ASSERT_EQ(runs.size(), 1u) << r.out;
+  EXPECT_NEAR(runs[0]["steps_per_second"].get<double>(), 10.0, 1e-9) << r.out;
+}
+
 }  // namespace
