@@ -581,6 +581,14 @@ class SweepCommand {
       if (exit.exit_code == kExitOk)  // a run that says it ended but left no result
         failure.output_tail += fmt::format("\nskillrun sweep: the run exited 0 but summary.json says {}\n",
                                            to_string(state.state));
+      std::error_code ec;
+      if (!fs::exists(d, ec)) {  // deleted while it trained: a directory with only failed.json, for --retry-failed
+        fs::create_directories(d, ec);
+        failure.output_tail += fmt::format(
+            "\nskillrun sweep: {} was deleted while the run trained; it now holds only this failed.json "
+            "(--retry-failed runs it again)\n",
+            d.string());
+      }
       write_failed_marker(d, failure);
       ++failed_here_;
       say("[{}] FAILED   {}: {} (output: {})", run.index, run.name, inspect_run(d).detail, output.string());

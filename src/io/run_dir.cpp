@@ -126,12 +126,25 @@ RunDirectory::RunDirectory(std::filesystem::path path, RunDirMode mode) : path_(
   remove_stale_temp_files(path_);
 }
 
+void RunDirectory::check_in_place() const {
+  struct stat held{}, named{};
+  if (lock_ && ::fstat(lock_->fd(), &held) == 0 && ::stat((path_ / kRunLockFile).c_str(), &named) == 0 &&
+      held.st_dev == named.st_dev && held.st_ino == named.st_ino)
+    return;
+  // Also while an rm -rf is under way: the directory is still there, its run.lock no longer.
+  throw RuntimeError(
+      fmt::format("run directory {} was deleted, moved or replaced while the run trained (its {} is no longer the "
+                  "file this run locked); the run stops and writes nothing more there (nothing is recreated: run "
+                  "it again to redo it)",
+                  path_.string(), kRunLockFile));
+}
+
 RunDirectory::~RunDirectory() {
   if (metrics_) std::fclose(metrics_);
 }
 
 void RunDirectory::write_config(const nlohmann::json& resolved) {
-  write_file_atomic(path_ / "config.json", resolved.dump(2) + "\n");
+  guarded_write([&] { write_file_atomic(path_ / "config.json", resolved.dump(2) + "\n"); });
 }
 
 void RunDirectory::open_metrics(int n_tasks, std::optional<int64_t> keep_through) {
@@ -383,6 +396,10 @@ void walk_run_tree(const fs::path& root, const std::function<bool(const fs::path
 }
 
 void RunDirectory::open_metrics_columns(const std::vector<std::string>& columns, std::optional<int64_t> keep_through) {
+  guarded_write([&] { open_metrics_file(columns, keep_through); });
+}
+
+void RunDirectory::open_metrics_file(const std::vector<std::string>& columns, std::optional<int64_t> keep_through) {
   const auto file = path_ / "metrics.csv";
   std::string content = "step,wall_s";
   for (const std::string& c : columns) content += "," + c;
@@ -423,6 +440,7 @@ void RunDirectory::append_metrics_values(int64_t step, double wall_seconds, cons
 
 void RunDirectory::write_metrics_line(fmt::memory_buffer& line) {
   line.push_back('\n');
+  check_in_place();  // the open file would take rows after its directory is gone, unseen
   if (std::fwrite(line.data(), 1, line.size(), metrics_) != line.size() || std::fflush(metrics_) != 0)
     throw RuntimeError(fmt::format("cannot write {}: {}", (path_ / "metrics.csv").string(), std::strerror(errno)));
 }
@@ -439,11 +457,12 @@ void RunDirectory::write_summary(const RunSummary& s) {
     j["tau_bits"] = s.tau_bits;
   }
   for (const auto& [key, value] : s.extra.items()) j[key] = value;
-  write_file_atomic(path_ / "summary.json", j.dump(2) + "\n");
+  guarded_write([&] { write_file_atomic(path_ / "summary.json", j.dump(2) + "\n"); });
 }
 
 void RunDirectory::record_failure(const std::string& message) noexcept {
   try {
+    check_in_place();  // a directory deleted or replaced meanwhile gets nothing (nor is recreated)
     // Keeps what the last summary recorded; none yet (or unreadable): the failure alone.
     nlohmann::json j = read_summary(path_).value_or(nlohmann::json::object());
     j["status"] = to_string(RunStatus::Failed);
@@ -452,7 +471,8 @@ void RunDirectory::record_failure(const std::string& message) noexcept {
     j["version"] = version();
     write_file_atomic(path_ / "summary.json", j.dump(2) + "\n");
   } catch (const std::exception& e) {
-    spdlog::error("could not record the failure in {}: {}", (path_ / "summary.json").string(), e.what());
+    if (message != e.what())  // else the failure was that very error, already reported
+      spdlog::error("could not record the failure in {}: {}", (path_ / "summary.json").string(), e.what());
   }
 }
 

@@ -75,6 +75,25 @@ class RunDirectory {
   const std::filesystem::path& path() const { return path_; }
   std::filesystem::path log_path() const { return path_ / "run.log"; }
 
+  // Throws RuntimeError when `path` no longer names the directory this object locked: it was
+  // deleted (rm -rf while the run trained), renamed, or replaced by another directory (its
+  // run.lock is not the file whose lock we hold; that file stays open, so its inode is never
+  // reused). Every write below checks this first and creates nothing when it fails, so a run
+  // whose directory vanished stops with an error instead of recreating it as a finished run.
+  void check_in_place() const;
+  // Runs `write` (something that writes into the directory: a checkpoint) after
+  // check_in_place; when it throws and the directory is gone meanwhile, that is the error.
+  template <class Write>
+  void guarded_write(Write&& write) const {
+    check_in_place();
+    try {
+      write();
+    } catch (const std::exception&) {
+      check_in_place();  // a write torn by the deletion says why it failed
+      throw;
+    }
+  }
+
   void write_config(const nlohmann::json& resolved);
   // Writes the header; n_tasks fixes the number of loss_k / acc_k columns. With keep_through,
   // an existing metrics.csv keeps its rows up to that step (whole lines only) and is appended
@@ -96,6 +115,7 @@ class RunDirectory {
   std::filesystem::path path_;
   std::optional<FileLock> lock_;
   void write_metrics_line(fmt::memory_buffer& line);  // appends the newline, writes, flushes
+  void open_metrics_file(const std::vector<std::string>& columns, std::optional<int64_t> keep_through);
   std::FILE* metrics_ = nullptr;
 };
 

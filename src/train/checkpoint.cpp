@@ -98,7 +98,7 @@ void write_checkpoint(const fs::path& run_dir, const CheckpointState& state, int
 
   const fs::path dir = run_dir / "checkpoint";
   std::error_code ec;
-  fs::create_directories(dir, ec);
+  fs::create_directory(dir, ec);  // not create_directories: never run_dir
   if (ec) throw RuntimeError(fmt::format("cannot create {}: {}", dir.string(), ec.message()));
   write_file_atomic(dir / fmt::format("ckpt-{:010d}.bin", state.step), out);
   std::size_t kept = 0;

@@ -33,9 +33,10 @@ uint64_t fnv1a64(const std::string& bytes);
 // checkpoint copied from another run (another seed, say) is told apart.
 nlohmann::json checkpoint_identity(const nlohmann::json& resolved_config);
 
-// Writes run_dir/checkpoint/ckpt-<step>.bin, then removes the older ones beyond the newest
-// `keep` and any file that claims a later step (left by another run, or junk: this run, which
-// writes steps in order, cannot have written it).
+// Writes run_dir/checkpoint/ckpt-<step>.bin (creating checkpoint/, never run_dir: a run directory
+// deleted meanwhile stays deleted), then removes the older ones beyond the newest `keep` and any
+// file that claims a later step (left by another run, or junk: this run, which writes steps in
+// order, cannot have written it).
 void write_checkpoint(const std::filesystem::path& run_dir, const CheckpointState& state, int keep = 2);
 
 // The newest checkpoint of the run with this checkpoint_identity at a step <= max_step that

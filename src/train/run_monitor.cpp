@@ -62,7 +62,7 @@ int64_t RunMonitor::loop(int64_t& step, bool eval_first, const RunLoopHooks& hoo
 }
 
 void RunMonitor::checkpoint(int64_t step, const RunLoopHooks& hooks) {
-  hooks.checkpoint(step);
+  dir_.guarded_write([&] { hooks.checkpoint(step); });  // into the directory the run locked, or not at all
   last_checkpoint_ = std::chrono::steady_clock::now();
 }
 

@@ -183,4 +183,117 @@ TEST_F(RunSafety, FailedRunIsRecordedAsFailedInSummaryAndLog) {
   for (const auto& entry : fs::directory_iterator(dir)) EXPECT_NE(entry.path().extension(), ".tmp") << entry.path();
 }
 
+// ---------------------------------------------------------------------------------------------
+// A run directory deleted (or replaced) while its run trains: the run stops at its next write
+// with an error naming the directory, exit 1, and creates nothing; a sweep reports it failed.
+
+// rm -rf of `dir`, again if a write the run had in flight put a file back meanwhile.
+void remove_while_written(const fs::path& dir) {
+  std::error_code ec;
+  for (int i = 0; i < 1000 && fs::exists(dir, ec); ++i) fs::remove_all(dir, ec);
+  ASSERT_FALSE(fs::exists(dir)) << ec.message();
+}
+
+bool contains(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+
+class VanishedRunDirectory : public skillrun_test::CliTest {
+ protected:
+  void SetUp() override {
+    CliTest::SetUp();
+    ::setenv("OMP_NUM_THREADS", "1", 1);
+  }
+  // tiny.json as kLong trains it (3000 steps, a checkpoint every 50), with this seed.
+  nlohmann::json long_tiny(int seed) {
+    nlohmann::json config = json_of(kTiny);
+    config["seed"] = seed;
+    config["train"]["stop_when_learned"] = false;
+    config["train"]["max_steps"] = 3000;
+    config["train"]["checkpoint_every"] = 50;
+    return config;
+  }
+};
+
+TEST_F(VanishedRunDirectory, RunStopsWithAnErrorAndRecreatesNothing) {
+  const fs::path out = dir_ / "run", err = dir_ / "run.err";
+  const pid_t pid = spawn(out, {}, err);
+  wait_until_training(out);
+  remove_while_written(out);
+  EXPECT_EQ(wait_exit(pid), 1) << slurp(err);
+  EXPECT_TRUE(contains(slurp(err), out.string() + " was deleted, moved or replaced while the run trained"))
+      << slurp(err);
+  EXPECT_FALSE(fs::exists(out));  // not a checkpoint/ and a summary.json saying max_steps
+}
+
+TEST_F(VanishedRunDirectory, DirectoryMadeAgainAtItsPathIsNotWrittenInto) {
+  const fs::path out = dir_ / "run", err = dir_ / "run.err";
+  const pid_t pid = spawn(out, {}, err);
+  wait_until_training(out);
+  remove_while_written(out);
+  fs::create_directories(out);  // someone else's, now
+  EXPECT_EQ(wait_exit(pid), 1) << slurp(err);
+  EXPECT_TRUE(contains(slurp(err), out.string() + " was deleted, moved or replaced while the run trained"))
+      << slurp(err);
+  EXPECT_TRUE(fs::is_empty(out));
+}
+
+TEST_F(VanishedRunDirectory, IclRunStopsAtItsNextEvalToo) {
+  const fs::path out = dir_ / "icl", err = dir_ / "icl.err";
+  const pid_t pid = skillrun_test::spawn_skillrun(
+      {"run", std::string(SKILLRUN_SOURCE_DIR) + "/configs/paper/fig5_gd.json", "--out", out.string(), "--no-progress",
+       "--set", "task.d=8", "--set", "eval.modes=[1,8]", "--set", "eval.every=5", "--set",
+       "train.stop_when_learned=false", "--set", "train.max_steps=500000"},
+      err);
+  wait_until_training(out);
+  remove_while_written(out);
+  EXPECT_EQ(wait_exit(pid), 1) << slurp(err);
+  EXPECT_TRUE(contains(slurp(err), out.string() + " was deleted, moved or replaced while the run trained"))
+      << slurp(err);
+  EXPECT_FALSE(fs::exists(out));
+}
+
+// In a pack, the run whose directory vanished fails alone and is not recreated; the pack trains
+// the other to its end, every row written, and exits 1 for the failed run.
+TEST_F(VanishedRunDirectory, PackRunFailsAloneAndTheOtherTrainsOn) {
+  const fs::path a = dir_ / "a", b = dir_ / "b", err = dir_ / "pack.err";
+  for (const auto& [d, seed] : {std::pair{a, 1}, std::pair{b, 2}}) {
+    fs::create_directories(d);
+    std::ofstream(d / "config.json") << long_tiny(seed).dump(2);
+  }
+  const pid_t pid = skillrun_test::spawn_skillrun({"pack", a.string(), b.string(), "--no-progress"}, err);
+  wait_until_training(a);
+  remove_while_written(a);
+  EXPECT_EQ(wait_exit(pid), 1) << slurp(err);
+  EXPECT_TRUE(contains(slurp(err), a.string() + " was deleted, moved or replaced while the run trained")) << slurp(err);
+  EXPECT_FALSE(fs::exists(a));
+  EXPECT_EQ(json_of(b / "summary.json")["status"], "max_steps") << slurp(b / "summary.json");
+  EXPECT_EQ(deterministic_rows(b / "metrics.csv").size(), 1u + 1u + 3000u / 25u);
+}
+
+// The sweep reports the run FAILED (exit 1), not done, and leaves it a directory holding only
+// failed.json, so that `status` shows it failed and --retry-failed runs it again.
+TEST_F(VanishedRunDirectory, SweepReportsTheRunFailed) {
+  const fs::path out = dir_ / "sweep", err = dir_ / "sweep.err";
+  const pid_t pid = skillrun_test::spawn_skillrun(
+      {"sweep", "--base", kTiny, "--axis", "seed=1", "--set", "train.stop_when_learned=false", "--set",
+       "train.max_steps=3000", "--set", "train.checkpoint_every=50", "--pack", "off", "--out", out.string()},
+      err);
+  fs::path run;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (run.empty() && std::chrono::steady_clock::now() < deadline) {
+    std::error_code ec;
+    for (auto it = fs::directory_iterator(out, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+      if (it->path().filename().string().starts_with("seed=")) run = it->path();
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_FALSE(run.empty()) << slurp(err);
+  wait_until_training(run);
+  remove_while_written(run);
+  EXPECT_EQ(wait_exit(pid), 1) << slurp(err);
+  ASSERT_TRUE(fs::exists(run / "failed.json")) << slurp(err);
+  EXPECT_EQ(std::distance(fs::directory_iterator(run), fs::directory_iterator()), 1);  // nothing else came back
+  const skillrun_test::Result status = skillrun({"status", out.string()});
+  EXPECT_TRUE(contains(status.out, "failed")) << status.out << status.err;
+  EXPECT_TRUE(contains(slurp(run / "failed.json"), "was deleted while the run trained")) << slurp(run / "failed.json");
+}
+
 }  // namespace

@@ -155,6 +155,15 @@ TEST(Checkpoint, JunkFileClaimingALaterStepIsRemovedAtTheNextWrite) {
   fs::remove_all(dir);
 }
 
+// A run directory deleted while its run trains is not made again by the next checkpoint.
+TEST(Checkpoint, WriteIntoADeletedRunDirectoryThrowsAndRecreatesNothing) {
+  const fs::path dir = fresh_dir("deleted");
+  write_checkpoint(dir, sample_state(10));
+  fs::remove_all(dir);
+  EXPECT_THROW(write_checkpoint(dir, sample_state(20)), RuntimeError);
+  EXPECT_FALSE(fs::exists(dir));
+}
+
 TEST(CheckpointIdentity, IgnoresWhenToCheckpointButNotWhatIsTrained) {
   const nlohmann::json base = {{"seed", 1},
                                {"train", {{"max_steps", 100}, {"checkpoint_every", 10}, {"checkpoint_seconds", 300}}}};

@@ -141,6 +141,71 @@ TEST(RunDirectory, TempFilesOfAKilledWriteAreRemovedAndMakeNoDirectoryForeign) {
   fs::remove_all(dir);
 }
 
+// A run directory deleted (rm -rf) while its run trains: every later write throws, naming the
+// directory, and none recreates it (the checkpoint's is in test_checkpoint.cpp).
+TEST(RunDirectory, WritesAfterTheDirectoryIsDeletedThrowAndRecreateNothing) {
+  spdlog::set_level(spdlog::level::off);
+  const fs::path dir = fresh_dir("deleted") / "run";
+  RunDirectory run(dir, RunDirMode::Fresh);
+  run.write_config({{"seed", 1}});
+  run.open_metrics(1);
+  MetricsRow row;
+  row.loss_bits = {1};
+  row.accuracy = {0.5};
+  run.append_metrics(row);
+  fs::remove_all(dir);
+  const auto expect_refused = [&](auto&& write) {
+    try {
+      write();
+      ADD_FAILURE() << "a write into the deleted " << dir << " did not throw";
+    } catch (const RuntimeError& e) {
+      EXPECT_NE(std::string(e.what()).find(dir.string() + " was deleted, moved or replaced while the run trained"),
+                std::string::npos)
+          << e.what();
+    }
+    EXPECT_FALSE(fs::exists(dir));
+  };
+  // The open metrics.csv would take the row into the unlinked file, and nothing would be seen.
+  row.step = 5;
+  expect_refused([&] { run.append_metrics(row); });
+  expect_refused([&] { run.write_summary(RunSummary{}); });
+  expect_refused([&] { run.write_config({{"seed", 1}}); });
+  expect_refused([&] { run.open_metrics(1, 0); });
+  run.record_failure("the run failed");  // best effort: records nothing, recreates nothing
+  EXPECT_FALSE(fs::exists(dir));
+  spdlog::set_level(spdlog::level::info);
+  fs::remove_all(dir.parent_path());
+}
+
+// Deleted and made again by someone else (or moved away and another put in its place): the new
+// directory at that path is not the run's, and nothing is written into it.
+TEST(RunDirectory, WritesIntoADirectoryThatReplacedItThrowAndLeaveItEmpty) {
+  spdlog::set_level(spdlog::level::off);
+  const fs::path root = fresh_dir("replaced");
+  for (const bool moved : {false, true}) {
+    const fs::path dir = root / "run";
+    RunDirectory run(dir, RunDirMode::Fresh);
+    run.write_summary(RunSummary{});
+    if (moved) {
+      fs::rename(dir, root / "moved");
+    } else {
+      fs::remove_all(dir);
+    }
+    fs::create_directories(dir);
+    EXPECT_THROW(run.write_summary(RunSummary{}), RuntimeError);
+    EXPECT_THROW(run.open_metrics(1), RuntimeError);
+    run.record_failure("the run failed");
+    EXPECT_TRUE(fs::is_empty(dir)) << dir;
+    if (moved) {  // the moved directory is the run's, but no longer where the run writes
+      EXPECT_FALSE(fs::exists(root / "moved" / "metrics.csv"));
+      EXPECT_EQ(read_summary(root / "moved")->at("status"), "running");
+    }
+    fs::remove_all(dir);
+  }
+  spdlog::set_level(spdlog::level::info);
+  fs::remove_all(root);
+}
+
 TEST(RunDirectory, DeeplyNestedSummaryIsUnreadableNotACrash) {
   const fs::path dir = fresh_dir("deep");
   // 100 000 levels: the JSON library would recurse that deep building and destroying it.
