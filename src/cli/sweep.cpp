@@ -19,12 +19,14 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <set>
 #include <memory>
 #include <optional>
 #include <thread>
 
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "backend/backend.h"
 #include "cli/common.h"
@@ -61,6 +63,12 @@ struct SweepOptions {
 // The sweep file of `--base CONFIG --axis KEY=V1,V2 ...`, written into the output directory so
 // that the same sweep can be run again, resumed or listed from it.
 constexpr const char* kMultirunFile = "multirun.json";
+
+// The program as the user ran it (build/bin/skillrun, skillrun on the PATH), for hints to copy.
+std::string program_name() {
+  const std::vector<std::string> args = own_command_line();
+  return args.empty() || args.front().empty() ? "skillrun" : args.front();
+}
 
 // "a,b,{\"x\":1,\"y\":2},[3,4]" -> the four values, split at the commas outside brackets and quotes;
 // each parsed as JSON when it parses (numbers, booleans, objects), else kept as a string.
@@ -657,10 +665,50 @@ class SweepCommand {
         failed > 0 ? fmt::format(" ({} failed)", failed) : std::string(), left, eta);
   }
 
+  // Run names for the table: "model.width=64,optimizer.lr=0.01" -> "width=64,lr=0.01", each key
+  // shortened to its last dotted part where no other key of the sweep ends the same way, the
+  // values whole. `shortened` lists what was shortened ("width = model.width").
+  std::map<std::size_t, std::string> display_names(std::vector<std::string>& shortened) const {
+    const auto parts_of = [](const std::string& name) {
+      std::vector<std::string> parts;
+      for (const std::string& piece : split(name, ',')) {
+        if (piece.find('=') == std::string::npos && !parts.empty())
+          parts.back() += "," + piece;  // a comma inside a value
+        else
+          parts.push_back(piece);
+      }
+      return parts;
+    };
+    const auto last_part = [](const std::string& key) { return key.substr(key.rfind('.') + 1); };
+    std::map<std::string, std::set<std::string>> keys_of_short;  // "lr" -> {"optimizer.lr", ...}
+    for (const SweepRun* run : selected_)
+      for (const std::string& part : parts_of(run->name))
+        if (const auto eq = part.find('='); eq != std::string::npos)
+          keys_of_short[last_part(part.substr(0, eq))].insert(part.substr(0, eq));
+    std::map<std::size_t, std::string> names;
+    std::set<std::string> noted;
+    for (const SweepRun* run : selected_) {
+      std::string shown;
+      for (const std::string& part : parts_of(run->name)) {
+        std::string key = part.substr(0, part.find('=')), rest = part.substr(key.size());
+        const std::string short_key = last_part(key);
+        if (short_key != key && !rest.empty() && keys_of_short[short_key].size() == 1) {
+          if (noted.insert(key).second) shortened.push_back(short_key + " = " + key);
+          key = short_key;
+        }
+        shown += (shown.empty() ? "" : ",") + key + rest;
+      }
+      names[run->index] = shown;
+    }
+    return names;
+  }
+
   void print_table() const {
     std::map<std::string, int> counts;
+    std::vector<std::string> shortened;
+    const std::map<std::size_t, std::string> names = display_names(shortened);
     std::size_t name_width = 4;
-    for (const SweepRun* run : selected_) name_width = std::max(name_width, run->name.size());
+    for (const auto& [index, name] : names) name_width = std::max(name_width, name.size());
     // 100 columns: index 5, pack 4, status 11 and a detail of about 24 leave the rest to names
     // (`--format json` has them whole).
     const std::size_t fixed = 5 + 2 + (plan_.packed ? 6 : 0) + 11 + 2 + 2 + 24;
@@ -674,10 +722,13 @@ class SweepCommand {
         detail = (problem->unreadable ? "CONFIG UNREADABLE: " : "CONFIG DIFFERS: ") + problem->detail;
       const std::string pack = plan_.packed ? fmt::format("{:>4}  ", pack_of_.at(run->index)) : "";
       const std::string row = fmt::format("{:>5}  {}{:<11}  {:<{}}  {}", run->index, pack, to_string(s.state),
-                                          fit_middle(run->name, name_width), name_width, detail);
+                                          fit_middle(names.at(run->index), name_width), name_width, detail);
       say("{}", row.substr(0, row.find_last_not_of(' ') + 1));
       ++counts[to_string(s.state)];
     }
+    if (!shortened.empty())
+      say("(names: {}; the directories keep the full names, --format json lists them)",
+          fmt::format("{}", fmt::join(shortened, ", ")));
     std::string totals;
     for (const auto& [state, n] : counts) totals += fmt::format("{}{} {}", totals.empty() ? "" : ", ", n, state);
     say("{} run{}{}: {}", selected_.size(), selected_.size() == 1 ? "" : "s",
@@ -721,8 +772,8 @@ int cmd_sweep(const SweepOptions& options) {
     const nlohmann::ordered_json before = read_ordered_json_file(file.string());
     if (before != spec)
       throw UsageError(fmt::format("{} holds a sweep of other axes or another base ({}); choose another --out, or "
-                                   "run that one with: skillrun sweep {} --out {}",
-                                   out.string(), file.string(), file.string(), out.string()));
+                                   "run that one with: {} sweep {} --out {}",
+                                   out.string(), file.string(), program_name(), file.string(), out.string()));
   }
   sweep.file = file;
   SweepOptions with_out = options;
@@ -732,7 +783,7 @@ int cmd_sweep(const SweepOptions& options) {
   if (!options.list) {
     command.claim_out_dir();  // a directory of someone else's files, or of a live sweep, is refused
     write_file_atomic(file, spec.dump(2) + "\n");
-    say("wrote {}: run it again, resume it or list it with: skillrun sweep {} --out {}", file.string(),
+    say("wrote {}: run it again, resume it or list it with: {} sweep {} --out {}", file.string(), program_name(),
         file.string(), out.string());
   }
   return options.list ? command.list() : command.run();

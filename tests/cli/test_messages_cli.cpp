@@ -31,4 +31,21 @@ TEST_F(MessagesCli, SetWithASpaceInsteadOfEqualsSaysKeyEqualsValue) {
   EXPECT_FALSE(std::filesystem::exists(dir_ / "x"));
 }
 
+// The multirun's resume hint names the program as it was run, so it can be copied as printed.
+TEST_F(MessagesCli, MultirunHintNamesTheProgramAsItWasRun) {
+  const Result r = skillrun({"sweep", "--base", kTiny, "--set", "train.max_steps=10", "--axis", "seed=1", "--out",
+                             (dir_ / "mr").string()});
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find(std::string("list it with: ") + SKILLRUN_BIN + " sweep "), std::string::npos) << r.out;
+}
+
+// `sweep --list` shortens keys to their last part and keeps values whole, saying so.
+TEST_F(MessagesCli, ListShortensKeysAndKeepsValuesWhole) {
+  const Result r = skillrun({"sweep", "--base", kTiny, "--axis", "model.width=32,64", "--axis",
+                             "optimizer.lr=0.00123456789,0.003", "--out", (dir_ / "l").string(), "--list"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("width=32,lr=0.00123456789"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(names: width = model.width, lr = optimizer.lr;"), std::string::npos) << r.out;
+}
+
 }  // namespace

@@ -141,7 +141,9 @@ TEST_F(SweepCli, SetAppliesToTheBaseOfEveryRun) {
 TEST_F(SweepCli, ListPrintsEveryRunAndRunsNothing) {
   const Result r = sweep(kCiTinySweep, {"--list"});
   ASSERT_EQ(r.status, 0) << r.err;
-  for (const char* name : kCiTinyRuns) EXPECT_TRUE(contains(r.out, name));
+  // The table shortens keys (model.width -> width) and says so; the directories keep the names.
+  for (std::string name : kCiTinyRuns) EXPECT_TRUE(contains(r.out, name.substr(name.find("width")))) << name;
+  EXPECT_TRUE(contains(r.out, "(names: width = model.width;"));
   EXPECT_TRUE(contains(r.out, "4 runs: 4 pending"));
   EXPECT_FALSE(fs::exists(out_));
 }
@@ -184,7 +186,7 @@ TEST_F(SweepCli, DivergingRunIsReportedAndTheOthersFinish) {
   ASSERT_EQ(r.status, 0) << r.out << r.err;
   EXPECT_EQ(status_of(out_ / "optimizer.lr=1e+30"), "diverged");
   EXPECT_EQ(status_of(out_ / "optimizer.lr=0.5"), "max_steps");
-  EXPECT_TRUE(contains(r.out, "    0  diverged     optimizer.lr=1e+30"));
+  EXPECT_TRUE(contains(r.out, "    0  diverged     lr=1e+30"));
 }
 
 TEST_F(SweepCli, DivergedRunIsNotRunAgain) {
