@@ -221,6 +221,14 @@ int bench_pack(const BenchOptions& options, const ExperimentConfig& config) {
 
 }  // namespace
 
+std::optional<StepTiming> time_a_few_steps(const nlohmann::json& resolved_config, int64_t steps) {
+  const ExperimentConfig config = parse_experiment(resolved_config);
+  if (config.is_icl()) return std::nullopt;
+  auto backend = make_backend(parse_device(config.device), parse_precision(config.precision));
+  Trainer trainer(*backend, config);
+  return StepTiming{seconds_per_step(*backend, trainer, /*warmup=*/1, steps), backend->name()};
+}
+
 CLI::App* add_bench_command(CLI::App& app, std::function<int()>& action) {
   auto o = std::make_shared<BenchOptions>();
   CLI::App* cmd = app.add_subcommand("bench", "time each phase of a training step (CONFIG), or msign alone (--msign)");

@@ -29,6 +29,7 @@
 #include <fmt/ranges.h>
 
 #include "backend/backend.h"
+#include "cli/bench.h"
 #include "cli/common.h"
 #include "config/experiment.h"
 #include "core/error.h"
@@ -636,9 +637,26 @@ class SweepCommand {
     }
     if (unfinished == 0) return;
     if (steps <= 0) {
-      say("cost: {} unfinished run{}, up to {} steps; no finished run to take a step time from "
-          "(`skillrun bench CONFIG` times a step on this machine)",
-          unfinished, unfinished == 1 ? "" : "s", steps_left);
+      // No finished run to take a pace from: time a few steps of the first unfinished one here.
+      const SweepRun* first = nullptr;
+      for (const SweepRun* run : selected_)
+        if (first == nullptr && !is_result(inspect_run(dir(*run)).state)) first = run;
+      std::optional<StepTiming> timed_now;
+      try {
+        if (first != nullptr) timed_now = time_a_few_steps(first->config);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "cost: could not time a step of run %zu: %s\n", first->index, e.what());
+      }
+      if (!timed_now) {
+        say("cost: {} unfinished run{}, up to {} steps; no finished run to take a step time from "
+            "(`skillrun bench CONFIG` times a step on this machine)",
+            unfinished, unfinished == 1 ? "" : "s", steps_left);
+        return;
+      }
+      say("cost: {} unfinished run{}, up to {} steps; no run has finished, and 3 steps of run {} timed just now take "
+          "{:.3g} ms each ({}; evals not counted): at most {} one run at a time (runs that converge stop sooner)",
+          unfinished, unfinished == 1 ? "" : "s", steps_left, first->index, timed_now->seconds_per_step * 1e3,
+          timed_now->device, format_duration(timed_now->seconds_per_step * static_cast<double>(steps_left)));
       return;
     }
     const double per_step = seconds / steps;

@@ -588,7 +588,12 @@ TEST_F(SweepCli, EachEndedRunPrintsTheSweepsProgress) {
 TEST_F(SweepCli, ListEstimatesWhatTheUnfinishedRunsCostFromTheFinishedOnes) {
   const std::string s = tiny_sweep(R"("seed": [1, 2, 3])");
   const Result none = sweep(s, {"--list"});
-  EXPECT_TRUE(contains(none.out, "cost: 3 unfinished runs, up to 300 steps; no finished run")) << none.out;
+  // None finished: a few steps of the first run are timed on the spot.
+  EXPECT_TRUE(contains(none.out, "cost: 3 unfinished runs, up to 300 steps; no run has finished, and 3 steps of run 0 "
+                                 "timed just now take "))
+      << none.out;
+  EXPECT_TRUE(contains(none.out, "ms each (cpu")) << none.out;
+  EXPECT_FALSE(fs::exists(out_ / "seed=1" / "metrics.csv"));  // timing writes nothing
   ASSERT_EQ(sweep(s, {"--index", "0"}).status, 0);
   const Result some = sweep(s, {"--list"});
   EXPECT_TRUE(contains(some.out, "cost: 2 unfinished runs, up to 200 steps; at ")) << some.out;
