@@ -89,6 +89,12 @@ Table groups_table(const AnalysisResult& r) {
     t.rows.push_back(std::move(row));
   }
   t.note = "SAL(p) = (T(p) − T_first)/T(p); learned: subtasks with T_k defined.";
+  for (const Group& g : r.groups)
+    if (!g.pooled.empty()) {
+      std::vector<std::string> key;
+      for (const auto& v : g.key_values) key.push_back(display_value(v));
+      t.note += fmt::format(" Group {}: its runs differ in {}.", fmt::join(key, " "), g.pooled);
+    }
   return t;
 }
 
@@ -140,16 +146,19 @@ Table best_lr_table(const AnalysisResult& r) {
       if (!c.metric.mean && sel.metric == LrSelection::Metric::Coverage)
         others += fmt::format(", {} learned", format_percent(c.fraction_learned));
     }
-    t.rows.push_back({o.optimizer, display_value(best.lr), std::to_string(best.runs), format_stat(best.metric, decimals),
+    t.rows.push_back({o.variant, display_value(best.lr), std::to_string(best.runs), format_stat(best.metric, decimals),
                       format_percent(best.fraction_learned), format_stat(best.final_mean_loss, 4),
                       others.empty() ? "—" : others});
   }
   t.note = "Runs that never reach the metric rank after those that do, by fraction learned, then final loss.";
+  if (!r.variant_keys.empty())
+    t.note += fmt::format(" Variants differ in {}; each has its own best lr, and only its seeds (and widths) "
+                          "are averaged.",
+                          fmt::join(r.variant_keys, ", "));
+  for (const OptimizerView& o : r.optimizers)
+    if (!o.pooled.empty()) t.note += fmt::format(" {}: its runs at lr {} differ in {}.", o.variant,
+                                                 display_value(o.ranking.front().lr), o.pooled);
   return t;
-}
-
-std::string optimizer_column(const OptimizerView& o) {
-  return fmt::format("{} (lr {})", o.optimizer, display_value(o.ranking.front().lr));
 }
 
 Table acquisition_table(const AnalysisResult& r) {
@@ -159,7 +168,7 @@ Table acquisition_table(const AnalysisResult& r) {
   std::size_t n_tasks = 0;
   const std::vector<double>* p_k = nullptr;
   for (const OptimizerView& o : r.optimizers) {
-    t.header.push_back(optimizer_column(o));
+    t.header.push_back(view_label(o));
     if (o.at_best_lr.T_k.size() > n_tasks) n_tasks = o.at_best_lr.T_k.size(), p_k = &o.at_best_lr.p_k;
   }
   for (std::size_t k = 0; k < n_tasks; ++k) {
@@ -186,13 +195,13 @@ std::vector<std::size_t> distinct_p_rows(const AnalysisResult& r) {
   return rows;
 }
 
-// T(p) (time) or SAL(p) (!time) per optimizer at its best lr.
+// T(p) (time) or SAL(p) (!time) per variant at its best lr.
 Table coverage_table(const AnalysisResult& r, bool time) {
   Table t;
   t.title = time ? "p-coverage time T(p, tau) at the best lr, averaged across widths and seeds (Fig. 3, steps)"
                  : "Skill acquisition lag SAL(p, tau) at the best lr, averaged across widths and seeds (Fig. 3)";
   t.header = {"p"};
-  for (const OptimizerView& o : r.optimizers) t.header.push_back(optimizer_column(o));
+  for (const OptimizerView& o : r.optimizers) t.header.push_back(view_label(o));
   std::set<std::size_t> n_tasks;
   for (const RunAnalysis& a : r.runs) n_tasks.insert(a.p_k.size());
   for (std::size_t j : distinct_p_rows(r)) {
