@@ -151,7 +151,9 @@ Table best_lr_table(const AnalysisResult& r) {
                       others.empty() ? "—" : others});
   }
   t.note = "Runs that never reach the metric rank after those that do, by fraction learned, then final loss.";
-  if (!r.variant_keys.empty())
+  if (!r.options.compare_keys.empty())
+    t.note += fmt::format(" One row per value of {} (--compare).", fmt::join(r.options.compare_keys, ", "));
+  else if (!r.variant_keys.empty())
     t.note += fmt::format(" Variants differ in {}; each has its own best lr, and only its seeds (and widths) "
                           "are averaged.",
                           fmt::join(r.variant_keys, ", "));
