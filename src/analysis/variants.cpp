@@ -157,13 +157,14 @@ std::vector<std::string> variant_keys(const std::vector<Variant>& variants) {
 std::string pooled_differences(const std::vector<RunAnalysis>& runs, const std::vector<std::size_t>& indices,
                                const std::vector<std::string>& ignored) {
   if (indices.size() < 2) return "";
-  std::vector<FlatConfig> flats;
-  for (const RunAnalysis& r : runs) flats.push_back(flatten_config(r.config));
+  std::vector<FlatConfig> flats;  // of the runs at `indices` only: a sweep has many groups
+  std::vector<std::size_t> all;
+  for (std::size_t i : indices) all.push_back(flats.size()), flats.push_back(flatten_config(runs[i].config));
   std::vector<std::string> parts;
-  for (const std::string& k : differing(flats, indices)) {
+  for (const std::string& k : differing(flats, all)) {
     if (is_seed_like_key(k) || std::find(ignored.begin(), ignored.end(), k) != ignored.end()) continue;
     std::set<json> values;
-    for (std::size_t i : indices) values.insert(flat_value(flats[i], k));
+    for (const FlatConfig& flat : flats) values.insert(flat_value(flat, k));
     std::vector<std::string> texts;
     for (const json& v : values) texts.push_back(value_text(v));
     parts.push_back(fmt::format("{} ({})", k, fmt::join(texts, ", ")));
