@@ -67,6 +67,27 @@ std::string groups_title(const AnalysisResult& r, const std::string& what) {
   return fmt::format("Runs by group ({}): {}", fmt::join(r.options.group_keys, ", "), what);
 }
 
+// Sentences for a note: what the runs of each named set differ in beyond seeds (pairs of name
+// and pooled_differences; empty ones left out), one sentence for the sets that differ alike (a
+// sweep run on two devices has many). `noun`/`nouns` go before one name/several.
+std::string pooled_note(const std::vector<std::pair<std::string, std::string>>& named, const std::string& noun,
+                        const std::string& nouns) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> alike;  // what they differ in, the names
+  for (const auto& [name, what] : named) {
+    if (what.empty()) continue;
+    auto it = std::find_if(alike.begin(), alike.end(), [&](const auto& a) { return a.first == what; });
+    if (it == alike.end()) it = alike.insert(alike.end(), {what, {}});
+    it->second.push_back(name);
+  }
+  std::string out;
+  for (const auto& [what, names] : alike)
+    out += names.size() == 1
+               ? fmt::format(" {}{}: its runs differ in {}.", noun.empty() ? "" : noun + " ", names.front(), what)
+               : fmt::format(" {}{}: the runs of each differ in {}.", nouns.empty() ? "" : nouns + " ",
+                             fmt::join(names, "; "), what);
+  return out;
+}
+
 Table groups_table(const AnalysisResult& r) {
   Table t;
   const double p_max = r.options.p_grid.back();
@@ -89,12 +110,13 @@ Table groups_table(const AnalysisResult& r) {
     t.rows.push_back(std::move(row));
   }
   t.note = "SAL(p) = (T(p) − T_first)/T(p); learned: subtasks with T_k defined.";
-  for (const Group& g : r.groups)
-    if (!g.pooled.empty()) {
-      std::vector<std::string> key;
-      for (const auto& v : g.key_values) key.push_back(display_value(v));
-      t.note += fmt::format(" Group {}: its runs differ in {}.", fmt::join(key, " "), g.pooled);
-    }
+  std::vector<std::pair<std::string, std::string>> pooled;
+  for (const Group& g : r.groups) {
+    std::vector<std::string> key;
+    for (const auto& v : g.key_values) key.push_back(display_value(v));
+    pooled.emplace_back(fmt::format("{}", fmt::join(key, " ")), g.pooled);
+  }
+  t.note += pooled_note(pooled, "Group", "Groups");
   return t;
 }
 
@@ -157,9 +179,9 @@ Table best_lr_table(const AnalysisResult& r) {
     t.note += fmt::format(" Variants differ in {}; each has its own best lr, and only its seeds (and widths) "
                           "are averaged.",
                           fmt::join(r.variant_keys, ", "));
-  for (const OptimizerView& o : r.optimizers)
-    if (!o.pooled.empty()) t.note += fmt::format(" {}: its runs at lr {} differ in {}.", o.variant,
-                                                 display_value(o.ranking.front().lr), o.pooled);
+  std::vector<std::pair<std::string, std::string>> pooled;
+  for (const OptimizerView& o : r.optimizers) pooled.emplace_back(view_label(o), o.pooled);
+  t.note += pooled_note(pooled, "", "");
   return t;
 }
 

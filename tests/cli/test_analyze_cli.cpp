@@ -333,18 +333,22 @@ TEST_F(AnalyzeCli, RunsOfOneVariantThatDifferOutsideTheConfigAreNoted) {
     s["git_commit"] = commit;
     std::ofstream(f) << s.dump();
   }
-  const Result r = skillrun({"analyze", (dir_ / "runs").string()});
+  const Result r = skillrun({"analyze", (dir_ / "runs").string(), "--format", "md"});  // notes unwrapped
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_TRUE(contains(r.out, "device: cpu (OpenBLAS, 2 threads) (1 run), cuda (NVIDIA H100) (1 run)")) << r.out;
+  EXPECT_TRUE(contains(r.out, "Group muon 64 0.01: its runs differ in device: cpu (OpenBLAS, 2 threads) (1 run), "
+                              "cuda (NVIDIA H100) (1 run).")) << r.out;
+  EXPECT_TRUE(contains(r.out, "muon (lr 0.01): its runs differ in device: cpu (OpenBLAS, 2 threads) (1 run), "
+                              "cuda (NVIDIA H100) (1 run).")) << r.out;
   EXPECT_FALSE(contains(r.out, "git_commit")) << r.out;  // the same in both
 }
 
 // --group-by still overrides the group tables: pooling the momenta there is said under them.
 TEST_F(AnalyzeCli, GroupByThatPoolsVariantsSaysSo) {
   write_momentum_sweep();
-  const Result r = skillrun({"analyze", (dir_ / "runs").string(), "--group-by", "optimizer.type,optimizer.lr"});
+  const Result r =
+      skillrun({"analyze", (dir_ / "runs").string(), "--group-by", "optimizer.type,optimizer.lr", "--format", "md"});
   ASSERT_EQ(r.status, 0) << r.err;
-  EXPECT_TRUE(contains(r.out, "differ in optimizer.momentum (0, 0.95)")) << r.out;
+  EXPECT_TRUE(contains(r.out, "Groups muon 0.001; muon 0.01: the runs of each differ in optimizer.momentum (0, 0.95).")) << r.out;
   // the per-variant views are still split
   EXPECT_TRUE(contains(r.out, "muon, momentum=0.95 (lr 0.01)")) << r.out;
 }
