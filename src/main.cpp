@@ -148,7 +148,8 @@ int main(int argc, char** argv) {
   analyze_cmd->add_option("paths", analyze.paths, "run directories, or directories searched for them")->required();
   analyze_cmd->add_option("--tau", analyze.tau_bits, "learned threshold in bits (default: each run's eval.tau_bits)");
   analyze_cmd->add_option("--p", analyze.p_list, "coverage fractions, comma-separated (default 0.1,0.2,...,1)");
-  analyze_cmd->add_option("--group-by", analyze.group_by, "config keys, comma-separated (default optimizer.type,model.width,optimizer.lr)");
+  analyze_cmd->add_option("--group-by", analyze.group_by, "config keys, comma-separated (default optimizer.type,model.width,optimizer.lr and the keys variants differ in)");
+  analyze_cmd->add_option("--compare", analyze.compare, "config keys, comma-separated, whose values are the columns and lines of the per-variant views (default: optimizer.type and the keys its runs differ in)");
   analyze_cmd->add_option("--select-lr", analyze.select_lr, "best-lr metric: coverage | coverage:P | final_loss")->capture_default_str();
   analyze_cmd->add_option("--out", analyze.out_dir, "write runs.csv, coverage.csv, sal.csv (sparse parity), icl_runs.csv, icl_table.csv (icl_linreg), summary.md, analysis.json here");
   analyze_cmd->add_option("--format", analyze.format, "stdout format: table | csv | md | json")->capture_default_str();

@@ -1,11 +1,16 @@
-// Groups, best-lr ranking and the per-optimizer view. Runs are referred to by index into
+// Groups, best-lr ranking and the per-variant view. Runs are referred to by index into
 // AnalysisResult::runs so every table and analysis.json can point back at run directories.
 #include "analysis/aggregate.h"
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <set>
 #include <tuple>
+
+#include <fmt/format.h>
+
+#include "analysis/variants.h"
 
 namespace skillrun {
 namespace {
@@ -80,7 +85,7 @@ std::vector<Group> group_runs(const std::vector<RunAnalysis>& runs) {
   std::map<std::vector<nlohmann::json>, std::vector<std::size_t>> by_key;  // json's < orders numbers numerically
   for (std::size_t i = 0; i < runs.size(); ++i) by_key[runs[i].group_values].push_back(i);
   std::vector<Group> groups;
-  for (auto& [key, indices] : by_key) groups.push_back({key, summarize_runs(runs, std::move(indices))});
+  for (auto& [key, indices] : by_key) groups.push_back({key, summarize_runs(runs, std::move(indices)), ""});
   return groups;
 }
 
@@ -111,28 +116,47 @@ std::vector<LrCandidate> rank_learning_rates(const std::vector<RunAnalysis>& run
   return out;  // by_lr iterated in lr order, so the stable sort breaks ties towards the smaller lr
 }
 
+std::string view_label(const OptimizerView& o) {
+  return fmt::format("{} (lr {})", o.variant, display_value(o.ranking.front().lr));
+}
+
 AnalysisResult aggregate(std::vector<RunAnalysis> runs, const AnalysisOptions& options) {
   AnalysisResult result;
   result.options = options;
   result.runs = std::move(runs);
+  const std::vector<Variant> variants = split_variants(result.runs, options.compare_keys);
+  result.variant_keys = variant_keys(variants);
+  // Without --group-by the groups split by variant too: only seeds are averaged over.
+  std::vector<std::string>& keys = result.options.group_keys;
+  if (!options.group_keys_given) {
+    for (const std::string& k : result.variant_keys)
+      if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
+    for (RunAnalysis& r : result.runs) {
+      r.group_values.clear();
+      for (const std::string& k : keys) r.group_values.push_back(value_at(r.config, k));
+    }
+  }
   result.groups = group_runs(result.runs);
+  for (Group& g : result.groups) g.pooled = pooled_differences(result.runs, g.set.runs, {});
 
-  std::map<std::string, std::vector<std::size_t>> by_optimizer;
-  for (std::size_t i = 0; i < result.runs.size(); ++i)
-    by_optimizer[display_value(value_at(result.runs[i].config, "optimizer.type"))].push_back(i);
-  for (const auto& [name, indices] : by_optimizer) {
+  for (const Variant& variant : variants) {
     OptimizerView view;
-    view.optimizer = name;
-    view.ranking = rank_learning_rates(result.runs, indices, options.select_lr);
+    std::set<std::string> types;
+    for (std::size_t i : variant.runs) types.insert(display_value(value_at(result.runs[i].config, "optimizer.type")));
+    view.optimizer = fmt::format("{}", fmt::join(types, "/"));
+    view.variant = variant.name;
+    view.variant_values = variant.values;
+    view.ranking = rank_learning_rates(result.runs, variant.runs, options.select_lr);
     std::vector<std::size_t> at_best;
     std::vector<nlohmann::json> widths;
-    for (std::size_t i : indices) {
+    for (std::size_t i : variant.runs) {
       if (value_at(result.runs[i].config, "optimizer.lr") != view.ranking.front().lr) continue;
       at_best.push_back(i);
       const nlohmann::json w = value_at(result.runs[i].config, "model.width");
       if (std::find(widths.begin(), widths.end(), w) == widths.end()) widths.push_back(w);
     }
     std::sort(widths.begin(), widths.end());
+    view.pooled = pooled_differences(result.runs, at_best, {"model.width"});
     view.at_best_lr = summarize_runs(result.runs, std::move(at_best));
     view.widths = std::move(widths);
     result.optimizers.push_back(std::move(view));

@@ -1,6 +1,7 @@
 // Combining runs: groups by resolved-config keys with mean ± std over the runs in each group
-// (seeds), the best learning rate per optimizer, and the paper's Fig. 3 view (T(p, τ) and
-// Δ_SAL(p, τ) per optimizer at its best lr, averaged across widths and seeds).
+// (seeds), the best learning rate per variant (variants.h: an optimizer type, split by the
+// config keys its runs differ in), and the paper's Fig. 3 view (T(p, τ) and Δ_SAL(p, τ) per
+// variant at its best lr, averaged across widths and seeds).
 // A censored value (a T never reached) is never averaged in as a number: a mean exists only
 // when every run in the set has the value, and the count of runs that do is kept beside it.
 #pragma once
@@ -37,6 +38,7 @@ RunSet summarize_runs(const std::vector<RunAnalysis>& all, std::vector<std::size
 struct Group {
   std::vector<nlohmann::json> key_values;  // one per group key
   RunSet set;
+  std::string pooled;  // pooled_differences of its runs (variants.h); empty when they differ in seeds only
 };
 // One group per distinct tuple of key values, sorted by those values (numbers numerically).
 std::vector<Group> group_runs(const std::vector<RunAnalysis>& runs);
@@ -55,18 +57,25 @@ struct LrCandidate {
 std::vector<LrCandidate> rank_learning_rates(const std::vector<RunAnalysis>& runs,
                                              const std::vector<std::size_t>& indices, const LrSelection& selection);
 
+// One variant (variants.h) at its best lr.
 struct OptimizerView {
-  std::string optimizer;            // optimizer.type
+  std::string optimizer;             // optimizer.type ("adam/muon" when --compare pools types)
+  std::string variant;               // Variant::name: "muon", "muon, momentum=0"
+  nlohmann::json variant_values;     // Variant::values
   std::vector<LrCandidate> ranking;  // ranking.front() is the chosen lr
-  RunSet at_best_lr;                 // every run of the optimizer at that lr (all widths and seeds)
+  RunSet at_best_lr;                 // every run of the variant at that lr (all widths and seeds)
   std::vector<nlohmann::json> widths;  // model.width values among those runs, sorted
+  std::string pooled;  // pooled_differences of those runs beyond their widths; empty when seeds only
 };
+// "muon (lr 0.01)", "muon, momentum=0 (lr 0.001)": a view's column header, legend and JSON label.
+std::string view_label(const OptimizerView& o);
 
 struct AnalysisResult {
-  AnalysisOptions options;
+  AnalysisOptions options;               // group_keys with the variant keys added (unless --group-by)
   std::vector<RunAnalysis> runs;
   std::vector<Group> groups;
-  std::vector<OptimizerView> optimizers;  // sorted by name
+  std::vector<OptimizerView> optimizers;  // one per variant, sorted by type, then values
+  std::vector<std::string> variant_keys;  // the keys that split variants (variants.h), sorted
 };
 AnalysisResult aggregate(std::vector<RunAnalysis> runs, const AnalysisOptions& options);
 

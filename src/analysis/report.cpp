@@ -101,20 +101,22 @@ json run_json(const RunAnalysis& a, const std::vector<std::string>& keys) {
           {"predicted_alpha_s", to_json(a.predicted_alpha_s)}};
 }
 
-// Key columns of coverage.csv / sal.csv: the group keys, plus optimizer.type and optimizer.lr
-// when not among them, so the per-optimizer rows can always be told apart.
-std::vector<std::string> view_keys(const AnalysisOptions& o) {
-  std::vector<std::string> keys = o.group_keys;
-  for (const char* k : {"optimizer.type", "optimizer.lr"})
-    if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.emplace_back(k);
+// Key columns of coverage.csv / sal.csv: the group keys, plus optimizer.type, optimizer.lr and
+// the variant keys when not among them, so the per-variant rows can always be told apart.
+std::vector<std::string> view_keys(const AnalysisResult& r) {
+  std::vector<std::string> keys = r.options.group_keys;
+  std::vector<std::string> extra{"optimizer.type", "optimizer.lr"};
+  extra.insert(extra.end(), r.variant_keys.begin(), r.variant_keys.end());
+  for (const std::string& k : extra)
+    if (std::find(keys.begin(), keys.end(), k) == keys.end()) keys.push_back(k);
   return keys;
 }
 
-// One row per (set, p): "group" rows for each group, "best_lr" rows for each optimizer at its
+// One row per (set, p): "group" rows for each group, "best_lr" rows for each variant at its
 // chosen lr. A key the set is not fixed on (averaged over) is "*".
 template <class StatsOf>
 std::string per_p_csv(const AnalysisResult& r, StatsOf stats_of) {
-  const std::vector<std::string> keys = view_keys(r.options);
+  const std::vector<std::string> keys = view_keys(r);
   std::vector<std::string> header{"view"};
   header.insert(header.end(), keys.begin(), keys.end());
   for (const char* h : {"p", "runs", "defined", "mean", "std"}) header.emplace_back(h);
@@ -138,7 +140,10 @@ std::string per_p_csv(const AnalysisResult& r, StatsOf stats_of) {
   for (const OptimizerView& o : r.optimizers) {
     std::vector<std::string> cells;
     for (const std::string& k : keys)
-      cells.push_back(k == "optimizer.type" ? o.optimizer : k == "optimizer.lr" ? csv_cell(o.ranking.front().lr) : "*");
+      cells.push_back(k == "optimizer.type"            ? o.optimizer
+                      : k == "optimizer.lr"            ? csv_cell(o.ranking.front().lr)
+                      : o.variant_values.contains(k) ? csv_cell(o.variant_values[k])
+                                                       : "*");
     emit("best_lr", cells, o.at_best_lr);
   }
   return out;
@@ -200,6 +205,7 @@ json analysis_json(const AnalysisResult& r) {
     for (std::size_t i = 0; i < g.key_values.size(); ++i) key[r.options.group_keys[i]] = g.key_values[i];
     json j = to_json(g.set);
     j["key"] = key;
+    j["pooled"] = g.pooled;
     groups.push_back(j);
   }
   json optimizers = json::array();
@@ -211,6 +217,10 @@ json analysis_json(const AnalysisResult& r) {
                          {"final_mean_loss", to_json(c.final_mean_loss)}});
     json j = to_json(o.at_best_lr);
     j["optimizer"] = o.optimizer;
+    j["label"] = view_label(o);
+    j["variant"] = o.variant;
+    j["variant_values"] = o.variant_values;
+    j["pooled"] = o.pooled;
     j["lr"] = o.ranking.front().lr;
     j["ranking"] = ranking;
     j["widths"] = o.widths;
@@ -219,6 +229,8 @@ json analysis_json(const AnalysisResult& r) {
   return {{"tau_bits", r.options.tau_bits ? json(*r.options.tau_bits) : json(nullptr)},
           {"p", r.options.p_grid},
           {"group_by", r.options.group_keys},
+          {"compare", r.options.compare_keys.empty() ? json(nullptr) : json(r.options.compare_keys)},
+          {"variant_keys", r.variant_keys},
           {"select_lr", to_string(r.options.select_lr)},
           {"runs", runs},
           {"groups", groups},

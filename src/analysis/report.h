@@ -1,6 +1,6 @@
 // The machine-readable outputs of `skillrun analyze` and the writing of the --out directory:
 // runs.csv (one row per run), coverage.csv and sal.csv (T(p, τ) and Δ_SAL(p, τ) per group and
-// per optimizer at its best lr), analysis.json (everything, read by scripts/plot.py) and
+// per variant at its best lr), analysis.json (everything, read by scripts/plot.py) and
 // summary.md, plus icl_runs.csv and icl_table.csv for icl_linreg runs (icl_report.h). In CSV
 // an undefined value is an empty cell; in JSON it is null.
 #pragma once

@@ -36,10 +36,10 @@ std::vector<double> parse_p_list(const std::string& text) {
   return out;
 }
 
-std::vector<std::string> parse_key_list(const std::string& text) {
+std::vector<std::string> parse_key_list(const std::string& text, const std::string& flag) {
   std::vector<std::string> out = split(text, ',');
   for (const std::string& key : out)
-    if (key.empty()) throw UsageError(fmt::format("--group-by: empty key in \"{}\"", text));
+    if (key.empty()) throw UsageError(fmt::format("{}: empty key in \"{}\"", flag, text));
   return out;
 }
 
@@ -77,6 +77,7 @@ RunAnalysis analyze_run(const RunRecord& run, const AnalysisOptions& options) {
   a.status = run.status;
   a.message = run.message;
   a.metrics_truncated = run.metrics.truncated;
+  a.provenance = run.provenance;
   for (const std::string& key : options.group_keys) a.group_values.push_back(value_at(run.config, key));
 
   const MetricsCurves& m = run.metrics;

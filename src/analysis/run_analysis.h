@@ -3,6 +3,7 @@
 // two log–log fits. One RunAnalysis per run directory; aggregate.h combines them.
 #pragma once
 #include <filesystem>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -29,12 +30,16 @@ struct AnalysisOptions {
   std::optional<double> tau_bits;  // --tau; empty: each run's own tau_bits
   std::vector<double> p_grid = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0};
   std::vector<std::string> group_keys = {"optimizer.type", "model.width", "optimizer.lr"};
+  bool group_keys_given = false;  // --group-by: else the variant keys (variants.h) are added to group_keys
+  // --compare: the keys whose values name the per-variant views; empty: optimizer.type and the
+  // keys that vary among its runs (variants.h).
+  std::vector<std::string> compare_keys;
   LrSelection select_lr;
 };
 // "0.5,1" -> {0.5, 1}; every value in (0, 1]; UsageError naming the bad entry otherwise.
 std::vector<double> parse_p_list(const std::string& text);
-// "a.b,c" -> {"a.b", "c"}; UsageError for an empty key.
-std::vector<std::string> parse_key_list(const std::string& text);
+// "a.b,c" -> {"a.b", "c"}; UsageError naming `flag` for an empty key.
+std::vector<std::string> parse_key_list(const std::string& text, const std::string& flag = "--group-by");
 
 struct RunAnalysis {
   std::filesystem::path dir;
@@ -43,6 +48,7 @@ struct RunAnalysis {
   std::string message;
   bool metrics_truncated = false;
   std::vector<nlohmann::json> group_values;  // one per AnalysisOptions::group_keys, null if absent
+  std::map<std::string, std::string> provenance;  // RunRecord::provenance
 
   double tau_bits = 0;               // the τ used
   int64_t last_step = 0;             // step of the last eval row (0 without rows)

@@ -278,6 +278,8 @@ RunRecord read_run(const fs::path& dir, std::optional<double> tau_bits) {
       if (const auto tau = positive_summary_number(*s, "tau_bits", dir)) r.tau_bits = *tau;
       for (const auto& t : s->value("T_k", nlohmann::json::array()))
         r.summary_T_k.push_back(t.is_null() ? std::nullopt : std::optional<int64_t>(t.get<int64_t>()));
+      for (const char* key : {"device", "git_commit", "precision"})
+        if (s->contains(key)) r.provenance[key] = (*s)[key].is_string() ? (*s)[key].get<std::string>() : (*s)[key].dump();
     } catch (const nlohmann::json::exception& e) {
       throw RuntimeError(fmt::format("{}: {}", (dir / "summary.json").string(), e.what()));
     }

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <functional>
 #include <istream>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -115,6 +116,9 @@ struct RunRecord {
   std::string message;                     // summary.json's message
   double tau_bits = 0;                     // the run's own: summary.json's, else config eval.tau_bits
   AcquisitionTimes summary_T_k;            // summary.json's T_k (empty without one)
+  // How the run was made, beyond its config: summary.json's `device`, `git_commit` and
+  // `precision` (those it has, as strings).
+  std::map<std::string, std::string> provenance;
 };
 
 // Reads one sparse_parity run directory, T_k at `tau_bits` (empty: the run's own τ). Throws

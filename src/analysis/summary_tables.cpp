@@ -67,6 +67,27 @@ std::string groups_title(const AnalysisResult& r, const std::string& what) {
   return fmt::format("Runs by group ({}): {}", fmt::join(r.options.group_keys, ", "), what);
 }
 
+// Sentences for a note: what the runs of each named set differ in beyond seeds (pairs of name
+// and pooled_differences; empty ones left out), one sentence for the sets that differ alike (a
+// sweep run on two devices has many). `noun`/`nouns` go before one name/several.
+std::string pooled_note(const std::vector<std::pair<std::string, std::string>>& named, const std::string& noun,
+                        const std::string& nouns) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> alike;  // what they differ in, the names
+  for (const auto& [name, what] : named) {
+    if (what.empty()) continue;
+    auto it = std::find_if(alike.begin(), alike.end(), [&](const auto& a) { return a.first == what; });
+    if (it == alike.end()) it = alike.insert(alike.end(), {what, {}});
+    it->second.push_back(name);
+  }
+  std::string out;
+  for (const auto& [what, names] : alike)
+    out += names.size() == 1
+               ? fmt::format(" {}{}: its runs differ in {}.", noun.empty() ? "" : noun + " ", names.front(), what)
+               : fmt::format(" {}{}: the runs of each differ in {}.", nouns.empty() ? "" : nouns + " ",
+                             fmt::join(names, "; "), what);
+  return out;
+}
+
 Table groups_table(const AnalysisResult& r) {
   Table t;
   const double p_max = r.options.p_grid.back();
@@ -89,6 +110,13 @@ Table groups_table(const AnalysisResult& r) {
     t.rows.push_back(std::move(row));
   }
   t.note = "SAL(p) = (T(p) − T_first)/T(p); learned: subtasks with T_k defined.";
+  std::vector<std::pair<std::string, std::string>> pooled;
+  for (const Group& g : r.groups) {
+    std::vector<std::string> key;
+    for (const auto& v : g.key_values) key.push_back(display_value(v));
+    pooled.emplace_back(fmt::format("{}", fmt::join(key, " ")), g.pooled);
+  }
+  t.note += pooled_note(pooled, "Group", "Groups");
   return t;
 }
 
@@ -140,16 +168,21 @@ Table best_lr_table(const AnalysisResult& r) {
       if (!c.metric.mean && sel.metric == LrSelection::Metric::Coverage)
         others += fmt::format(", {} learned", format_percent(c.fraction_learned));
     }
-    t.rows.push_back({o.optimizer, display_value(best.lr), std::to_string(best.runs), format_stat(best.metric, decimals),
+    t.rows.push_back({o.variant, display_value(best.lr), std::to_string(best.runs), format_stat(best.metric, decimals),
                       format_percent(best.fraction_learned), format_stat(best.final_mean_loss, 4),
                       others.empty() ? "—" : others});
   }
   t.note = "Runs that never reach the metric rank after those that do, by fraction learned, then final loss.";
+  if (!r.options.compare_keys.empty())
+    t.note += fmt::format(" One row per value of {} (--compare).", fmt::join(r.options.compare_keys, ", "));
+  else if (!r.variant_keys.empty())
+    t.note += fmt::format(" Variants differ in {}; each has its own best lr, and only its seeds (and widths) "
+                          "are averaged.",
+                          fmt::join(r.variant_keys, ", "));
+  std::vector<std::pair<std::string, std::string>> pooled;
+  for (const OptimizerView& o : r.optimizers) pooled.emplace_back(view_label(o), o.pooled);
+  t.note += pooled_note(pooled, "", "");
   return t;
-}
-
-std::string optimizer_column(const OptimizerView& o) {
-  return fmt::format("{} (lr {})", o.optimizer, display_value(o.ranking.front().lr));
 }
 
 Table acquisition_table(const AnalysisResult& r) {
@@ -159,7 +192,7 @@ Table acquisition_table(const AnalysisResult& r) {
   std::size_t n_tasks = 0;
   const std::vector<double>* p_k = nullptr;
   for (const OptimizerView& o : r.optimizers) {
-    t.header.push_back(optimizer_column(o));
+    t.header.push_back(view_label(o));
     if (o.at_best_lr.T_k.size() > n_tasks) n_tasks = o.at_best_lr.T_k.size(), p_k = &o.at_best_lr.p_k;
   }
   for (std::size_t k = 0; k < n_tasks; ++k) {
@@ -186,13 +219,13 @@ std::vector<std::size_t> distinct_p_rows(const AnalysisResult& r) {
   return rows;
 }
 
-// T(p) (time) or SAL(p) (!time) per optimizer at its best lr.
+// T(p) (time) or SAL(p) (!time) per variant at its best lr.
 Table coverage_table(const AnalysisResult& r, bool time) {
   Table t;
   t.title = time ? "p-coverage time T(p, tau) at the best lr, averaged across widths and seeds (Fig. 3, steps)"
                  : "Skill acquisition lag SAL(p, tau) at the best lr, averaged across widths and seeds (Fig. 3)";
   t.header = {"p"};
-  for (const OptimizerView& o : r.optimizers) t.header.push_back(optimizer_column(o));
+  for (const OptimizerView& o : r.optimizers) t.header.push_back(view_label(o));
   std::set<std::size_t> n_tasks;
   for (const RunAnalysis& a : r.runs) n_tasks.insert(a.p_k.size());
   for (std::size_t j : distinct_p_rows(r)) {

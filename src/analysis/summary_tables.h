@@ -20,8 +20,9 @@ struct Table {
 std::string render_text(const Table& t);
 std::string render_markdown(const Table& t);
 
-// The report's tables, in order: groups, best lr per optimizer, T_k per subtask and
-// T(p, τ) / Δ_SAL(p, τ) per optimizer at its best lr.
+// The report's tables, in order: groups, best lr per variant (an optimizer type, or a variant of
+// one: variants.h), T_k per subtask and T(p, τ) / Δ_SAL(p, τ) per variant at its best lr; notes
+// under them name what runs averaged together differ in beyond their seeds.
 std::vector<Table> summary_tables(const AnalysisResult& r);
 // One line: how many runs, their statuses, the τ used.
 std::string summary_headline(const AnalysisResult& r);

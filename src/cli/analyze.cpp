@@ -90,7 +90,8 @@ int cmd_analyze(const AnalyzeOptions& options) {
   if (!options.p_list.empty()) analysis.p_grid = parse_p_list(options.p_list);
   std::sort(analysis.p_grid.begin(), analysis.p_grid.end());
   analysis.p_grid.erase(std::unique(analysis.p_grid.begin(), analysis.p_grid.end()), analysis.p_grid.end());
-  if (!options.group_by.empty()) analysis.group_keys = parse_key_list(options.group_by);
+  if (!options.group_by.empty()) analysis.group_keys = parse_key_list(options.group_by), analysis.group_keys_given = true;
+  if (!options.compare.empty()) analysis.compare_keys = parse_key_list(options.compare, "--compare");
   analysis.select_lr = parse_lr_selection(options.select_lr);
   const std::string format = options.format;
   if (format != "table" && format != "csv" && format != "md" && format != "json")
@@ -151,8 +152,9 @@ int cmd_analyze(const AnalyzeOptions& options) {
                      *options.tau_bits);
     }
     result = aggregate(std::move(runs), analysis);
-  } else if (options.tau_bits || !options.p_list.empty() || !options.group_by.empty() || options.select_lr != "coverage") {
-    spdlog::warn("--tau, --p, --group-by and --select-lr apply to sparse_parity runs only; there are none");
+  } else if (options.tau_bits || !options.p_list.empty() || !options.group_by.empty() || !options.compare.empty() ||
+             options.select_lr != "coverage") {
+    spdlog::warn("--tau, --p, --group-by, --compare and --select-lr apply to sparse_parity runs only; there are none");
   }
   std::optional<IclReport> icl;
   if (!icl_runs.empty()) icl = icl_report(std::move(icl_runs));

@@ -48,6 +48,7 @@ struct AnalyzeOptions {
   std::string p_list;                // --p "0.5,1"; empty: 0.1, 0.2, ..., 1
   std::string group_by;              // --group-by "a.b,c"; empty: optimizer.type,model.width,optimizer.lr
   std::string select_lr = "coverage";  // --select-lr coverage | coverage:P | final_loss
+  std::string compare;               // --compare "a.b,c"; empty: the variants (analysis/variants.h)
   std::string out_dir;               // --out; empty: stdout only
   std::string format = "table";      // --format table | csv | md | json (stdout)
   bool plot = false;                 // --plot: run scripts/plot.py on --out

@@ -11,9 +11,11 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace {
@@ -28,6 +30,17 @@ std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);) lines.push_back(line);
   return lines;
+}
+
+// The cells of a CSV line without quoted cells.
+std::vector<std::string> split_commas(const std::string& line) {
+  std::vector<std::string> cells{""};
+  for (char c : line)
+    if (c == ',')
+      cells.emplace_back();
+    else
+      cells.back().push_back(c);
+  return cells;
 }
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
@@ -48,8 +61,10 @@ class AnalyzeCli : public skillrun_test::CliTest {
 
   // A 3-subtask run whose eval rows (every 100 steps up to `last`) put subtask k at 0.01 bits
   // from step T[k] on and at 1 bit before; T[k] < 0 means never learned.
+  // `patch` is merged into its config.json (JSON merge patch), e.g. another seed or momentum.
   void write_run(const std::string& name, const std::string& optimizer, double lr, const std::vector<int>& T,
-                 const std::string& status, int last, bool truncate = false, int width = 64) {
+                 const std::string& status, int last, bool truncate = false, int width = 64,
+                 const nlohmann::json& patch = nlohmann::json::object()) {
     const fs::path d = dir_ / "runs" / name;
     fs::create_directories(d);
     nlohmann::json config = {{"seed", 0},
@@ -57,6 +72,7 @@ class AnalyzeCli : public skillrun_test::CliTest {
                              {"model", {{"width", width}}},
                              {"task", {{"type", "sparse_parity"}, {"n_tasks", 3}, {"zipf_exponent", 1.4}}},
                              {"eval", {{"tau_bits", 0.1}}}};
+    config.merge_patch(patch);
     std::ofstream(d / "config.json") << config.dump(2);
     std::ofstream m(d / "metrics.csv");
     m << "step,wall_s,train_loss,mean_loss,loss_0,loss_1,loss_2,acc_0,acc_1,acc_2\n";
@@ -78,6 +94,32 @@ class AnalyzeCli : public skillrun_test::CliTest {
     write_run("nmd-lr0.001", "nmd", 0.001, {700, 1800, -1}, "max_steps", 2000);
     write_run("muon-lr0.01", "muon", 0.01, {200, 300, 400}, "converged", 400);
     write_run("muon-lr0.001", "muon", 0.001, {500, 800, 1000}, "converged", 1000);
+  }
+
+  // Muon with momentum 0.95 and 0 (two variants), lrs 0.01 and 0.001, seeds 0 and 1:
+  //   momentum 0.95: lr 0.01 T(1) = 400, 600 (mean 500); lr 0.001 T(1) = 900, 900;
+  //   momentum 0:    lr 0.01 T(1) = 900, 1100 (mean 1000); lr 0.001 T(1) = 800, 800.
+  // Best lr within each variant: 0.01 (500) for 0.95, 0.001 (800) for 0. Pooled as if the two
+  // momenta were seeds, lr 0.01 (mean 750) would beat 0.001 (850) for one "muon".
+  void write_momentum_sweep() {
+    const auto run = [&](double momentum, double lr, int seed, const std::vector<int>& T) {
+      const std::string name = fmt_name(momentum, lr, seed);
+      write_run(name, "muon", lr, T, "converged", T.back(), false, 64,
+                {{"seed", seed}, {"optimizer", {{"momentum", momentum}, {"msign", "ns5"}}}});
+    };
+    run(0.95, 0.01, 0, {200, 300, 400});
+    run(0.95, 0.01, 1, {200, 300, 600});
+    run(0.95, 0.001, 0, {300, 600, 900});
+    run(0.95, 0.001, 1, {300, 600, 900});
+    run(0.0, 0.01, 0, {300, 600, 900});
+    run(0.0, 0.01, 1, {300, 700, 1100});
+    run(0.0, 0.001, 0, {200, 500, 800});
+    run(0.0, 0.001, 1, {200, 500, 800});
+  }
+  static std::string fmt_name(double momentum, double lr, int seed) {
+    std::ostringstream s;
+    s << "muon-m" << momentum << "-lr" << lr << "-s" << seed;
+    return s.str();
   }
 
   // A real icl_linreg run by `skillrun run`: d = 4, kappa_w = 2, every step evaluated.
@@ -218,6 +260,111 @@ TEST_F(AnalyzeCli, BestLrIsTheFastestToFullCoverage) {
   EXPECT_EQ(nmd["lr"], 0.01);   // the only lr that learns all three
   EXPECT_DOUBLE_EQ(nmd["sal"].back()["mean"].get<double>(), 0.8);
   EXPECT_DOUBLE_EQ(muon["sal"].back()["mean"].get<double>(), 0.5);
+}
+
+// Runs that differ in a config key other than the seed, lr and width are variants: each gets its
+// own best lr, its own column and its own analysis.json entry; nothing averages them together.
+TEST_F(AnalyzeCli, SweepOverANonLrKeyIsSplitIntoVariantsNeverAveraged) {
+  write_momentum_sweep();
+  const fs::path out = dir_ / "analysis";
+  const Result r = skillrun({"analyze", (dir_ / "runs").string(), "--out", out.string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+
+  const auto j = nlohmann::json::parse(slurp(out / "analysis.json"));
+  ASSERT_EQ(j["optimizers"].size(), 2u) << j["optimizers"].dump();
+  const auto& m0 = j["optimizers"][0];
+  const auto& m95 = j["optimizers"][1];
+  EXPECT_EQ(m0["optimizer"], "muon");
+  EXPECT_EQ(m0["variant"], "muon, momentum=0");
+  EXPECT_EQ(m0["label"], "muon, momentum=0 (lr 0.001)");
+  EXPECT_EQ(m0["lr"], 0.001);
+  EXPECT_EQ(m0["runs"].size(), 2u);
+  EXPECT_DOUBLE_EQ(m0["coverage"].back()["mean"].get<double>(), 800);
+  EXPECT_EQ(m95["label"], "muon, momentum=0.95 (lr 0.01)");
+  EXPECT_EQ(m95["lr"], 0.01);
+  EXPECT_EQ(m95["runs"].size(), 2u);
+  EXPECT_DOUBLE_EQ(m95["coverage"].back()["mean"].get<double>(), 500);
+  EXPECT_EQ(m95["variant_values"], (nlohmann::json{{"optimizer.momentum", 0.95}}));
+
+  // coverage.csv: the momentum is a key column; each variant's best-lr row has its own T(1).
+  const std::vector<std::string> rows = lines_of(slurp(out / "coverage.csv"));
+  ASSERT_FALSE(rows.empty());
+  const std::vector<std::string> header = split_commas(rows[0]);
+  const auto col = [&](const std::string& name) {
+    const auto it = std::find(header.begin(), header.end(), name);
+    EXPECT_NE(it, header.end()) << name << " in " << rows[0];
+    return static_cast<std::size_t>(it - header.begin());
+  };
+  const std::size_t view = col("view"), momentum = col("optimizer.momentum"), lr = col("optimizer.lr"), p = col("p"),
+                    mean = col("mean"), runs = col("runs");
+  std::map<std::string, std::string> best_t1;  // momentum (as config.json has it) -> "lr mean runs" at p = 1
+  int group_rows_p1 = 0;
+  for (std::size_t i = 1; i < rows.size(); ++i) {
+    const std::vector<std::string> c = split_commas(rows[i]);
+    if (c[p] != "1") continue;
+    if (c[view] == "group") {
+      ++group_rows_p1;
+      EXPECT_EQ(c[runs], "2") << rows[i];
+    }
+    if (c[view] == "best_lr") best_t1[c[momentum]] = c[lr] + " " + c[mean] + " " + c[runs];
+  }
+  EXPECT_EQ(group_rows_p1, 4);  // 2 momenta × 2 lrs, each over its 2 seeds
+  EXPECT_EQ(best_t1, (std::map<std::string, std::string>{{"0.0", "0.001 800 2"}, {"0.95", "0.01 500 2"}}));
+
+  // The T_k, T(p) and SAL tables have one column per variant.
+  const std::vector<std::string> out_lines = lines_of(r.out);
+  int tables_with_both = 0;
+  for (const std::string& line : out_lines)
+    tables_with_both += contains(line, "muon, momentum=0 (lr 0.001)") && contains(line, "muon, momentum=0.95 (lr 0.01)");
+  EXPECT_EQ(tables_with_both, 3) << r.out;
+  // The best-lr table: one row per variant.
+  EXPECT_TRUE(contains(r.out, "muon, momentum=0 ")) << r.out;
+}
+
+// Runs of one variant that ran on different devices or commits are named under the table.
+TEST_F(AnalyzeCli, RunsOfOneVariantThatDifferOutsideTheConfigAreNoted) {
+  write_run("a", "muon", 0.01, {200, 300, 400}, "converged", 400, false, 64, {{"seed", 0}});
+  write_run("b", "muon", 0.01, {200, 300, 400}, "converged", 400, false, 64, {{"seed", 1}});
+  for (const auto& [name, device, commit] : {std::tuple("a", "cpu (OpenBLAS, 2 threads)", "abc123"),
+                                             std::tuple("b", "cuda (NVIDIA H100)", "abc123")}) {
+    const fs::path f = dir_ / "runs" / name / "summary.json";
+    auto s = nlohmann::json::parse(slurp(f));
+    s["device"] = device;
+    s["git_commit"] = commit;
+    std::ofstream(f) << s.dump();
+  }
+  const Result r = skillrun({"analyze", (dir_ / "runs").string(), "--format", "md"});  // notes unwrapped
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "Group muon 64 0.01: its runs differ in device: cpu (OpenBLAS, 2 threads) (1 run), "
+                              "cuda (NVIDIA H100) (1 run).")) << r.out;
+  EXPECT_TRUE(contains(r.out, "muon (lr 0.01): its runs differ in device: cpu (OpenBLAS, 2 threads) (1 run), "
+                              "cuda (NVIDIA H100) (1 run).")) << r.out;
+  EXPECT_FALSE(contains(r.out, "git_commit")) << r.out;  // the same in both
+}
+
+// --group-by still overrides the group tables: pooling the momenta there is said under them.
+TEST_F(AnalyzeCli, GroupByThatPoolsVariantsSaysSo) {
+  write_momentum_sweep();
+  const Result r =
+      skillrun({"analyze", (dir_ / "runs").string(), "--group-by", "optimizer.type,optimizer.lr", "--format", "md"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "Groups muon 0.001; muon 0.01: the runs of each differ in optimizer.momentum (0, 0.95).")) << r.out;
+  // the per-variant views are still split
+  EXPECT_TRUE(contains(r.out, "muon, momentum=0.95 (lr 0.01)")) << r.out;
+}
+
+// --compare optimizer.type restores one entry per optimizer type, noting what it pools.
+TEST_F(AnalyzeCli, CompareNamesTheKeysOfTheEntries) {
+  write_momentum_sweep();
+  const Result r = skillrun({"analyze", (dir_ / "runs").string(), "--compare", "optimizer.type", "--format", "json"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto j = nlohmann::json::parse(r.out);
+  ASSERT_EQ(j["optimizers"].size(), 1u);
+  EXPECT_EQ(j["optimizers"][0]["label"], "muon (lr 0.01)");
+  EXPECT_EQ(j["optimizers"][0]["runs"].size(), 4u);
+  const Result bad = skillrun({"analyze", (dir_ / "runs").string(), "--compare", "optimizer.nope"});
+  EXPECT_EQ(bad.status, 2);
+  EXPECT_TRUE(contains(bad.err, "--compare")) << bad.err;
 }
 
 TEST_F(AnalyzeCli, TablePrintsDashForATimeNotReached) {
