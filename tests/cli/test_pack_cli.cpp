@@ -124,6 +124,27 @@ TEST_F(PackCli, ARunAloneInAConsecutivePackFailsAlone) {
   EXPECT_TRUE(contains(r.out, "3 runs in 1 pack: 2 done, 1 failed")) << r.out;
 }
 
+// A run whose run.log cannot be opened (here a directory) is left out of its pack as failed,
+// naming the file; the other runs train.
+TEST_F(PackCli, ARunWhoseLogCannotBeOpenedFailsAlone) {
+  const std::vector<std::string> sets = {"train.max_steps=60"};
+  const std::vector<std::string> axes = {"seed=1,2,3"};
+  ASSERT_EQ(multirun(dir_ / "out", sets, axes, {"--list"}).status, 0);
+  const fs::path broken = dir_ / "out" / "seed=2";
+  fs::create_directories(broken / "run.log");
+  const Result r = multirun(dir_ / "out", sets, axes, {"--pack", "3"});
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  for (const char* name : {"seed=1", "seed=3"}) {
+    ASSERT_TRUE(fs::exists(dir_ / "out" / name / "summary.json")) << name << "\n" << r.out;
+    EXPECT_EQ(summary(dir_ / "out" / name)["status"], "max_steps") << name;
+    EXPECT_FALSE(fs::exists(dir_ / "out" / name / "failed.json")) << name;
+    EXPECT_FALSE(contains(slurp(dir_ / "out" / name / "run.log"), "seed=2")) << name;
+  }
+  EXPECT_EQ(summary(broken)["status"], "failed");
+  EXPECT_TRUE(contains(summary(broken)["message"].get<std::string>(), "run.log"));
+  EXPECT_TRUE(contains(r.out, "3 runs in 1 pack: 2 done, 1 failed")) << r.out;
+}
+
 // An icl_linreg sweep with --pack N: its runs cannot pack, so each is a pack of its own, counted
 // so (what a Slurm array is sized from), and trained alone by `skillrun run`.
 TEST_F(PackCli, RunsThatCannotPackRunAloneAndAreCountedSo) {
