@@ -101,6 +101,28 @@ TEST_F(PackCli, OneBrokenRunFailsAloneAndThePackTrainsTheRest) {
   EXPECT_TRUE(contains(r.out, "3 runs in 1 pack: 2 done, 1 failed")) << r.out;
 }
 
+// The sweep's FAILED line and its table (what --list and `status` read) give a run that failed alone in its pack its
+// own error (from its summary.json), not the last line of the pack's output (another run's row
+// of the pack's table).
+TEST_F(PackCli, ARunThatFailedAloneIsReportedWithItsOwnError) {
+  const std::vector<std::string> sets = {"train.max_steps=60"};
+  const std::vector<std::string> axes = {"seed=1,2,3"};
+  ASSERT_EQ(multirun(dir_ / "out", sets, axes, {"--list"}).status, 0);
+  fs::create_directories(dir_ / "out" / "seed=2" / "metrics.csv");
+  const Result r = multirun(dir_ / "out", sets, axes, {"--pack", "3"});
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  const auto line_of = [](const std::string& text, const std::string& start) {
+    const auto at = text.find(start);
+    return at == std::string::npos ? std::string() : text.substr(at, text.find('\n', at) - at);
+  };
+  const std::string failed = line_of(r.out, "[1] FAILED   seed=2: ");
+  EXPECT_TRUE(contains(failed, "metrics.csv")) << r.out;
+  EXPECT_FALSE(contains(failed, "seed=3")) << failed;
+  const std::string row = line_of(r.out, "failed       seed=2  ");  // the sweep's table, as --list shows it
+  EXPECT_TRUE(contains(row, "metrics.csv")) << r.out;
+  EXPECT_FALSE(contains(row, "seed=3")) << row;
+}
+
 // A pack process that trains its runs as consecutive packs (more than fit its memory, here
 // one at a time) gives each a pack of one run: that run's error still fails it alone, and the
 // runs after it train to their result (they do not get its error).
