@@ -148,6 +148,13 @@ std::string overrides_label(const CommonOptions& options, const nlohmann::json& 
 }  // namespace
 
 namespace {
+// A run of a pack whose own error (its directory, files, config) shows before the pack trains:
+// recorded failed in its directory and left out; the others train.
+void leave_out_of_pack(RunDirectory& dir, const std::exception& e) {
+  spdlog::error("{}: {}; the run is left out of the pack", dir.path().string(), e.what());
+  dir.record_failure(e.what());
+}
+
 struct PackEnd {
   bool interrupted = false;
   bool failed = false;  // a run of it failed (its summary says why)
@@ -169,8 +176,7 @@ PackEnd train_pack(Backend& backend, const std::vector<ExperimentConfig>& config
       dir.write_config(to_json(configs[i]));
       checkpoints.push_back(checkpoint_to_resume(dir.path(), configs[i]));
     } catch (const std::exception& e) {
-      spdlog::error("{}: {}; the run is left out of the pack", dir.path().string(), e.what());
-      dir.record_failure(e.what());
+      leave_out_of_pack(dir, e);
       end.failed = true;
       continue;
     }
@@ -229,8 +235,7 @@ int cmd_pack(const PackOptions& options) {
     try {
       configs.push_back(load_experiment((path / "config.json").string(), {}));
     } catch (const std::exception& e) {
-      spdlog::error("{}: {}; the run is left out of the pack", path.string(), e.what());
-      dir->record_failure(e.what());
+      leave_out_of_pack(*dir, e);
       any_failed = true;
       continue;
     }
@@ -245,8 +250,20 @@ int cmd_pack(const PackOptions& options) {
   // lines go to stderr (a sweep's pack log), which each run's log names.
   const std::string pack_log = options.pack_log.empty() ? fmt::format("the stderr of process {}", ::getpid())
                                                         : options.pack_log;
+  for (std::size_t i = 0; i < dirs.size();) {
+    LogScope scope(dirs[i]->path().string());
+    try {
+      log_to_file(dirs[i]->log_path(), dirs[i]->path().string());
+      ++i;
+    } catch (const std::exception& e) {  // its run.log cannot be opened: that run fails alone
+      leave_out_of_pack(*dirs[i], e);
+      any_failed = true;
+      dirs.erase(dirs.begin() + static_cast<std::ptrdiff_t>(i));  // configs[i] is dirs[i]'s
+      configs.erase(configs.begin() + static_cast<std::ptrdiff_t>(i));
+    }
+  }
+  if (dirs.empty()) return kExitRuntime;
   for (auto& dir : dirs) {
-    log_to_file(dir->log_path(), dir->path().string());
     LogScope scope(dir->path().string());
     spdlog::info("skillrun {} (commit {}), run {} in a pack of {} run{}; the pack's log: {}", version(),
                  git_commit(), dir->path().string(), dirs.size(), dirs.size() == 1 ? "" : "s", pack_log);

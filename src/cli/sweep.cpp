@@ -539,6 +539,8 @@ class SweepCommand {
       fds += (fds.empty() ? "" : ",") + std::to_string(lock->fd());
       locks_.emplace(run->index, std::move(*lock));
       launched.push_back(run);
+      std::error_code ec;
+      summary_before_[run->index] = fs::last_write_time(dir(*run) / "summary.json", ec);  // ec: none yet
     }
     if (launched.empty()) return std::nullopt;
     spec.argv.push_back("--no-progress");
@@ -591,6 +593,12 @@ class SweepCommand {
         failure.output_tail += fmt::format("\nskillrun sweep: the run exited 0 but summary.json says {}\n",
                                            to_string(state.state));
       std::error_code ec;
+      // A run that failed alone in its pack says why in the summary.json its pack wrote (the
+      // pack's output ends with the others' results): that is the line failed.json ends with.
+      if (const auto before = summary_before_.find(run.index);
+          before != summary_before_.end() && state.state == SweepRunState::Failed && !state.detail.empty() &&
+          fs::last_write_time(d / "summary.json", ec) != before->second && !ec)
+        failure.output_tail += fmt::format("\nskillrun sweep: {}: {}\n", (d / "summary.json").string(), state.detail);
       if (!fs::exists(d, ec)) {  // deleted while it trained: a directory with only failed.json, for --retry-failed
         fs::create_directories(d, ec);
         failure.output_tail += fmt::format(
@@ -760,6 +768,7 @@ class SweepCommand {
   std::vector<const SweepRun*> selected_;
   std::vector<const SweepRun*> todo_;
   std::map<std::size_t, FileLock> locks_;  // held while each run's process lives
+  std::map<std::size_t, fs::file_time_type> summary_before_;  // a packed run's summary.json at launch
   std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::size_t ended_here_ = 0;  // runs this invocation saw end with a result
   std::size_t failed_here_ = 0;  // ... and fail

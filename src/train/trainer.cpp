@@ -336,11 +336,18 @@ double Trainer::last_train_loss_bits(int run) {
 }
 
 RunSummary Trainer::run(RunDirectory& dir, Progress& progress, const CheckpointState* resume) {
-  return run(std::vector<RunDirectory*>{&dir}, progress, std::vector<const CheckpointState*>{resume}).front();
+  return run_runs(std::vector<RunDirectory*>{&dir}, progress, std::vector<const CheckpointState*>{resume},
+                  /*alone=*/true)
+      .front();
 }
 
 std::vector<RunSummary> Trainer::run(const std::vector<RunDirectory*>& dirs, Progress& progress,
                                      const std::vector<const CheckpointState*>& resume) {
+  return run_runs(dirs, progress, resume, /*alone=*/false);
+}
+
+std::vector<RunSummary> Trainer::run_runs(const std::vector<RunDirectory*>& dirs, Progress& progress,
+                                          const std::vector<const CheckpointState*>& resume, bool alone) {
   const std::size_t n = runs_.size();
   if (dirs.size() != n || resume.size() != n)
     throw std::invalid_argument("Trainer::run: one directory and one resume point per run");
@@ -355,7 +362,7 @@ std::vector<RunSummary> Trainer::run(const std::vector<RunDirectory*>& dirs, Pro
     Phase phase = Phase::Waiting;
     std::optional<EvalResult> pending;  // computed for the whole pack at `pending_step`
     int64_t pending_step = -1;
-    std::string label;  // "" alone; "<dir name>: " in a pack, for log lines
+    std::string label;  // "" alone; "<dir name>: " in a pack (even a pack of one), for log lines
     std::string scope;  // its directory: the LogScope of its lines (its own run.log in a pack)
     bool nonfinite_parameters = false;  // the last eval found a NaN/Inf parameter
   };
@@ -371,7 +378,7 @@ std::vector<RunSummary> Trainer::run(const std::vector<RunDirectory*>& dirs, Pro
       f();
     } catch (const std::exception& e) {
       if (!run_failure) run_failure = std::current_exception();
-      if (n > 1) spdlog::error("{}failed: {}; the pack trains the other runs", L.label, e.what());
+      if (!alone) spdlog::error("{}failed: {}; the pack trains the other runs", L.label, e.what());
       L.monitor->fail(L.step, e.what());
       L.phase = Phase::Done;
     }
@@ -382,7 +389,7 @@ std::vector<RunSummary> Trainer::run(const std::vector<RunDirectory*>& dirs, Pro
     RunState& rs = at(run);
     RunDirectory& dir = *dirs[i];
     L.run = run;
-    L.label = n == 1 ? "" : dir.path().filename().string() + ": ";
+    L.label = alone ? "" : dir.path().filename().string() + ": ";
     L.scope = dir.path().string();
     L.monitor = std::make_unique<RunMonitor>(rs.config, dir, resume[i] ? resume[i]->wall_seconds : 0.0);
     RunSummary& summary = L.monitor->summary();
@@ -540,7 +547,7 @@ std::vector<RunSummary> Trainer::run(const std::vector<RunDirectory*>& dirs, Pro
       if (L.phase != Phase::Done) L.monitor->fail(L.step, e.what());
     throw;
   }
-  if (n == 1 && run_failure) std::rethrow_exception(run_failure);  // a run alone fails as before
+  if (alone && run_failure) std::rethrow_exception(run_failure);  // a run alone fails as before
   progress.finish();
   std::vector<RunSummary> summaries(n);
   for (const Live& L : live) summaries[static_cast<std::size_t>(L.run)] = L.monitor->summary();

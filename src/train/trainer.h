@@ -65,9 +65,10 @@ class Trainer {
   // Every run of the pack, run i into dirs[i] from resume[i] (null: from step 0). Runs resumed
   // at different steps train alone until the others catch up with them. An error of one run
   // (its directory or files, its checkpoint) ends that run as failed (summary.json status
-  // "failed") and the others train on; an error of the shared work (a step, an eval round) is
-  // recorded in every unfinished run's summary and goes on to the caller, as does any error
-  // of a run alone. Each run's log lines are logged in a LogScope named by its directory.
+  // "failed") and the others train on, even in a pack of one run (the caller's other packs
+  // train on); an error of the shared work (a step, an eval round) is recorded in every
+  // unfinished run's summary and goes on to the caller, as does any error of a run alone (the
+  // overload above). Each run's log lines are logged in a LogScope named by its directory.
   std::vector<RunSummary> run(const std::vector<RunDirectory*>& dirs, Progress& progress,
                               const std::vector<const CheckpointState*>& resume);
 
@@ -111,6 +112,9 @@ class Trainer {
   };
   RunState& at(int run);
   const RunState& at(int run) const;
+  // Both run()s: `alone` (a run alone) rethrows the run's own error after recording it.
+  std::vector<RunSummary> run_runs(const std::vector<RunDirectory*>& dirs, Progress& progress,
+                                   const std::vector<const CheckpointState*>& resume, bool alone);
   // Slots in [first, first + count) that train (active_) and the segments they form.
   void set_active(const std::vector<bool>& active);
   std::vector<EvalResult> evaluate_active(const std::vector<bool>& which);

@@ -101,6 +101,72 @@ TEST_F(PackCli, OneBrokenRunFailsAloneAndThePackTrainsTheRest) {
   EXPECT_TRUE(contains(r.out, "3 runs in 1 pack: 2 done, 1 failed")) << r.out;
 }
 
+// The sweep's FAILED line and its table (what --list and `status` read) give a run that failed alone in its pack its
+// own error (from its summary.json), not the last line of the pack's output (another run's row
+// of the pack's table).
+TEST_F(PackCli, ARunThatFailedAloneIsReportedWithItsOwnError) {
+  const std::vector<std::string> sets = {"train.max_steps=60"};
+  const std::vector<std::string> axes = {"seed=1,2,3"};
+  ASSERT_EQ(multirun(dir_ / "out", sets, axes, {"--list"}).status, 0);
+  fs::create_directories(dir_ / "out" / "seed=2" / "metrics.csv");
+  const Result r = multirun(dir_ / "out", sets, axes, {"--pack", "3"});
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  const auto line_of = [](const std::string& text, const std::string& start) {
+    const auto at = text.find(start);
+    return at == std::string::npos ? std::string() : text.substr(at, text.find('\n', at) - at);
+  };
+  const std::string failed = line_of(r.out, "[1] FAILED   seed=2: ");
+  EXPECT_TRUE(contains(failed, "metrics.csv")) << r.out;
+  EXPECT_FALSE(contains(failed, "seed=3")) << failed;
+  const std::string row = line_of(r.out, "failed       seed=2  ");  // the sweep's table, as --list shows it
+  EXPECT_TRUE(contains(row, "metrics.csv")) << r.out;
+  EXPECT_FALSE(contains(row, "seed=3")) << row;
+}
+
+// A pack process that trains its runs as consecutive packs (more than fit its memory, here
+// one at a time) gives each a pack of one run: that run's error still fails it alone, and the
+// runs after it train to their result (they do not get its error).
+TEST_F(PackCli, ARunAloneInAConsecutivePackFailsAlone) {
+  const std::vector<std::string> sets = {"train.max_steps=60"};
+  const std::vector<std::string> axes = {"seed=1,2,3"};
+  ASSERT_EQ(multirun(dir_ / "out", sets, axes, {"--list"}).status, 0);
+  const fs::path broken = dir_ / "out" / "seed=1";
+  fs::create_directories(broken / "summary.json" / "x");  // no summary can be written
+  const Result r = sh("SKILLRUN_PACK_MEMORY_MB=1 " + shell_quote(SKILLRUN_BIN) + " sweep --base " + shell_quote(kTiny) +
+                      " --out " + shell_quote((dir_ / "out").string()) +
+                      " --set train.max_steps=60 --axis seed=1,2,3 --pack 3");
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  const std::string log = slurp(dir_ / "out" / "packs" / "pack-0.log");
+  EXPECT_TRUE(contains(log, "train as 3 packs of at most 1")) << log;
+  for (const char* name : {"seed=2", "seed=3"}) {
+    EXPECT_EQ(summary(dir_ / "out" / name)["status"], "max_steps") << name << "\n" << log;
+    EXPECT_FALSE(fs::exists(dir_ / "out" / name / "failed.json")) << name;
+  }
+  EXPECT_TRUE(fs::exists(broken / "failed.json"));
+  EXPECT_TRUE(contains(r.out, "3 runs in 1 pack: 2 done, 1 failed")) << r.out;
+}
+
+// A run whose run.log cannot be opened (here a directory) is left out of its pack as failed,
+// naming the file; the other runs train.
+TEST_F(PackCli, ARunWhoseLogCannotBeOpenedFailsAlone) {
+  const std::vector<std::string> sets = {"train.max_steps=60"};
+  const std::vector<std::string> axes = {"seed=1,2,3"};
+  ASSERT_EQ(multirun(dir_ / "out", sets, axes, {"--list"}).status, 0);
+  const fs::path broken = dir_ / "out" / "seed=2";
+  fs::create_directories(broken / "run.log");
+  const Result r = multirun(dir_ / "out", sets, axes, {"--pack", "3"});
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  for (const char* name : {"seed=1", "seed=3"}) {
+    ASSERT_TRUE(fs::exists(dir_ / "out" / name / "summary.json")) << name << "\n" << r.out;
+    EXPECT_EQ(summary(dir_ / "out" / name)["status"], "max_steps") << name;
+    EXPECT_FALSE(fs::exists(dir_ / "out" / name / "failed.json")) << name;
+    EXPECT_FALSE(contains(slurp(dir_ / "out" / name / "run.log"), "seed=2")) << name;
+  }
+  EXPECT_EQ(summary(broken)["status"], "failed");
+  EXPECT_TRUE(contains(summary(broken)["message"].get<std::string>(), "run.log"));
+  EXPECT_TRUE(contains(r.out, "3 runs in 1 pack: 2 done, 1 failed")) << r.out;
+}
+
 // An icl_linreg sweep with --pack N: its runs cannot pack, so each is a pack of its own, counted
 // so (what a Slurm array is sized from), and trained alone by `skillrun run`.
 TEST_F(PackCli, RunsThatCannotPackRunAloneAndAreCountedSo) {
