@@ -1,5 +1,6 @@
 // skillrun entry point: CLI11 subcommands only; the work is in src/cli/. Maps errors to the
 // documented exit codes: 0 ok, 1 runtime failure, 2 usage or config error.
+#include <sched.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -95,21 +96,50 @@ std::string first_word(int argc, char** argv) {
 }
 }  // namespace
 
+// Cores' worth of CPU time the rest of the machine used over the last 50 ms, from /proc/stat's
+// all-CPU line (this process sleeps meanwhile); 0 when it cannot be read. CPU time, not a count
+// of runnable tasks, so the processes of a shell pipeline starting beside this one do not count.
+static double others_busy_cores() {
+  const auto sample = [](double& busy, double& idle) {
+    std::FILE* f = std::fopen("/proc/stat", "r");
+    if (f == nullptr) return false;
+    double v[8] = {};
+    const int got = std::fscanf(f, "cpu %lf %lf %lf %lf %lf %lf %lf %lf", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                                &v[6], &v[7]);
+    std::fclose(f);
+    if (got != 8) return false;
+    busy = v[0] + v[1] + v[2] + v[5] + v[6] + v[7];  // user nice system irq softirq steal
+    idle = v[3] + v[4];                               // idle iowait
+    return true;
+  };
+  double busy0, idle0, busy1, idle1;
+  if (!sample(busy0, idle0)) return 0;
+  ::usleep(50000);
+  if (!sample(busy1, idle1)) return 0;
+  const double total = (busy1 - busy0) + (idle1 - idle0);
+  const long online = ::sysconf(_SC_NPROCESSORS_ONLN);
+  return total > 0 && online > 0 ? (busy1 - busy0) / total * static_cast<double>(online) : 0;
+}
+
 // OpenMP threads that spin while they wait (libgomp's default) take the cores from whatever
-// else runs: on a busy 2-core machine a CPU run was 7-15x slower than with waiting threads that
-// sleep (bench/results/2026-12-07-busy-cpu.md). libgomp reads OMP_WAIT_POLICY once, when it
-// loads, before main: so when the user has not chosen one, this process sets PASSIVE and
-// executes itself again (the metrics are the same bits; the thread count is unchanged). An exec
-// that fails leaves libgomp's default.
-static void prefer_sleeping_openmp_threads(char** argv) {
+// else runs: beside other work on a 2-core machine a CPU run was several times slower than with
+// waiting threads that sleep, while on a quiet machine sleeping costs ~20% on small steps
+// (bench/results/2026-12-07-busy-cpu.md). libgomp reads OMP_WAIT_POLICY once, when it loads,
+// before main: so when the user has not chosen one and other work keeps at least half of the
+// usable cores busy as this process starts, it sets PASSIVE and executes itself again (the
+// metrics are the same bits either way). An exec that fails leaves libgomp's default.
+static void prefer_sleeping_openmp_threads_when_busy(char** argv) {
   if (std::getenv("OMP_WAIT_POLICY") != nullptr) return;
+  cpu_set_t set;
+  const int cpus = ::sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set) : 1;
+  if (2 * others_busy_cores() < cpus) return;
   ::setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
   ::execv("/proc/self/exe", argv);
 }
 
 int main(int argc, char** argv) {
   using namespace skillrun;
-  prefer_sleeping_openmp_threads(argv);
+  prefer_sleeping_openmp_threads_when_busy(argv);
   // Not where the signal is ignored (a background job of a shell keeps ignoring Ctrl-C).
   for (int sig : {SIGINT, SIGTERM, SIGUSR1})
     if (std::signal(sig, on_early_stop_signal) == SIG_IGN) std::signal(sig, SIG_IGN);
