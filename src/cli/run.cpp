@@ -120,17 +120,22 @@ int run_in(RunDirectory& dir, Backend& backend, const ExperimentConfig& config, 
 // alone, in key order, with the values of the resolved config as sweep run names write them.
 // Keys that only took their defaults (adam's beta1 when the type changed) are left out. Empty
 // when nothing changed, or when `name` did (the name says it).
-std::string overrides_label(const CommonOptions& options, const nlohmann::json& resolved) {
-  if (options.overrides.empty()) return "";
-  nlohmann::json written = nlohmann::json::object();
-  for (const std::string& assignment : options.overrides) apply_override(written, assignment);
-  nlohmann::json before = nlohmann::json::object();  // a config file that is valid only with --set: {}
+// The resolved config of the file without --set ({} for a file that is valid only with --set).
+nlohmann::json config_without_overrides(const CommonOptions& options) {
   try {
     CommonOptions alone = options;
     alone.overrides.clear();
-    before = to_json(load_config(alone));
+    return to_json(load_config(alone));
   } catch (const std::exception&) {
+    return nlohmann::json::object();
   }
+}
+
+std::string overrides_label(const CommonOptions& options, const nlohmann::json& resolved,
+                            const nlohmann::json& before) {
+  if (options.overrides.empty()) return "";
+  nlohmann::json written = nlohmann::json::object();
+  for (const std::string& assignment : options.overrides) apply_override(written, assignment);
   std::string label;
   const nlohmann::json leaves = written.flatten();  // {"/optimizer/lr": 0.001, ...}
   for (const auto& [pointer, value] : leaves.items()) {
@@ -324,8 +329,25 @@ int cmd_run(const RunOptions& options) {
   if (out.empty()) {
     // One file name under runs/, whatever the config holds: 255 bytes, less '-', the time stamp
     // and a "-N" that default_run_path may add.
-    const std::string label = overrides_label(options.common, resolved);
-    out = default_run_path(safe_path_component(label.empty() ? config.name : config.name + "," + label, 233));
+    const nlohmann::json before = config_without_overrides(options.common);
+    std::string name = config.name;
+    std::string label = overrides_label(options.common, resolved, before);
+    // A config named after its optimizer type (quickstart-muon) run with another type is named
+    // by the type it runs (quickstart-adam,...), not by both.
+    const nlohmann::json::json_pointer type_at("/optimizer/type");
+    if (!label.empty() && before.contains(type_at) && resolved.contains(type_at) &&
+        before.at(type_at) != resolved.at(type_at)) {
+      const std::string old_suffix = "-" + before.at(type_at).get<std::string>();
+      if (name.size() > old_suffix.size() && name.ends_with(old_suffix)) {
+        name = name.substr(0, name.size() - old_suffix.size()) + "-" + resolved.at(type_at).get<std::string>();
+        std::string rest;
+        for (const std::string& part : split(label, ','))
+          if (part != "optimizer.type=" + format_sweep_value(resolved.at(type_at)))
+            rest += (rest.empty() ? "" : ",") + part;
+        label = rest;
+      }
+    }
+    out = default_run_path(safe_path_component(label.empty() ? name : name + "," + label, 233));
   }
   // Locked from here on: no other process writes this directory while we decide and run.
   RunDirectory dir(out, options.resume ? RunDirMode::Resume : RunDirMode::Fresh);

@@ -2,7 +2,9 @@
 // hold"): a near-miss option, and --set/--axis given KEY and VALUE as two arguments.
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <string>
+#include <vector>
 
 #include "cli_support.h"
 
@@ -46,6 +48,22 @@ TEST_F(MessagesCli, ListShortensKeysAndKeepsValuesWhole) {
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_NE(r.out.find("width=32,lr=0.00123456789"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("(names: width = model.width, lr = optimizer.lr;"), std::string::npos) << r.out;
+}
+
+// A config named after its optimizer (quickstart-muon) run with another optimizer type gets a
+// directory named by the type it runs, not by both.
+TEST_F(MessagesCli, DefaultRunNameFollowsAChangedOptimizerType) {
+  const std::string quickstart = std::string(SKILLRUN_SOURCE_DIR) + "/configs/quickstart.json";
+  const Result r = sh("cd " + skillrun_test::shell_quote(dir_.string()) + " && " +
+                      skillrun_test::shell_quote(SKILLRUN_BIN) + " run " + skillrun_test::shell_quote(quickstart) +
+                      " --no-progress --set 'optimizer={\"type\":\"adam\",\"lr\":0.001}' --set train.max_steps=5");
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir_ / "runs")) names.push_back(e.path().filename());
+  ASSERT_EQ(names.size(), 1u);
+  EXPECT_EQ(names[0].rfind("quickstart-adam,optimizer.lr=0.001,train.max_steps=5-", 0), 0u) << names[0];
+  EXPECT_EQ(names[0].find("muon"), std::string::npos) << names[0];
+  EXPECT_EQ(names[0].find("optimizer.type"), std::string::npos) << names[0];
 }
 
 }  // namespace
