@@ -12,7 +12,8 @@ namespace skillrun {
 
 bool can_pack(const nlohmann::json& resolved_config) {
   const auto task = resolved_config.find("task");
-  return task == resolved_config.end() || !task->is_object() || task->value("type", "") != "icl_linreg";
+  return task == resolved_config.end() || !task->is_object() ||
+         task->value("type", "") != name(TaskType::IclLinreg);
 }
 
 std::vector<Pack> plan_packs(const std::vector<SweepRun>& runs, std::size_t max_runs) {

@@ -49,7 +49,32 @@ class PackCli : public skillrun_test::CliTest {
   }
 
   static nlohmann::json summary(const fs::path& run) { return nlohmann::json::parse(slurp(run / "summary.json")); }
+
+  // Seeds 1-3 of tiny (60 steps) in one pack (out/seed=N), after `file` of seed=2's directory was
+  // made a directory so that run's own error stops it: the sweep exits 1, and the other two
+  // reach max_steps with no failed marker. Returns the sweep's result.
+  Result pack_with_seed_2_broken(const std::string& file);
 };
+
+// (defined outside the class: gtest's ASSERT_* need a void function, so they go through a helper)
+void expect_others_trained(const fs::path& out, const Result& r) {
+  for (const char* name : {"seed=1", "seed=3"}) {
+    ASSERT_TRUE(fs::exists(out / name / "summary.json")) << name << "\n" << r.out;
+    EXPECT_EQ(nlohmann::json::parse(slurp(out / name / "summary.json"))["status"], "max_steps") << name;
+    EXPECT_FALSE(fs::exists(out / name / "failed.json")) << name;
+  }
+}
+
+Result PackCli::pack_with_seed_2_broken(const std::string& file) {
+  const std::vector<std::string> sets = {"train.max_steps=60"};
+  const std::vector<std::string> axes = {"seed=1,2,3"};
+  EXPECT_EQ(multirun(dir_ / "out", sets, axes, {"--list"}).status, 0);
+  fs::create_directories(dir_ / "out" / "seed=2" / file);
+  const Result r = multirun(dir_ / "out", sets, axes, {"--pack", "3"});
+  EXPECT_EQ(r.status, 1) << r.out << r.err;
+  expect_others_trained(dir_ / "out", r);
+  return r;
+}
 
 testing::AssertionResult contains(const std::string& text, const std::string& part) {
   if (text.find(part) != std::string::npos) return testing::AssertionSuccess();
@@ -85,17 +110,8 @@ TEST_F(PackCli, DivergingNeighboursWithInterleavedSeedsChangeNoRunsResult) {
 // the other runs of its pack train to their result, only it gets a failed marker, and the
 // sweep's table says so.
 TEST_F(PackCli, OneBrokenRunFailsAloneAndThePackTrainsTheRest) {
-  const std::vector<std::string> sets = {"train.max_steps=60"};
-  const std::vector<std::string> axes = {"seed=1,2,3"};
-  ASSERT_EQ(multirun(dir_ / "out", sets, axes, {"--list"}).status, 0);
   const fs::path broken = dir_ / "out" / "seed=2";
-  fs::create_directories(broken / "metrics.csv");
-  const Result r = multirun(dir_ / "out", sets, axes, {"--pack", "3"});
-  EXPECT_EQ(r.status, 1) << r.out << r.err;
-  for (const char* name : {"seed=1", "seed=3"}) {
-    EXPECT_EQ(summary(dir_ / "out" / name)["status"], "max_steps") << name;
-    EXPECT_FALSE(fs::exists(dir_ / "out" / name / "failed.json")) << name;
-  }
+  const Result r = pack_with_seed_2_broken("metrics.csv");
   EXPECT_EQ(summary(broken)["status"], "failed");
   EXPECT_TRUE(contains(summary(broken)["message"].get<std::string>(), "metrics.csv"));
   EXPECT_TRUE(contains(r.out, "3 runs in 1 pack: 2 done, 1 failed")) << r.out;
@@ -149,19 +165,10 @@ TEST_F(PackCli, ARunAloneInAConsecutivePackFailsAlone) {
 // A run whose run.log cannot be opened (here a directory) is left out of its pack as failed,
 // naming the file; the other runs train.
 TEST_F(PackCli, ARunWhoseLogCannotBeOpenedFailsAlone) {
-  const std::vector<std::string> sets = {"train.max_steps=60"};
-  const std::vector<std::string> axes = {"seed=1,2,3"};
-  ASSERT_EQ(multirun(dir_ / "out", sets, axes, {"--list"}).status, 0);
   const fs::path broken = dir_ / "out" / "seed=2";
-  fs::create_directories(broken / "run.log");
-  const Result r = multirun(dir_ / "out", sets, axes, {"--pack", "3"});
-  EXPECT_EQ(r.status, 1) << r.out << r.err;
-  for (const char* name : {"seed=1", "seed=3"}) {
-    ASSERT_TRUE(fs::exists(dir_ / "out" / name / "summary.json")) << name << "\n" << r.out;
-    EXPECT_EQ(summary(dir_ / "out" / name)["status"], "max_steps") << name;
-    EXPECT_FALSE(fs::exists(dir_ / "out" / name / "failed.json")) << name;
+  const Result r = pack_with_seed_2_broken("run.log");
+  for (const char* name : {"seed=1", "seed=3"})
     EXPECT_FALSE(contains(slurp(dir_ / "out" / name / "run.log"), "seed=2")) << name;
-  }
   EXPECT_EQ(summary(broken)["status"], "failed");
   EXPECT_TRUE(contains(summary(broken)["message"].get<std::string>(), "run.log"));
   EXPECT_TRUE(contains(r.out, "3 runs in 1 pack: 2 done, 1 failed")) << r.out;
