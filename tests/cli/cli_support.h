@@ -53,6 +53,12 @@ inline pid_t spawn_skillrun(std::vector<std::string> args, const fs::path& stder
   return pid;
 }
 
+// Whether `text` holds `part`; the failure message shows both.
+inline testing::AssertionResult contains(const std::string& text, const std::string& part) {
+  if (text.find(part) != std::string::npos) return testing::AssertionSuccess();
+  return testing::AssertionFailure() << "\"" << text << "\"\ndoes not contain\n\"" << part << "\"";
+}
+
 // The exit status of a spawned process; 128 + the signal when a signal killed it.
 inline int wait_exit(pid_t pid) {
   int status = 0;

@@ -24,10 +24,7 @@ namespace fs = std::filesystem;
 using skillrun_test::Result;
 using skillrun_test::slurp;
 
-testing::AssertionResult contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return testing::AssertionSuccess();
-  return testing::AssertionFailure() << "\"" << text << "\"\ndoes not contain\n\"" << part << "\"";
-}
+using skillrun_test::contains;
 
 class Cli : public skillrun_test::CliTest {
  protected:

@@ -21,10 +21,7 @@ namespace {
 namespace fs = std::filesystem;
 using skillrun_test::Result;
 
-testing::AssertionResult contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return testing::AssertionSuccess();
-  return testing::AssertionFailure() << "\"" << text << "\"\ndoes not contain\n\"" << part << "\"";
-}
+using skillrun_test::contains;
 
 const std::string kTiny = std::string(SKILLRUN_SOURCE_DIR) + "/configs/ci/tiny.json";
 const std::string kCiTinySweep = std::string(SKILLRUN_SOURCE_DIR) + "/configs/sweeps/ci_tiny.json";

@@ -76,10 +76,7 @@ Result PackCli::pack_with_seed_2_broken(const std::string& file) {
   return r;
 }
 
-testing::AssertionResult contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return testing::AssertionSuccess();
-  return testing::AssertionFailure() << "\"" << text << "\"\ndoes not contain\n\"" << part << "\"";
-}
+using skillrun_test::contains;
 
 // The sweep: lr outer and seed inner, so a pack's slots (grouped by seed) differ from
 // its runs' order, and the lr 1e30 runs diverge at the first eval. Packed, every run ends with

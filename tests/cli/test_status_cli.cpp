@@ -22,10 +22,7 @@ namespace fs = std::filesystem;
 using skillrun_test::Result;
 using skillrun_test::shell_quote;
 
-testing::AssertionResult contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return testing::AssertionSuccess();
-  return testing::AssertionFailure() << "\"" << text << "\"\ndoes not contain\n\"" << part << "\"";
-}
+using skillrun_test::contains;
 
 // Whether `text` holds a byte that would act on a terminal: a control character other than the
 // newline that ends each line, DEL, or ESC.

@@ -25,10 +25,7 @@ using skillrun_test::Result;
 using skillrun_test::shell_quote;
 using skillrun_test::slurp;
 
-testing::AssertionResult contains(const std::string& text, const std::string& part) {
-  if (text.find(part) != std::string::npos) return testing::AssertionSuccess();
-  return testing::AssertionFailure() << "\"" << text << "\"\ndoes not contain\n\"" << part << "\"";
-}
+using skillrun_test::contains;
 
 std::string status_of(const fs::path& run_dir) {
   return nlohmann::json::parse(slurp(run_dir / "summary.json")).at("status").get<std::string>();
