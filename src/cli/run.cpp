@@ -176,7 +176,7 @@ PackEnd train_pack(Backend& backend, const std::vector<ExperimentConfig>& config
   std::vector<std::optional<CheckpointState>> checkpoints;
   for (std::size_t i = first; i < last; ++i) {
     RunDirectory& dir = *dirs[i];
-    LogScope scope(dir.path().string());
+    LogScope scope(dir.path().native());
     try {
       dir.write_config(to_json(configs[i]));
       checkpoints.push_back(checkpoint_to_resume(dir.path(), configs[i]));
@@ -191,7 +191,7 @@ PackEnd train_pack(Backend& backend, const std::vector<ExperimentConfig>& config
   if (part.empty()) return end;
   Trainer trainer(backend, part);
   for (std::size_t i = 0; i < part.size(); ++i) {
-    LogScope scope(dir_ptrs[i]->path().string());
+    LogScope scope(dir_ptrs[i]->path().native());
     for (const std::string& line : trainer.optimizer(static_cast<int>(i)).describe())
       spdlog::info("{}: optimizer: {}", dir_ptrs[i]->path().filename().string(), line);
   }
@@ -256,7 +256,8 @@ int cmd_pack(const PackOptions& options) {
   const std::string pack_log = options.pack_log.empty() ? fmt::format("the stderr of process {}", ::getpid())
                                                         : options.pack_log;
   for (std::size_t i = 0; i < dirs.size();) {
-    LogScope scope(dirs[i]->path().string());
+    const std::string where = dirs[i]->path().string();  // outlives dirs[i] if it is left out
+    LogScope scope(where);
     try {
       log_to_file(dirs[i]->log_path(), dirs[i]->path().string());
       ++i;
@@ -269,7 +270,7 @@ int cmd_pack(const PackOptions& options) {
   }
   if (dirs.empty()) return kExitRuntime;
   for (auto& dir : dirs) {
-    LogScope scope(dir->path().string());
+    LogScope scope(dir->path().native());
     spdlog::info("skillrun {} (commit {}), run {} in a pack of {} run{}; the pack's log: {}", version(),
                  git_commit(), dir->path().string(), dirs.size(), dirs.size() == 1 ? "" : "s", pack_log);
   }

@@ -29,7 +29,7 @@ void setup_logging(const std::string& level) {
 
 namespace {
 
-thread_local std::string t_scope;  // the LogScope this thread's lines belong to ("" outside any)
+thread_local const std::string* t_scope = nullptr;  // the LogScope this thread's lines belong to
 
 // A file sink that writes the lines of one scope (and errors from outside every scope).
 class ScopedFileSink final : public spdlog::sinks::base_sink<std::mutex> {
@@ -39,7 +39,8 @@ class ScopedFileSink final : public spdlog::sinks::base_sink<std::mutex> {
 
  protected:
   void sink_it_(const spdlog::details::log_msg& msg) override {
-    if (t_scope == scope_ || (t_scope.empty() && msg.level >= spdlog::level::err)) file_.log(msg);
+    const bool unscoped = t_scope == nullptr || t_scope->empty();
+    if ((!unscoped && *t_scope == scope_) || (unscoped && msg.level >= spdlog::level::err)) file_.log(msg);
   }
   void flush_() override { file_.flush(); }
   void set_pattern_(const std::string& pattern) override { file_.set_pattern(pattern); }
@@ -54,8 +55,8 @@ class ScopedFileSink final : public spdlog::sinks::base_sink<std::mutex> {
 
 }  // namespace
 
-LogScope::LogScope(std::string scope) : previous_(std::exchange(t_scope, std::move(scope))) {}
-LogScope::~LogScope() { t_scope = std::move(previous_); }
+LogScope::LogScope(const std::string& scope) : previous_(std::exchange(t_scope, &scope)) {}
+LogScope::~LogScope() { t_scope = previous_; }
 
 void log_to_file(const std::filesystem::path& file, const std::string& scope) {
   std::shared_ptr<spdlog::sinks::sink> sink;

@@ -13,16 +13,18 @@ void setup_logging(const std::string& level);
 // that name, and the errors logged outside every scope (what stopped the whole process).
 void log_to_file(const std::filesystem::path& file, const std::string& scope = "");
 
-// While alive, this thread's log lines belong to `scope` (nested scopes: the innermost).
+// While alive, this thread's log lines belong to `scope` (nested scopes: the innermost). The
+// string is referred to, not copied (a scope is entered once per run and step of a pack): it
+// must outlive the LogScope (a run directory's path().native(), say).
 class LogScope {
  public:
-  explicit LogScope(std::string scope);
+  explicit LogScope(const std::string& scope);
   ~LogScope();
   LogScope(const LogScope&) = delete;
   LogScope& operator=(const LogScope&) = delete;
 
  private:
-  std::string previous_;
+  const std::string* previous_;
 };
 
 }  // namespace skillrun
