@@ -405,11 +405,13 @@ void axpby_loop(T* y, const T* x, std::size_t n, double alpha, double beta) {
     y[i] = static_cast<T>(alpha * static_cast<double>(x[i]) + old);
   }
 }
+// Summed in long double (64-bit mantissa where the platform has it): the reference's sum of
+// millions of squares stays well inside the 1e-12 relative the conformance suite asks.
 template <class T>
 double squares_loop(const T* x, std::size_t n) {
-  double sum = 0.0;
-  for (std::size_t i = 0; i < n; ++i) sum += static_cast<double>(x[i]) * static_cast<double>(x[i]);
-  return sum;
+  long double sum = 0.0L;
+  for (std::size_t i = 0; i < n; ++i) sum += static_cast<long double>(x[i]) * static_cast<long double>(x[i]);
+  return static_cast<double>(sum);
 }
 }  // namespace
 
@@ -437,7 +439,7 @@ void ReferenceBackend::bias_activation_runs(float* H, std::size_t stride_h, cons
       for (int j = 0; j < cols; ++j) {
         float& e = h[at(i, cols, j)];
         const double z = static_cast<double>(e) + static_cast<double>(b[j]);
-        e = static_cast<float>(relu ? (z > 0.0 ? z : 0.0) : z);
+        e = static_cast<float>(relu && z < 0.0 ? 0.0 : z);  // max(z, 0) that keeps a NaN NaN
       }
   }
 }

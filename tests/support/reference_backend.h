@@ -6,7 +6,9 @@
 // independent of it (tests/conformance/backends_under_test.h).
 //
 // Memory is host memory (malloc/free). Per op:
-//  - gemm_op, fill_op, axpby_op, sum_squares_op: F32 and F64; the sums in double.
+//  - gemm_op, fill_op, axpby_op, sum_squares_op: F32 and F64; the sums in double (sum_squares
+//    in long double).
+//  - ReLU: z < 0 ? 0 : z, so a NaN stays NaN (the contract test_linear_layers.cpp states).
 //  - the MLP pieces (*_runs), task_sums_runs: fp32 operands, double arithmetic; bad labels and
 //    task ids throw std::out_of_range before anything is written.
 //  - linear_*_runs: Backend's defaults, i.e. compositions of this backend's gemm_op,

@@ -121,6 +121,9 @@ TEST(ReferenceBackend, BiasActivationReluBackwardAndColumnSumsOverRuns) {
   auto H2 = on(ref, std::vector<float>{1, -2, -3, 4});
   ref.bias_activation(H2.data(), b.data(), 2, 2, false);
   expect_near_all(H2.download(), {1.5, -1.5, -2.5, 4.5}, 0.0, "bias");
+  auto H3 = on(ref, std::vector<float>{kNaN, -2});  // ReLU keeps a NaN NaN
+  ref.bias_activation(H3.data(), b.data(), 1, 2, true);
+  expect_near_all(H3.download(), {NAN, 0}, 0.0, "relu of NaN");
 
   auto dH = on(ref, std::vector<float>{1, 2, 3, 4, 5, 6, 7, 8});
   auto post = on(ref, std::vector<float>{1, 0, 0.5f, 2});  // shared by both runs (stride 0)

@@ -1,0 +1,205 @@
+// Every optimizer type of the config, as a pack of runs updated by PackOptimizer on the CPU
+// backend (the production rules: grouping, run tables, Muon's composition), against the same
+// steps computed here from the documented maths by the tests-only ReferenceBackend
+// (tests/support/reference_backend.h: each rule in double, rounded on store):
+//  - which rule a tensor gets: Muon takes the weight matrices marked hidden by the model
+//    (Parameter::is_hidden: every weight but the output head's), other_params the rest
+//    (docs/CONFIG.md);
+//  - Muon (docs/ARCHITECTURE.md, /work/shared/ARCHITECTURE.md): M = beta M + g, d = nesterov ?
+//    g + beta M : M, W = W (1 - lr wd) - lr sqrt(m/n) msign(d) for W in R^{m x n} (scale
+//    sqrt_ratio, decoupled weight decay); msign by the reference's own Jacobi SVD, or its own
+//    Newton-Schulz iteration with the ns5 schedule's coefficients (optim/msign.h: constants);
+//  - the elementwise rules: Backend's UpdateArgs formulas, by ReferenceBackend::update.
+// Gradients are random and different per run, tensor and step; every scalar is chosen so that
+// its term matters (weight decay, Nesterov, eps of 0.1 next to sqrt(v) ~ 1, ...).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "backend/cpu/cpu_backend.h"
+#include "config/experiment.h"
+#include "model/mlp.h"
+#include "optim/msign.h"
+#include "optim/pack_optimizer.h"
+#include "support/reference_backend.h"
+
+namespace skillrun {
+namespace {
+
+using testing::ReferenceBackend;
+
+OptimizerConfig parse_optimizer(const nlohmann::json& optimizer) {
+  const nlohmann::json experiment = {{"task", {{"type", "sparse_parity"}, {"n_tasks", 3}, {"n_bits", 8}, {"k", 2}}},
+                                     {"optimizer", optimizer}};
+  return parse_experiment(experiment).optimizer;
+}
+
+// One tensor of one run as the reference sees it: its rule, value, gradient and state.
+struct ReferenceTensor {
+  const OptimizerConfig* rule = nullptr;
+  bool muon = false;
+  int rows = 0, cols = 0;
+  std::vector<float> start;
+  Buffer<float> w, g, m, v, d, o;
+};
+
+void reference_step(ReferenceBackend& ref, ReferenceTensor& x, int64_t t) {
+  const OptimizerConfig& c = *x.rule;
+  const std::size_t n = x.start.size();
+  const auto f = [](double value) { return static_cast<float>(value); };
+  if (x.muon) {
+    ASSERT_EQ(c.scale, MuonScale::SqrtRatio) << "the reference knows the sqrt_ratio scale only";
+    ref.momentum_accumulate(x.m.data(), x.g.data(), x.d.data(), n, f(c.momentum), c.nesterov);
+    if (c.msign == MsignMethod::Svd) {
+      ref.msign_svd(x.d.data(), x.o.data(), x.rows, x.cols);
+    } else {
+      const NsSchedule s = ns_schedule(c.msign, c.ns_steps, false);
+      ref.msign_newton_schulz(x.d.data(), x.o.data(), x.rows, x.cols, s.iterations, s.norm_scale, s.norm_eps);
+    }
+    RunUpdate u;
+    u.step_beta = f(1.0 - c.lr * c.weight_decay);
+    u.step_alpha = f(-c.lr * std::sqrt(static_cast<double>(x.rows) / x.cols));
+    UpdateArgs step(UpdateKind::MuonStep, x.w.data(), static_cast<const float*>(nullptr), 0, n, RunTable{{&u, 1}});
+    step.scratch = x.o.data();
+    ref.update(step);
+    return;
+  }
+  float* m = c.momentum != 0.0 ? x.m.data() : nullptr;
+  switch (c.type) {
+    case OptimizerType::Sgd:
+      ref.sgd_update<float>(x.w.data(), x.g.data(), m, n, f(c.lr), f(c.momentum), c.nesterov, f(c.weight_decay));
+      break;
+    case OptimizerType::Nmd:
+      ref.nmd_update(x.w.data(), x.g.data(), x.m.data(), n, f(c.lr), f(c.momentum), f(c.weight_decay));
+      break;
+    case OptimizerType::Adam:
+    case OptimizerType::AdamW:
+      ref.adam_update(x.w.data(), x.g.data(), x.m.data(), x.v.data(), n, f(c.lr), f(c.beta1), f(c.beta2), f(c.eps),
+                      f(c.weight_decay), c.type == OptimizerType::AdamW, t);
+      break;
+    case OptimizerType::SignGd:
+      ref.signgd_update<float>(x.w.data(), x.g.data(), m, n, f(c.lr), f(c.momentum), f(c.weight_decay));
+      break;
+    default:
+      FAIL() << "no reference for this optimizer type";
+  }
+}
+
+// ||a - b|| / ||b||
+double normalised_difference(const std::vector<double>& a, const std::vector<double>& b) {
+  double diff = 0.0, norm = 0.0;
+  for (std::size_t i = 0; i < b.size(); ++i) {
+    diff += (a[i] - b[i]) * (a[i] - b[i]);
+    norm += b[i] * b[i];
+  }
+  return std::sqrt(diff / norm);
+}
+
+TEST(UpdateReference, EveryOptimizerTypeInAPackFollowsTheReferenceRules) {
+  struct RunCase {
+    nlohmann::json optimizer;
+    double tolerance;  // on the normalised difference of the weights' displacement, see below
+  };
+  const std::vector<RunCase> cases = {
+      {{{"type", "sgd"}, {"lr", 0.1}, {"momentum", 0.9}, {"nesterov", true}, {"weight_decay", 0.01}}, 1e-5},
+      {{{"type", "sgd"}, {"lr", 0.05}, {"weight_decay", 0.02}}, 1e-5},
+      {{{"type", "nmd"}, {"lr", 0.05}, {"momentum", 0.8}, {"weight_decay", 0.01}}, 1e-5},
+      {{{"type", "adam"}, {"lr", 0.01}, {"eps", 0.1}, {"weight_decay", 0.01}}, 1e-5},
+      {{{"type", "adam"}, {"lr", 0.003}, {"beta1", 0.8}, {"beta2", 0.99}, {"eps", 0.01}}, 1e-5},
+      {{{"type", "adamw"}, {"lr", 0.003}, {"eps", 0.01}, {"weight_decay", 0.1}}, 1e-5},
+      {{{"type", "signgd"}, {"lr", 0.001}, {"momentum", 0.9}, {"weight_decay", 0.1}}, 1e-5},
+      {{{"type", "signgd"}, {"lr", 0.002}}, 1e-5},
+      {{{"type", "muon"},
+        {"lr", 0.02},
+        {"msign", "svd"},
+        {"nesterov", true},
+        {"weight_decay", 0.1},
+        {"other_params", {{"type", "adamw"}, {"lr", 0.002}, {"eps", 0.01}, {"weight_decay", 0.05}}}},
+       1e-5},
+      {{{"type", "muon"}, {"lr", 0.05}, {"msign", "svd"}, {"momentum", 0.9}}, 1e-5},
+      {{{"type", "muon"}, {"lr", 0.02}, {"other_params", {{"type", "sgd"}, {"lr", 0.1}, {"momentum", 0.5}}}}, 1e-3},
+  };
+  const int runs = static_cast<int>(cases.size()), steps = 4;
+  CpuBackend cpu;
+  ReferenceBackend ref;
+  Mlp pack(cpu, 11, 16, 3, 2, 4, runs);
+  std::vector<OptimizerConfig> configs;
+  for (int r = 0; r < runs; ++r) {
+    pack.initialize(r, static_cast<uint64_t>(100 + r));
+    configs.push_back(parse_optimizer(cases[static_cast<std::size_t>(r)].optimizer));
+  }
+  PackOptimizer packed(cpu, pack, configs);
+
+  std::vector<std::vector<ReferenceTensor>> reference(static_cast<std::size_t>(runs));
+  for (int r = 0; r < runs; ++r) {
+    const OptimizerConfig& c = configs[static_cast<std::size_t>(r)];
+    for (const Parameter& p : pack.parameters(r)) {
+      ReferenceTensor x;
+      x.muon = c.type == OptimizerType::Muon && p.is_matrix &&
+               (c.muon_params == MuonParams::AllWeights || p.is_hidden);
+      x.rule = c.type == OptimizerType::Muon && !x.muon ? c.other.get() : &c;
+      x.rows = p.rows;
+      x.cols = p.cols;
+      x.start = p.value.download();
+      const std::vector<float> zeros(p.size(), 0.0f);
+      x.w = Buffer<float>(ref, p.size());
+      x.w.upload(x.start);
+      for (Buffer<float>* b : {&x.g, &x.m, &x.v, &x.d, &x.o}) {
+        *b = Buffer<float>(ref, p.size());
+        b->upload(zeros);
+      }
+      reference[static_cast<std::size_t>(r)].push_back(std::move(x));
+    }
+  }
+  int muon_tensors = 0;
+  for (const auto& run : reference)
+    for (const ReferenceTensor& x : run) muon_tensors += x.muon ? 1 : 0;
+  EXPECT_EQ(muon_tensors, 3 * 2) << "three Muon runs, two hidden matrices each (depth 3)";
+
+  for (int step = 1; step <= steps; ++step) {
+    for (int r = 0; r < runs; ++r) {
+      std::mt19937 rng(static_cast<unsigned>(1000 * r + step));
+      std::normal_distribution<float> normal;
+      for (std::size_t i = 0; i < pack.parameters(r).size(); ++i) {
+        std::vector<float> g(pack.parameters(r)[i].size());
+        for (float& e : g) e = normal(rng);
+        pack.parameters(r)[i].grad.upload(g);
+        reference[static_cast<std::size_t>(r)][i].g.upload(g);
+      }
+    }
+    packed.set_active(std::vector<bool>(static_cast<std::size_t>(runs), true));
+    packed.step();
+    for (auto& run : reference)
+      for (ReferenceTensor& x : run) reference_step(ref, x, step);
+  }
+
+  // The weights' displacement from the start, W_4 - W_0, production vs reference: fp32 rounding
+  // of W (|W| ~ 0.3, half an ulp ~ 1.5e-8) against displacements of at least 4 * 1e-3 leaves the
+  // elementwise rules ~1e-5 of the displacement; see the tolerances above.
+  for (int r = 0; r < runs; ++r) {
+    SCOPED_TRACE(cases[static_cast<std::size_t>(r)].optimizer.dump());
+    for (std::size_t i = 0; i < pack.parameters(r).size(); ++i) {
+      ReferenceTensor& x = reference[static_cast<std::size_t>(r)][i];
+      const std::vector<float> got = pack.parameters(r)[i].value.download(), want = x.w.download();
+      std::vector<double> moved_got(got.size()), moved_want(got.size());
+      for (std::size_t e = 0; e < got.size(); ++e) {
+        moved_got[e] = static_cast<double>(got[e]) - x.start[e];
+        moved_want[e] = static_cast<double>(want[e]) - x.start[e];
+      }
+      const double error = normalised_difference(moved_got, moved_want);
+      EXPECT_LE(error, cases[static_cast<std::size_t>(r)].tolerance)
+          << pack.parameters(r)[i].name << (x.muon ? " (muon)" : "");
+      RecordProperty("run" + std::to_string(r) + "_" + pack.parameters(r)[i].name, std::to_string(error));
+    }
+  }
+}
+
+}  // namespace
+}  // namespace skillrun
