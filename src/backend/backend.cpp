@@ -1,7 +1,7 @@
-// Backend's defaults for the optional capabilities: batched gemm and the run axis of the MLP
-// pieces as loops of the one-run ops, the MLP's layer ops as their unfused calls, and step
-// graphs and fp64 ops that throw, naming the op and the backend. The registry gives fp64 runs
-// the CPU backend only, so reaching an fp64 default is a programming error (RuntimeError).
+// Backend's defaults for the optional capabilities: the MLP's layer ops as their unfused calls,
+// step graphs that throw naming the backend, the fused-path report; and the errors a backend
+// raises for fp64 (the registry gives fp64 runs the CPU backend only, so reaching one is a
+// programming error: RuntimeError) and for a bad batch of products.
 #include <stdexcept>
 #include <string>
 
@@ -29,37 +29,6 @@ void Backend::check_batch_strides(int m, int n, int ldc, int64_t stride_a, int64
         fmt::format("gemm_strided_batched: bad batch {} or strides a={} b={} c={} "
                     "(C's stride must be >= {} so the products do not overlap)",
                     batch, stride_a, stride_b, stride_c, c_span));
-}
-
-void Backend::gemm_strided_batched(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda,
-                                   int64_t stride_a, const float* B, int ldb, int64_t stride_b, float beta, float* C,
-                                   int ldc, int64_t stride_c, int batch) {
-  check_batch_strides(m, n, ldc, stride_a, stride_b, stride_c, batch);
-  for (int r = 0; r < batch; ++r)
-    gemm(ta, tb, m, n, k, alpha, A + r * stride_a, lda, B + r * stride_b, ldb, beta, C + r * stride_c, ldc);
-}
-
-void Backend::bias_activation_runs(float* H, std::size_t stride_h, const float* bias, std::size_t stride_bias,
-                                   int rows, int cols, bool relu, int runs) {
-  for (int r = 0; r < runs; ++r) bias_activation(H + r * stride_h, bias + r * stride_bias, rows, cols, relu);
-}
-
-void Backend::relu_backward_runs(float* dH, std::size_t stride_dh, const float* H, std::size_t stride_h,
-                                 std::size_t n, int runs) {
-  for (int r = 0; r < runs; ++r) relu_backward(dH + r * stride_dh, H + r * stride_h, n);
-}
-
-void Backend::column_sums_runs(const float* A, std::size_t stride_a, int rows, int cols, float* out,
-                               std::size_t stride_out, int runs) {
-  for (int r = 0; r < runs; ++r) column_sums(A + r * stride_a, rows, cols, out + r * stride_out);
-}
-
-void Backend::cross_entropy_runs(const float* logits, std::size_t stride_logits, const int32_t* labels, int rows,
-                                 int classes, float* loss, float* correct, std::size_t stride_rows, float* dlogits,
-                                 std::size_t stride_dlogits, float grad_scale, int runs) {
-  for (int r = 0; r < runs; ++r)
-    cross_entropy(logits + r * stride_logits, labels, rows, classes, loss + r * stride_rows, correct + r * stride_rows,
-                  dlogits != nullptr ? dlogits + r * stride_dlogits : nullptr, grad_scale);
 }
 
 std::size_t Backend::relu_mask_bytes(int, int) const { return 0; }
@@ -95,91 +64,12 @@ void Backend::linear_input_grad_relu_runs(const float* dZ, std::size_t stride_dz
   if (db_in != nullptr) column_sums_runs(dX, stride_dx, rows, fan_in, db_in, param_stride, runs);
 }
 
-void Backend::sgd_update_runs(float* w, const float* g, std::size_t param_stride, float* m, std::size_t state_stride,
-                              std::size_t n, const RunTable& runs, bool nesterov) {
-  for (std::size_t i = 0; i < runs.host.size(); ++i) {
-    const RunUpdate& u = runs.host[i];
-    sgd_update(w + u.run * param_stride, g + u.run * param_stride, m != nullptr ? m + u.slice * state_stride : nullptr, n,
-               u.lr, u.momentum, nesterov, u.weight_decay);
-  }
+std::string Backend::fused_linear_report() const {
+  const FusedLinearCounts c = fused_linear_counts();
+  if (c.library.empty()) return {};
+  if (!c.off.empty()) return fmt::format("{}: off ({}), {} layer calls unfused", c.library, c.off, c.unfused);
+  return fmt::format("{}: {} fused problems, {} refused; {} layer calls fused, {} unfused", c.library, c.problems,
+                     c.refused, c.fused, c.unfused);
 }
-
-void Backend::nmd_update_runs(float* w, const float* g, std::size_t param_stride, float* m, std::size_t state_stride,
-                              std::size_t n, const RunTable& runs) {
-  for (std::size_t i = 0; i < runs.host.size(); ++i) {
-    const RunUpdate& u = runs.host[i];
-    nmd_update(w + u.run * param_stride, g + u.run * param_stride, m + u.slice * state_stride, n, u.lr, u.momentum,
-               u.weight_decay);
-  }
-}
-
-void Backend::adam_update_runs(float* w, const float* g, std::size_t param_stride, float* m, std::size_t m_stride,
-                               float* v, std::size_t v_stride, std::size_t n, const RunTable& runs, bool decoupled,
-                               int64_t t) {
-  for (std::size_t i = 0; i < runs.host.size(); ++i) {
-    const RunUpdate& u = runs.host[i];
-    adam_update(w + u.run * param_stride, g + u.run * param_stride, m + u.slice * m_stride, v + u.slice * v_stride, n,
-                u.lr, u.momentum, u.beta2, u.eps, u.weight_decay, decoupled, t);
-  }
-}
-
-void Backend::signgd_update_runs(float* w, const float* g, std::size_t param_stride, float* m,
-                                 std::size_t state_stride, std::size_t n, const RunTable& runs) {
-  for (std::size_t i = 0; i < runs.host.size(); ++i) {
-    const RunUpdate& u = runs.host[i];
-    signgd_update(w + u.run * param_stride, g + u.run * param_stride, m != nullptr ? m + u.slice * state_stride : nullptr,
-                  n, u.lr, u.momentum, u.weight_decay);
-  }
-}
-
-void Backend::momentum_accumulate_runs(float* m, std::size_t state_stride, const float* g, std::size_t param_stride,
-                                       float* out, std::size_t scratch_stride, std::size_t n, const RunTable& runs,
-                                       bool nesterov) {
-  for (std::size_t i = 0; i < runs.host.size(); ++i) {
-    const RunUpdate& u = runs.host[i];
-    momentum_accumulate(m + u.slice * state_stride, g + u.run * param_stride, out + i * scratch_stride, n, u.momentum,
-                        nesterov);
-  }
-}
-
-void Backend::muon_step_runs(float* w, std::size_t param_stride, const float* d, std::size_t scratch_stride,
-                             std::size_t n, const RunTable& runs) {
-  for (std::size_t i = 0; i < runs.host.size(); ++i) {
-    const RunUpdate& u = runs.host[i];
-    axpby(w + u.run * param_stride, d + i * scratch_stride, n, u.step_alpha, u.step_beta);
-  }
-}
-
-void Backend::msign_newton_schulz_runs(const float* G, float* out, std::size_t stride, int rows, int cols,
-                                       std::span<const NsCoefficients> iterations, double norm_scale,
-                                       double norm_eps, int runs) {
-  for (int r = 0; r < runs; ++r)
-    msign_newton_schulz(G + r * stride, out + r * stride, rows, cols, iterations, norm_scale, norm_eps);
-}
-
-void Backend::gemm(Trans, Trans, int, int, int, double, const double*, int, const double*, int, double, double*,
-                   int) {
-  no_fp64("gemm");
-}
-void Backend::fill(double*, std::size_t, double) { no_fp64("fill"); }
-void Backend::axpby(double*, const double*, std::size_t, double, double) { no_fp64("axpby"); }
-double Backend::sum_squares(const double*, std::size_t) { no_fp64("sum_squares"); }
-void Backend::sgd_update(double*, const double*, double*, std::size_t, double, double, bool, double) {
-  no_fp64("sgd_update");
-}
-void Backend::nmd_update(double*, const double*, double*, std::size_t, double, double, double) {
-  no_fp64("nmd_update");
-}
-void Backend::adam_update(double*, const double*, double*, double*, std::size_t, double, double, double, double,
-                          double, bool, int64_t) {
-  no_fp64("adam_update");
-}
-void Backend::signgd_update(double*, const double*, double*, std::size_t, double, double, double) {
-  no_fp64("signgd_update");
-}
-void Backend::momentum_accumulate(double*, const double*, double*, std::size_t, double, bool) {
-  no_fp64("momentum_accumulate");
-}
-void Backend::msign_svd(const double*, double*, int, int) { no_fp64("msign_svd"); }
 
 }  // namespace skillrun

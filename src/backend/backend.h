@@ -16,6 +16,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -27,17 +28,110 @@ namespace skillrun {
 
 enum class Trans { No, Yes };
 
+// The element type of an op's operands: fp32 for the MLP (every precision but fp64), fp64 for
+// precision "fp64" (the in-context linear-regression task, whose spectra span up to 1e12).
+enum class DType { F32, F64 };
+// Scalars of the one-run spellings below take their type from the pointers (1.0 for a float op).
+template <class T>
+using Scalar = std::type_identity_t<T>;
+template <class T>
+inline constexpr DType dtype_of = std::is_same_v<T, double> ? DType::F64 : DType::F32;
+
 // One iteration X <- a X + b (X X^T) X + c (X X^T)^2 X of an odd matrix polynomial.
 struct NsCoefficients {
   double a, b, c;
 };
 
-// The entries of one batched update: on the host (what the default, one call per entry, reads)
-// and the same entries in backend memory (device: what one launch for every entry reads; may be
-// null, and then a backend makes one call per entry too).
-struct RunTable {
-  std::span<const RunUpdate> host;
-  const RunUpdate* device = nullptr;
+// The entries of one batched update: on the host (what a backend that loops over the entries
+// reads) and the same entries in backend memory (device: what one launch for every entry reads;
+// may be null, and then a backend makes one one-run computation per entry too).
+template <class T>
+struct RunTableOf {
+  std::span<const RunUpdateOf<T>> host;
+  const RunUpdateOf<T>* device = nullptr;
+};
+using RunTable = RunTableOf<float>;
+
+// A matrix product for `batch` runs (gemm_op): C_r = alpha op(A_r) op(B_r) + beta C_r, op(A) is
+// m x k, op(B) is k x n, row-major with leading dimensions lda, ldb, ldc; A_r = A + r stride_a
+// (elements; 0 shares A between the runs), likewise B and C. C's stride must keep the outputs
+// apart (>= (m - 1) ldc + n when batch > 1), else std::invalid_argument. beta == 0 overwrites C
+// without reading it (C may hold NaN garbage). Pointers are of the op's DType.
+struct GemmArgs {
+  Trans ta = Trans::No, tb = Trans::No;
+  int m = 0, n = 0, k = 0;
+  double alpha = 1, beta = 0;  // exact for fp32 factors
+  const void* A = nullptr;
+  int lda = 0;
+  int64_t stride_a = 0;
+  const void* B = nullptr;
+  int ldb = 0;
+  int64_t stride_b = 0;
+  void* C = nullptr;
+  int ldc = 0;
+  int64_t stride_c = 0;
+  int batch = 1;
+};
+
+// The optimizer updates (update()), each for the entries of a run table: entry i updates the
+// tensor of run u = runs[i]: w and g at u.run * param_stride (a pack's parameter arenas), its
+// state m and v at u.slice * m_stride / v_stride (a pack's state arenas; m null when the rule
+// keeps no momentum), scratch at i * scratch_stride, with u's scalars; the flags and t are shared.
+//  Sgd (PyTorch semantics): g' = g + wd w; m = mu m + g'; d = nesterov ? g' + mu m : m
+//    (d = g' and m unused when mu == 0); w -= lr d.
+//  Nmd: m = beta m + g; w = w (1 - lr wd) - lr m / ||m||_F (no step when ||m||_F == 0).
+//  Adam / AdamW, bias-corrected, eps outside the sqrt (PyTorch): m = b1 m + (1-b1) g;
+//    v = b2 v + (1-b2) g^2; w -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps); decoupled:
+//    w *= 1 - lr wd first (AdamW); else g += wd w before the moments (Adam + L2). t is the
+//    1-based step count; `momentum` is beta1.
+//  SignGd: m = mu m + g (m = g when mu == 0, m may be null); w = w (1 - lr wd) - lr sign(m).
+//  Momentum (Muon's): m = beta m + g (beta = momentum); scratch = nesterov ? g + beta m : m.
+//  MuonStep: w = step_beta w + step_alpha scratch (factors formed by the caller).
+// Every entry gets exactly what the entry alone (a table of one) gives: on the CPU a packed
+// run's bits are those of the run alone.
+enum class UpdateKind { Sgd, Nmd, Adam, SignGd, Momentum, MuonStep };
+struct UpdateArgs {
+  UpdateKind kind = UpdateKind::Sgd;
+  DType dtype = DType::F32;
+  void* w = nullptr;
+  const void* g = nullptr;
+  std::size_t param_stride = 0;
+  void* m = nullptr;
+  std::size_t m_stride = 0;
+  void* v = nullptr;
+  std::size_t v_stride = 0;
+  void* scratch = nullptr;
+  std::size_t scratch_stride = 0;
+  std::size_t n = 0;  // elements of each entry's tensor
+  const void* entries = nullptr;         // RunUpdateOf<T>[count], host
+  const void* device_entries = nullptr;  // the same in backend memory, or null
+  std::size_t count = 0;
+  bool nesterov = false, decoupled = false;
+  int64_t t = 0;
+
+  UpdateArgs() = default;
+  template <class T>
+  UpdateArgs(UpdateKind k, T* w_, const T* g_, std::size_t param_stride_, std::size_t n_, RunTableOf<T> runs)
+      : kind(k), dtype(dtype_of<T>), w(w_), g(g_), param_stride(param_stride_), n(n_), entries(runs.host.data()),
+        device_entries(runs.device), count(runs.host.size()) {}
+  template <class T>
+  std::span<const RunUpdateOf<T>> table() const {
+    return {static_cast<const RunUpdateOf<T>*>(entries), count};
+  }
+};
+
+// msign by Newton-Schulz for `runs` matrices (newton_schulz()): out_r (rows x cols) =
+// msign(G_r), G_r and out_r at r * stride, one coefficient triple per iteration after X0 = G /
+// (norm_scale ||G||_F + norm_eps); the Gram matrix on the small side. G and out may not alias.
+struct NsArgs {
+  DType dtype = DType::F32;
+  const void* G = nullptr;
+  void* out = nullptr;
+  std::size_t stride = 0;
+  int rows = 0, cols = 0;
+  std::span<const NsCoefficients> iterations;
+  double norm_scale = 1, norm_eps = 0;
+  int runs = 1;
 };
 
 class Backend {
@@ -46,6 +140,12 @@ class Backend {
   Backend() = default;
   Backend(const Backend&) = delete;
   Backend& operator=(const Backend&) = delete;
+
+  // Every op is batched: it takes a run count (or a run table) and run strides (0: the runs
+  // share an operand), and a single run is a count of 1. Each op is one virtual below; the
+  // non-virtual members after them are spellings of one run (or of one element type) that
+  // call it. fp64 (DType::F64) runs on the CPU backend only: elsewhere those ops throw
+  // RuntimeError naming the op (the registry never gives an fp64 run another backend).
 
   // "cpu (OpenBLAS 0.3.21, 2 threads)" or "cuda:0 (NVIDIA H100 ...)": goes into summary.json.
   virtual std::string name() const = 0;
@@ -60,74 +160,52 @@ class Backend {
   virtual void copy(void* dst, const void* src, std::size_t bytes) = 0;
   virtual void synchronize() = 0;
 
-  // ---- dense linear algebra -----------------------------------------------------------------
-  // C (m x n) = alpha * op(A) * op(B) + beta * C, op(A) is m x k, op(B) is k x n; row-major.
-  // beta == 0 overwrites C without reading it (C may hold NaN garbage).
-  virtual void gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda,
-                    const float* B, int ldb, float beta, float* C, int ldc) = 0;
-  // `batch` independent products C_r = alpha op(A_r) op(B_r) + beta C_r for r < batch, where
-  // A_r = A + r stride_a, B_r = B + r stride_b, C_r = C + r stride_c (elements): the run axis
-  // of a pack of runs. A stride of 0 shares that operand between the products (runs of one seed
-  // share their batch); C's stride must keep the outputs apart (>= (m - 1) ldc + n when batch
-  // > 1), else std::invalid_argument. The default is one gemm() per product.
-  virtual void gemm_strided_batched(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda,
-                                    int64_t stride_a, const float* B, int ldb, int64_t stride_b, float beta, float* C,
-                                    int ldc, int64_t stride_c, int batch);
-
-  // ---- elementwise and reductions -----------------------------------------------------------
-  virtual void fill(float* x, std::size_t n, float value) = 0;
+  // ---- dense linear algebra, elementwise, reductions ---------------------------------------
+  virtual void gemm_op(DType type, const GemmArgs& a) = 0;
+  // x[0, n) = value
+  virtual void fill_op(DType type, void* x, std::size_t n, double value) = 0;
   // y = alpha * x + beta * y  (beta == 0 does not read y)
-  virtual void axpby(float* y, const float* x, std::size_t n, float alpha, float beta) = 0;
+  virtual void axpby_op(DType type, void* y, const void* x, std::size_t n, double alpha, double beta) = 0;
   // sum of squares, accumulated in double, returned to the host (synchronises)
-  virtual double sum_squares(const float* x, std::size_t n) = 0;
+  virtual double sum_squares_op(DType type, const void* x, std::size_t n) = 0;
 
-  // ---- MLP pieces ---------------------------------------------------------------------------
+  // ---- MLP pieces (fp32), for `runs` runs: run r's operands at r times their strides ---------
   // H (rows x cols, ld = cols) += bias (broadcast over rows); then H = max(H, 0) if relu.
-  virtual void bias_activation(float* H, const float* bias, int rows, int cols, bool relu) = 0;
-  // dH *= (H > 0): back through ReLU, where H is the post-activation.
-  virtual void relu_backward(float* dH, const float* H, std::size_t n) = 0;
-  // out (cols) = sum over rows of A (rows x cols): bias gradients.
-  virtual void column_sums(const float* A, int rows, int cols, float* out) = 0;
-  // Softmax cross-entropy over `classes` logits per row (row-major rows x classes).
-  // loss[i] = -log softmax(logits[i])[label[i]] in nats; correct[i] = 1 if argmax == label
-  // (ties count as wrong). If dlogits != nullptr: dlogits = grad_scale * (softmax - onehot).
-  virtual void cross_entropy(const float* logits, const int32_t* labels, int rows, int classes,
-                             float* loss, float* correct, float* dlogits, float grad_scale) = 0;
-  // Per-subtask sums of scored rows, ADDED into sums (2 * n_tasks doubles): for each row i with
-  // k = tasks[i], sums[k] += loss[i] and sums[n_tasks + k] += correct[i], accumulated in double.
-  // Adding lets one buffer collect a whole eval set chunk by chunk on the device, so that only
-  // the 2 * n_tasks totals come back. Deterministic: a fixed grouping of rows for given
-  // (rows, n_tasks), each group summed in row order, groups added in order (not the CPU's
-  // grouping on CUDA: ~1e-16 relative). A task id outside [0, n_tasks) throws
-  // std::out_of_range: at the call on the CPU (sums untouched), at the next synchronising call
-  // on CUDA (that row skipped), as cross_entropy does for a bad label.
-  virtual void task_sums(const float* loss, const float* correct, const int32_t* tasks, int rows,
-                         int n_tasks, double* sums) = 0;
-
-  // ---- the run axis of a pack -------------------------------------------------------------
-  // The MLP pieces above for `runs` runs in one call: run r's operands at r times their strides
-  // (elements; 0 shares an operand, as a pack's runs of one seed share their labels). Run r
-  // gets exactly what the one-run call on its operands gives (bit for bit: backends compute a
-  // run the same way whatever the pack around it). Default: one call per run; CUDA: one launch.
   virtual void bias_activation_runs(float* H, std::size_t stride_h, const float* bias, std::size_t stride_bias,
-                                    int rows, int cols, bool relu, int runs);
+                                    int rows, int cols, bool relu, int runs) = 0;
+  // dH *= (H > 0): back through ReLU, where H is the post-activation (n elements per run).
   virtual void relu_backward_runs(float* dH, std::size_t stride_dh, const float* H, std::size_t stride_h,
-                                  std::size_t n, int runs);
+                                  std::size_t n, int runs) = 0;
+  // out (cols) = sum over rows of A (rows x cols): bias gradients.
   virtual void column_sums_runs(const float* A, std::size_t stride_a, int rows, int cols, float* out,
-                                std::size_t stride_out, int runs);
-  // loss and correct at stride_rows, dlogits (or nullptr) at stride_dlogits; labels shared.
+                                std::size_t stride_out, int runs) = 0;
+  // Softmax cross-entropy over `classes` logits per row (row-major rows x classes); labels
+  // shared by the runs. loss[i] = -log softmax(logits[i])[label[i]] in nats; correct[i] = 1 if
+  // argmax == label (ties count as wrong); loss and correct at stride_rows. If dlogits is not
+  // null: dlogits = grad_scale * (softmax - onehot), at stride_dlogits.
   virtual void cross_entropy_runs(const float* logits, std::size_t stride_logits, const int32_t* labels, int rows,
                                   int classes, float* loss, float* correct, std::size_t stride_rows, float* dlogits,
-                                  std::size_t stride_dlogits, float grad_scale, int runs);
+                                  std::size_t stride_dlogits, float grad_scale, int runs) = 0;
+  // Per-subtask sums of scored rows, ADDED into sums (2 * n_tasks doubles per run, at
+  // stride_sums): for each row i with k = tasks[i] (shared), sums[k] += loss[i] and
+  // sums[n_tasks + k] += correct[i], accumulated in double (loss and correct at stride_rows).
+  // Adding lets one buffer collect a whole eval set chunk by chunk on the device, so that only
+  // the totals come back. Deterministic: a fixed grouping of rows for given (rows, n_tasks),
+  // each group summed in row order, groups added in order (not the CPU's grouping on CUDA:
+  // ~1e-16 relative). A task id outside [0, n_tasks) throws std::out_of_range: at the call on
+  // the CPU (sums untouched), at the next synchronising call on CUDA (that row skipped), as
+  // cross_entropy does for a bad label.
+  virtual void task_sums_runs(const float* loss, const float* correct, std::size_t stride_rows, const int32_t* tasks,
+                              int rows, int n_tasks, double* sums, std::size_t stride_sums, int runs) = 0;
 
   // ---- the MLP's layers over the runs of a pack ---------------------------------------------
   // One linear layer (weights (fan_out, fan_in) row-major as nn.Linear, activations row-major
   // with ld = their width) for `runs` runs: W_r, b_r, dW_r, db_r at W, b, dW, db + r *
   // param_stride (a pack's parameter arenas), x_r at x + r * stride_x (0: the runs share x),
-  // out/dZ/dX at their strides. The defaults are exactly the unfused sequence
-  // (gemm_strided_batched, then bias_activation_runs / column_sums_runs / relu_backward_runs), so
-  // the CPU's results are those of those calls, bit for bit. A backend may fuse them (CUDA:
-  // cuBLASLt epilogues, docs/CUDA.md) and keep a ReLU mask between the forward and the backward.
+  // out/dZ/dX at their strides. The defaults are exactly the unfused sequence (gemm_op, then
+  // bias_activation_runs / column_sums_runs / relu_backward_runs), so the CPU's results are
+  // those of those calls, bit for bit. A backend may fuse them (CUDA: cuBLASLt epilogues,
+  // docs/CUDA.md) and keep a ReLU mask between the forward and the backward.
   //
   // Bytes of ReLU mask a backend keeps per run for a post-ReLU (rows x cols) activation; 0 (the
   // default) means it keeps none and the mask pointers below may be null. A caller that gets
@@ -159,17 +237,20 @@ class Backend {
   // How many linear_* calls with something to fuse (a bias, a ReLU or a bias gradient) took a
   // backend's fused path and how many its unfused fallback; how many distinct fused problems it
   // planned and how many of those its library refused (each refusal is also logged once, as a
-  // warning). All 0 on a backend without a fused path: for tests and diagnostics.
+  // warning). `library` names the fused path (empty: the backend has none, all counts 0);
+  // `off` says it is switched off (and by what). For tests and diagnostics.
   struct FusedLinearCounts {
     uint64_t fused = 0;
     uint64_t unfused = 0;
     uint64_t problems = 0;
     uint64_t refused = 0;
+    std::string library;  // "cuBLASLt"
+    std::string off;      // why the fused path is off ("SKILLRUN_CUBLASLT"); empty: on
   };
   virtual FusedLinearCounts fused_linear_counts() const { return {}; }
-  // The same as one line for `skillrun bench` and the end of run.log (CUDA: "cuBLASLt: 6 fused
+  // The same as one line for `skillrun bench` and the end of run.log ("cuBLASLt: 6 fused
   // problems, 0 refused; ..."); empty on a backend without a fused path, which has nothing to report.
-  virtual std::string fused_linear_report() const { return {}; }
+  std::string fused_linear_report() const;
 
   // ---- data ---------------------------------------------------------------------------------
   // Fills `count` samples of multi-task sparse parity (see backend/sparse_parity_gen.h):
@@ -178,117 +259,146 @@ class Backend {
   virtual void sparse_parity(const ParityDraw& draw, const ParityTables& tables, int count,
                              float* x, int32_t* labels, int32_t* tasks) = 0;
 
-  // ---- optimizer updates (n elements, in place on w and the state buffers) ------------------
-  // SGD (PyTorch semantics): g' = g + wd w; m = mu m + g'; d = nesterov ? g' + mu m : m
-  // (d = g' and m unused when mu == 0); w -= lr d.
-  virtual void sgd_update(float* w, const float* g, float* m, std::size_t n, float lr,
-                          float momentum, bool nesterov, float weight_decay) = 0;
-  // NMD: m = beta m + g; w = w (1 - lr wd) - lr m / ||m||_F (no step when ||m||_F == 0).
-  virtual void nmd_update(float* w, const float* g, float* m, std::size_t n, float lr, float beta,
-                          float weight_decay) = 0;
-  // Adam / AdamW, bias-corrected, eps outside the sqrt (PyTorch): m = b1 m + (1-b1) g;
-  // v = b2 v + (1-b2) g^2; w -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps).
-  // decoupled: w *= 1 - lr wd first (AdamW); else g += wd w before the moments (Adam + L2).
-  // t is the 1-based step count.
-  virtual void adam_update(float* w, const float* g, float* m, float* v, std::size_t n, float lr,
-                           float beta1, float beta2, float eps, float weight_decay, bool decoupled,
-                           int64_t t) = 0;
-  // SignGD: m = mu m + g (m = g when mu == 0, m may be nullptr); w = w (1 - lr wd) - lr sign(m).
-  virtual void signgd_update(float* w, const float* g, float* m, std::size_t n, float lr,
-                             float momentum, float weight_decay) = 0;
-  // Muon momentum: m = beta m + g; out = nesterov ? g + beta m : m.
-  virtual void momentum_accumulate(float* m, const float* g, float* out, std::size_t n, float beta,
-                                   bool nesterov) = 0;
-
-  // ---- optimizer updates over the runs of a pack --------------------------------------------
-  // Entry i of `runs` updates the tensor of run runs.host[i].run: w and g at run * param_stride
-  // (the pack's parameter arenas), its state (m, v) at slice * state_stride (the pack's state
-  // arenas), scratch (out, d) at i * scratch_stride, with entry i's scalars; the flags and t are
-  // shared. Each entry
-  // gets exactly the one-run op above with its scalars (the default is that call per entry, so
-  // on the CPU a packed run's bits are those of the run alone); CUDA: one launch for all.
-  virtual void sgd_update_runs(float* w, const float* g, std::size_t param_stride, float* m, std::size_t state_stride,
-                               std::size_t n, const RunTable& runs, bool nesterov);
-  virtual void nmd_update_runs(float* w, const float* g, std::size_t param_stride, float* m, std::size_t state_stride,
-                               std::size_t n, const RunTable& runs);
-  // (m and v each at slice times its own stride: a pack's two state arenas differ in size.)
-  virtual void adam_update_runs(float* w, const float* g, std::size_t param_stride, float* m, std::size_t m_stride,
-                                float* v, std::size_t v_stride, std::size_t n, const RunTable& runs, bool decoupled,
-                                int64_t t);
-  virtual void signgd_update_runs(float* w, const float* g, std::size_t param_stride, float* m,
-                                  std::size_t state_stride, std::size_t n, const RunTable& runs);
-  // Muon's momentum (beta = momentum) into out.
-  virtual void momentum_accumulate_runs(float* m, std::size_t state_stride, const float* g, std::size_t param_stride,
-                                        float* out, std::size_t scratch_stride, std::size_t n, const RunTable& runs,
-                                        bool nesterov);
-  // Muon's step: w = step_beta w + step_alpha d (the axpby of a run alone).
-  virtual void muon_step_runs(float* w, std::size_t param_stride, const float* d, std::size_t scratch_stride,
-                              std::size_t n, const RunTable& runs);
-  // msign_newton_schulz of each entry's G (at i * stride) into out (at i * stride), one shared
-  // schedule and normalisation; each entry as the one-run call gives it.
-  virtual void msign_newton_schulz_runs(const float* G, float* out, std::size_t stride, int rows, int cols,
-                                        std::span<const NsCoefficients> iterations, double norm_scale,
-                                        double norm_eps, int runs);
-
-  // ---- msign ----------------------------------------------------------------------------------
-  // out (rows x cols) = msign(G) approximated by Newton-Schulz with one coefficient triple per
-  // iteration, after X0 = G / (norm_scale * ||G||_F + norm_eps); the Gram matrix is formed on
-  // the small side. The default implementation (backend/newton_schulz.cpp) is built from gemm/axpby;
-  // a backend may override it with fused kernels. G and out may not alias.
-  virtual void msign_newton_schulz(const float* G, float* out, int rows, int cols,
-                                   std::span<const NsCoefficients> iterations, double norm_scale,
-                                   double norm_eps);
-  // out = U V^T from the thin SVD of G (rows x cols): the exact polar factor. Singular values
-  // below the numerical rank cutoff (sigma_max * max(rows, cols) * fp32 epsilon) map to 0, as
-  // msign(0) = 0. The fp64 overload takes its data as exact: only exact zeros map to 0.
-  virtual void msign_svd(const float* G, float* out, int rows, int cols) = 0;
+  // ---- optimizer updates and msign ------------------------------------------------------------
+  // UpdateArgs above: every rule of skillrun, for every entry of a run table, in place.
+  virtual void update(const UpdateArgs& a) = 0;
+  // NsArgs above. The default (backend/newton_schulz.cpp) is built from gemm_op/axpby_op/
+  // sum_squares_op, one run after the other; a backend may override it with fused kernels.
+  virtual void newton_schulz(const NsArgs& a);
+  // out_r = U V^T from the thin SVD of G_r (rows x cols, G_r and out_r at r * stride): the exact
+  // polar factor. Singular values below the numerical rank cutoff (sigma_max * max(rows, cols)
+  // * fp32 epsilon) map to 0, as msign(0) = 0; in fp64 the data count as exact: only exact
+  // zeros map to 0.
+  virtual void svd_op(DType type, const void* G, void* out, std::size_t stride, int rows, int cols, int runs) = 0;
 
   // ---- step graphs ----------------------------------------------------------------------------
   // A backend may record the ops of one training step once and replay them (CUDA graphs), which
   // removes the per-kernel launch cost. Between begin_step_capture(step) and end_step_capture()
   // ops are recorded, not run; nothing may synchronise or allocate. Two per-step values are read
   // from a device-side step counter instead of the recorded arguments: the sparse_parity draw's
-  // `a` (which must equal the captured step) and adam_update's t (recorded as an offset to it).
-  // launch_step_graph(step) runs the recorded step as step `step` and advances the counter.
+  // `a` (which must equal the captured step) and the Adam update's t (recorded as an offset to
+  // it). launch_step_graph(step) runs the recorded step as step `step` and advances the counter.
   // abort_step_capture() ends a failed capture and discards it. A backend holds one step graph:
-  // a new capture replaces the previous one (one trainer per backend). Backends without graphs return
-  // false from supports_step_graph() and throw from the others.
+  // a new capture replaces the previous one (one trainer per backend). Backends without graphs
+  // return false from supports_step_graph() and throw from the others.
   virtual bool supports_step_graph() const { return false; }
   virtual void begin_step_capture(uint32_t step);
   virtual void end_step_capture();
   virtual void abort_step_capture() noexcept {}
   virtual void launch_step_graph(uint32_t step);
 
-  // ---- fp64 ---------------------------------------------------------------------------------
-  // The same ops in double with the same semantics, for precision "fp64" (the in-context
-  // linear-regression task, whose spectra span up to 1e12). The CPU backend implements them;
-  // these defaults throw RuntimeError naming the op. The registry (make_backend) gives fp64
-  // runs the CPU backend only, so a run never reaches them.
-  virtual void gemm(Trans ta, Trans tb, int m, int n, int k, double alpha, const double* A, int lda,
-                    const double* B, int ldb, double beta, double* C, int ldc);
-  virtual void fill(double* x, std::size_t n, double value);
-  virtual void axpby(double* y, const double* x, std::size_t n, double alpha, double beta);
-  virtual double sum_squares(const double* x, std::size_t n);
-  virtual void sgd_update(double* w, const double* g, double* m, std::size_t n, double lr,
-                          double momentum, bool nesterov, double weight_decay);
-  virtual void nmd_update(double* w, const double* g, double* m, std::size_t n, double lr,
-                          double beta, double weight_decay);
-  virtual void adam_update(double* w, const double* g, double* m, double* v, std::size_t n,
-                           double lr, double beta1, double beta2, double eps, double weight_decay,
-                           bool decoupled, int64_t t);
-  virtual void signgd_update(double* w, const double* g, double* m, std::size_t n, double lr,
-                             double momentum, double weight_decay);
-  virtual void momentum_accumulate(double* m, const double* g, double* out, std::size_t n,
-                                   double beta, bool nesterov);
-  // The generic version (backend/newton_schulz.cpp) in double; it needs the fp64 gemm/axpby above.
-  virtual void msign_newton_schulz(const double* G, double* out, int rows, int cols,
-                                   std::span<const NsCoefficients> iterations, double norm_scale,
-                                   double norm_eps);
-  virtual void msign_svd(const double* G, double* out, int rows, int cols);
+  // ---- one run, one element type: spellings of the ops above ----------------------------------
+  template <class T>
+  void gemm(Trans ta, Trans tb, int m, int n, int k, Scalar<T> alpha, const T* A, int lda, const T* B, int ldb, Scalar<T> beta, T* C,
+            int ldc) {
+    gemm_op(dtype_of<T>, GemmArgs{ta, tb, m, n, k, alpha, beta, A, lda, 0, B, ldb, 0, C, ldc, 0, 1});
+  }
+  void gemm_strided_batched(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda,
+                            int64_t stride_a, const float* B, int ldb, int64_t stride_b, float beta, float* C, int ldc,
+                            int64_t stride_c, int batch) {
+    gemm_op(DType::F32, GemmArgs{ta, tb, m, n, k, alpha, beta, A, lda, stride_a, B, ldb, stride_b, C, ldc, stride_c,
+                                 batch});
+  }
+  template <class T>
+  void fill(T* x, std::size_t n, Scalar<T> value) {
+    fill_op(dtype_of<T>, x, n, value);
+  }
+  template <class T>
+  void axpby(T* y, const T* x, std::size_t n, Scalar<T> alpha, Scalar<T> beta) {
+    axpby_op(dtype_of<T>, y, x, n, alpha, beta);
+  }
+  template <class T>
+  double sum_squares(const T* x, std::size_t n) {
+    return sum_squares_op(dtype_of<T>, x, n);
+  }
+  void bias_activation(float* H, const float* bias, int rows, int cols, bool relu) {
+    bias_activation_runs(H, 0, bias, 0, rows, cols, relu, 1);
+  }
+  void relu_backward(float* dH, const float* H, std::size_t n) { relu_backward_runs(dH, 0, H, 0, n, 1); }
+  void column_sums(const float* A, int rows, int cols, float* out) { column_sums_runs(A, 0, rows, cols, out, 0, 1); }
+  void cross_entropy(const float* logits, const int32_t* labels, int rows, int classes, float* loss, float* correct,
+                     float* dlogits, float grad_scale) {
+    cross_entropy_runs(logits, 0, labels, rows, classes, loss, correct, 0, dlogits, 0, grad_scale, 1);
+  }
+  void task_sums(const float* loss, const float* correct, const int32_t* tasks, int rows, int n_tasks, double* sums) {
+    task_sums_runs(loss, correct, 0, tasks, rows, n_tasks, sums, 0, 1);
+  }
+  template <class T>
+  void sgd_update(T* w, const T* g, Scalar<T>* m, std::size_t n, Scalar<T> lr, Scalar<T> momentum, bool nesterov, Scalar<T> weight_decay) {
+    RunUpdateOf<T> u;
+    u.lr = lr;
+    u.momentum = momentum;
+    u.weight_decay = weight_decay;
+    UpdateArgs a(UpdateKind::Sgd, w, g, 0, n, RunTableOf<T>{{&u, 1}});
+    a.m = m;
+    a.nesterov = nesterov;
+    update(a);
+  }
+  template <class T>
+  void nmd_update(T* w, const T* g, Scalar<T>* m, std::size_t n, Scalar<T> lr, Scalar<T> beta, Scalar<T> weight_decay) {
+    RunUpdateOf<T> u;
+    u.lr = lr;
+    u.momentum = beta;
+    u.weight_decay = weight_decay;
+    UpdateArgs a(UpdateKind::Nmd, w, g, 0, n, RunTableOf<T>{{&u, 1}});
+    a.m = m;
+    update(a);
+  }
+  template <class T>
+  void adam_update(T* w, const T* g, Scalar<T>* m, Scalar<T>* v, std::size_t n, Scalar<T> lr, Scalar<T> beta1, Scalar<T> beta2, Scalar<T> eps, Scalar<T> weight_decay,
+                   bool decoupled, int64_t t) {
+    RunUpdateOf<T> u;
+    u.lr = lr;
+    u.momentum = beta1;
+    u.beta2 = beta2;
+    u.eps = eps;
+    u.weight_decay = weight_decay;
+    UpdateArgs a(UpdateKind::Adam, w, g, 0, n, RunTableOf<T>{{&u, 1}});
+    a.m = m;
+    a.v = v;
+    a.decoupled = decoupled;
+    a.t = t;
+    update(a);
+  }
+  template <class T>
+  void signgd_update(T* w, const T* g, Scalar<T>* m, std::size_t n, Scalar<T> lr, Scalar<T> momentum, Scalar<T> weight_decay) {
+    RunUpdateOf<T> u;
+    u.lr = lr;
+    u.momentum = momentum;
+    u.weight_decay = weight_decay;
+    UpdateArgs a(UpdateKind::SignGd, w, g, 0, n, RunTableOf<T>{{&u, 1}});
+    a.m = m;
+    update(a);
+  }
+  template <class T>
+  void momentum_accumulate(T* m, const T* g, T* out, std::size_t n, Scalar<T> beta, bool nesterov) {
+    RunUpdateOf<T> u;
+    u.momentum = beta;
+    UpdateArgs a(UpdateKind::Momentum, static_cast<T*>(nullptr), g, 0, n, RunTableOf<T>{{&u, 1}});
+    a.m = m;
+    a.scratch = out;
+    a.nesterov = nesterov;
+    update(a);
+  }
+  template <class T>
+  void msign_newton_schulz(const T* G, T* out, int rows, int cols, std::span<const NsCoefficients> iterations,
+                           double norm_scale, double norm_eps) {
+    newton_schulz(NsArgs{dtype_of<T>, G, out, 0, rows, cols, iterations, norm_scale, norm_eps, 1});
+  }
+  void msign_newton_schulz_runs(const float* G, float* out, std::size_t stride, int rows, int cols,
+                                std::span<const NsCoefficients> iterations, double norm_scale, double norm_eps,
+                                int runs) {
+    newton_schulz(NsArgs{DType::F32, G, out, stride, rows, cols, iterations, norm_scale, norm_eps, runs});
+  }
+  template <class T>
+  void msign_svd(const T* G, T* out, int rows, int cols) {
+    svd_op(dtype_of<T>, G, out, 0, rows, cols, 1);
+  }
 
  protected:
+  // Throws RuntimeError: `op` in fp64 is not available on this backend.
   [[noreturn]] void no_fp64(const char* op) const;
-  // Throws std::invalid_argument for a batch or strides gemm_strided_batched does not accept.
+  // Throws std::invalid_argument for a batch or strides gemm_op does not accept.
   static void check_batch_strides(int m, int n, int ldc, int64_t stride_a, int64_t stride_b, int64_t stride_c,
                                   int batch);
 };

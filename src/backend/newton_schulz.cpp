@@ -1,4 +1,4 @@
-// The generic Newton-Schulz msign, Backend::msign_newton_schulz's default, built only from
+// The generic Newton-Schulz msign, Backend::newton_schulz's default (one run after the other), built only from
 // Backend ops (gemm, axpby, sum_squares) so that it runs unchanged on every backend. Each
 // iteration is three named steps, Gram, polynomial, apply, with the Gram matrix on the small
 // side of X and the two X buffers swapped rather than copied. Coefficients: optim/msign.h.
@@ -14,7 +14,7 @@ namespace {
 
 // One implementation for both element types: T = float (the MLP) or double (precision fp64).
 template <class T>
-void newton_schulz(Backend& be, const T* G, T* out, int rows, int cols,
+void newton_schulz_generic(Backend& be, const T* G, T* out, int rows, int cols,
                    std::span<const NsCoefficients> iterations, double norm_scale, double norm_eps) {
   if (rows <= 0 || cols <= 0) return;
   const std::size_t n = static_cast<std::size_t>(rows) * cols;
@@ -60,16 +60,17 @@ void newton_schulz(Backend& be, const T* G, T* out, int rows, int cols,
 
 }  // namespace
 
-void Backend::msign_newton_schulz(const float* G, float* out, int rows, int cols,
-                                  std::span<const NsCoefficients> iterations, double norm_scale,
-                                  double norm_eps) {
-  newton_schulz(*this, G, out, rows, cols, iterations, norm_scale, norm_eps);
-}
-
-void Backend::msign_newton_schulz(const double* G, double* out, int rows, int cols,
-                                  std::span<const NsCoefficients> iterations, double norm_scale,
-                                  double norm_eps) {
-  newton_schulz(*this, G, out, rows, cols, iterations, norm_scale, norm_eps);
+void Backend::newton_schulz(const NsArgs& a) {
+  for (int r = 0; r < a.runs; ++r) {
+    const std::size_t offset = static_cast<std::size_t>(r) * a.stride;
+    if (a.dtype == DType::F64) {
+      newton_schulz_generic(*this, static_cast<const double*>(a.G) + offset, static_cast<double*>(a.out) + offset, a.rows,
+                    a.cols, a.iterations, a.norm_scale, a.norm_eps);
+    } else {
+      newton_schulz_generic(*this, static_cast<const float*>(a.G) + offset, static_cast<float*>(a.out) + offset, a.rows,
+                    a.cols, a.iterations, a.norm_scale, a.norm_eps);
+    }
+  }
 }
 
 }  // namespace skillrun

@@ -171,28 +171,41 @@ void PackOptimizer::step_group(Group& group, int64_t t) {
     // This tensor's state in slice 0 of each arena (nullptr when the rule keeps no such slot).
     float* m = state_buffer_count(c) > 0 ? group.arenas[0].data() + group.layout.offsets[0][p] : nullptr;
     float* v = state_buffer_count(c) > 1 ? group.arenas[1].data() + group.layout.offsets[1][p] : nullptr;
+    const auto args = [&](UpdateKind kind) {
+      UpdateArgs a(kind, w, g, param_stride, n, runs);
+      a.m = m;
+      a.m_stride = stride0;
+      a.v = v;
+      a.v_stride = stride1;
+      a.nesterov = c.nesterov;
+      a.decoupled = c.type == OptimizerType::AdamW;
+      a.t = t;
+      a.scratch = tensor.direction.data();
+      a.scratch_stride = tensor.scratch_stride;
+      return a;
+    };
     switch (c.type) {
       case OptimizerType::Sgd:
-        backend_.sgd_update_runs(w, g, param_stride, m, stride0, n, runs, c.nesterov);
+        backend_.update(args(UpdateKind::Sgd));
         break;
       case OptimizerType::Nmd:
-        backend_.nmd_update_runs(w, g, param_stride, m, stride0, n, runs);
+        backend_.update(args(UpdateKind::Nmd));
         break;
       case OptimizerType::Adam:
       case OptimizerType::AdamW:
-        backend_.adam_update_runs(w, g, param_stride, m, stride0, v, stride1, n, runs,
-                                  c.type == OptimizerType::AdamW, t);
+        backend_.update(args(UpdateKind::Adam));
         break;
       case OptimizerType::SignGd:
-        backend_.signgd_update_runs(w, g, param_stride, m, stride0, n, runs);
+        backend_.update(args(UpdateKind::SignGd));
         break;
       case OptimizerType::Muon: {
         const std::size_t ss = tensor.scratch_stride;
-        backend_.momentum_accumulate_runs(m, stride0, g, param_stride, tensor.direction.data(), ss, n, runs,
-                                          c.nesterov);
+        backend_.update(args(UpdateKind::Momentum));
         msign_runs(backend_, c.msign, tensor.direction.data(), tensor.orthogonal.data(), ss, params[p].rows,
                    params[p].cols, c.ns_steps, static_cast<int>(tensor.table.size()));
-        backend_.muon_step_runs(w, param_stride, tensor.orthogonal.data(), ss, n, runs);
+        UpdateArgs step = args(UpdateKind::MuonStep);
+        step.scratch = tensor.orthogonal.data();
+        backend_.update(step);
         break;
       }
       default:

@@ -26,8 +26,11 @@
 #include "tasks/sparse_parity.h"
 #include "train/checkpoint.h"
 #include "train/evaluator.h"
+#include "train/pack_members.h"  // check_pack
 #include "train/progress.h"
+#include "train/run_checkpoint.h"  // checkpoint_to_resume(run_dir, config): a pack's, before a Trainer
 #include "train/run_monitor.h"
+#include "train/step_graph.h"
 
 namespace skillrun {
 
@@ -38,15 +41,6 @@ struct PhaseTimes {
   int64_t steps = 0;
   int64_t evals = 0;
 };
-
-// Throws UsageError naming the first differing key when `configs` may not share a pack (empty,
-// not sparse_parity, or their pack_signature differs).
-void check_pack(const std::vector<ExperimentConfig>& configs);
-
-// The checkpoint of `config`'s run in run_dir to resume from (Trainer::checkpoint_to_resume),
-// before any Trainer exists: a pack reads every run's before it trains them.
-std::optional<CheckpointState> checkpoint_to_resume(const std::filesystem::path& run_dir,
-                                                    const ExperimentConfig& config);
 
 class Trainer {
  public:
@@ -77,19 +71,16 @@ class Trainer {
   CheckpointState snapshot(int64_t step, double wall_seconds, const std::vector<std::optional<int64_t>>& T_k,
                            int run = 0);
   void restore(const CheckpointState& state, int run = 0);
-  // The checkpoint a resumed run continues from: the newest of this run (checkpoint_identity)
-  // from which no metrics row would be lost, i.e. whose step metrics.csv covers with its whole
-  // rows (a malformed row or a deleted file makes older checkpoints, or step 0, the start).
-  // Empty: start from step 0 (warned when the directory held checkpoints or rows).
+  // The checkpoint a resumed run continues from (train/run_checkpoint.h).
   std::optional<CheckpointState> checkpoint_to_resume(const std::filesystem::path& run_dir, int run = 0) const;
 
   // One optimisation step of every active run (all, unless run() is driving) on its batch of
   // `step` (0-based); times phases when `times` is set. Untimed steps of a backend with step
   // graphs (CUDA) are captured once, after two eager warm-up steps, and replayed
-  // (docs/CUDA.md); timed steps, msign svd and SKILLRUN_CUDA_GRAPH=0 run eagerly.
+  // (train/step_graph.h, docs/CUDA.md); timed steps, msign svd and SKILLRUN_CUDA_GRAPH=0 run eagerly.
   void train_step(int64_t step, PhaseTimes* times = nullptr);
   // True once untimed steps replay a captured step graph.
-  bool step_graph_active() const { return graph_state_ == GraphState::Captured; }
+  bool step_graph_active() const { return graph_.state() == StepGraph::State::Captured; }
   EvalResult evaluate(int run = 0);
   // The eval recorded last by run() (the final row of metrics.csv).
   const EvalResult& last_eval(int run = 0) const;
@@ -105,40 +96,26 @@ class Trainer {
  private:
   struct SeedGroup;
   struct RunState;
-  // The runs of one seed that are active and next to each other: one batched GEMM each.
-  struct Segment {
-    std::size_t group;
-    RunRange range;
-  };
   RunState& at(int run);
   const RunState& at(int run) const;
   // Both run()s: `alone` (a run alone) rethrows the run's own error after recording it.
   std::vector<RunSummary> run_runs(const std::vector<RunDirectory*>& dirs, Progress& progress,
                                    const std::vector<const CheckpointState*>& resume, bool alone);
-  // Slots in [first, first + count) that train (active_) and the segments they form.
+  // The slots the next steps train (the optimizers' and the step graph's too).
   void set_active(const std::vector<bool>& active);
-  std::vector<EvalResult> evaluate_active(const std::vector<bool>& which);
+  void eager_step(int64_t step, PhaseTimes* times);
 
   Backend& backend_;
-  std::vector<std::unique_ptr<RunState>> runs_;    // by slot: runs of one seed adjacent
-  std::vector<int> slot_of_;                       // by run (constructor order)
+  PackMembers members_;                          // slots, seed groups, active slots and their segments
+  std::vector<std::unique_ptr<RunState>> runs_;  // by slot
   std::vector<std::unique_ptr<SeedGroup>> groups_;
   int batch_;
   Mlp model_;
   std::unique_ptr<PackOptimizer> optimizers_;  // every run's optimizer; one call per tensor and group
-  Buffer<float> loss_;     // (runs, batch): per-sample nats
-  Buffer<float> correct_;  // (runs, batch)
-  Buffer<float> dlogits_;  // (runs, batch, 2)
-  std::vector<bool> active_;  // by slot
-  std::vector<Segment> segments_;
-  std::vector<std::size_t> drawn_groups_;  // the seeds of the segments, each once: their batches
-  // Step graph state: eager steps until warm, then one capture (again whenever the active runs
-  // change); off for good after a failure.
-  enum class GraphState { Warmup, Captured, Off };
-  GraphState graph_state_ = GraphState::Off;
-  int eager_steps_ = 0;
-  void eager_step(int64_t step, PhaseTimes* times);
-  bool graph_step(int64_t step);
+  Buffer<float> loss_;                         // (runs, batch): per-sample nats
+  Buffer<float> correct_;                      // (runs, batch)
+  Buffer<float> dlogits_;                      // (runs, batch, 2)
+  StepGraph graph_;
 };
 
 }  // namespace skillrun

@@ -29,6 +29,7 @@
 #include "backends_under_test.h"
 #include "support/parity_case.h"
 #include "support/test_data.h"
+#include "support/update_args.h"
 #include "core/error.h"
 #include "optim/msign.h"
 #include "backend/sparse_parity_gen.h"
@@ -688,46 +689,48 @@ TEST_P(BackendOps, OptimizerUpdatesOverTheRunsOfAPackEqualOneCallPerRun) {
   for (bool nesterov : {false, true})
     check(std::string("sgd_update_runs nesterov=") + (nesterov ? "1" : "0"),
           [=](Backend& b, std::vector<float*>& p, const RunTable& t) {
-            b.sgd_update_runs(p[0], p[1], kParamStride, p[2], kStateStride, kN, t, nesterov);
+            b.update(testing::update_args(UpdateKind::Sgd, p[0], p[1], kParamStride, {p[2], kStateStride}, {}, {}, kN, t, nesterov));
           },
           0);
   check("nmd_update_runs",
         [](Backend& b, std::vector<float*>& p, const RunTable& t) {
-          b.nmd_update_runs(p[0], p[1], kParamStride, p[2], kStateStride, kN, t);
+          b.update(testing::update_args(UpdateKind::Nmd, p[0], p[1], kParamStride, {p[2], kStateStride}, {}, {}, kN, t));
         },
         0);
   for (bool decoupled : {false, true})
     check(std::string("adam_update_runs decoupled=") + (decoupled ? "1" : "0"),
           [=](Backend& b, std::vector<float*>& p, const RunTable& t) {
-            b.adam_update_runs(p[0], p[1], kParamStride, p[2], kStateStride, p[3], kStateStride, kN, t, decoupled, 7);
+            b.update(testing::update_args(UpdateKind::Adam, p[0], p[1], kParamStride, {p[2], kStateStride},
+                                           {p[3], kStateStride}, {}, kN, t, false, decoupled, 7));
           },
           kFp32Tolerance);
   check("signgd_update_runs",
         [](Backend& b, std::vector<float*>& p, const RunTable& t) {
-          b.signgd_update_runs(p[0], p[1], kParamStride, p[2], kStateStride, kN, t);
+          b.update(testing::update_args(UpdateKind::SignGd, p[0], p[1], kParamStride, {p[2], kStateStride}, {}, {}, kN, t));
         },
         0);
   for (bool nesterov : {false, true})
     check(std::string("momentum_accumulate_runs nesterov=") + (nesterov ? "1" : "0"),
           [=](Backend& b, std::vector<float*>& p, const RunTable& t) {
-            b.momentum_accumulate_runs(p[2], kStateStride, p[1], kParamStride, p[4], kScratchStride, kN, t, nesterov);
+            b.update(testing::update_args(UpdateKind::Momentum, nullptr, p[1], kParamStride, {p[2], kStateStride}, {},
+                                           {p[4], kScratchStride}, kN, t, nesterov));
           },
           0);
   check("muon_step_runs",
         [](Backend& b, std::vector<float*>& p, const RunTable& t) {
-          b.muon_step_runs(p[0], kParamStride, p[4], kScratchStride, kN, t);
+          b.update(testing::update_args(UpdateKind::MuonStep, p[0], nullptr, kParamStride, {}, {}, {p[4], kScratchStride}, kN, t));
         },
         0);
   // SGD and SignGD without momentum keep no state: m is nullptr.
   for (RunUpdate& u : entries) u.momentum = 0.0f;
   check("sgd_update_runs without m",
         [](Backend& b, std::vector<float*>& p, const RunTable& t) {
-          b.sgd_update_runs(p[0], p[1], kParamStride, nullptr, kStateStride, kN, t, false);
+          b.update(testing::update_args(UpdateKind::Sgd, p[0], p[1], kParamStride, {}, {}, {}, kN, t));
         },
         0);
   check("signgd_update_runs without m",
         [](Backend& b, std::vector<float*>& p, const RunTable& t) {
-          b.signgd_update_runs(p[0], p[1], kParamStride, nullptr, kStateStride, kN, t);
+          b.update(testing::update_args(UpdateKind::SignGd, p[0], p[1], kParamStride, {}, {}, {}, kN, t));
         },
         0);
 }

@@ -212,7 +212,13 @@ TEST(EndToEnd, ThreadCountDoesNotChangeAnyLoss) {
 // CPU backend has none and logs nothing of the kind.
 class CpuReportingAFusedPath final : public testing::CpuForwardingBackend {
  public:
-  std::string fused_linear_report() const override { return "cuBLASLt: 2 fused problems, 1 refused (test)"; }
+  FusedLinearCounts fused_linear_counts() const override {
+    FusedLinearCounts counts;
+    counts.library = "cuBLASLt";
+    counts.problems = 2;
+    counts.refused = 1;
+    return counts;
+  }
 };
 
 TEST(EndToEnd, EveryRunEndsWithTheBackendsFusedLinearReport) {
@@ -246,7 +252,7 @@ TEST(EndToEnd, EveryRunEndsWithTheBackendsFusedLinearReport) {
   spdlog::set_level(spdlog::level::warn);
 
   std::size_t reports = 0;
-  for (std::size_t at = with_report.find("cuBLASLt: 2 fused problems, 1 refused (test)"); at != std::string::npos;
+  for (std::size_t at = with_report.find("cuBLASLt: 2 fused problems, 1 refused;"); at != std::string::npos;
        at = with_report.find("cuBLASLt: 2 fused problems", at + 1))
     ++reports;
   EXPECT_EQ(reports, 2u) << "one line at the end of each run of the pack:\n" << with_report;
@@ -261,11 +267,13 @@ TEST(EndToEnd, EveryRunEndsWithTheBackendsFusedLinearReport) {
 class CpuWithMaxRelu final : public testing::CpuForwardingBackend {
  public:
   std::string name() const override { return cpu().name() + ", ReLU max(x, 0) (test)"; }
-  void bias_activation(float* H, const float* bias, int rows, int cols, bool relu) override {
-    cpu().bias_activation(H, bias, rows, cols, relu);
+  void bias_activation_runs(float* H, std::size_t stride_h, const float* bias, std::size_t stride_bias, int rows,
+                            int cols, bool relu, int runs) override {
+    cpu().bias_activation_runs(H, stride_h, bias, stride_bias, rows, cols, relu, runs);
     if (!relu) return;
     const std::size_t n = static_cast<std::size_t>(rows) * cols;
-    for (std::size_t i = 0; i < n; ++i) H[i] = std::isnan(H[i]) ? 0.0f : H[i];
+    for (int r = 0; r < runs; ++r)
+      for (std::size_t i = 0; i < n; ++i) H[r * stride_h + i] = std::isnan(H[r * stride_h + i]) ? 0.0f : H[r * stride_h + i];
   }
 };
 

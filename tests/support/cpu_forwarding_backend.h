@@ -21,57 +21,42 @@ class CpuForwardingBackend : public Backend {
   void download(void* dst, const void* src, std::size_t bytes) override { cpu_.download(dst, src, bytes); }
   void copy(void* dst, const void* src, std::size_t bytes) override { cpu_.copy(dst, src, bytes); }
   void synchronize() override {}
-  using Backend::axpby;
-  using Backend::fill;
-  using Backend::gemm;
-  using Backend::msign_svd;
-  using Backend::sum_squares;
-  void gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda, const float* B, int ldb,
-            float beta, float* C, int ldc) override {
-    cpu_.gemm(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+  void gemm_op(DType type, const GemmArgs& a) override { cpu_.gemm_op(type, a); }
+  void fill_op(DType type, void* x, std::size_t n, double value) override { cpu_.fill_op(type, x, n, value); }
+  void axpby_op(DType type, void* y, const void* x, std::size_t n, double alpha, double beta) override {
+    cpu_.axpby_op(type, y, x, n, alpha, beta);
   }
-  void fill(float* x, std::size_t n, float value) override { cpu_.fill(x, n, value); }
-  void axpby(float* y, const float* x, std::size_t n, float alpha, float beta) override {
-    cpu_.axpby(y, x, n, alpha, beta);
+  double sum_squares_op(DType type, const void* x, std::size_t n) override { return cpu_.sum_squares_op(type, x, n); }
+  void bias_activation_runs(float* H, std::size_t stride_h, const float* bias, std::size_t stride_bias, int rows,
+                            int cols, bool relu, int runs) override {
+    cpu_.bias_activation_runs(H, stride_h, bias, stride_bias, rows, cols, relu, runs);
   }
-  double sum_squares(const float* x, std::size_t n) override { return cpu_.sum_squares(x, n); }
-  void bias_activation(float* H, const float* bias, int rows, int cols, bool relu) override {
-    cpu_.bias_activation(H, bias, rows, cols, relu);
+  void relu_backward_runs(float* dH, std::size_t stride_dh, const float* H, std::size_t stride_h, std::size_t n,
+                          int runs) override {
+    cpu_.relu_backward_runs(dH, stride_dh, H, stride_h, n, runs);
   }
-  void relu_backward(float* dH, const float* H, std::size_t n) override { cpu_.relu_backward(dH, H, n); }
-  void column_sums(const float* A, int rows, int cols, float* out) override { cpu_.column_sums(A, rows, cols, out); }
-  void cross_entropy(const float* logits, const int32_t* labels, int rows, int classes, float* loss, float* correct,
-                     float* dlogits, float grad_scale) override {
-    cpu_.cross_entropy(logits, labels, rows, classes, loss, correct, dlogits, grad_scale);
+  void column_sums_runs(const float* A, std::size_t stride_a, int rows, int cols, float* out, std::size_t stride_out,
+                        int runs) override {
+    cpu_.column_sums_runs(A, stride_a, rows, cols, out, stride_out, runs);
   }
-  void task_sums(const float* loss, const float* correct, const int32_t* tasks, int rows, int n_tasks,
-                 double* sums) override {
-    cpu_.task_sums(loss, correct, tasks, rows, n_tasks, sums);
+  void cross_entropy_runs(const float* logits, std::size_t stride_logits, const int32_t* labels, int rows,
+                          int classes, float* loss, float* correct, std::size_t stride_rows, float* dlogits,
+                          std::size_t stride_dlogits, float grad_scale, int runs) override {
+    cpu_.cross_entropy_runs(logits, stride_logits, labels, rows, classes, loss, correct, stride_rows, dlogits,
+                            stride_dlogits, grad_scale, runs);
+  }
+  void task_sums_runs(const float* loss, const float* correct, std::size_t stride_rows, const int32_t* tasks,
+                      int rows, int n_tasks, double* sums, std::size_t stride_sums, int runs) override {
+    cpu_.task_sums_runs(loss, correct, stride_rows, tasks, rows, n_tasks, sums, stride_sums, runs);
   }
   void sparse_parity(const ParityDraw& draw, const ParityTables& tables, int count, float* x, int32_t* labels,
                      int32_t* tasks) override {
     cpu_.sparse_parity(draw, tables, count, x, labels, tasks);
   }
-  void sgd_update(float* w, const float* g, float* m, std::size_t n, float lr, float momentum, bool nesterov,
-                  float weight_decay) override {
-    cpu_.sgd_update(w, g, m, n, lr, momentum, nesterov, weight_decay);
+  void update(const UpdateArgs& a) override { cpu_.update(a); }
+  void svd_op(DType type, const void* G, void* out, std::size_t stride, int rows, int cols, int runs) override {
+    cpu_.svd_op(type, G, out, stride, rows, cols, runs);
   }
-  void nmd_update(float* w, const float* g, float* m, std::size_t n, float lr, float beta,
-                  float weight_decay) override {
-    cpu_.nmd_update(w, g, m, n, lr, beta, weight_decay);
-  }
-  void adam_update(float* w, const float* g, float* m, float* v, std::size_t n, float lr, float beta1, float beta2,
-                   float eps, float weight_decay, bool decoupled, int64_t t) override {
-    cpu_.adam_update(w, g, m, v, n, lr, beta1, beta2, eps, weight_decay, decoupled, t);
-  }
-  void signgd_update(float* w, const float* g, float* m, std::size_t n, float lr, float momentum,
-                     float weight_decay) override {
-    cpu_.signgd_update(w, g, m, n, lr, momentum, weight_decay);
-  }
-  void momentum_accumulate(float* m, const float* g, float* out, std::size_t n, float beta, bool nesterov) override {
-    cpu_.momentum_accumulate(m, g, out, n, beta, nesterov);
-  }
-  void msign_svd(const float* G, float* out, int rows, int cols) override { cpu_.msign_svd(G, out, rows, cols); }
 
  protected:
   CpuBackend& cpu() { return cpu_; }

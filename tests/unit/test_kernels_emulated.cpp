@@ -26,6 +26,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "support/parity_case.h"
 #include "support/test_data.h"
+#include "support/update_args.h"
 
 namespace skillrun {
 namespace {
@@ -183,7 +184,8 @@ TEST_F(KernelsEmulated, OptimizerUpdatesOverTheRunsOfAPack) {
         Vec w1 = w0, m1 = m0, w2 = w0, m2 = m0;
         cuda::launch_sgd_update_runs(w1.data() + off, g.data() + off, ps, m1.data() + off, ss, n, table.data(), 3,
                                      nesterov, nullptr);
-        cpu_.sgd_update_runs(w2.data() + off, g.data() + off, ps, m2.data() + off, ss, n, cpu_table, nesterov);
+        cpu_.update(testing::update_args(UpdateKind::Sgd, w2.data() + off, g.data() + off, ps, {m2.data() + off, ss}, {}, {}, n,
+                                         cpu_table, nesterov));
         EXPECT_EQ(differing(w1, w2), 0u) << "sgd_update_runs w, " << what;
         EXPECT_EQ(differing(m1, m2), 0u) << "sgd_update_runs m, " << what;
       }
@@ -191,8 +193,8 @@ TEST_F(KernelsEmulated, OptimizerUpdatesOverTheRunsOfAPack) {
         Vec w1 = w0, m1 = m0, v1 = v0, w2 = w0, m2 = m0, v2 = v0;
         cuda::launch_adam_update_runs(w1.data() + off, g.data() + off, ps, m1.data() + off, ss, v1.data() + off, ss, n,
                                       table.data(), 3, decoupled, nullptr, 4, nullptr);
-        cpu_.adam_update_runs(w2.data() + off, g.data() + off, ps, m2.data() + off, ss, v2.data() + off, ss, n,
-                              cpu_table, decoupled, 4);
+        cpu_.update(testing::update_args(UpdateKind::Adam, w2.data() + off, g.data() + off, ps, {m2.data() + off, ss},
+                                         {v2.data() + off, ss}, {}, n, cpu_table, false, decoupled, 4));
         EXPECT_EQ(differing(w1, w2), 0u) << "adam_update_runs w, " << what;
         EXPECT_EQ(differing(m1, m2), 0u) << "adam_update_runs m, " << what;
         EXPECT_EQ(differing(v1, v2), 0u) << "adam_update_runs v, " << what;
@@ -201,7 +203,8 @@ TEST_F(KernelsEmulated, OptimizerUpdatesOverTheRunsOfAPack) {
         Vec w1 = w0, m1 = m0, w2 = w0, m2 = m0;
         cuda::launch_signgd_update_runs(w1.data() + off, g.data() + off, ps, m1.data() + off, ss, n, table.data(), 3,
                                         nullptr);
-        cpu_.signgd_update_runs(w2.data() + off, g.data() + off, ps, m2.data() + off, ss, n, cpu_table);
+        cpu_.update(testing::update_args(UpdateKind::SignGd, w2.data() + off, g.data() + off, ps, {m2.data() + off, ss}, {}, {},
+                                         n, cpu_table));
         EXPECT_EQ(differing(w1, w2), 0u) << "signgd_update_runs w, " << what;
         EXPECT_EQ(differing(m1, m2), 0u) << "signgd_update_runs m, " << what;
       }
@@ -209,8 +212,8 @@ TEST_F(KernelsEmulated, OptimizerUpdatesOverTheRunsOfAPack) {
         Vec m1 = m0, o1(off + 3 * xs, kNaN), m2 = m0, o2(off + 3 * xs, kNaN);
         cuda::launch_momentum_accumulate_runs(m1.data() + off, ss, g.data() + off, ps, o1.data() + off, xs, n,
                                               table.data(), 3, nesterov, nullptr);
-        cpu_.momentum_accumulate_runs(m2.data() + off, ss, g.data() + off, ps, o2.data() + off, xs, n, cpu_table,
-                                      nesterov);
+        cpu_.update(testing::update_args(UpdateKind::Momentum, nullptr, g.data() + off, ps, {m2.data() + off, ss}, {},
+                                         {o2.data() + off, xs}, n, cpu_table, nesterov));
         EXPECT_EQ(differing(m1, m2), 0u) << "momentum_accumulate_runs m, " << what;
         EXPECT_EQ(differing(o1, o2), 0u) << "momentum_accumulate_runs out, " << what;
       }
@@ -237,7 +240,8 @@ TEST_F(KernelsEmulated, OptimizerUpdatesOverTheRunsOfAPack) {
         const Vec d = uniform_floats(off + 3 * xs, 24);
         Vec w1 = w0, w2 = w0;
         cuda::launch_muon_step_runs(w1.data() + off, ps, d.data() + off, xs, n, table.data(), 3, nullptr);
-        cpu_.muon_step_runs(w2.data() + off, ps, d.data() + off, xs, n, cpu_table);
+        cpu_.update(testing::update_args(UpdateKind::MuonStep, w2.data() + off, nullptr, ps, {}, {},
+                                         {const_cast<float*>(d.data()) + off, xs}, n, cpu_table));
         EXPECT_EQ(differing(w1, w2), 0u) << "muon_step_runs w, " << what;
       }
     }

@@ -158,13 +158,20 @@ void gemm_blocks(Trans ta, Trans tb, int m, int n, int k, T alpha, const T* A, i
 
 }  // namespace
 
-void CpuBackend::gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda, const float* B,
-                      int ldb, float beta, float* C, int ldc) {
-  gemm_blocks(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-void CpuBackend::gemm(Trans ta, Trans tb, int m, int n, int k, double alpha, const double* A, int lda,
-                      const double* B, int ldb, double beta, double* C, int ldc) {
-  gemm_blocks(ta, tb, m, n, k, alpha, A, lda, B, ldb, beta, C, ldc);
+void CpuBackend::gemm_op(DType type, const GemmArgs& g) {
+  check_batch_strides(g.m, g.n, g.ldc, g.stride_a, g.stride_b, g.stride_c, g.batch);
+  for (int r = 0; r < g.batch; ++r) {
+    if (type == DType::F64) {
+      gemm_blocks(g.ta, g.tb, g.m, g.n, g.k, g.alpha, static_cast<const double*>(g.A) + r * g.stride_a, g.lda,
+                  static_cast<const double*>(g.B) + r * g.stride_b, g.ldb, g.beta,
+                  static_cast<double*>(g.C) + r * g.stride_c, g.ldc);
+    } else {
+      gemm_blocks(g.ta, g.tb, g.m, g.n, g.k, static_cast<float>(g.alpha),
+                  static_cast<const float*>(g.A) + r * g.stride_a, g.lda,
+                  static_cast<const float*>(g.B) + r * g.stride_b, g.ldb, static_cast<float>(g.beta),
+                  static_cast<float*>(g.C) + r * g.stride_c, g.ldc);
+    }
+  }
 }
 
 namespace {
@@ -221,20 +228,26 @@ double sum_squares_impl(const T* x, std::size_t n) {
 
 }  // namespace
 
-void CpuBackend::fill(float* x, std::size_t n, float value) { fill_impl(x, n, value); }
-void CpuBackend::fill(double* x, std::size_t n, double value) { fill_impl(x, n, value); }
-void CpuBackend::axpby(float* y, const float* x, std::size_t n, float alpha, float beta) {
-  axpby_impl(y, x, n, alpha, beta);
+void CpuBackend::fill_op(DType type, void* x, std::size_t n, double value) {
+  if (type == DType::F64) return fill_impl(static_cast<double*>(x), n, value);
+  fill_impl(static_cast<float*>(x), n, static_cast<float>(value));
 }
-void CpuBackend::axpby(double* y, const double* x, std::size_t n, double alpha, double beta) {
-  axpby_impl(y, x, n, alpha, beta);
+void CpuBackend::axpby_op(DType type, void* y, const void* x, std::size_t n, double alpha, double beta) {
+  if (type == DType::F64) return axpby_impl(static_cast<double*>(y), static_cast<const double*>(x), n, alpha, beta);
+  axpby_impl(static_cast<float*>(y), static_cast<const float*>(x), n, static_cast<float>(alpha),
+             static_cast<float>(beta));
 }
-double CpuBackend::sum_squares(const float* x, std::size_t n) { return sum_squares_impl(x, n); }
-double CpuBackend::sum_squares(const double* x, std::size_t n) { return sum_squares_impl(x, n); }
+double CpuBackend::sum_squares_op(DType type, const void* x, std::size_t n) {
+  if (type == DType::F64) return sum_squares_impl(static_cast<const double*>(x), n);
+  return sum_squares_impl(static_cast<const float*>(x), n);
+}
 
 // ---- MLP pieces ---------------------------------------------------------------------------
+// One run each; the batched overrides below loop over the runs.
 
-void CpuBackend::bias_activation(float* H, const float* bias, int rows, int cols, bool relu) {
+namespace {
+
+void bias_activation_one(float* H, const float* bias, int rows, int cols, bool relu) {
   const bool parallel = static_cast<std::size_t>(rows) * cols >= kParallelMin;
   // The relu branch sits outside the row loop so each inner loop is one straight SIMD loop.
   if (relu) {
@@ -254,12 +267,12 @@ void CpuBackend::bias_activation(float* H, const float* bias, int rows, int cols
   }
 }
 
-void CpuBackend::relu_backward(float* dH, const float* H, std::size_t n) {
+void relu_backward_one(float* dH, const float* H, std::size_t n) {
 #pragma omp parallel for simd schedule(static) if (n >= kParallelMin)
   for (std::size_t i = 0; i < n; ++i) dH[i] = H[i] > 0.0f ? dH[i] : 0.0f;
 }
 
-void CpuBackend::column_sums(const float* A, int rows, int cols, float* out) {
+void column_sums_one(const float* A, int rows, int cols, float* out) {
   // Threads split the columns, not the rows, so no per-thread partial vectors (and no
   // allocation) are needed: each tile of columns keeps its double accumulators on the stack
   // and streams down all rows, reading a contiguous stretch of each row.
@@ -280,7 +293,7 @@ void CpuBackend::column_sums(const float* A, int rows, int cols, float* out) {
   }
 }
 
-void CpuBackend::cross_entropy(const float* logits, const int32_t* labels, int rows, int classes,
+void cross_entropy_one(const float* logits, const int32_t* labels, int rows, int classes,
                                float* loss, float* correct, float* dlogits, float grad_scale) {
   bool bad_label = false;
   const bool parallel = static_cast<std::size_t>(rows) * classes >= kParallelMin / 4;
@@ -319,7 +332,7 @@ void CpuBackend::cross_entropy(const float* logits, const int32_t* labels, int r
   }
 }
 
-void CpuBackend::task_sums(const float* loss, const float* correct, const int32_t* tasks, int rows, int n_tasks,
+void task_sums_one(const float* loss, const float* correct, const int32_t* tasks, int rows, int n_tasks,
                            double* sums) {
   if (rows <= 0) return;
   // Fixed chunks of rows, each summed in row order into its own 2 * n_tasks partials, then the
@@ -350,6 +363,39 @@ void CpuBackend::task_sums(const float* loss, const float* correct, const int32_
     const double* p = partial.data() + static_cast<std::size_t>(c) * width;
     for (std::size_t j = 0; j < width; ++j) sums[j] += p[j];
   }
+}
+
+}  // namespace
+
+void CpuBackend::bias_activation_runs(float* H, std::size_t stride_h, const float* bias, std::size_t stride_bias,
+                                      int rows, int cols, bool relu, int runs) {
+  for (int r = 0; r < runs; ++r) bias_activation_one(H + r * stride_h, bias + r * stride_bias, rows, cols, relu);
+}
+
+void CpuBackend::relu_backward_runs(float* dH, std::size_t stride_dh, const float* H, std::size_t stride_h,
+                                    std::size_t n, int runs) {
+  for (int r = 0; r < runs; ++r) relu_backward_one(dH + r * stride_dh, H + r * stride_h, n);
+}
+
+void CpuBackend::column_sums_runs(const float* A, std::size_t stride_a, int rows, int cols, float* out,
+                                  std::size_t stride_out, int runs) {
+  for (int r = 0; r < runs; ++r) column_sums_one(A + r * stride_a, rows, cols, out + r * stride_out);
+}
+
+void CpuBackend::cross_entropy_runs(const float* logits, std::size_t stride_logits, const int32_t* labels, int rows,
+                                    int classes, float* loss, float* correct, std::size_t stride_rows, float* dlogits,
+                                    std::size_t stride_dlogits, float grad_scale, int runs) {
+  for (int r = 0; r < runs; ++r)
+    cross_entropy_one(logits + r * stride_logits, labels, rows, classes, loss + r * stride_rows,
+                      correct + r * stride_rows, dlogits != nullptr ? dlogits + r * stride_dlogits : nullptr,
+                      grad_scale);
+}
+
+void CpuBackend::task_sums_runs(const float* loss, const float* correct, std::size_t stride_rows,
+                                const int32_t* tasks, int rows, int n_tasks, double* sums, std::size_t stride_sums,
+                                int runs) {
+  for (int r = 0; r < runs; ++r)
+    task_sums_one(loss + r * stride_rows, correct + r * stride_rows, tasks, rows, n_tasks, sums + r * stride_sums);
 }
 
 // ---- data ---------------------------------------------------------------------------------
@@ -451,48 +497,50 @@ void momentum_impl(T* m, const T* g, T* out, std::size_t n, T beta, bool nestero
   }
 }
 
+// Entry by entry, each the one-run loop of its rule on the entry's slices.
+template <class T>
+void update_entries(const UpdateArgs& a) {
+  T* w = static_cast<T*>(a.w);
+  const T* g = static_cast<const T*>(a.g);
+  T* m = static_cast<T*>(a.m);
+  T* v = static_cast<T*>(a.v);
+  T* scratch = static_cast<T*>(a.scratch);
+  const std::span<const RunUpdateOf<T>> table = a.table<T>();
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    const RunUpdateOf<T>& u = table[i];
+    T* wi = w != nullptr ? w + u.run * a.param_stride : nullptr;
+    const T* gi = g != nullptr ? g + u.run * a.param_stride : nullptr;
+    T* mi = m != nullptr ? m + u.slice * a.m_stride : nullptr;
+    T* si = scratch != nullptr ? scratch + i * a.scratch_stride : nullptr;
+    switch (a.kind) {
+      case UpdateKind::Sgd:
+        sgd_impl(wi, gi, mi, a.n, u.lr, u.momentum, a.nesterov, u.weight_decay);
+        break;
+      case UpdateKind::Nmd:
+        nmd_impl(wi, gi, mi, a.n, u.lr, u.momentum, u.weight_decay);
+        break;
+      case UpdateKind::Adam:
+        adam_impl(wi, gi, mi, v + u.slice * a.v_stride, a.n, u.lr, u.momentum, u.beta2, u.eps, u.weight_decay,
+                  a.decoupled, a.t);
+        break;
+      case UpdateKind::SignGd:
+        signgd_impl(wi, gi, mi, a.n, u.lr, u.momentum, u.weight_decay);
+        break;
+      case UpdateKind::Momentum:
+        momentum_impl(mi, gi, si, a.n, u.momentum, a.nesterov);
+        break;
+      case UpdateKind::MuonStep:
+        axpby_impl(wi, static_cast<const T*>(si), a.n, u.step_alpha, u.step_beta);
+        break;
+    }
+  }
+}
+
 }  // namespace
 
-void CpuBackend::sgd_update(float* w, const float* g, float* m, std::size_t n, float lr, float momentum, bool nesterov,
-                            float weight_decay) {
-  sgd_impl(w, g, m, n, lr, momentum, nesterov, weight_decay);
-}
-void CpuBackend::sgd_update(double* w, const double* g, double* m, std::size_t n, double lr, double momentum,
-                            bool nesterov, double weight_decay) {
-  sgd_impl(w, g, m, n, lr, momentum, nesterov, weight_decay);
-}
-void CpuBackend::nmd_update(float* w, const float* g, float* m, std::size_t n, float lr, float beta,
-                            float weight_decay) {
-  nmd_impl(w, g, m, n, lr, beta, weight_decay);
-}
-void CpuBackend::nmd_update(double* w, const double* g, double* m, std::size_t n, double lr, double beta,
-                            double weight_decay) {
-  nmd_impl(w, g, m, n, lr, beta, weight_decay);
-}
-void CpuBackend::adam_update(float* w, const float* g, float* m, float* v, std::size_t n, float lr, float beta1,
-                             float beta2, float eps, float weight_decay, bool decoupled, int64_t t) {
-  adam_impl(w, g, m, v, n, lr, beta1, beta2, eps, weight_decay, decoupled, t);
-}
-void CpuBackend::adam_update(double* w, const double* g, double* m, double* v, std::size_t n, double lr,
-                             double beta1, double beta2, double eps, double weight_decay, bool decoupled,
-                             int64_t t) {
-  adam_impl(w, g, m, v, n, lr, beta1, beta2, eps, weight_decay, decoupled, t);
-}
-void CpuBackend::signgd_update(float* w, const float* g, float* m, std::size_t n, float lr, float momentum,
-                               float weight_decay) {
-  signgd_impl(w, g, m, n, lr, momentum, weight_decay);
-}
-void CpuBackend::signgd_update(double* w, const double* g, double* m, std::size_t n, double lr, double momentum,
-                               double weight_decay) {
-  signgd_impl(w, g, m, n, lr, momentum, weight_decay);
-}
-void CpuBackend::momentum_accumulate(float* m, const float* g, float* out, std::size_t n, float beta,
-                                     bool nesterov) {
-  momentum_impl(m, g, out, n, beta, nesterov);
-}
-void CpuBackend::momentum_accumulate(double* m, const double* g, double* out, std::size_t n, double beta,
-                                     bool nesterov) {
-  momentum_impl(m, g, out, n, beta, nesterov);
+void CpuBackend::update(const UpdateArgs& a) {
+  if (a.dtype == DType::F64) return update_entries<double>(a);
+  update_entries<float>(a);
 }
 
 // ---- msign --------------------------------------------------------------------------------
@@ -546,9 +594,15 @@ void polar_factor_svd(const T* G, T* out, int rows, int cols) {
 
 }  // namespace
 
-void CpuBackend::msign_svd(const float* G, float* out, int rows, int cols) { polar_factor_svd(G, out, rows, cols); }
-void CpuBackend::msign_svd(const double* G, double* out, int rows, int cols) {
-  polar_factor_svd(G, out, rows, cols);
+void CpuBackend::svd_op(DType type, const void* G, void* out, std::size_t stride, int rows, int cols, int runs) {
+  for (int r = 0; r < runs; ++r) {
+    const std::size_t offset = static_cast<std::size_t>(r) * stride;
+    if (type == DType::F64) {
+      polar_factor_svd(static_cast<const double*>(G) + offset, static_cast<double*>(out) + offset, rows, cols);
+    } else {
+      polar_factor_svd(static_cast<const float*>(G) + offset, static_cast<float*>(out) + offset, rows, cols);
+    }
+  }
 }
 
 }  // namespace skillrun

@@ -30,6 +30,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/fused_linear_limits.h"
 #include "core/error.h"
+#include "core/round_up.h"
 #include "elementwise.cuh"
 #include "loss.cuh"
 #include "msign.cuh"
@@ -340,8 +341,8 @@ void check_gemm_shape(Trans ta, Trans tb, int m, int n, int k, int lda, int ldb,
 }
 }  // namespace
 
-void CudaBackend::gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda, const float* B,
-                       int ldb, float beta, float* C, int ldc) {
+void CudaBackend::gemm_one(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda,
+                           const float* B, int ldb, float beta, float* C, int ldc) {
   check_gemm_shape(ta, tb, m, n, k, lda, ldb, ldc);
   if (m == 0 || n == 0) return;
   if (k == 0) {  // an empty product: C = beta C, and beta == 0 must not read C
@@ -354,33 +355,48 @@ void CudaBackend::gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, con
                                 CUDA_R_32F, lda, &beta, C, CUDA_R_32F, ldc, compute_type_, CUBLAS_GEMM_DEFAULT));
 }
 
-void CudaBackend::gemm_strided_batched(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda,
-                                       int64_t stride_a, const float* B, int ldb, int64_t stride_b, float beta,
-                                       float* C, int ldc, int64_t stride_c, int batch) {
-  check_batch_strides(m, n, ldc, stride_a, stride_b, stride_c, batch);
-  // One product, or k == 0 (C = beta C, a kernel of its own): gemm() per product.
-  if (batch <= 1 || k == 0) {
-    Backend::gemm_strided_batched(ta, tb, m, n, k, alpha, A, lda, stride_a, B, ldb, stride_b, beta, C, ldc, stride_c,
-                                  batch);
+void CudaBackend::gemm_op(DType type, const GemmArgs& g) {
+  if (type != DType::F32) no_fp64("gemm");
+  check_batch_strides(g.m, g.n, g.ldc, g.stride_a, g.stride_b, g.stride_c, g.batch);
+  const float alpha = static_cast<float>(g.alpha), beta = static_cast<float>(g.beta);
+  const auto* A = static_cast<const float*>(g.A);
+  const auto* B = static_cast<const float*>(g.B);
+  auto* C = static_cast<float*>(g.C);
+  // One product, or k == 0 (C = beta C, a kernel of its own): gemm_one() per product.
+  if (g.batch <= 1 || g.k == 0) {
+    for (int r = 0; r < g.batch; ++r)
+      gemm_one(g.ta, g.tb, g.m, g.n, g.k, alpha, A + r * g.stride_a, g.lda, B + r * g.stride_b, g.ldb, beta,
+               C + r * g.stride_c, g.ldc);
     return;
   }
-  check_gemm_shape(ta, tb, m, n, k, lda, ldb, ldc);
-  if (m == 0 || n == 0) return;
-  // Row-major as in gemm(): column-major C^T = op(B)^T op(A)^T, so B (and its stride) first.
-  SKR_CUBLAS_CHECK(cublasGemmStridedBatchedEx(cublas_, to_cublas(tb), to_cublas(ta), n, m, k, &alpha, B, CUDA_R_32F,
-                                              ldb, stride_b, A, CUDA_R_32F, lda, stride_a, &beta, C, CUDA_R_32F, ldc,
-                                              stride_c, batch, compute_type_, CUBLAS_GEMM_DEFAULT));
+  check_gemm_shape(g.ta, g.tb, g.m, g.n, g.k, g.lda, g.ldb, g.ldc);
+  if (g.m == 0 || g.n == 0) return;
+  // Row-major as in gemm_one(): column-major C^T = op(B)^T op(A)^T, so B (and its stride) first.
+  SKR_CUBLAS_CHECK(cublasGemmStridedBatchedEx(cublas_, to_cublas(g.tb), to_cublas(g.ta), g.n, g.m, g.k, &alpha, B,
+                                              CUDA_R_32F, g.ldb, g.stride_b, A, CUDA_R_32F, g.lda, g.stride_a, &beta, C,
+                                              CUDA_R_32F, g.ldc, g.stride_c, g.batch, compute_type_,
+                                              CUBLAS_GEMM_DEFAULT));
 }
 
 // ---- elementwise and reductions -----------------------------------------------------------
 
-void CudaBackend::fill(float* x, std::size_t n, float value) { cuda::launch_fill(x, n, value, stream_); }
-
-void CudaBackend::axpby(float* y, const float* x, std::size_t n, float alpha, float beta) {
-  cuda::launch_axpby(y, x, n, alpha, beta, stream_);
+void CudaBackend::fill_op(DType type, void* x, std::size_t n, double value) {
+  if (type != DType::F32) no_fp64("fill");
+  cuda::launch_fill(static_cast<float*>(x), n, static_cast<float>(value), stream_);
 }
 
-double CudaBackend::sum_squares(const float* x, std::size_t n) {
+void CudaBackend::axpby_op(DType type, void* y, const void* x, std::size_t n, double alpha, double beta) {
+  if (type != DType::F32) no_fp64("axpby");
+  cuda::launch_axpby(static_cast<float*>(y), static_cast<const float*>(x), n, static_cast<float>(alpha),
+                     static_cast<float>(beta), stream_);
+}
+
+double CudaBackend::sum_squares_op(DType type, const void* x, std::size_t n) {
+  if (type != DType::F32) no_fp64("sum_squares");
+  return sum_squares_one(static_cast<const float*>(x), n);
+}
+
+double CudaBackend::sum_squares_one(const float* x, std::size_t n) {
   require_not_capturing("sum_squares");
   if (n == 0) return 0.0;
   cuda::launch_sum_squares(x, n, reduce_partials_, reduce_result_, stream_);
@@ -391,44 +407,33 @@ double CudaBackend::sum_squares(const float* x, std::size_t n) {
 
 // ---- MLP pieces ---------------------------------------------------------------------------
 
-void CudaBackend::bias_activation(float* H, const float* bias, int rows, int cols, bool relu) {
-  cuda::launch_bias_activation(H, 0, bias, 0, rows, cols, relu, 1, stream_);
-}
-
-void CudaBackend::relu_backward(float* dH, const float* H, std::size_t n) {
-  cuda::launch_relu_backward(dH, 0, H, 0, n, 1, stream_);
-}
-
 // The run axis: one launch for every run (blockIdx.y or .z), each run computed as alone; one
-// run goes through the one-run op itself. More runs than a grid dimension holds go in groups.
-namespace {
-constexpr int kMaxRunsPerLaunch = 65535;
-}
+// run goes through the one-run launch. More runs than a grid dimension holds go in groups.
 
 void CudaBackend::bias_activation_runs(float* H, std::size_t stride_h, const float* bias, std::size_t stride_bias,
                                        int rows, int cols, bool relu, int runs) {
-  if (runs == 1) return bias_activation(H, bias, rows, cols, relu);
-  for (int first = 0; first < runs; first += kMaxRunsPerLaunch)
+  if (runs == 1) return cuda::launch_bias_activation(H, 0, bias, 0, rows, cols, relu, 1, stream_);
+  for (int first = 0; first < runs; first += cuda::kMaxGridRuns)
     cuda::launch_bias_activation(H + first * stride_h, stride_h, bias + first * stride_bias, stride_bias, rows, cols,
-                                 relu, std::min(kMaxRunsPerLaunch, runs - first), stream_);
+                                 relu, std::min(cuda::kMaxGridRuns, runs - first), stream_);
 }
 
 void CudaBackend::relu_backward_runs(float* dH, std::size_t stride_dh, const float* H, std::size_t stride_h,
                                      std::size_t n, int runs) {
-  if (runs == 1) return relu_backward(dH, H, n);
-  for (int first = 0; first < runs; first += kMaxRunsPerLaunch)
+  if (runs == 1) return cuda::launch_relu_backward(dH, 0, H, 0, n, 1, stream_);
+  for (int first = 0; first < runs; first += cuda::kMaxGridRuns)
     cuda::launch_relu_backward(dH + first * stride_dh, stride_dh, H + first * stride_h, stride_h, n,
-                               std::min(kMaxRunsPerLaunch, runs - first), stream_);
+                               std::min(cuda::kMaxGridRuns, runs - first), stream_);
 }
 
 void CudaBackend::column_sums_runs(const float* A, std::size_t stride_a, int rows, int cols, float* out,
                                    std::size_t stride_out, int runs) {
   if (runs <= 0) return;
-  if (runs == 1) return column_sums(A, rows, cols, out);
+  if (runs == 1) return cuda::launch_column_sums(A, rows, cols, out, column_workspace_, stream_);
   // Each run has its own chunk sums; the scratch buffer grows before a capture (warm-up steps).
   const std::size_t per_run = cuda::column_sums_workspace(rows, cols);
-  const int group = per_run == 0 ? kMaxRunsPerLaunch
-                                 : static_cast<int>(std::min<std::size_t>(kMaxRunsPerLaunch, runs));
+  const int group = per_run == 0 ? cuda::kMaxGridRuns
+                                 : static_cast<int>(std::min<std::size_t>(cuda::kMaxGridRuns, runs));
   double* workspace = per_run == 0 ? nullptr
                                    : static_cast<double*>(scratch(per_run * static_cast<std::size_t>(group) *
                                                                   sizeof(double)));
@@ -440,22 +445,14 @@ void CudaBackend::column_sums_runs(const float* A, std::size_t stride_a, int row
 void CudaBackend::cross_entropy_runs(const float* logits, std::size_t stride_logits, const int32_t* labels, int rows,
                                      int classes, float* loss, float* correct, std::size_t stride_rows, float* dlogits,
                                      std::size_t stride_dlogits, float grad_scale, int runs) {
-  if (runs == 1) return cross_entropy(logits, labels, rows, classes, loss, correct, dlogits, grad_scale);
-  for (int first = 0; first < runs; first += kMaxRunsPerLaunch)
+  if (runs == 1)
+    return cuda::launch_cross_entropy(logits, labels, rows, classes, loss, correct, dlogits, grad_scale,
+                                      device_error_flag_, stream_);
+  for (int first = 0; first < runs; first += cuda::kMaxGridRuns)
     cuda::launch_cross_entropy(logits + first * stride_logits, stride_logits, labels, rows, classes,
                                loss + first * stride_rows, correct + first * stride_rows, stride_rows,
                                dlogits != nullptr ? dlogits + first * stride_dlogits : nullptr, stride_dlogits,
-                               grad_scale, std::min(kMaxRunsPerLaunch, runs - first), device_error_flag_, stream_);
-}
-
-void CudaBackend::column_sums(const float* A, int rows, int cols, float* out) {
-  cuda::launch_column_sums(A, rows, cols, out, column_workspace_, stream_);
-}
-
-void CudaBackend::cross_entropy(const float* logits, const int32_t* labels, int rows, int classes, float* loss,
-                                float* correct, float* dlogits, float grad_scale) {
-  cuda::launch_cross_entropy(logits, labels, rows, classes, loss, correct, dlogits, grad_scale, device_error_flag_,
-                             stream_);
+                               grad_scale, std::min(cuda::kMaxGridRuns, runs - first), device_error_flag_, stream_);
 }
 
 // ---- the MLP's layers: cuBLASLt epilogues, or the unfused defaults ---------------------------
@@ -466,18 +463,13 @@ std::size_t CudaBackend::relu_mask_bytes(int rows, int cols) const {
 
 Backend::FusedLinearCounts CudaBackend::fused_linear_counts() const {
   FusedLinearCounts counts = linear_counts_;
+  counts.library = "cuBLASLt";
+  if (lt_ == nullptr) counts.off = "SKILLRUN_CUBLASLT";
   if (lt_ != nullptr) {
     counts.problems = lt_->problems();
     counts.refused = lt_->refused();
   }
   return counts;
-}
-
-std::string CudaBackend::fused_linear_report() const {
-  const FusedLinearCounts c = fused_linear_counts();
-  if (lt_ == nullptr) return fmt::format("cuBLASLt: off (SKILLRUN_CUBLASLT), {} layer calls unfused", c.unfused);
-  return fmt::format("cuBLASLt: {} fused problems, {} refused; {} layer calls fused, {} unfused", c.problems, c.refused,
-                     c.fused, c.unfused);
 }
 
 void CudaBackend::linear_forward_runs(const float* x, std::size_t stride_x, const float* W, const float* b,
@@ -536,12 +528,16 @@ void CudaBackend::linear_input_grad_relu_runs(const float* dZ, std::size_t strid
     column_sums_runs(dX, stride_dx, rows, fan_in, db_in, param_stride, runs);
 }
 
-void CudaBackend::task_sums(const float* loss, const float* correct, const int32_t* tasks, int rows, int n_tasks,
-                            double* sums) {
+void CudaBackend::task_sums_runs(const float* loss, const float* correct, std::size_t stride_rows,
+                                 const int32_t* tasks, int rows, int n_tasks, double* sums, std::size_t stride_sums,
+                                 int runs) {
   if (rows <= 0) return;
   const std::size_t doubles = cuda::task_sums_workspace(rows, n_tasks);
   double* workspace = doubles > 0 ? static_cast<double*>(scratch(doubles * sizeof(double))) : nullptr;
-  cuda::launch_task_sums(loss, correct, tasks, rows, n_tasks, sums, workspace, device_error_flag_, stream_);
+  // One launch per run (in stream order, so the runs share the workspace).
+  for (int r = 0; r < runs; ++r)
+    cuda::launch_task_sums(loss + r * stride_rows, correct + r * stride_rows, tasks, rows, n_tasks,
+                           sums + r * stride_sums, workspace, device_error_flag_, stream_);
 }
 
 // ---- data ---------------------------------------------------------------------------------
@@ -557,19 +553,18 @@ void CudaBackend::sparse_parity(const ParityDraw& draw, const ParityTables& tabl
 
 // ---- optimizer updates --------------------------------------------------------------------
 
-void CudaBackend::sgd_update(float* w, const float* g, float* m, std::size_t n, float lr, float momentum,
-                             bool nesterov, float weight_decay) {
-  cuda::launch_sgd_update(w, g, m, n, lr, momentum, nesterov, weight_decay, stream_);
+void CudaBackend::sgd_one(float* w, const float* g, float* m, std::size_t n, const RunUpdate& u, bool nesterov) {
+  cuda::launch_sgd_update(w, g, m, n, u.lr, u.momentum, nesterov, u.weight_decay, stream_);
 }
 
-void CudaBackend::nmd_update(float* w, const float* g, float* m, std::size_t n, float lr, float beta,
-                             float weight_decay) {
-  cuda::launch_nmd_update(w, g, m, n, lr, beta, weight_decay, reduce_partials_, reduce_result_, stream_);
+void CudaBackend::nmd_one(float* w, const float* g, float* m, std::size_t n, const RunUpdate& u) {
+  cuda::launch_nmd_update(w, g, m, n, u.lr, u.momentum, u.weight_decay, reduce_partials_, reduce_result_, stream_);
 }
 
-void CudaBackend::adam_update(float* w, const float* g, float* m, float* v, std::size_t n, float lr, float beta1,
-                              float beta2, float eps, float weight_decay, bool decoupled, int64_t t) {
-  const AdamScalars k = adam_scalars("cuda", lr, beta1, beta2, weight_decay, decoupled, t);
+void CudaBackend::adam_one(float* w, const float* g, float* m, float* v, std::size_t n, const RunUpdate& u,
+                           bool decoupled, int64_t t) {
+  const float lr = u.lr, beta1 = u.momentum, beta2 = u.beta2, eps = u.eps;
+  const AdamScalars k = adam_scalars("cuda", lr, beta1, beta2, u.weight_decay, decoupled, t);
   if (capturing_) {  // t moves with the replayed step: record it as an offset to the counter
     cuda::launch_adam_update_counted(w, g, m, v, n, lr, beta1, beta2, eps, k.decay, k.l2, step_counter_,
                                      t - static_cast<int64_t>(capture_step_), stream_);
@@ -578,77 +573,67 @@ void CudaBackend::adam_update(float* w, const float* g, float* m, float* v, std:
   cuda::launch_adam_update(w, g, m, v, n, k.step, k.inv_sqrt_bc2, beta1, beta2, eps, k.decay, k.l2, stream_);
 }
 
-void CudaBackend::signgd_update(float* w, const float* g, float* m, std::size_t n, float lr, float momentum,
-                                float weight_decay) {
-  cuda::launch_signgd_update(w, g, m, n, lr, momentum, weight_decay, stream_);
-}
-
-void CudaBackend::momentum_accumulate(float* m, const float* g, float* out, std::size_t n, float beta,
-                                      bool nesterov) {
-  cuda::launch_momentum_accumulate(m, g, out, n, beta, nesterov, stream_);
+void CudaBackend::signgd_one(float* w, const float* g, float* m, std::size_t n, const RunUpdate& u) {
+  cuda::launch_signgd_update(w, g, m, n, u.lr, u.momentum, u.weight_decay, stream_);
 }
 
 // ---- optimizer updates over the runs of a pack ----------------------------------------------
-// One launch for every entry of the run table (its device copy). One entry (a run alone, or the
-// only run of its group), no device copy, or more entries than a grid dimension holds: the
-// default, one one-run call per entry, so a run alone takes exactly the one-run kernels.
 
-namespace {
-bool one_launch(const RunTable& runs) {
-  return runs.device != nullptr && runs.host.size() > 1 && runs.host.size() <= 65535;
-}
-}  // namespace
-
-void CudaBackend::sgd_update_runs(float* w, const float* g, std::size_t param_stride, float* m,
-                                  std::size_t state_stride, std::size_t n, const RunTable& runs, bool nesterov) {
-  if (!one_launch(runs)) return Backend::sgd_update_runs(w, g, param_stride, m, state_stride, n, runs, nesterov);
-  cuda::launch_sgd_update_runs(w, g, param_stride, m, state_stride, n, runs.device,
-                               static_cast<int>(runs.host.size()), nesterov, stream_);
-}
-
-void CudaBackend::nmd_update_runs(float* w, const float* g, std::size_t param_stride, float* m,
-                                  std::size_t state_stride, std::size_t n, const RunTable& runs) {
-  if (!one_launch(runs)) return Backend::nmd_update_runs(w, g, param_stride, m, state_stride, n, runs);
-  const int entries = static_cast<int>(runs.host.size());
-  if (n == 0 || entries == 0) return;
-  auto* workspace = static_cast<double*>(scratch(cuda::nmd_runs_workspace(n, entries) * sizeof(double)));
-  cuda::launch_nmd_update_runs(w, g, param_stride, m, state_stride, n, runs.device, entries, workspace, stream_);
-}
-
-void CudaBackend::adam_update_runs(float* w, const float* g, std::size_t param_stride, float* m, std::size_t m_stride,
-                                   float* v, std::size_t v_stride, std::size_t n, const RunTable& runs,
-                                   bool decoupled, int64_t t) {
-  if (!one_launch(runs))
-    return Backend::adam_update_runs(w, g, param_stride, m, m_stride, v, v_stride, n, runs, decoupled, t);
-  if (t < 1) throw std::invalid_argument("cuda adam_update_runs: step t must be >= 1");
-  // In a captured step t moves with the replayed step: an offset to the device counter.
-  const uint32_t* counter = capturing_ ? step_counter_ : nullptr;
-  const int64_t offset = capturing_ ? t - static_cast<int64_t>(capture_step_) : t;
-  cuda::launch_adam_update_runs(w, g, param_stride, m, m_stride, v, v_stride, n, runs.device,
-                                static_cast<int>(runs.host.size()), decoupled, counter, offset, stream_);
-}
-
-void CudaBackend::signgd_update_runs(float* w, const float* g, std::size_t param_stride, float* m,
-                                     std::size_t state_stride, std::size_t n, const RunTable& runs) {
-  if (!one_launch(runs)) return Backend::signgd_update_runs(w, g, param_stride, m, state_stride, n, runs);
-  cuda::launch_signgd_update_runs(w, g, param_stride, m, state_stride, n, runs.device,
-                                  static_cast<int>(runs.host.size()), stream_);
-}
-
-void CudaBackend::momentum_accumulate_runs(float* m, std::size_t state_stride, const float* g,
-                                           std::size_t param_stride, float* out, std::size_t scratch_stride,
-                                           std::size_t n, const RunTable& runs, bool nesterov) {
-  if (!one_launch(runs))
-    return Backend::momentum_accumulate_runs(m, state_stride, g, param_stride, out, scratch_stride, n, runs, nesterov);
-  cuda::launch_momentum_accumulate_runs(m, state_stride, g, param_stride, out, scratch_stride, n, runs.device,
-                                        static_cast<int>(runs.host.size()), nesterov, stream_);
-}
-
-void CudaBackend::muon_step_runs(float* w, std::size_t param_stride, const float* d, std::size_t scratch_stride,
-                                 std::size_t n, const RunTable& runs) {
-  if (!one_launch(runs)) return Backend::muon_step_runs(w, param_stride, d, scratch_stride, n, runs);
-  cuda::launch_muon_step_runs(w, param_stride, d, scratch_stride, n, runs.device, static_cast<int>(runs.host.size()),
-                              stream_);
+void CudaBackend::update(const UpdateArgs& a) {
+  if (a.dtype != DType::F32) no_fp64("update");
+  auto* w = static_cast<float*>(a.w);
+  const auto* g = static_cast<const float*>(a.g);
+  auto* m = static_cast<float*>(a.m);
+  auto* v = static_cast<float*>(a.v);
+  auto* out = static_cast<float*>(a.scratch);
+  const std::span<const RunUpdate> table = a.table<float>();
+  const auto* device = static_cast<const RunUpdate*>(a.device_entries);
+  const std::size_t ps = a.param_stride, ms = a.m_stride, vs = a.v_stride, ss = a.scratch_stride, n = a.n;
+  const int entries = static_cast<int>(table.size());
+  if (device == nullptr || entries <= 1 || entries > cuda::kMaxGridRuns) {
+    // Entry by entry with the one-run kernels: a run alone launches what it launched before packs.
+    for (int i = 0; i < entries; ++i) {
+      const RunUpdate& u = table[static_cast<std::size_t>(i)];
+      float* wi = w != nullptr ? w + u.run * ps : nullptr;
+      const float* gi = g != nullptr ? g + u.run * ps : nullptr;
+      float* mi = m != nullptr ? m + u.slice * ms : nullptr;
+      float* oi = out != nullptr ? out + static_cast<std::size_t>(i) * ss : nullptr;
+      switch (a.kind) {
+        case UpdateKind::Sgd: sgd_one(wi, gi, mi, n, u, a.nesterov); break;
+        case UpdateKind::Nmd: nmd_one(wi, gi, mi, n, u); break;
+        case UpdateKind::Adam: adam_one(wi, gi, mi, v + u.slice * vs, n, u, a.decoupled, a.t); break;
+        case UpdateKind::SignGd: signgd_one(wi, gi, mi, n, u); break;
+        case UpdateKind::Momentum:
+          cuda::launch_momentum_accumulate(mi, gi, oi, n, u.momentum, a.nesterov, stream_);
+          break;
+        case UpdateKind::MuonStep: cuda::launch_axpby(wi, oi, n, u.step_alpha, u.step_beta, stream_); break;
+      }
+    }
+    return;
+  }
+  switch (a.kind) {
+    case UpdateKind::Sgd:
+      return cuda::launch_sgd_update_runs(w, g, ps, m, ms, n, device, entries, a.nesterov, stream_);
+    case UpdateKind::Nmd: {
+      if (n == 0) return;
+      auto* workspace = static_cast<double*>(scratch(cuda::nmd_runs_workspace(n, entries) * sizeof(double)));
+      return cuda::launch_nmd_update_runs(w, g, ps, m, ms, n, device, entries, workspace, stream_);
+    }
+    case UpdateKind::Adam: {
+      if (a.t < 1) throw std::invalid_argument("cuda adam update: step t must be >= 1");
+      // In a captured step t moves with the replayed step: an offset to the device counter.
+      const uint32_t* counter = capturing_ ? step_counter_ : nullptr;
+      const int64_t offset = capturing_ ? a.t - static_cast<int64_t>(capture_step_) : a.t;
+      return cuda::launch_adam_update_runs(w, g, ps, m, ms, v, vs, n, device, entries, a.decoupled, counter, offset,
+                                           stream_);
+    }
+    case UpdateKind::SignGd:
+      return cuda::launch_signgd_update_runs(w, g, ps, m, ms, n, device, entries, stream_);
+    case UpdateKind::Momentum:
+      return cuda::launch_momentum_accumulate_runs(m, ms, g, ps, out, ss, n, device, entries, a.nesterov, stream_);
+    case UpdateKind::MuonStep:
+      return cuda::launch_muon_step_runs(w, ps, out, ss, n, device, entries, stream_);
+  }
 }
 
 // ---- msign --------------------------------------------------------------------------------
@@ -660,7 +645,7 @@ CudaBackend::NsStart CudaBackend::start_newton_schulz(const float* G, float* out
   const auto s = static_cast<std::size_t>(std::min(rows, cols));
   const auto r = static_cast<std::size_t>(runs);
   constexpr std::size_t kAlign = 64;  // floats: 256 bytes, what the tensor-core paths like
-  auto padded = [](std::size_t count) { return (count + kAlign - 1) / kAlign * kAlign; };
+  auto padded = [](std::size_t count) { return round_up(count, kAlign); };
   const std::size_t n_padded = padded(n), ss_padded = padded(s * s);
   // Scratch: the norms' partial sums and results (doubles), X (runs x n_padded), Gram A and
   // polynomial B (runs x ss_padded each), then the caller's extra floats.
@@ -682,6 +667,11 @@ CudaBackend::NsStart CudaBackend::start_newton_schulz(const float* G, float* out
   st.x_next = even ? x_scratch : out;
   st.xs = even ? stride : n_padded;
   st.xns = even ? n_padded : stride;
+  if (runs == 1) {  // the one-run launches (and reduction buffers) a run alone has always used
+    cuda::launch_sum_squares(G, n, reduce_partials_, reduce_result_, stream_);
+    cuda::launch_scale_by_inverse_norm(st.x, G, n, reduce_result_, norm_scale, norm_eps, stream_);
+    return st;
+  }
   cuda::launch_sum_squares_runs(G, stride, n, runs, partials, norms, stream_);
   cuda::launch_scale_by_inverse_norm_runs(st.x, st.xs, G, stride, n, norms, norm_scale, norm_eps, runs, stream_);
   return st;
@@ -693,10 +683,10 @@ void CudaBackend::newton_schulz_kernels(const float* G, float* out, std::size_t 
   // The tiling of backend/ns_tiles.h: per iteration three launches (Gram, polynomial, apply),
   // each for every run at once; the Gram's partial tiles and chunk counters after the shared scratch.
   const ns_tiles::Plan plan = ns_tiles::plan(rows, cols);
-  const std::size_t partial_floats = (ns_tiles::partial_floats(plan, runs) + 63) / 64 * 64;
+  const std::size_t partial_floats = round_up(ns_tiles::partial_floats(plan, runs), 64);
   const std::size_t counter_ints = ns_tiles::counter_count(plan, runs);
   NsStart st = start_newton_schulz(G, out, stride, rows, cols, iterations.size(), norm_scale, norm_eps, runs,
-                                   partial_floats + (counter_ints + 63) / 64 * 64);
+                                   partial_floats + round_up(counter_ints, 64));
   float* tiles = st.extra;
   int* counters = reinterpret_cast<int*>(tiles + partial_floats);
   // The Gram launches leave their counters at zero; they start there in every call (and so in
@@ -714,20 +704,28 @@ void CudaBackend::newton_schulz_kernels(const float* G, float* out, std::size_t 
   }
 }
 
-void CudaBackend::msign_newton_schulz_runs(const float* G, float* out, std::size_t stride, int rows, int cols,
-                                           std::span<const NsCoefficients> iterations, double norm_scale,
-                                           double norm_eps, int runs) {
-  if (runs <= 0 || rows <= 0 || cols <= 0) return;
-  if (ns_kernels_ && ns_tiles::usable(rows, cols) && runs <= 65535) {
+void CudaBackend::newton_schulz(const NsArgs& a) {
+  if (a.dtype != DType::F32) no_fp64("newton_schulz");
+  const auto* G = static_cast<const float*>(a.G);
+  auto* out = static_cast<float*>(a.out);
+  if (a.runs <= 0 || a.rows <= 0 || a.cols <= 0) return;
+  if (a.runs == 1 || a.runs > cuda::kMaxGridRuns) {
+    for (int r = 0; r < a.runs; ++r)
+      newton_schulz_one(G + r * a.stride, out + r * a.stride, a.rows, a.cols, a.iterations, a.norm_scale, a.norm_eps);
+    return;
+  }
+  newton_schulz_batched(G, out, a.stride, a.rows, a.cols, a.iterations, a.norm_scale, a.norm_eps, a.runs);
+}
+
+void CudaBackend::newton_schulz_batched(const float* G, float* out, std::size_t stride, int rows, int cols,
+                                        std::span<const NsCoefficients> iterations, double norm_scale,
+                                        double norm_eps, int runs) {
+  if (ns_kernels_ && ns_tiles::usable(rows, cols)) {
     newton_schulz_kernels(G, out, stride, rows, cols, iterations, norm_scale, norm_eps, runs);
     return;
   }
-  // msign_newton_schulz below for all runs at once: the norms by one batched reduction, every
-  // product one strided-batched gemm, the copies one 2-D copy. One run: that function itself.
-  if (runs <= 1 || runs > 65535) {
-    Backend::msign_newton_schulz_runs(G, out, stride, rows, cols, iterations, norm_scale, norm_eps, runs);
-    return;
-  }
+  // newton_schulz_one below for all runs at once: the norms by one batched reduction, every
+  // product one strided-batched gemm, the copies one 2-D copy.
   const int s = std::min(rows, cols);
   const bool wide = rows <= cols;
   const std::size_t n = static_cast<std::size_t>(rows) * cols;
@@ -763,14 +761,12 @@ void CudaBackend::msign_newton_schulz_runs(const float* G, float* out, std::size
   }
 }
 
-void CudaBackend::msign_newton_schulz(const float* G, float* out, int rows, int cols,
-                                      std::span<const NsCoefficients> iterations, double norm_scale,
-                                      double norm_eps) {
+void CudaBackend::newton_schulz_one(const float* G, float* out, int rows, int cols,
+                                    std::span<const NsCoefficients> iterations, double norm_scale, double norm_eps) {
   // The generic iteration of backend/newton_schulz.cpp (Gram on the small side, polynomial, apply, X
   // buffers swapped), with three changes: ||G||_F stays on the device (no host round trip);
   // the polynomial B = c A^2 + b A is one gemm onto a copy of A (beta = b); the apply step
   // X' = a X + B X is one gemm onto a copy of X (beta = a). Scratch is kept between calls.
-  if (rows <= 0 || cols <= 0) return;
   const std::size_t n = static_cast<std::size_t>(rows) * cols;
   if (ns_kernels_ && ns_tiles::usable(rows, cols)) {
     newton_schulz_kernels(G, out, n, rows, cols, iterations, norm_scale, norm_eps, 1);
@@ -779,49 +775,38 @@ void CudaBackend::msign_newton_schulz(const float* G, float* out, int rows, int 
   const int s = std::min(rows, cols);
   const bool wide = rows <= cols;
   const std::size_t ss = static_cast<std::size_t>(s) * s;
-
-  if (iterations.empty()) {
-    cuda::launch_sum_squares(G, n, reduce_partials_, reduce_result_, stream_);
-    cuda::launch_scale_by_inverse_norm(out, G, n, reduce_result_, norm_scale, norm_eps, stream_);
-    return;
-  }
-  // Layout: X scratch (n, rounded up to 256 bytes so that the Gram buffers stay aligned for the
-  // tensor-core paths), Gram A (s x s), polynomial B (s x s, also rounded).
-  constexpr std::size_t kAlign = 64;  // floats
-  const std::size_t n_padded = (n + kAlign - 1) / kAlign * kAlign;
-  const std::size_t ss_padded = (ss + kAlign - 1) / kAlign * kAlign;
-  float* base = static_cast<float*>(scratch((n_padded + 2 * ss_padded) * sizeof(float)));
-  float* x_scratch = base;
-  float* gram = base + n_padded;
-  float* poly = gram + ss_padded;
-
-  float* x = iterations.size() % 2 == 0 ? out : x_scratch;
-  float* x_next = iterations.size() % 2 == 0 ? x_scratch : out;
-  cuda::launch_sum_squares(G, n, reduce_partials_, reduce_result_, stream_);
-  cuda::launch_scale_by_inverse_norm(x, G, n, reduce_result_, norm_scale, norm_eps, stream_);
-
+  // X0 = G / (norm_scale ||G||_F + norm_eps) in whichever X buffer makes the last iteration land
+  // in `out` (with no iteration, in `out` itself).
+  const NsStart st = start_newton_schulz(G, out, n, rows, cols, iterations.size(), norm_scale, norm_eps, 1, 0);
+  float *x = st.x, *x_next = st.x_next, *gram = st.gram, *poly = st.poly;
   for (const NsCoefficients& k : iterations) {
     // Gram: A = X X^T (wide) or X^T X (tall), s x s.
     if (wide) {
-      gemm(Trans::No, Trans::Yes, s, s, cols, 1.0f, x, cols, x, cols, 0.0f, gram, s);
+      gemm_one(Trans::No, Trans::Yes, s, s, cols, 1.0f, x, cols, x, cols, 0.0f, gram, s);
     } else {
-      gemm(Trans::Yes, Trans::No, s, s, rows, 1.0f, x, cols, x, cols, 0.0f, gram, s);
+      gemm_one(Trans::Yes, Trans::No, s, s, rows, 1.0f, x, cols, x, cols, 0.0f, gram, s);
     }
     // Polynomial: B = c A A + b A.
     SKR_CUDA_CHECK(cudaMemcpyAsync(poly, gram, ss * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
-    gemm(Trans::No, Trans::No, s, s, s, static_cast<float>(k.c), gram, s, gram, s, static_cast<float>(k.b), poly, s);
+    gemm_one(Trans::No, Trans::No, s, s, s, static_cast<float>(k.c), gram, s, gram, s, static_cast<float>(k.b), poly, s);
     // Apply: X' = B X + a X (wide) or X B + a X (tall).
     SKR_CUDA_CHECK(cudaMemcpyAsync(x_next, x, n * sizeof(float), cudaMemcpyDeviceToDevice, stream_));
     if (wide) {
-      gemm(Trans::No, Trans::No, rows, cols, rows, 1.0f, poly, s, x, cols, static_cast<float>(k.a), x_next, cols);
+      gemm_one(Trans::No, Trans::No, rows, cols, rows, 1.0f, poly, s, x, cols, static_cast<float>(k.a), x_next, cols);
     } else {
-      gemm(Trans::No, Trans::No, rows, cols, cols, 1.0f, x, cols, poly, s, static_cast<float>(k.a), x_next, cols);
+      gemm_one(Trans::No, Trans::No, rows, cols, cols, 1.0f, x, cols, poly, s, static_cast<float>(k.a), x_next, cols);
     }
     std::swap(x, x_next);
   }
 }
 
-void CudaBackend::msign_svd(const float* G, float* out, int rows, int cols) {
+void CudaBackend::svd_op(DType type, const void* G, void* out, std::size_t stride, int rows, int cols, int runs) {
+  if (type != DType::F32) no_fp64("msign_svd");
+  for (int r = 0; r < runs; ++r)
+    svd_one(static_cast<const float*>(G) + r * stride, static_cast<float*>(out) + r * stride, rows, cols);
+}
+
+void CudaBackend::svd_one(const float* G, float* out, int rows, int cols) {
   // Exact polar factor by one-sided Jacobi SVD (gesvdj) in double: accurate to ~1e-14 in every
   // singular direction. The alternative, eigenvectors of the small Gram matrix G^T G, squares
   // the condition number: a direction with s_j = 1e-6 s_max would keep only ~4 digits, so a
@@ -830,7 +815,7 @@ void CudaBackend::msign_svd(const float* G, float* out, int rows, int cols) {
   if (rows <= 0 || cols <= 0) return;
   const std::size_t n = static_cast<std::size_t>(rows) * cols;
   // The CPU backend's LAPACK rejects NaN/Inf input; Jacobi would iterate on it, so check first.
-  if (!std::isfinite(sum_squares(G, n))) {
+  if (!std::isfinite(sum_squares_one(G, n))) {
     throw RuntimeError(fmt::format("cuda msign_svd: the {}x{} matrix holds NaN or Inf", rows, cols));
   }
   // gesvdj wants column-major M x N with M >= N (see kernels/msign.cu for the layouts).

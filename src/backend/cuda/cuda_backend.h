@@ -28,19 +28,7 @@ class CudaBackend final : public Backend {
   CudaBackend(int device, Precision precision);
   ~CudaBackend() override;
 
-  // The fp64 overloads keep Backend's defaults (they throw): fp64 runs on the CPU backend.
-  using Backend::adam_update;
-  using Backend::axpby;
-  using Backend::fill;
-  using Backend::gemm;
-  using Backend::momentum_accumulate;
-  using Backend::msign_newton_schulz;
-  using Backend::msign_svd;
-  using Backend::nmd_update;
-  using Backend::sgd_update;
-  using Backend::signgd_update;
-  using Backend::sum_squares;
-
+  // fp64 (DType::F64): every op throws (no_fp64); fp64 runs on the CPU backend.
   std::string name() const override { return name_; }
   bool is_cpu() const override { return false; }
   int device() const { return device_; }
@@ -61,36 +49,15 @@ class CudaBackend final : public Backend {
   void abort_step_capture() noexcept override;
   void launch_step_graph(uint32_t step) override;
 
-  void gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda, const float* B, int ldb,
-            float beta, float* C, int ldc) override;
-  // One cublasGemmStridedBatchedEx (same compute type as gemm) for batch > 1.
-  void gemm_strided_batched(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda,
-                            int64_t stride_a, const float* B, int ldb, int64_t stride_b, float beta, float* C, int ldc,
-                            int64_t stride_c, int batch) override;
+  // One cublasGemmEx per product for batch 1 (and k == 0); one cublasGemmStridedBatchedEx (same
+  // compute type) for batch > 1.
+  void gemm_op(DType type, const GemmArgs& a) override;
+  void fill_op(DType type, void* x, std::size_t n, double value) override;
+  void axpby_op(DType type, void* y, const void* x, std::size_t n, double alpha, double beta) override;
+  double sum_squares_op(DType type, const void* x, std::size_t n) override;
 
-  void fill(float* x, std::size_t n, float value) override;
-  void axpby(float* y, const float* x, std::size_t n, float alpha, float beta) override;
-  double sum_squares(const float* x, std::size_t n) override;
-
-  void bias_activation(float* H, const float* bias, int rows, int cols, bool relu) override;
-  void relu_backward(float* dH, const float* H, std::size_t n) override;
-  void column_sums(const float* A, int rows, int cols, float* out) override;
-  void sgd_update_runs(float* w, const float* g, std::size_t param_stride, float* m, std::size_t state_stride,
-                       std::size_t n, const RunTable& runs, bool nesterov) override;
-  void nmd_update_runs(float* w, const float* g, std::size_t param_stride, float* m, std::size_t state_stride,
-                       std::size_t n, const RunTable& runs) override;
-  void adam_update_runs(float* w, const float* g, std::size_t param_stride, float* m, std::size_t m_stride, float* v,
-                        std::size_t v_stride, std::size_t n, const RunTable& runs, bool decoupled, int64_t t) override;
-  void signgd_update_runs(float* w, const float* g, std::size_t param_stride, float* m, std::size_t state_stride,
-                          std::size_t n, const RunTable& runs) override;
-  void momentum_accumulate_runs(float* m, std::size_t state_stride, const float* g, std::size_t param_stride,
-                                float* out, std::size_t scratch_stride, std::size_t n, const RunTable& runs,
-                                bool nesterov) override;
-  void muon_step_runs(float* w, std::size_t param_stride, const float* d, std::size_t scratch_stride, std::size_t n,
-                      const RunTable& runs) override;
-  void msign_newton_schulz_runs(const float* G, float* out, std::size_t stride, int rows, int cols,
-                                std::span<const NsCoefficients> iterations, double norm_scale, double norm_eps,
-                                int runs) override;
+  // The run axis: one launch for every run (blockIdx.y or .z), each run computed as alone; one
+  // run goes through the one-run kernel that ran before packs existed.
   void bias_activation_runs(float* H, std::size_t stride_h, const float* bias, std::size_t stride_bias, int rows,
                             int cols, bool relu, int runs) override;
   void relu_backward_runs(float* dH, std::size_t stride_dh, const float* H, std::size_t stride_h, std::size_t n,
@@ -100,8 +67,8 @@ class CudaBackend final : public Backend {
   void cross_entropy_runs(const float* logits, std::size_t stride_logits, const int32_t* labels, int rows,
                           int classes, float* loss, float* correct, std::size_t stride_rows, float* dlogits,
                           std::size_t stride_dlogits, float grad_scale, int runs) override;
-  void cross_entropy(const float* logits, const int32_t* labels, int rows, int classes, float* loss, float* correct,
-                     float* dlogits, float grad_scale) override;
+  void task_sums_runs(const float* loss, const float* correct, std::size_t stride_rows, const int32_t* tasks,
+                      int rows, int n_tasks, double* sums, std::size_t stride_sums, int runs) override;
   // The MLP's layers with cuBLASLt epilogues (bias + ReLU with the mask kept, bias gradient,
   // ReLU backward from the mask), or Backend's unfused defaults where cuBLASLt refuses a problem
   // or SKILLRUN_CUBLASLT=off (docs/CUDA.md, "Fused epilogues").
@@ -117,28 +84,35 @@ class CudaBackend final : public Backend {
                                    std::size_t mask_stride, float* dX, std::size_t stride_dx, float* db_in, int rows,
                                    int fan_in, int fan_out, int runs) override;
   FusedLinearCounts fused_linear_counts() const override;
-  std::string fused_linear_report() const override;
-  void task_sums(const float* loss, const float* correct, const int32_t* tasks, int rows, int n_tasks,
-                 double* sums) override;
 
   void sparse_parity(const ParityDraw& draw, const ParityTables& tables, int count, float* x, int32_t* labels,
                      int32_t* tasks) override;
 
-  void sgd_update(float* w, const float* g, float* m, std::size_t n, float lr, float momentum, bool nesterov,
-                  float weight_decay) override;
-  void nmd_update(float* w, const float* g, float* m, std::size_t n, float lr, float beta,
-                  float weight_decay) override;
-  void adam_update(float* w, const float* g, float* m, float* v, std::size_t n, float lr, float beta1, float beta2,
-                   float eps, float weight_decay, bool decoupled, int64_t t) override;
-  void signgd_update(float* w, const float* g, float* m, std::size_t n, float lr, float momentum,
-                     float weight_decay) override;
-  void momentum_accumulate(float* m, const float* g, float* out, std::size_t n, float beta, bool nesterov) override;
-
-  void msign_newton_schulz(const float* G, float* out, int rows, int cols, std::span<const NsCoefficients> iterations,
-                           double norm_scale, double norm_eps) override;
-  void msign_svd(const float* G, float* out, int rows, int cols) override;
+  // One launch for every entry of the run table (its device copy); one entry (a run alone, or
+  // the only run of its group), no device copy, or more entries than a grid dimension holds:
+  // the one-run kernel per entry, so a run alone takes exactly the one-run kernels.
+  void update(const UpdateArgs& a) override;
+  // Our kernels (kernels/newton_schulz.cu) for every fp32 matrix whose small side is <= 256
+  // unless SKILLRUN_NS_KERNELS=off at construction; else the cuBLAS iteration (one run: gemm by
+  // gemm; more: strided-batched).
+  void newton_schulz(const NsArgs& a) override;
+  void svd_op(DType type, const void* G, void* out, std::size_t stride, int rows, int cols, int runs) override;
 
  private:
+  // The one-run ops (what a run alone launches; validated on the H200, 2026-11-28).
+  void gemm_one(Trans ta, Trans tb, int m, int n, int k, float alpha, const float* A, int lda, const float* B, int ldb,
+                float beta, float* C, int ldc);
+  double sum_squares_one(const float* x, std::size_t n);
+  void sgd_one(float* w, const float* g, float* m, std::size_t n, const RunUpdate& u, bool nesterov);
+  void nmd_one(float* w, const float* g, float* m, std::size_t n, const RunUpdate& u);
+  void adam_one(float* w, const float* g, float* m, float* v, std::size_t n, const RunUpdate& u, bool decoupled,
+                int64_t t);
+  void signgd_one(float* w, const float* g, float* m, std::size_t n, const RunUpdate& u);
+  void newton_schulz_one(const float* G, float* out, int rows, int cols, std::span<const NsCoefficients> iterations,
+                         double norm_scale, double norm_eps);
+  void newton_schulz_batched(const float* G, float* out, std::size_t stride, int rows, int cols,
+                             std::span<const NsCoefficients> iterations, double norm_scale, double norm_eps, int runs);
+  void svd_one(const float* G, float* out, int rows, int cols);
   // Waits for the stream, then throws what a kernel flagged asynchronously (a bad label or
   // task id).
   void sync_and_check();
@@ -178,12 +152,11 @@ class CudaBackend final : public Backend {
   FusedLinearCounts linear_counts_;
   void destroy_step_graph() noexcept;
   void require_not_capturing(const char* what) const;
-  // Newton-Schulz: our own kernels (kernels/newton_schulz.cu) for every fp32 matrix whose small
-  // side is <= 256 unless SKILLRUN_NS_KERNELS=off at construction; else the cuBLAS iteration.
+  // Newton-Schulz: our own kernels (SKILLRUN_NS_KERNELS, see newton_schulz above).
   bool ns_kernels_ = true;
   void newton_schulz_kernels(const float* G, float* out, std::size_t stride, int rows, int cols,
                              std::span<const NsCoefficients> iterations, double norm_scale, double norm_eps, int runs);
-  // What both batched Newton-Schulz paths start with: their scratch (norm partials, an X per run,
+  // What every Newton-Schulz path starts with: its scratch (norm partials, an X per run,
   // Gram and polynomial per run, then `extra_floats` for the caller), the norms and the scaled X0
   // in whichever X buffer makes the last of `iterations` land in `out`.
   struct NsStart {

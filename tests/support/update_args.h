@@ -1,0 +1,33 @@
+// Backend::update's arguments in one call, for the tests that drive the run-table updates
+// directly (the optimizer builds them field by field, src/optim/pack_optimizer.cpp).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "backend/backend.h"
+
+namespace skillrun::testing {
+
+struct Strided {
+  float* p = nullptr;
+  std::size_t stride = 0;
+};
+
+// w and g at run * param_stride; m and v at slice * their strides; scratch at entry * its stride.
+inline UpdateArgs update_args(UpdateKind kind, float* w, const float* g, std::size_t param_stride, Strided m,
+                              Strided v, Strided scratch, std::size_t n, const RunTable& table, bool nesterov = false,
+                              bool decoupled = false, int64_t t = 0) {
+  UpdateArgs a(kind, w, g, param_stride, n, table);
+  a.m = m.p;
+  a.m_stride = m.stride;
+  a.v = v.p;
+  a.v_stride = v.stride;
+  a.scratch = scratch.p;
+  a.scratch_stride = scratch.stride;
+  a.nesterov = nesterov;
+  a.decoupled = decoupled;
+  a.t = t;
+  return a;
+}
+
+}  // namespace skillrun::testing
