@@ -11,11 +11,16 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "support/reference_backend.h"
 #ifdef SKILLRUN_HAVE_CUDA
 #include "backend/cuda/cuda_factory.h"  // plain C++: cuda_unavailable_reason()
 #endif
 
 namespace skillrun::conformance {
+
+// fp32 elementwise, reduction and optimizer ops: every backend computes them in fp32, so two
+// backends differ by their own roundings in their own order.
+constexpr double kFp32Tolerance = 1e-5;
 
 struct BackendUnderTest {
   std::string name;                                    // gtest parameter name: cpu, cuda, cuda_tf32, ...
@@ -26,10 +31,10 @@ struct BackendUnderTest {
   // Relative rounding of a product's operands beyond fp32's (tf32 2^-10, bf16 2^-7, as if
   // truncated): enters the bound on a fused bias gradient (test_linear_layers.cpp).
   double operand_rounding = 0.0;
+  // Normalised error of the fp32 elementwise, reduction, cross-entropy, optimizer and SVD ops vs
+  // the CPU (test_backend_ops.cpp).
+  double fp32_tolerance = kFp32Tolerance;
 };
-
-// fp32 elementwise, reduction and optimizer ops: every backend computes them in fp32.
-constexpr double kFp32Tolerance = 1e-5;
 
 // Why the CUDA cases skip, with the device scan's own reason (no driver, no device, compute
 // capability below the build's), so that a skip on a GPU machine is diagnosable from the log.
@@ -69,6 +74,21 @@ inline std::unique_ptr<Backend> make_cuda_without_cublaslt() {
 inline const std::vector<BackendUnderTest>& backends_under_test() {
   static const std::vector<BackendUnderTest> all = {
       {"cpu", [] { return make_backend(DeviceChoice::Cpu); }, [] { return std::string(); }, 1e-5, 5e-4},
+      // The tests-only reference (support/reference_backend.h: plain loops in double from the
+      // documented maths, no BLAS, rounded once on store): every case compares it with the CPU
+      // backend, so a wrong CPU op fails on a machine without a GPU too. Bounds on the CPU's
+      // fp32 results against (nearly) exact ones, measured maxima in brackets:
+      //  - products 1e-5: a k-term fp32 dot product is off by at most ~k 2^-24 of sum |a_i b_i|,
+      //    ~sqrt(k) 2^-24 of the result for random signs: 3e-7 at k = 23, ~1e-6 for the layer
+      //    cases' k up to 301 [9.6e-8 gemm cases];
+      //  - the other fp32 ops 1e-6: each output is a handful of fp32 roundings of exact values
+      //    (<= ~4 2^-24 = 2.4e-7 relative), the updates after up to 3 steps a few more; the CPU's
+      //    SVD runs in double and rounds once [8.3e-8; Adam over a run table 1.2e-6 while its v
+      //    was drawn negative, 7.6e-9 since];
+      //  - Newton-Schulz 5e-4: fp32 against exact is the argument of test_backend_ops.cpp (1e-7
+      //    rounding amplified by up to prod(a_i) over 5 iterations) [3.0e-6].
+      {"reference", [] { return std::unique_ptr<Backend>(new testing::ReferenceBackend); },
+       [] { return std::string(); }, 1e-5, 5e-4, 0.0, 1e-6},
       {"cuda", [] { return make_backend(DeviceChoice::Cuda, Precision::Fp32); }, cuda_unavailable, 1e-5, 5e-4},
       // tf32/bf16 gemm bounds: a host emulation of the gemm case (operands rounded to 10/7 mantissa
       // bits, exact accumulation) gives 2.7e-4 / 2.2e-3 with round-to-nearest and 7.1e-4 / 5.6e-3

@@ -20,7 +20,7 @@
 namespace skillrun::conformance {
 namespace {
 
-class IclOnBackends : public testing::TestWithParam<std::string> {};
+class IclOnBackends : public ::testing::TestWithParam<std::string> {};
 
 const BackendUnderTest& find(const std::string& name) {
   for (const auto& b : backends_under_test())
@@ -81,8 +81,8 @@ TEST_P(IclOnBackends, Fp32IterationsTrackTheFp64Reference) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, IclOnBackends, testing::ValuesIn(backend_names()),
-                         [](const testing::TestParamInfo<std::string>& param) { return param.param; });
+INSTANTIATE_TEST_SUITE_P(Backends, IclOnBackends, ::testing::ValuesIn(backend_names()),
+                         [](const ::testing::TestParamInfo<std::string>& param) { return param.param; });
 
 }  // namespace
 }  // namespace skillrun::conformance

@@ -14,7 +14,9 @@
 // its term matters (weight decay, Nesterov, eps of 0.1 next to sqrt(v) ~ 1, ...).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstdint>
 #include <memory>
 #include <random>
@@ -92,20 +94,10 @@ void reference_step(ReferenceBackend& ref, ReferenceTensor& x, int64_t t) {
   }
 }
 
-// ||a - b|| / ||b||
-double normalised_difference(const std::vector<double>& a, const std::vector<double>& b) {
-  double diff = 0.0, norm = 0.0;
-  for (std::size_t i = 0; i < b.size(); ++i) {
-    diff += (a[i] - b[i]) * (a[i] - b[i]);
-    norm += b[i] * b[i];
-  }
-  return std::sqrt(diff / norm);
-}
-
 TEST(UpdateReference, EveryOptimizerTypeInAPackFollowsTheReferenceRules) {
   struct RunCase {
     nlohmann::json optimizer;
-    double tolerance;  // on the normalised difference of the weights' displacement, see below
+    double update_error;  // relative error of the production update vs the exact one: see below
   };
   const std::vector<RunCase> cases = {
       {{{"type", "sgd"}, {"lr", 0.1}, {"momentum", 0.9}, {"nesterov", true}, {"weight_decay", 0.01}}, 1e-5},
@@ -124,7 +116,7 @@ TEST(UpdateReference, EveryOptimizerTypeInAPackFollowsTheReferenceRules) {
         {"other_params", {{"type", "adamw"}, {"lr", 0.002}, {"eps", 0.01}, {"weight_decay", 0.05}}}},
        1e-5},
       {{{"type", "muon"}, {"lr", 0.05}, {"msign", "svd"}, {"momentum", 0.9}}, 1e-5},
-      {{{"type", "muon"}, {"lr", 0.02}, {"other_params", {{"type", "sgd"}, {"lr", 0.1}, {"momentum", 0.5}}}}, 1e-3},
+      {{{"type", "muon"}, {"lr", 0.02}, {"other_params", {{"type", "sgd"}, {"lr", 0.1}, {"momentum", 0.5}}}}, 5e-4},
   };
   const int runs = static_cast<int>(cases.size()), steps = 4;
   CpuBackend cpu;
@@ -180,23 +172,37 @@ TEST(UpdateReference, EveryOptimizerTypeInAPackFollowsTheReferenceRules) {
       for (ReferenceTensor& x : run) reference_step(ref, x, step);
   }
 
-  // The weights' displacement from the start, W_4 - W_0, production vs reference: fp32 rounding
-  // of W (|W| ~ 0.3, half an ulp ~ 1.5e-8) against displacements of at least 4 * 1e-3 leaves the
-  // elementwise rules ~1e-5 of the displacement; see the tolerances above.
+  // The weights' displacement from the start, D = W_4 - W_0, production vs reference. Each of
+  // the 4 stores of W rounds to fp32 on both sides (half an ulp each), so the two W can part by
+  // up to one ulp of W per step from the rounding alone, whatever the update: that is the first
+  // term of the bound, per element 4 * 2^-23 max(|W_0|, |W_4|), summed in quadrature. The second
+  // is the update's own error relative to the exact (double) one: a few fp32 roundings for the
+  // elementwise rules and for Muon with the SVD (LAPACK in double on the CPU; 1e-5 as the
+  // conformance suite's fp32 bound), and for Muon's fp32 Newton-Schulz the conformance suite's
+  // msign bound 5e-4 (test_backend_ops.cpp: 1e-7 gemm rounding amplified by prod(a_i) over 5
+  // iterations). Measured (this machine): at most 0.19 of the bound. A wrong term of any rule
+  // (a sign, a missing bias correction, the wrong beta) moves D by O(1) of itself.
   for (int r = 0; r < runs; ++r) {
     SCOPED_TRACE(cases[static_cast<std::size_t>(r)].optimizer.dump());
     for (std::size_t i = 0; i < pack.parameters(r).size(); ++i) {
       ReferenceTensor& x = reference[static_cast<std::size_t>(r)][i];
       const std::vector<float> got = pack.parameters(r)[i].value.download(), want = x.w.download();
-      std::vector<double> moved_got(got.size()), moved_want(got.size());
+      double diff2 = 0.0, moved2 = 0.0, rounding2 = 0.0;
       for (std::size_t e = 0; e < got.size(); ++e) {
-        moved_got[e] = static_cast<double>(got[e]) - x.start[e];
-        moved_want[e] = static_cast<double>(want[e]) - x.start[e];
+        const double d_got = static_cast<double>(got[e]) - x.start[e], d_want = static_cast<double>(want[e]) - x.start[e];
+        const double ulps = steps * std::ldexp(std::max(std::abs(x.start[e]), std::abs(want[e])), -23);
+        diff2 += (d_got - d_want) * (d_got - d_want);
+        moved2 += d_want * d_want;
+        rounding2 += ulps * ulps;
       }
-      const double error = normalised_difference(moved_got, moved_want);
-      EXPECT_LE(error, cases[static_cast<std::size_t>(r)].tolerance)
-          << pack.parameters(r)[i].name << (x.muon ? " (muon)" : "");
-      RecordProperty("run" + std::to_string(r) + "_" + pack.parameters(r)[i].name, std::to_string(error));
+      ASSERT_GT(moved2, 0.0) << pack.parameters(r)[i].name << " did not move";
+      const double bound = std::sqrt(rounding2) + cases[static_cast<std::size_t>(r)].update_error * std::sqrt(moved2);
+      const double ratio = std::sqrt(diff2) / bound;
+      EXPECT_LE(ratio, 1.0) << pack.parameters(r)[i].name << (x.muon ? " (muon)" : "") << ": ||D_cpu - D_ref|| = "
+                            << std::sqrt(diff2) << ", ||D_ref|| = " << std::sqrt(moved2) << ", bound " << bound;
+      char text[32];
+      std::snprintf(text, sizeof text, "%.3g", ratio);
+      RecordProperty("run" + std::to_string(r) + "_" + pack.parameters(r)[i].name + "_of_bound", text);
     }
   }
 }
