@@ -3,12 +3,13 @@
 // steps computed here from the documented maths by the tests-only ReferenceBackend
 // (tests/support/reference_backend.h: each rule in double, rounded on store):
 //  - which rule a tensor gets: Muon takes the weight matrices marked hidden by the model
-//    (Parameter::is_hidden: every weight but the output head's), other_params the rest
-//    (docs/CONFIG.md);
-//  - Muon (docs/ARCHITECTURE.md, /work/shared/ARCHITECTURE.md): M = beta M + g, d = nesterov ?
-//    g + beta M : M, W = W (1 - lr wd) - lr sqrt(m/n) msign(d) for W in R^{m x n} (scale
-//    sqrt_ratio, decoupled weight decay); msign by the reference's own Jacobi SVD, or its own
-//    Newton-Schulz iteration with the ns5 schedule's coefficients (optim/msign.h: constants);
+//    (Parameter::is_hidden: every weight but the output head's, the input layer's included),
+//    other_params the rest;
+//  - Muon (backend.h's Momentum and MuonStep; docs/ARCHITECTURE.md: sqrt_ratio is sqrt(m/n) for
+//    W in R^{m x n}, m = fan_out; docs/CONFIG.md: weight decay decoupled): M = beta M + g, d =
+//    nesterov ? g + beta M : M, W = W (1 - lr wd) - lr sqrt(m/n) msign(d); msign by the
+//    reference's own Jacobi SVD, or its own Newton-Schulz iteration with the ns5 schedule's
+//    coefficients and normalisation (optim/msign.h's ns_schedule: constants, shared);
 //  - the elementwise rules: Backend's UpdateArgs formulas, by ReferenceBackend::update.
 // Gradients are random and different per run, tensor and step; every scalar is chosen so that
 // its term matters (weight decay, Nesterov, eps of 0.1 next to sqrt(v) ~ 1, ...).
