@@ -250,7 +250,7 @@ int cmd_pack(const PackOptions& options) {
   // Usage errors (runs that may not share a pack, no GPU for device cuda) change nothing.
   check_pack(configs);
   check_open_file_limit(dirs.size());
-  auto backend = make_backend(parse_device(configs.front().device), parse_precision(configs.front().precision));
+  auto backend = make_backend(configs.front().device, configs.front().precision);
   // Each run's run.log gets its own lines (and errors that stop the whole pack); the pack's
   // lines go to stderr (a sweep's pack log), which each run's log names.
   const std::string pack_log = options.pack_log.empty() ? fmt::format("the stderr of process {}", ::getpid())
@@ -362,7 +362,7 @@ int cmd_run(const RunOptions& options) {
       return kExitOk;
     }
   }
-  auto backend = make_backend(parse_device(config.device), parse_precision(config.precision));
+  auto backend = make_backend(config.device, config.precision);
   log_to_file(dir.log_path());
   try {
     return run_in(dir, *backend, config, resolved, options);
