@@ -279,7 +279,7 @@ RunSummary run_icl(Backend& backend, const ExperimentConfig& config, RunDirector
     spdlog::info("optimizer: {}; lr schedule {}", trainer.describe_optimizer(), name(config.train.lr_schedule.type));
     return trainer.run(dir, progress);
   };
-  if (parse_precision(config.precision) == Precision::Fp64) {
+  if (config.precision == Precision::Fp64) {
     IclTrainer<double> trainer(backend, config);
     return go(trainer);
   }

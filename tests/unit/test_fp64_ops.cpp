@@ -233,8 +233,6 @@ TEST(Fp64Registry, CpuRunsFp64AndCudaRefusesIt) {
   EXPECT_EQ(x, (std::vector<double>{0.25, 0.25}));
   EXPECT_THROW(make_backend(DeviceChoice::Cuda, Precision::Fp64), UsageError);
   EXPECT_TRUE(make_backend(DeviceChoice::Auto, Precision::Fp64)->is_cpu());
-  EXPECT_EQ(parse_precision("fp64"), Precision::Fp64);
-  EXPECT_EQ(precision_name(Precision::Fp64), "fp64");
 }
 
 }  // namespace
