@@ -479,18 +479,7 @@ class Buffer {
   bool owns_ = true;  // false for a view
 };
 
-enum class DeviceChoice { Auto, Cpu, Cuda };
-
-// Arithmetic of the matrix products (config key `precision`). Fp32: true fp32 (no TF32).
-// Tf32: fp32 storage, TF32 tensor-core products (10-bit mantissa operands, fp32 accumulation).
-// Bf16: fp32 storage and master weights, bf16 operands in the products, fp32 accumulation.
-// Only the CUDA backend has Tf32 and Bf16; everything but gemm stays fp32 in every mode.
-// Fp64: every op in double; only the CPU backend and only the tasks that
-// are written for it (icl_linreg) take it.
-enum class Precision { Fp32, Tf32, Bf16, Fp64 };
-// "fp32" | "tf32" | "bf16" | "fp64"; throws ConfigError (path "precision") otherwise.
-Precision parse_precision(std::string_view name);
-std::string_view precision_name(Precision precision);
+// DeviceChoice and Precision, with their config spellings, are config choices (config/choices.h).
 
 // Registry (backend/registry.cpp): Auto picks CUDA when built with it and a usable device is
 // present, else the CPU (one info log line says why). Cuda without CUDA support or without a

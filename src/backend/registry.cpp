@@ -15,25 +15,6 @@
 
 namespace skillrun {
 
-Precision parse_precision(std::string_view name) {
-  if (name == "fp32") return Precision::Fp32;
-  if (name == "tf32") return Precision::Tf32;
-  if (name == "bf16") return Precision::Bf16;
-  if (name == "fp64") return Precision::Fp64;
-  throw ConfigError("precision",
-                    "unknown precision \"" + std::string(name) + "\" (expected one of: fp32, tf32, bf16, fp64)");
-}
-
-std::string_view precision_name(Precision precision) {
-  switch (precision) {
-    case Precision::Fp32: return "fp32";
-    case Precision::Tf32: return "tf32";
-    case Precision::Bf16: return "bf16";
-    case Precision::Fp64: return "fp64";
-  }
-  return "unknown";
-}
-
 bool cuda_backend_available() {
 #ifdef SKILLRUN_HAVE_CUDA
   return cuda_device_count() > 0;

@@ -21,13 +21,6 @@ ExperimentConfig load_config(const CommonOptions& options) {
   return load_experiment(options.config_path, overrides);
 }
 
-DeviceChoice parse_device(const std::string& name) {
-  if (name == "cpu") return DeviceChoice::Cpu;
-  if (name == "cuda") return DeviceChoice::Cuda;
-  if (name == "auto") return DeviceChoice::Auto;
-  throw ConfigError("device", "unknown device \"" + name + "\" (expected auto, cpu or cuda)");
-}
-
 std::size_t pack_memory_budget(bool gpu) {
   if (const char* env = std::getenv("SKILLRUN_PACK_MEMORY_MB"); env != nullptr && *env != '\0') {
     const auto mb = parse_int(env);

@@ -11,8 +11,6 @@ namespace skillrun {
 
 // Reads CONFIG, applies --set overrides then --device, validates.
 ExperimentConfig load_config(const CommonOptions& options);
-// "auto" | "cpu" | "cuda" (already validated by the config parser).
-DeviceChoice parse_device(const std::string& name);
 
 // The memory a pack may use, for the sweep's `--pack auto` plan and a pack process:
 // SKILLRUN_PACK_MEMORY_MB when set (a share of a GPU others use too; UsageError when it is no

@@ -22,6 +22,7 @@
 #include "core/strings.h"
 #include "core/version.h"
 #include "io/run_dir.h"
+#include "sweep/packing.h"  // fit_pack
 #include "sweep/sweep.h"  // format_sweep_value, safe_path_component
 #include "train/icl_trainer.h"
 #include "train/trainer.h"
@@ -250,7 +251,7 @@ int cmd_pack(const PackOptions& options) {
   // Usage errors (runs that may not share a pack, no GPU for device cuda) change nothing.
   check_pack(configs);
   check_open_file_limit(dirs.size());
-  auto backend = make_backend(parse_device(configs.front().device), parse_precision(configs.front().precision));
+  auto backend = make_backend(configs.front().device, configs.front().precision);
   // Each run's run.log gets its own lines (and errors that stop the whole pack); the pack's
   // lines go to stderr (a sweep's pack log), which each run's log names.
   const std::string pack_log = options.pack_log.empty() ? fmt::format("the stderr of process {}", ::getpid())
@@ -278,15 +279,12 @@ int cmd_pack(const PackOptions& options) {
                dirs.size() == 1 ? "" : "s");
   spdlog::info("backend: {}", backend->name());
   // Runs that together need more memory than this machine gives train as consecutive packs.
-  const std::size_t budget = pack_memory_budget(!backend->is_cpu());
-  std::size_t per_run = 1;
-  for (const ExperimentConfig& c : configs) per_run = std::max(per_run, estimated_memory_bytes(c));
-  const std::size_t fits = std::max<std::size_t>(1, budget / per_run);
-  if (fits < dirs.size())
-    spdlog::warn("{} runs need about {:.2f} GiB together, more than the {:.2f} GiB this machine gives a pack: they "
-                 "train as {} packs of at most {}",
-                 dirs.size(), static_cast<double>(per_run) * static_cast<double>(dirs.size()) / (1 << 30),
-                 static_cast<double>(budget) / (1 << 30), (dirs.size() + fits - 1) / fits, fits);
+  // The cut is the sweep's (fit_pack), so a pack the sweep fitted to this budget stays whole.
+  std::vector<std::size_t> run_bytes;
+  for (const ExperimentConfig& c : configs) run_bytes.push_back(estimated_memory_bytes(c));
+  const PackFit fit = fit_pack(run_bytes, pack_memory_budget(!backend->is_cpu()));
+  if (!fit.note.empty()) spdlog::warn("{}", fit.note);
+  const std::size_t fits = fit.runs_per_pack;
   try {
     PackEnd end;
     for (std::size_t first = 0; first < dirs.size() && !end.interrupted; first += fits) {
@@ -362,7 +360,7 @@ int cmd_run(const RunOptions& options) {
       return kExitOk;
     }
   }
-  auto backend = make_backend(parse_device(config.device), parse_precision(config.precision));
+  auto backend = make_backend(config.device, config.precision);
   log_to_file(dir.log_path());
   try {
     return run_in(dir, *backend, config, resolved, options);

@@ -229,8 +229,8 @@ constexpr std::size_t kAutoPackRuns = 64;
 
 bool runs_on_gpu(const std::vector<SweepRun>& runs) {
   if (runs.empty()) return false;
-  const std::string device = runs.front().config.value("device", "auto");
-  return device == "cuda" || (device == "auto" && cuda_backend_available());
+  const DeviceChoice device = parse_experiment(runs.front().config).device;
+  return device == DeviceChoice::Cuda || (device == DeviceChoice::Auto && cuda_backend_available());
 }
 
 PackPlan plan_sweep_packs(const std::string& pack, const Sweep& sweep, bool index_given) {

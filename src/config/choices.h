@@ -1,5 +1,5 @@
-// The closed choices of an experiment config (task type, optimizer type, msign method, Muon's
-// scale and parameter set, lr schedule) as enums, each value with its one spelling in JSON.
+// The closed choices of an experiment config (device, precision, task type, optimizer type,
+// msign method, Muon's scale and parameter set, lr schedule) as enums, each value with its one spelling in JSON.
 // The config structs hold the enums; strings appear only where JSON is read or written and in
 // messages, so the step path never compares strings. Depends on the standard library only.
 #pragma once
@@ -10,6 +10,16 @@
 
 namespace skillrun {
 
+// Where a run computes (config key `device`; backend/backend.h: make_backend). Auto: CUDA
+// when this skillrun was built with it and a usable device is present, else the CPU.
+enum class DeviceChoice { Auto, Cpu, Cuda };
+// Arithmetic of the matrix products (config key `precision`). Fp32: true fp32 (no TF32).
+// Tf32: fp32 storage, TF32 tensor-core products (10-bit mantissa operands, fp32 accumulation).
+// Bf16: fp32 storage and master weights, bf16 operands in the products, fp32 accumulation.
+// Only the CUDA backend has Tf32 and Bf16; everything but gemm stays fp32 in every mode.
+// Fp64: every op in double; only the CPU backend and only the tasks that
+// are written for it (icl_linreg) take it.
+enum class Precision { Fp32, Tf32, Bf16, Fp64 };
 enum class TaskType { SparseParity, IclLinreg };
 // gd, ngd and specgd are icl_linreg only; train/icl_trainer.h maps them onto sgd, nmd and muon.
 enum class OptimizerType { Sgd, Nmd, Adam, AdamW, SignGd, Muon, Gd, Ngd, SpecGd };
@@ -34,6 +44,18 @@ struct Choice {
 template <class E>
 struct ChoiceSet;
 
+template <>
+struct ChoiceSet<DeviceChoice> {
+  static constexpr std::string_view noun = "device";
+  static constexpr Choice<DeviceChoice> all[] = {
+      {DeviceChoice::Auto, "auto"}, {DeviceChoice::Cpu, "cpu"}, {DeviceChoice::Cuda, "cuda"}};
+};
+template <>
+struct ChoiceSet<Precision> {
+  static constexpr std::string_view noun = "precision";
+  static constexpr Choice<Precision> all[] = {
+      {Precision::Fp32, "fp32"}, {Precision::Tf32, "tf32"}, {Precision::Bf16, "bf16"}, {Precision::Fp64, "fp64"}};
+};
 template <>
 struct ChoiceSet<TaskType> {
   static constexpr std::string_view noun = "task type";
@@ -88,6 +110,9 @@ constexpr std::string_view name(E value) {
   }
   return "unknown";  // only for a value cast from outside the enum
 }
+
+// name(precision), under the name the backends' messages use.
+constexpr std::string_view precision_name(Precision precision) { return name(precision); }
 
 // The value spelled `spelling` (exactly: "SVD" is not "svd"); nullopt when there is none.
 template <ConfigChoice E>

@@ -109,19 +109,21 @@ void read_bool(const json& obj, const std::string& path, std::string_view key, b
   out = it->get<bool>();
 }
 
-// `noun` names what was unknown in the message: `unknown device "gpu" (expected one of: ...)`.
+// The string at `key` of `obj`; nullptr when the key is absent.
+const std::string* read_string(const json& obj, const std::string& path, std::string_view key) {
+  const auto it = obj.find(key);
+  if (it == obj.end()) return nullptr;
+  if (!it->is_string()) throw ConfigError(join_path(path, key), "expected a string, got " + it->dump());
+  return &it->get_ref<const std::string&>();
+}
+
+// `noun` names what was unknown in the message: `unknown basis "x" (expected one of: ...)`.
 void read_choice(const json& obj, const std::string& path, std::string_view key, std::string& out,
                  const Names& choices, std::string_view noun) {
-  const auto it = obj.find(key);
-  if (it == obj.end()) return;
-  const std::string where = join_path(path, key);
-  if (!it->is_string()) throw ConfigError(where, "expected a string, got " + it->dump());
-  const auto& s = it->get_ref<const std::string&>();
-  if (!contains(choices, s)) {
-    throw ConfigError(where, "unknown " + std::string(noun) + " " + it->dump() +
-                                 " (expected one of: " + join_names(choices) + ")");
-  }
-  out = s;
+  const std::string* s = read_string(obj, path, key);
+  if (s == nullptr) return;
+  if (!contains(choices, *s)) throw_unknown_choice(join_path(path, key), noun, *s, choices);
+  out = *s;
 }
 
 // Every spelling of E, in the order messages list them.
@@ -132,12 +134,10 @@ Names choice_names() {
   return names;
 }
 
-// The same for a choice held as an enum: validated on the spelling, converted once here.
+// The same for a choice held as an enum, converted once here.
 template <ConfigChoice E>
 void read_choice(const json& obj, const std::string& path, std::string_view key, E& out) {
-  std::string spelling(name(out));
-  read_choice(obj, path, key, spelling, choice_names<E>(), ChoiceSet<E>::noun);
-  out = parse_choice<E>(spelling);
+  if (const std::string* s = read_string(obj, path, key)) out = parse_config_choice<E>(join_path(path, key), *s);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -552,6 +552,13 @@ EvalConfig parse_eval(const json& j, const TaskConfig& task) {
 
 }  // namespace
 
+void throw_unknown_choice(const std::string& path, std::string_view noun, std::string_view spelling,
+                          const std::vector<std::string_view>& names) {
+  // Quoted as JSON writes it (a flag's bytes need not be UTF-8: those are replaced).
+  const std::string quoted = json(std::string(spelling)).dump(-1, ' ', false, json::error_handler_t::replace);
+  throw ConfigError(path, "unknown " + std::string(noun) + " " + quoted + " (expected one of: " + join_names(names) + ")");
+}
+
 ExperimentConfig parse_experiment(const json& j) {
   if (!j.is_object()) {
     throw ConfigError("", "the config must be a JSON object, got " + j.dump());
@@ -562,8 +569,8 @@ ExperimentConfig parse_experiment(const json& j) {
   ExperimentConfig c;
   check_name(j, c.name);
   check_seed(j, c.seed);
-  read_choice(j, "", "device", c.device, {"auto", "cpu", "cuda"}, "device");
-  read_choice(j, "", "precision", c.precision, {"fp32", "tf32", "bf16", "fp64"}, "precision");
+  read_choice(j, "", "device", c.device);
+  read_choice(j, "", "precision", c.precision);
   // Required like the optimizer: the task defines the experiment, so no default stands in for it.
   if (!j.contains("task")) {
     throw ConfigError("task", "required: an object with at least \"type\" (sparse_parity or icl_linreg)");
@@ -573,7 +580,7 @@ ExperimentConfig parse_experiment(const json& j) {
   if (icl && j.contains("model")) {
     throw ConfigError("model", "only valid when task.type is sparse_parity (icl_linreg optimises a d x d matrix Q)");
   }
-  if (c.precision == "fp64" && !icl) {
+  if (c.precision == Precision::Fp64 && !icl) {
     throw ConfigError("precision", "fp64 is only available for task.type icl_linreg (the MLP runs in fp32, tf32 "
                                    "or bf16)");
   }
@@ -594,8 +601,8 @@ json to_json(const ExperimentConfig& c) {
   json j = json::object();
   j["name"] = c.name;
   j["seed"] = c.seed;
-  j["device"] = c.device;
-  j["precision"] = c.precision;
+  j["device"] = name(c.device);
+  j["precision"] = name(c.precision);
   const bool icl = c.is_icl();
   if (icl) {
     j["task"] = {{"type", name(c.task.type)},

@@ -105,8 +105,8 @@ struct EvalConfig {
 struct ExperimentConfig {
   std::string name = "run";
   uint64_t seed = 0;
-  std::string device = "auto";   // auto | cpu | cuda
-  std::string precision = "fp32";  // fp32 | tf32 | bf16 (tf32/bf16: CUDA only) | fp64 (CPU, icl_linreg)
+  DeviceChoice device = DeviceChoice::Auto;  // auto | cpu | cuda
+  Precision precision = Precision::Fp32;     // fp32 | tf32 | bf16 (tf32/bf16: CUDA only) | fp64 (CPU, icl_linreg)
   TaskConfig task;
   ModelConfig model;  // sparse_parity only
   bool is_icl() const { return task.type == TaskType::IclLinreg; }
@@ -114,6 +114,24 @@ struct ExperimentConfig {
   TrainConfig train;
   EvalConfig eval;
 };
+
+// Throws ConfigError(path, `unknown <noun> "<spelling>" (expected one of: <names>)`), the one
+// message for a value outside a closed set of spellings.
+[[noreturn]] void throw_unknown_choice(const std::string& path, std::string_view noun, std::string_view spelling,
+                                       const std::vector<std::string_view>& names);
+
+// The choice E spelled `spelling`, read as the config key at `path` is read: otherwise throws
+// ConfigError(path, `unknown device "gpu" (expected one of: auto, cpu, cuda)`). The config
+// parser reads every enum key through it, and so do the flags that name a choice without a
+// config (bench --msign's --device, --precision and --msign-method; --device of the commands
+// with a config is applied to the config as the override device=...).
+template <ConfigChoice E>
+E parse_config_choice(const std::string& path, std::string_view spelling) {
+  if (const auto value = find_choice<E>(spelling)) return *value;
+  std::vector<std::string_view> names;
+  for (const auto& c : ChoiceSet<E>::all) names.push_back(c.name);
+  throw_unknown_choice(path, ChoiceSet<E>::noun, spelling, names);
+}
 
 // Parses and validates. Throws ConfigError(path, reason) on the first problem found.
 ExperimentConfig parse_experiment(const nlohmann::json& j);

@@ -33,18 +33,6 @@ std::vector<NsCoefficients> polar_express_coefficients(int steps) {
   return out;
 }
 
-namespace {
-// The eps in X0 = G / (scale ||G||_F + eps) only keeps G = 0 from dividing by zero. In fp32 it is
-// Muon's customary 1e-7; fp64 runs (in-context regression) reach gradients of norm 1e-12 and
-// below, which an eps of 1e-7 would shrink towards zero instead of normalising, so theirs is tiny.
-template <class T>
-void msign_any(Backend& backend, MsignMethod method, const T* G, T* out, int rows, int cols, int steps) {
-  if (method == MsignMethod::Svd) return backend.msign_svd(G, out, rows, cols);
-  const NsSchedule s = ns_schedule(method, steps, std::is_same_v<T, double>);
-  backend.msign_newton_schulz(G, out, rows, cols, s.iterations, s.norm_scale, s.norm_eps);
-}
-}  // namespace
-
 NsSchedule ns_schedule(MsignMethod method, int steps, bool fp64) {
   switch (method) {
     case MsignMethod::NewtonSchulz5:
@@ -58,21 +46,18 @@ NsSchedule ns_schedule(MsignMethod method, int steps, bool fp64) {
   throw std::invalid_argument("ns_schedule: not a Newton-Schulz method");
 }
 
-void msign_runs(Backend& backend, MsignMethod method, const float* G, float* out, std::size_t stride, int rows,
-                int cols, int steps, int runs) {
-  if (method == MsignMethod::Svd) {
-    for (int r = 0; r < runs; ++r) backend.msign_svd(G + r * stride, out + r * stride, rows, cols);
-    return;
-  }
-  const NsSchedule s = ns_schedule(method, steps, false);
-  backend.msign_newton_schulz_runs(G, out, stride, rows, cols, s.iterations, s.norm_scale, s.norm_eps, runs);
+// The eps in X0 = G / (scale ||G||_F + eps) only keeps G = 0 from dividing by zero. In fp32 it is
+// Muon's customary 1e-7; fp64 runs (in-context regression) reach gradients of norm 1e-12 and
+// below, which an eps of 1e-7 would shrink towards zero instead of normalising, so theirs is
+// tiny (ns_schedule's fp64 flag).
+template <class T>
+void msign_runs(Backend& backend, MsignMethod method, const T* G, T* out, std::size_t stride, int rows, int cols,
+                int steps, int runs) {
+  if (method == MsignMethod::Svd) return backend.svd_op(dtype_of<T>, G, out, stride, rows, cols, runs);
+  const NsSchedule s = ns_schedule(method, steps, std::is_same_v<T, double>);
+  backend.newton_schulz(NsArgs{dtype_of<T>, G, out, stride, rows, cols, s.iterations, s.norm_scale, s.norm_eps, runs});
 }
-
-void msign(Backend& backend, MsignMethod method, const float* G, float* out, int rows, int cols, int steps) {
-  msign_any(backend, method, G, out, rows, cols, steps);
-}
-void msign(Backend& backend, MsignMethod method, const double* G, double* out, int rows, int cols, int steps) {
-  msign_any(backend, method, G, out, rows, cols, steps);
-}
+template void msign_runs<float>(Backend&, MsignMethod, const float*, float*, std::size_t, int, int, int, int);
+template void msign_runs<double>(Backend&, MsignMethod, const double*, double*, std::size_t, int, int, int, int);
 
 }  // namespace skillrun

@@ -25,15 +25,17 @@ struct NsSchedule {
 };
 NsSchedule ns_schedule(MsignMethod method, int steps, bool fp64);
 
-// out (rows x cols) = msign(G) by `method`; `steps` is the number of iterations for the
-// Newton-Schulz variants and ignored by Svd. G and out may not alias.
-void msign(Backend& backend, MsignMethod method, const float* G, float* out, int rows, int cols,
-           int steps);
-void msign(Backend& backend, MsignMethod method, const double* G, double* out, int rows, int cols,
-           int steps);  // precision fp64
-// The same for `runs` matrices, G and out of run r at r * stride: one batched call for the
-// Newton-Schulz methods (Backend::msign_newton_schulz_runs), one svd per run.
-void msign_runs(Backend& backend, MsignMethod method, const float* G, float* out, std::size_t stride, int rows,
-                int cols, int steps, int runs);
+// out_r (rows x cols) = msign(G_r) by `method` for r < runs, G_r and out_r at r * stride: one
+// batched Backend::newton_schulz for the Newton-Schulz variants (`steps` iterations), one
+// Backend::svd_op for svd (`steps` ignored). G and out may not alias. T: float, or double
+// (precision fp64).
+template <class T>
+void msign_runs(Backend& backend, MsignMethod method, const T* G, T* out, std::size_t stride, int rows, int cols,
+                int steps, int runs);
+// One matrix.
+template <class T>
+void msign(Backend& backend, MsignMethod method, const T* G, T* out, int rows, int cols, int steps) {
+  msign_runs(backend, method, G, out, 0, rows, cols, steps, 1);
+}
 
 }  // namespace skillrun

@@ -34,50 +34,28 @@ StateLayout state_layout(const OptimizerConfig& config, const std::vector<Parame
   return layout;
 }
 
-Optimizer::Optimizer(Backend& backend, const OptimizerConfig& config, std::vector<Parameter>& params,
+Optimizer::Optimizer(const OptimizerConfig& config, const std::vector<Parameter>& params,
                      std::vector<Buffer<float>*> arenas, std::size_t slice)
-    : params_(&params), layout_(state_layout(config, params)) {
-  if (arenas.empty()) {
-    state_arenas_.reserve(kStateSlots);  // `arenas` points into it
-    for (int slot = 0; slot < kStateSlots; ++slot) {
-      Buffer<float>& arena = state_arenas_.emplace_back(backend, layout_.sizes[static_cast<std::size_t>(slot)]);
-      if (!arena.empty()) backend.fill(arena.data(), arena.size(), 0.0f);
-      arenas.push_back(&arena);
-    }
-    slice = 0;
-  }
+    : layout_(state_layout(config, params)) {
+  if (arenas.size() != static_cast<std::size_t>(kStateSlots))
+    throw RuntimeError("Optimizer: one state arena per slot expected, got " + std::to_string(arenas.size()));
   for (std::size_t i = 0; i < params.size(); ++i) {
     const Parameter& p = params[i];
-    const StateAllocator<float> from_arenas = [&, i](int slot, std::size_t count) {
-      const std::size_t k = static_cast<std::size_t>(slot);
-      return Buffer<float>::view(*arenas.at(k), slice * layout_.sizes[k] + layout_.offsets[k][i], count);
-    };
-    rules_.push_back(make_update_rule<float>(backend, *layout_.rule_configs[i],
-                                             TensorShape{p.name, p.rows, p.cols, p.is_matrix}, from_arenas));
+    const OptimizerConfig& rule = *layout_.rule_configs[i];
+    description_.push_back(p.name + " (" + std::to_string(p.rows) + "x" + std::to_string(p.cols) +
+                           "): " + describe_rule(rule, p.rows, p.cols));
+    for (int slot = 0; slot < state_buffer_count(rule); ++slot) {
+      const auto k = static_cast<std::size_t>(slot);
+      state_.push_back(Buffer<float>::view(*arenas[k], slice * layout_.sizes[k] + layout_.offsets[k][i], p.size()));
+    }
   }
 }
 
-void Optimizer::step() {
-  ++steps_;
-  for (std::size_t i = 0; i < rules_.size(); ++i) {
-    Parameter& p = (*params_)[i];
-    rules_[i]->apply(p.value.data(), p.grad.data(), steps_);
-  }
-}
-
-std::vector<std::string> Optimizer::describe() const {
-  std::vector<std::string> lines;
-  for (std::size_t i = 0; i < rules_.size(); ++i) {
-    const Parameter& p = (*params_)[i];
-    lines.push_back(p.name + " (" + std::to_string(p.rows) + "x" + std::to_string(p.cols) + "): " + rules_[i]->describe());
-  }
-  return lines;
-}
+std::vector<std::string> Optimizer::describe() const { return description_; }
 
 std::vector<Buffer<float>*> Optimizer::state() {
   std::vector<Buffer<float>*> all;
-  for (auto& r : rules_)
-    for (Buffer<float>* b : r->state()) all.push_back(b);
+  for (Buffer<float>& b : state_) all.push_back(&b);
   return all;
 }
 

@@ -1,10 +1,10 @@
-// Optimizers of the paper's Appendix A, as per-parameter update rules over backend ops:
-// sgd, nmd (normalised momentum descent), adam, adamw, signgd and muon. Muon updates the
-// hidden weight matrices (or all weight matrices); every other parameter gets `other_params`
-// (Adam, lr 1e-3 by default), as in the paper's App. B.
+// Optimizers of the paper's Appendix A, as update rules over backend ops: sgd, nmd (normalised
+// momentum descent), adam, adamw, signgd and muon. Muon updates the hidden weight matrices (or
+// all weight matrices); every other parameter gets `other_params` (Adam, lr 1e-3 by default),
+// as in the paper's App. B. One update path (update_tensor) serves every run, packed or alone,
+// fp32 or fp64; an Optimizer is a run's view of its state.
 #pragma once
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,43 +15,45 @@
 
 namespace skillrun {
 
-// What an update rule needs to know of the tensor it updates (row-major rows x cols).
-struct TensorShape {
-  std::string name;
-  int rows = 0;
-  int cols = 0;
-  bool is_matrix = false;  // Muon needs a matrix
+// The state buffers a rule of this config keeps: 0, 1 (momentum) or 2 (Adam's first and
+// second moments), in that order.
+int state_buffer_count(const OptimizerConfig& config);
+
+// ---- the update path: every update of every rule goes through these two functions ----------
+// The entry of run `slot` (its state in slice `slice`) for a (rows x cols) tensor under rule `c`
+// at lr_scale (a step-size schedule's factor; 1 for a constant lr): the rule's scalars in T,
+// formed in double and rounded once.
+template <class T>
+RunUpdateOf<T> run_update(const OptimizerConfig& c, double lr_scale, uint32_t slot, uint32_t slice, int rows, int cols);
+
+// Where one tensor of every entry of a run table lives: w and g at entry.run * param_stride;
+// m and v (null where the rule keeps none) at entry.slice * their strides; Muon's scratch (its
+// direction and orthogonalised direction) at entry index * scratch_stride.
+template <class T>
+struct TensorSlices {
+  T* w = nullptr;
+  const T* g = nullptr;
+  std::size_t param_stride = 0;
+  T* m = nullptr;
+  std::size_t m_stride = 0;
+  T* v = nullptr;
+  std::size_t v_stride = 0;
+  T* direction = nullptr;
+  T* orthogonal = nullptr;
+  std::size_t scratch_stride = 0;
+  int rows = 0, cols = 0;
   std::size_t size() const { return static_cast<std::size_t>(rows) * cols; }
 };
 
-// Updates one tensor of element type T (float for the MLP, double for fp64 runs) from its
-// gradient; owns that tensor's optimizer state. The same rules serve every task.
+// One update by rule `c` of the tensor of every entry of `runs` (their step t, 1-based):
+// sgd | nmd | adam | adamw | signgd one Backend::update each; muon its momentum, msign
+// (optim/msign.h) and scaled step. Instantiated for float (the MLP) and double (fp64 runs).
 template <class T>
-class UpdateRule {
- public:
-  virtual ~UpdateRule() = default;
-  // t: the 1-based number of this step. lr_scale multiplies the configured lr for this step
-  // (step-size schedules; 1 for a constant lr).
-  virtual void apply(T* value, const T* grad, int64_t t, double lr_scale = 1.0) = 0;
-  virtual std::string describe() const = 0;
-  // State buffers in a fixed order (momentum, second moment, ...): for checkpoints.
-  virtual std::vector<Buffer<T>*> state() = 0;
-};
+void update_tensor(Backend& backend, const OptimizerConfig& c, const TensorSlices<T>& tensor, RunTableOf<T> runs,
+                   int64_t t);
 
-// The state buffers a rule of this config keeps: 0, 1 (momentum) or 2 (Adam's first and
-// second moments). The rules allocate exactly these, in this order.
-int state_buffer_count(const OptimizerConfig& config);
-
-// Where a rule's state buffer number `slot` (of `count` elements, zeroed) comes from; empty:
-// the rule allocates its own. The Optimizer passes views into its per-slot arenas.
-template <class T>
-using StateAllocator = std::function<Buffer<T>(int slot, std::size_t count)>;
-
-// Builds the rule for one tensor from one optimizer config (never muon's dispatch). Types:
-// sgd | nmd | adam | adamw | signgd | muon. Instantiated for float and double.
-template <class T>
-std::unique_ptr<UpdateRule<T>> make_update_rule(Backend& backend, const OptimizerConfig& config,
-                                                const TensorShape& shape, const StateAllocator<T>& allocate = {});
+// "muon(lr=0.02, beta=0.95, ...)": the rule of `c` on a (rows x cols) tensor, for run.log.
+std::string describe_rule(const OptimizerConfig& c, int rows, int cols);
 
 // Muon's scale factor for W in R^{m x n} (m = rows = fan_out, n = cols = fan_in).
 double muon_scale(MuonScale scale, int rows, int cols);
@@ -68,29 +70,26 @@ struct StateLayout {
 inline constexpr int kStateSlots = 2;
 StateLayout state_layout(const OptimizerConfig& config, const std::vector<Parameter>& params);
 
+// One run's optimizer as a view of its slice of a pack's state arenas (optim/pack_optimizer.h,
+// which updates it): its state buffers for checkpoints, its step count, describe() for the log.
 class Optimizer {
  public:
-  // With `arenas` (one per slot), the state buffers are views into slice `slice` of those, slot
-  // k's slice at slice * (state_layout's sizes[k]): a pack's state arenas, zeroed by their
-  // owner. Without, the optimizer allocates and zeroes its own.
-  Optimizer(Backend& backend, const OptimizerConfig& config, std::vector<Parameter>& params,
-            std::vector<Buffer<float>*> arenas = {}, std::size_t slice = 0);
-  // One update of every parameter from its .grad.
-  void step();
+  // The state buffers are views into slice `slice` of `arenas` (one per state slot), slot k's
+  // slice at slice * (state_layout's sizes[k]), zeroed by their owner.
+  Optimizer(const OptimizerConfig& config, const std::vector<Parameter>& params, std::vector<Buffer<float>*> arenas,
+            std::size_t slice);
   int64_t steps_taken() const { return steps_; }
   void set_steps_taken(int64_t steps) { steps_ = steps; }
-  // "layers.0.weight: muon(...); layers.0.bias: adam(...)" for the log.
+  // "layers.0.weight (16x11): muon(...)" per parameter, for the log.
   std::vector<std::string> describe() const;
+  // State buffers in a fixed order (per parameter: momentum, second moment, as kept): for checkpoints.
   std::vector<Buffer<float>*> state();
   const StateLayout& layout() const { return layout_; }
 
  private:
-  std::vector<Parameter>* params_;
-  // State slot s of every rule in one allocation (all momenta, then all second moments), each
-  // parameter's buffer a view at its offset: a pack of runs can later stride over them.
-  std::vector<Buffer<float>> state_arenas_;
-  std::vector<std::unique_ptr<UpdateRule<float>>> rules_;  // one per parameter, same order
+  std::vector<std::string> description_;
   StateLayout layout_;
+  std::vector<Buffer<float>> state_;  // views
   int64_t steps_ = 0;
 };
 

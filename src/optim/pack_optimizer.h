@@ -1,11 +1,13 @@
-// The update phase of a pack of runs (train/trainer.h, docs/ARCHITECTURE.md "Packs"). Every
-// run keeps its own Optimizer (describe(), state() and checkpoints exactly as alone), but the
-// runs whose optimizers share a structure (the same rule for every tensor: type, Nesterov,
+// The update phase of every run, packed or alone (train/trainer.h, docs/ARCHITECTURE.md
+// "Packs"): the only place an MLP's parameters are updated. Every run has its own Optimizer (a
+// view of its state: describe(), state() and checkpoints exactly as alone), and the runs whose
+// optimizers share a structure (the same rule for every tensor: type, Nesterov,
 // momentum or not, msign method and steps; only scalar hyperparameters differ) form a group:
 // their state buffers are slices of one arena per state slot, and each tensor is updated for
 // the whole group by one backend call, its per-run scalars (lr, momentum, betas, eps, weight
-// decay, Muon's step factors) in a small table in backend memory (Backend's *_runs ops).
-// Newton-Schulz runs batched over the group's Muon matrices; msign svd once per run.
+// decay, Muon's step factors) in a small table in backend memory (optim/optimizer.h:
+// update_tensor). Newton-Schulz runs batched over the group's Muon matrices. A run alone is a
+// pack of one.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -26,6 +28,8 @@ class PackOptimizer {
  public:
   // configs[s]: the optimizer of run (slot) s of `model`.
   PackOptimizer(Backend& backend, Mlp& model, const std::vector<OptimizerConfig>& configs);
+  // One run's parameters (any tensors, not only an Mlp's): a pack of one.
+  PackOptimizer(Backend& backend, std::vector<Parameter>& params, const OptimizerConfig& config);
   ~PackOptimizer();
   PackOptimizer(const PackOptimizer&) = delete;
   PackOptimizer& operator=(const PackOptimizer&) = delete;
@@ -47,10 +51,14 @@ class PackOptimizer {
     std::size_t group = 0;
     uint32_t slice = 0;  // the run's slice of its group's state arenas
   };
+  // Run s's parameters at params_[s]; tensor p of run s at run s * run_stride_ from run 0's.
+  PackOptimizer(Backend& backend, std::vector<std::vector<Parameter>*> params, std::size_t run_stride,
+                const std::vector<OptimizerConfig>& configs);
   void step_group(Group& group, int64_t t);
 
   Backend& backend_;
-  Mlp& model_;
+  std::vector<std::vector<Parameter>*> params_;  // by slot
+  std::size_t run_stride_ = 0;
   std::vector<Run> runs_;  // by slot
   std::vector<std::unique_ptr<Group>> groups_;
   std::vector<bool> active_;

@@ -42,32 +42,43 @@ std::vector<Pack> plan_packs(const std::vector<SweepRun>& runs, std::size_t max_
   return packs;
 }
 
+PackFit fit_pack(const std::vector<std::size_t>& run_bytes, std::size_t budget_bytes) {
+  std::size_t need = 0, largest = 1;
+  for (std::size_t bytes : run_bytes) {
+    need = need > SIZE_MAX - bytes ? SIZE_MAX : need + bytes;
+    largest = std::max(largest, bytes);
+  }
+  PackFit fit;
+  fit.runs_per_pack = std::max<std::size_t>(1, run_bytes.size());
+  if (need <= budget_bytes) return fit;
+  fit.runs_per_pack = std::max<std::size_t>(1, budget_bytes / largest);
+  const std::size_t parts = (run_bytes.size() + fit.runs_per_pack - 1) / fit.runs_per_pack;
+  constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+  fit.note = fmt::format("a pack of {} runs needs about {:.2f} GiB, more than the {:.2f} GiB a pack may use: it "
+                         "trains as {} packs of at most {}",
+                         run_bytes.size(), static_cast<double>(need) / kGiB, static_cast<double>(budget_bytes) / kGiB,
+                         parts, fit.runs_per_pack);
+  return fit;
+}
+
 std::vector<Pack> fit_packs(const std::vector<Pack>& packs, const std::vector<SweepRun>& runs,
                             std::size_t budget_bytes, std::vector<std::string>& notes) {
   std::vector<Pack> fitted;
-  for (std::size_t p = 0; p < packs.size(); ++p) {
-    const Pack& pack = packs[p];
-    std::size_t need = 0, largest = 1;
-    for (std::size_t i : pack.runs) {
-      const std::size_t bytes = estimated_memory_bytes(parse_experiment(runs[i].config));
-      need = need > SIZE_MAX - bytes ? SIZE_MAX : need + bytes;
-      largest = std::max(largest, bytes);
-    }
-    if (need <= budget_bytes) {
+  for (const Pack& pack : packs) {
+    std::vector<std::size_t> run_bytes;
+    for (std::size_t i : pack.runs) run_bytes.push_back(estimated_memory_bytes(parse_experiment(runs[i].config)));
+    const PackFit fit = fit_pack(run_bytes, budget_bytes);
+    if (fit.note.empty()) {
       fitted.push_back(pack);
       continue;
     }
-    const std::size_t per_pack = std::max<std::size_t>(1, budget_bytes / largest);
-    constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
-    notes.push_back(fmt::format("a pack of {} runs needs about {:.2f} GiB, more than the {:.2f} GiB available: "
-                                "split into packs of at most {}",
-                                pack.runs.size(), static_cast<double>(need) / kGiB,
-                                static_cast<double>(budget_bytes) / kGiB, per_pack));
-    for (std::size_t start = 0; start < pack.runs.size(); start += per_pack) {
+    notes.push_back(fit.note);
+    for (std::size_t start = 0; start < pack.runs.size(); start += fit.runs_per_pack) {
       Pack& part = fitted.emplace_back();
       part.signature = pack.signature;
       part.runs.assign(pack.runs.begin() + static_cast<std::ptrdiff_t>(start),
-                       pack.runs.begin() + static_cast<std::ptrdiff_t>(std::min(start + per_pack, pack.runs.size())));
+                       pack.runs.begin() +
+                           static_cast<std::ptrdiff_t>(std::min(start + fit.runs_per_pack, pack.runs.size())));
     }
   }
   return fitted;

@@ -31,9 +31,18 @@ bool can_pack(const nlohmann::json& resolved_config);
 // cannot pack (can_pack) is a pack of its own, marked alone, where it comes in the sweep.
 std::vector<Pack> plan_packs(const std::vector<SweepRun>& runs, std::size_t max_runs);
 
-// Cuts each pack whose runs together need more than budget_bytes (estimated_memory_bytes of
-// each run's config) into consecutive packs that fit (at least one run each), adding one line
-// per cut to `notes`. Deterministic, like plan_packs.
+// How one pack whose runs need run_bytes[i] each (estimated_memory_bytes) fits budget_bytes:
+// whole when their sum does, else cut into consecutive packs of at most
+// max(1, budget_bytes / the largest) runs. The one split: the sweep's plan (fit_packs) and a
+// pack process (`skillrun pack`, for runs that do not fit its machine) both cut by it.
+struct PackFit {
+  std::size_t runs_per_pack = 1;  // >= 1; the pack's size when it fits whole
+  std::string note;               // empty when whole, else a line saying how it is cut
+};
+PackFit fit_pack(const std::vector<std::size_t>& run_bytes, std::size_t budget_bytes);
+
+// Cuts each pack as fit_pack says (estimated_memory_bytes of each run's config), adding its
+// note for each pack cut to `notes`. Deterministic, like plan_packs.
 std::vector<Pack> fit_packs(const std::vector<Pack>& packs, const std::vector<SweepRun>& runs,
                             std::size_t budget_bytes, std::vector<std::string>& notes);
 

@@ -95,7 +95,16 @@ IclTrainer<T>::IclTrainer(Backend& backend, const ExperimentConfig& config)
       schedule_(config.train.lr_schedule, problem_.sigma_min_x()) {
   const int d = problem_.d();
   const std::size_t n = static_cast<std::size_t>(d) * d;
-  rule_ = make_update_rule<T>(backend, rule_config_, TensorShape{"Q", d, d, true});
+  const auto zeroed = [&](bool kept) {
+    Buffer<T> b(backend, kept ? n : 0);
+    if (kept) backend.fill(b.data(), n, T(0));
+    return b;
+  };
+  m_ = zeroed(state_buffer_count(rule_config_) > 0);
+  v_ = zeroed(state_buffer_count(rule_config_) > 1);
+  const bool muon = rule_config_.type == OptimizerType::Muon;
+  direction_ = Buffer<T>(backend, muon ? n : 0);
+  orthogonal_ = Buffer<T>(backend, muon ? n : 0);
   q_ = Buffer<T>(backend, n);
   backend.fill(q_.data(), n, T(0));  // Q_0 = 0
   grad_ = Buffer<T>(backend, n);
@@ -114,7 +123,7 @@ IclTrainer<T>::~IclTrainer() = default;
 
 template <class T>
 std::string IclTrainer<T>::describe_optimizer() const {
-  return fmt::format("{} as {}", name(config_.optimizer.type), rule_->describe());
+  return fmt::format("{} as {}", name(config_.optimizer.type), describe_rule(rule_config_, problem_.d(), problem_.d()));
 }
 
 // out = (left Q) right - offset: the shape of both the loss residual and the gradient.
@@ -149,7 +158,18 @@ double IclTrainer<T>::step(int64_t t) {
   if (schedule_.needs_loss()) schedule_.observe(loss());
   compute_gradient();
   const double scale = schedule_.scale(t);
-  rule_->apply(q_.data(), grad_.data(), t + 1, scale);
+  const int d = problem_.d();
+  TensorSlices<T> x;
+  x.w = q_.data();
+  x.g = grad_.data();
+  x.m = m_.data();
+  x.v = v_.data();
+  x.direction = direction_.data();
+  x.orthogonal = orthogonal_.data();
+  x.rows = d;
+  x.cols = d;
+  const RunUpdateOf<T> entry = run_update<T>(rule_config_, scale, 0, 0, d, d);
+  update_tensor(backend_, rule_config_, x, RunTableOf<T>{{&entry, 1}}, t + 1);
   return config_.optimizer.lr * scale;
 }
 
@@ -259,7 +279,7 @@ RunSummary run_icl(Backend& backend, const ExperimentConfig& config, RunDirector
     spdlog::info("optimizer: {}; lr schedule {}", trainer.describe_optimizer(), name(config.train.lr_schedule.type));
     return trainer.run(dir, progress);
   };
-  if (parse_precision(config.precision) == Precision::Fp64) {
+  if (config.precision == Precision::Fp64) {
     IclTrainer<double> trainer(backend, config);
     return go(trainer);
   }

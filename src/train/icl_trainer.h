@@ -88,7 +88,8 @@ class IclTrainer {
   ExperimentConfig config_;
   IclProblem problem_;
   OptimizerConfig rule_config_;
-  std::unique_ptr<UpdateRule<T>> rule_;
+  // The rule's state (momentum, second moment; empty where it keeps none) and Muon's scratch.
+  Buffer<T> m_, v_, direction_, orthogonal_;
   LrSchedule schedule_;
   // (d, d) each, column-major. The iterate and its gradient G = P Q Sx - P:
   Buffer<T> q_, grad_;

@@ -8,6 +8,7 @@
 namespace {
 
 using skillrun_test::Result;
+using skillrun_test::contains;
 
 class BenchCli : public skillrun_test::CliTest {};
 
@@ -63,6 +64,30 @@ TEST_F(BenchCli, MsignWithAConfigOrWithoutEitherIsAUsageError) {
   EXPECT_EQ(neither.status, 2) << neither.err;
   EXPECT_NE(neither.err.find("--msign ROWSxCOLS"), std::string::npos) << neither.err;
   EXPECT_EQ(skillrun({"bench", "--msign", "40x12", "--msign-method", "ns7", "--device", "cpu"}).status, 2);
+}
+
+// bench --msign has no config: its --device, --precision and --msign-method are read by the
+// config's parser all the same (one message, naming the flag), exit 2.
+TEST_F(BenchCli, MsignFlagsNamingAChoiceAreReadAsTheConfigReadsThem) {
+  const Result device = skillrun({"bench", "--msign", "40x12", "--device", "gpu"});
+  EXPECT_EQ(device.status, 2) << device.err;
+  EXPECT_TRUE(contains(device.err, "error: --device: unknown device \"gpu\" (expected one of: auto, cpu, cuda)"));
+  const Result precision = skillrun({"bench", "--msign", "40x12", "--device", "cpu", "--precision", "fp16"});
+  EXPECT_EQ(precision.status, 2) << precision.err;
+  EXPECT_TRUE(contains(precision.err,
+                       "error: --precision: unknown precision \"fp16\" (expected one of: fp32, tf32, bf16, fp64)"));
+  const Result method = skillrun({"bench", "--msign", "40x12", "--device", "cpu", "--msign-method", "ns7"});
+  EXPECT_EQ(method.status, 2) << method.err;
+  EXPECT_TRUE(contains(method.err, "error: --msign-method: unknown msign method \"ns7\" (expected one of: ns5, "
+                                   "polar_express, svd)"));
+  // fp64 is a precision, but not one msign of fp32 matrices can be timed in.
+  const Result fp64 = skillrun({"bench", "--msign", "40x12", "--device", "cpu", "--precision", "fp64"});
+  EXPECT_EQ(fp64.status, 2) << fp64.err;
+  EXPECT_TRUE(contains(fp64.err, "--precision fp64")) << fp64.err;
+  // The CPU computes in fp32 only: a bf16 msign there is refused (registry), not mislabelled.
+  const Result bf16 = skillrun({"bench", "--msign", "40x12", "--device", "cpu", "--precision", "bf16"});
+  EXPECT_EQ(bf16.status, 2) << bf16.err;
+  EXPECT_TRUE(contains(bf16.err, "needs the CUDA backend")) << bf16.err;
 }
 
 // --pack R: R seeds of the config as one pack beside the config alone, with the figures the

@@ -121,6 +121,26 @@ TEST_F(Cli, BadSetOverrideExitsTwoNamingItsPath) {
   expect_config_error(r, "optimizer.lr");
 }
 
+// device and precision, from the config, --set or --device, are read by the one parser: a bad
+// value exits 2 naming the key and listing the spellings; a good one is written back as given.
+TEST_F(Cli, BadDeviceOrPrecisionExitsTwoNamingTheKey) {
+  const std::string config = write_config(kGoodConfig);
+  expect_config_error(run({"validate", config, "--device", "gpu"}),
+                      "error: device: unknown device \"gpu\" (expected one of: auto, cpu, cuda)");
+  expect_config_error(run({"validate", config, "--set", "precision=fp16"}),
+                      "error: precision: unknown precision \"fp16\" (expected one of: fp32, tf32, bf16, fp64)");
+  expect_config_error(run({"run", write_config(R"({"task": {"type": "sparse_parity"}, "device": "GPU",
+                                                   "optimizer": {"type": "sgd", "lr": 0.1}})"),
+                           "--out", (dir_ / "never").string()}),
+                      "error: device: unknown device \"GPU\"");
+  EXPECT_FALSE(fs::exists(dir_ / "never"));
+  const Result good = run({"validate", config, "--device", "cpu", "--set", "precision=bf16"});
+  ASSERT_EQ(good.status, 0) << good.err;
+  const auto j = nlohmann::json::parse(good.out);
+  EXPECT_EQ(j["device"], "cpu");
+  EXPECT_EQ(j["precision"], "bf16");
+}
+
 TEST_F(Cli, MissingConfigFileExitsTwo) {
   const Result r = run({"validate", (dir_ / "does_not_exist.json").string()});
   EXPECT_EQ(r.status, 2) << "stderr: " << r.err;

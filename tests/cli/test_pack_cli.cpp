@@ -150,7 +150,7 @@ TEST_F(PackCli, ARunAloneInAConsecutivePackFailsAlone) {
                       " --set train.max_steps=60 --axis seed=1,2,3 --pack 3");
   EXPECT_EQ(r.status, 1) << r.out << r.err;
   const std::string log = slurp(dir_ / "out" / "packs" / "pack-0.log");
-  EXPECT_TRUE(contains(log, "train as 3 packs of at most 1")) << log;
+  EXPECT_TRUE(contains(log, "trains as 3 packs of at most 1")) << log;
   for (const char* name : {"seed=2", "seed=3"}) {
     EXPECT_EQ(summary(dir_ / "out" / name)["status"], "max_steps") << name << "\n" << log;
     EXPECT_FALSE(fs::exists(dir_ / "out" / name / "failed.json")) << name;

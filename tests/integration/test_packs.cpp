@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <memory>
 #include <sstream>
@@ -270,9 +271,37 @@ TEST(FitPacks, APackThatCannotFitIsSplitWithANote) {
   EXPECT_EQ(cut[0].runs, (std::vector<std::size_t>{0, 1}));
   EXPECT_EQ(cut[2].runs, (std::vector<std::size_t>{4}));
   ASSERT_EQ(notes.size(), 1u);
-  EXPECT_NE(notes[0].find("split into packs of at most 2"), std::string::npos) << notes[0];
+  EXPECT_NE(notes[0].find("it trains as 3 packs of at most 2"), std::string::npos) << notes[0];
   // A budget below one run still trains each run, alone.
   EXPECT_EQ(fit_packs(one, runs, 1, notes).size(), 5u);
+}
+
+// fit_pack is the one split: the sweep's plan cuts by it (above) and so does a pack process
+// (`skillrun pack`, tests/cli: the pack log shows this note). A pack fits when the sum of its
+// runs fits, whatever the largest; else it is cut into packs of budget / largest runs.
+TEST(FitPacks, OnePackIsWholeWhenItsSumFitsElseCutByItsLargestRun) {
+  const PackFit whole = fit_pack({300, 100, 100}, 500);
+  EXPECT_EQ(whole.runs_per_pack, 3u);  // 3 x the largest (900) would not fit; the runs (500) do
+  EXPECT_TRUE(whole.note.empty()) << whole.note;
+  const PackFit cut = fit_pack({300, 100, 100, 100}, 500);
+  EXPECT_EQ(cut.runs_per_pack, 1u);
+  EXPECT_NE(cut.note.find("a pack of 4 runs needs about"), std::string::npos) << cut.note;
+  EXPECT_NE(cut.note.find("it trains as 4 packs of at most 1"), std::string::npos) << cut.note;
+  EXPECT_EQ(fit_pack({100, 100, 100, 100, 100}, 250).runs_per_pack, 2u);
+  EXPECT_NE(fit_pack({100, 100, 100, 100, 100}, 250).note.find("3 packs of at most 2"), std::string::npos);
+  EXPECT_EQ(fit_pack({100}, 1).runs_per_pack, 1u);  // below one run: each alone
+  EXPECT_EQ(fit_pack({}, 0).runs_per_pack, 1u);
+  EXPECT_EQ(fit_pack({SIZE_MAX, SIZE_MAX}, SIZE_MAX - 1).runs_per_pack, 1u);  // saturates, no overflow
+  // The sweep's plan cuts a pack exactly so: the same sizes, the same note.
+  std::vector<SweepRun> runs(5);
+  for (std::size_t i = 0; i < runs.size(); ++i) runs[i].config = to_json(tiny({"seed=" + std::to_string(i)}));
+  const std::size_t per_run = estimated_memory_bytes(tiny());
+  std::vector<std::string> notes;
+  const std::vector<Pack> planned = fit_packs(plan_packs(runs, 8), runs, 3 * per_run, notes);
+  const PackFit alone = fit_pack(std::vector<std::size_t>(5, per_run), 3 * per_run);
+  ASSERT_EQ(notes, std::vector<std::string>{alone.note});
+  ASSERT_EQ(planned.size(), 2u);
+  EXPECT_EQ(planned[0].runs.size(), alone.runs_per_pack);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include "backend/cpu/cpu_backend.h"
 #include "model/mlp.h"
 #include "optim/optimizer.h"
+#include "optim/pack_optimizer.h"
 
 namespace skillrun {
 namespace {
@@ -52,8 +53,8 @@ TEST(Arena, OptimizerStateSlotsAreOneAllocationEach) {
   OptimizerConfig adam;
   adam.type = OptimizerType::Adam;
   adam.lr = 1e-3;
-  Optimizer optimizer(backend, adam, mlp.parameters());
-  const std::vector<Buffer<float>*> state = optimizer.state();  // per parameter: m, v
+  PackOptimizer optimizer(backend, mlp.parameters(), adam);
+  const std::vector<Buffer<float>*> state = optimizer.optimizer(0).state();  // per parameter: m, v
   ASSERT_EQ(state.size(), 12u);
   const std::vector<std::ptrdiff_t> expected = {0, 128, 192, 256, 320, 384};
   for (std::size_t i = 0; i < 6; ++i) {
@@ -73,9 +74,9 @@ TEST(Arena, MuonMomentaShareOneArenaWithTheOtherParamsFirstMoments) {
   muon.other = std::make_shared<OptimizerConfig>();
   muon.other->type = OptimizerType::Adam;
   muon.other->lr = 1e-3;
-  Optimizer optimizer(backend, muon, mlp.parameters());
+  PackOptimizer optimizer(backend, mlp.parameters(), muon);
   // Muon takes the two hidden weights (one buffer each); Adam the rest (two each): 2 + 4 * 2.
-  const std::vector<Buffer<float>*> state = optimizer.state();
+  const std::vector<Buffer<float>*> state = optimizer.optimizer(0).state();
   ASSERT_EQ(state.size(), 10u);
   // state(): w0.m, b0.m, b0.v, w1.m, b1.m, b1.v, w2.m, w2.v, b2.m, b2.v. Slot 0 of every
   // parameter in order: w0 0 (70 -> 128), b0 128, w1 192 (49 -> 256), b1 256, w2 320, b2 384;

@@ -16,7 +16,7 @@ namespace {
 
 template <class E>
 class ConfigChoices : public ::testing::Test {};
-using ChoiceEnums = ::testing::Types<TaskType, OptimizerType, MsignMethod, MuonScale, MuonParams, LrScheduleType>;
+using ChoiceEnums = ::testing::Types<DeviceChoice, Precision, TaskType, OptimizerType, MsignMethod, MuonScale, MuonParams, LrScheduleType>;
 TYPED_TEST_SUITE(ConfigChoices, ChoiceEnums);
 
 TYPED_TEST(ConfigChoices, EveryValueRoundTripsThroughItsName) {
@@ -56,6 +56,10 @@ void expect_spellings(const std::vector<std::pair<E, std::string_view>>& expecte
 }
 
 TEST(ConfigChoicesSpelling, EachEnumIsSpelledAsInConfigs) {
+  expect_spellings<DeviceChoice>({{DeviceChoice::Auto, "auto"}, {DeviceChoice::Cpu, "cpu"}, {DeviceChoice::Cuda, "cuda"}});
+  expect_spellings<Precision>(
+      {{Precision::Fp32, "fp32"}, {Precision::Tf32, "tf32"}, {Precision::Bf16, "bf16"}, {Precision::Fp64, "fp64"}});
+  EXPECT_EQ(precision_name(Precision::Bf16), "bf16");  // the backends' name for name()
   expect_spellings<TaskType>({{TaskType::SparseParity, "sparse_parity"}, {TaskType::IclLinreg, "icl_linreg"}});
   expect_spellings<OptimizerType>({{OptimizerType::Sgd, "sgd"},
                                    {OptimizerType::Nmd, "nmd"},
@@ -78,7 +82,8 @@ TEST(ConfigChoicesSpelling, EachEnumIsSpelledAsInConfigs) {
                                     {LrScheduleType::Geometric, "geometric"}});
 }
 
-// `skillrun bench --msign-method` shows this message as it is.
+// parse_choice's own message (the config reader and the CLI flags say it with the JSON path or
+// the flag: config/experiment.h, parse_config_choice).
 TEST(ConfigChoicesSpelling, TheMessageNamesTheChoiceAndListsTheAlternatives) {
   try {
     parse_choice<MsignMethod>("newton_schulz");

@@ -87,8 +87,8 @@ TEST(ConfigDefaults, MinimalConfigResolvesEveryDefault) {
   const ExperimentConfig c = parse_experiment(minimal());
   EXPECT_EQ(c.name, "run");
   EXPECT_EQ(c.seed, 0u);
-  EXPECT_EQ(c.device, "auto");
-  EXPECT_EQ(c.precision, "fp32");
+  EXPECT_EQ(c.device, DeviceChoice::Auto);
+  EXPECT_EQ(c.precision, Precision::Fp32);
   EXPECT_EQ(c.task.type, TaskType::SparseParity);
   EXPECT_EQ(c.task.n_tasks, 5);
   EXPECT_EQ(c.task.n_bits, 100);
@@ -425,10 +425,50 @@ TEST(ConfigErrors, UnknownPrecisionListsChoices) {
 }
 
 TEST(Config, PrecisionAcceptsTf32AndBf16) {
-  for (const char* p : {"fp32", "tf32", "bf16"}) {
+  for (Precision p : {Precision::Fp32, Precision::Tf32, Precision::Bf16}) {
     json j = minimal();
-    j["precision"] = p;
+    j["precision"] = name(p);
     EXPECT_EQ(parse_experiment(j).precision, p);
+  }
+}
+
+// device and precision are read once, into enums, and written back as the same spellings: the
+// resolved config (config.json) says what the file said.
+TEST(Config, DeviceAndPrecisionRoundTripThroughTheirSpellings) {
+  for (DeviceChoice d : {DeviceChoice::Auto, DeviceChoice::Cpu, DeviceChoice::Cuda}) {
+    json j = minimal();
+    j["device"] = name(d);
+    const ExperimentConfig c = parse_experiment(j);
+    EXPECT_EQ(c.device, d);
+    EXPECT_EQ(to_json(c)["device"], j["device"]);
+  }
+  json icl = minimal();
+  icl["task"] = {{"type", "icl_linreg"}, {"d", 4}};
+  icl["optimizer"] = {{"type", "gd"}, {"lr", 0.1}};
+  icl["precision"] = "fp64";
+  const ExperimentConfig c = parse_experiment(icl);
+  EXPECT_EQ(c.precision, Precision::Fp64);
+  EXPECT_EQ(to_json(c)["precision"], "fp64");
+  EXPECT_EQ(parse_experiment(to_json(c)).precision, Precision::Fp64);
+}
+
+// A flag that names a config choice without a config (bench --msign's --device, --precision)
+// reads it as the config key does: the same message, under the flag's name.
+TEST(ConfigErrors, AChoiceParsedOutsideAConfigNamesItsPathAndListsTheChoices) {
+  EXPECT_EQ(parse_config_choice<Precision>("--precision", "bf16"), Precision::Bf16);
+  EXPECT_EQ(parse_config_choice<DeviceChoice>("--device", "cuda"), DeviceChoice::Cuda);
+  try {
+    parse_config_choice<Precision>("--precision", "fp16");
+    ADD_FAILURE() << "fp16 accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(e.path(), "--precision");
+    EXPECT_STREQ(e.what(), "--precision: unknown precision \"fp16\" (expected one of: fp32, tf32, bf16, fp64)");
+  }
+  try {
+    parse_config_choice<DeviceChoice>("device", "GPU\n");
+    ADD_FAILURE() << "GPU accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(), "device: unknown device \"GPU\\n\" (expected one of: auto, cpu, cuda)");
   }
 }
 

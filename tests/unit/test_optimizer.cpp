@@ -6,6 +6,7 @@
 
 #include "backend/cpu/cpu_backend.h"
 #include "optim/optimizer.h"
+#include "optim/pack_optimizer.h"
 
 namespace skillrun {
 namespace {
@@ -41,7 +42,7 @@ TEST(Muon, TwoStepsByHandWithExactPolarFactor) {
   CpuBackend backend;
   std::vector<Parameter> params;
   params.push_back(make_param(backend, "w", 2, 3, true, true, {1, 2, 3, 4, 5, 6}));
-  Optimizer opt(backend, muon_config(MsignMethod::Svd), params);
+  PackOptimizer opt(backend, params, muon_config(MsignMethod::Svd));
   // Step 1: G1 = [[3,0,0],[0,4,0]] -> M = G1, msign(M) = [[1,0,0],[0,1,0]];
   // scale sqrt(m/n) = sqrt(2/3) = 0.8164966, so W[0][0] = 1 - 0.1 * 0.8164966 = 0.9183503
   // and W[1][1] = 5 - 0.0816497 = 4.9183503.
@@ -67,8 +68,8 @@ TEST(Muon, HiddenMatricesOnlyByDefaultOthersGetAdam) {
   params.push_back(make_param(backend, "hidden", 2, 3, true, true, {0.5f, -0.5f, 0.25f, 1, 2, 3}));
   params.push_back(make_param(backend, "bias", 1, 2, false, false, {0.5f, -0.5f}));
   params.push_back(make_param(backend, "head", 1, 2, true, false, {1.0f, 2.0f}));
-  Optimizer opt(backend, muon_config(MsignMethod::NewtonSchulz5), params);
-  const auto lines = opt.describe();
+  PackOptimizer opt(backend, params, muon_config(MsignMethod::NewtonSchulz5));
+  const auto lines = opt.optimizer(0).describe();
   EXPECT_NE(lines[0].find("muon"), std::string::npos);
   EXPECT_NE(lines[1].find("adam"), std::string::npos);
   EXPECT_NE(lines[2].find("adam"), std::string::npos);
@@ -90,8 +91,8 @@ TEST(Muon, AllWeightsPutsTheHeadUnderMuon) {
   params.push_back(make_param(backend, "head", 1, 2, true, false, {1.0f, 2.0f}));
   auto c = muon_config(MsignMethod::Svd);
   c.muon_params = MuonParams::AllWeights;
-  Optimizer opt(backend, c, params);
-  EXPECT_NE(opt.describe()[0].find("muon"), std::string::npos);
+  PackOptimizer opt(backend, params, c);
+  EXPECT_NE(opt.optimizer(0).describe()[0].find("muon"), std::string::npos);
   // A 1x2 gradient (3, 4) has polar factor (0.6, 0.8); scale sqrt(1/2) = 0.7071068.
   params[0].grad.upload(std::vector<float>{3, 4});
   opt.step();
@@ -118,7 +119,7 @@ TEST(Nmd, StepLengthIsLrWhateverTheGradientScale) {
     c.type = OptimizerType::Nmd;
     c.lr = 0.01;
     c.momentum = 0.9;
-    Optimizer opt(backend, c, params);
+    PackOptimizer opt(backend, params, c);
     // g = s (3, 4): M / ||M|| = (0.6, 0.8) for any s, so W = (1 - 0.006, 1 - 0.008).
     params[0].grad.upload(std::vector<float>{3 * g_scale, 4 * g_scale});
     opt.step();

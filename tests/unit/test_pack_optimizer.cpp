@@ -70,16 +70,16 @@ TEST(PackOptimizer, EveryRunEqualsItsOwnOptimizerAloneBitForBit) {
     SCOPED_TRACE(configs[static_cast<std::size_t>(r)]);
     Mlp alone(backend, 11, 16, 3, 2, 4);
     alone.initialize(static_cast<uint64_t>(r));
-    Optimizer own(backend, parsed[static_cast<std::size_t>(r)], alone.parameters());
+    PackOptimizer own(backend, alone.parameters(), parsed[static_cast<std::size_t>(r)]);
     for (int step = 0; step < 4; ++step) {
       if (step == 3 && r == 6) continue;
       fake_gradients(alone, 0, r, step);
       own.step();
     }
-    EXPECT_EQ(packed.optimizer(r).steps_taken(), own.steps_taken());
+    EXPECT_EQ(packed.optimizer(r).steps_taken(), own.optimizer(0).steps_taken());
     for (std::size_t i = 0; i < alone.parameters().size(); ++i)
       EXPECT_EQ(pack.parameters(r)[i].value.download(), alone.parameters()[i].value.download()) << "parameter " << i;
-    const auto a = packed.optimizer(r).state(), b = own.state();
+    const auto a = packed.optimizer(r).state(), b = own.optimizer(0).state();
     ASSERT_EQ(a.size(), b.size());
     for (std::size_t i = 0; i < a.size(); ++i) EXPECT_EQ(a[i]->download(), b[i]->download()) << "state " << i;
   }

@@ -14,6 +14,7 @@
 #include "core/fs.h"
 #include "model/mlp.h"
 #include "optim/optimizer.h"
+#include "optim/pack_optimizer.h"
 #include "train/run_checkpoint.h"
 
 #include "support/temp_dir.h"
@@ -85,12 +86,14 @@ TEST_F(CheckpointToResume, StepZeroWithoutMetricsRows) { EXPECT_EQ(chosen(), std
 // A one-run model and its optimizer (Muon for the weights, Adam for the rest: two state slots).
 struct RunParts {
   explicit RunParts(Backend& backend, uint64_t seed, int width = 8)
-      : model(backend, 19, width, 2, 2, 4), optimizer(backend, config.optimizer, model.parameters()) {
+      : model(backend, 19, width, 2, 2, 4), pack(backend, model.parameters(), config.optimizer),
+        optimizer(pack.optimizer(0)) {
     model.initialize(seed);
   }
   ExperimentConfig config = tiny();
   Mlp model;
-  Optimizer optimizer;
+  PackOptimizer pack;
+  Optimizer& optimizer;
 };
 
 TEST(RunBuffers, SavedThenRestoredIntoAnotherRunGiveItTheSameParametersStateAndCount) {
