@@ -16,6 +16,8 @@
 #include "common.cuh"
 #include "newton_schulz.cuh"
 
+#include <utility>
+
 namespace skillrun::cuda {
 namespace {
 
@@ -255,6 +257,23 @@ void launch_ns_apply(const float* X, std::size_t x_stride, const float* B, std::
     SKR_LAUNCH(grid, kBlock, 0, stream, ns_apply_kernel<false>)(X, x_stride, B, b_stride, X_next, next_stride, p, a);
   }
   SKR_CUDA_CHECK_LAUNCH("ns_apply_kernel");
+}
+
+void launch_ns_iterations(float* X, std::size_t xs, float* X_next, std::size_t xns, float* gram, float* poly,
+                          std::size_t ss, float* partials, int* counters, const Plan& p,
+                          const NsCoefficients* iterations, std::size_t count, int runs, cudaStream_t stream) {
+  // The Gram launches leave their counters at zero; they start there in every call (and so in
+  // every replay of a captured step), whatever an earlier failed launch left.
+  const std::size_t counter_ints = ns_tiles::counter_count(p, runs);
+  if (counter_ints > 0) SKR_CUDA_CHECK(cudaMemsetAsync(counters, 0, counter_ints * sizeof(int), stream));
+  for (std::size_t i = 0; i < count; ++i) {
+    const NsCoefficients& k = iterations[i];
+    launch_ns_gram(X, xs, gram, ss, partials, counters, p, runs, stream);
+    launch_ns_poly(gram, poly, ss, p, static_cast<float>(k.b), static_cast<float>(k.c), runs, stream);
+    launch_ns_apply(X, xs, poly, ss, X_next, xns, p, static_cast<float>(k.a), runs, stream);
+    std::swap(X, X_next);
+    std::swap(xs, xns);
+  }
 }
 
 }  // namespace skillrun::cuda

@@ -22,4 +22,13 @@ void launch_ns_poly(const float* A, float* B, std::size_t stride, const ns_tiles
 void launch_ns_apply(const float* X, std::size_t x_stride, const float* B, std::size_t b_stride, float* X_next,
                      std::size_t next_stride, const ns_tiles::Plan& p, float a, int runs, cudaStream_t stream);
 
+// Every iteration of the Newton-Schulz msign after X0 (what CudaBackend::newton_schulz_kernels
+// launches, and what the emulated tests run): zeroes the Gram's chunk counters, then per
+// iteration its Gram, polynomial and apply launches for every run, X (run r at r xs) and X_next
+// (at r xns) swapped after each; the last iteration lands in X_next when their count is odd, in X
+// when even. gram and poly at ss per run; partials and counters as launch_ns_gram takes them.
+void launch_ns_iterations(float* X, std::size_t xs, float* X_next, std::size_t xns, float* gram, float* poly,
+                          std::size_t ss, float* partials, int* counters, const ns_tiles::Plan& p,
+                          const NsCoefficients* iterations, std::size_t count, int runs, cudaStream_t stream);
+
 }  // namespace skillrun::cuda

@@ -20,8 +20,10 @@
 #include <utility>
 #include <vector>
 
+#include "backend/ns_tiles.h"  // NsCoefficients
 #include "backend/run_update.h"
 #include "backend/sparse_parity_gen.h"
+#include "core/round_up.h"
 #include "config/choices.h"  // MsignMethod
 
 namespace skillrun {
@@ -36,11 +38,6 @@ template <class T>
 using Scalar = std::type_identity_t<T>;
 template <class T>
 inline constexpr DType dtype_of = std::is_same_v<T, double> ? DType::F64 : DType::F32;
-
-// One iteration X <- a X + b (X X^T) X + c (X X^T)^2 X of an odd matrix polynomial.
-struct NsCoefficients {
-  double a, b, c;
-};
 
 // The entries of one batched update: on the host (what a backend that loops over the entries
 // reads) and the same entries in backend memory (device: what one launch for every entry reads;
@@ -170,7 +167,8 @@ class Backend {
   virtual double sum_squares_op(DType type, const void* x, std::size_t n) = 0;
 
   // ---- MLP pieces (fp32), for `runs` runs: run r's operands at r times their strides ---------
-  // H (rows x cols, ld = cols) += bias (broadcast over rows); then H = max(H, 0) if relu.
+  // H (rows x cols, ld = cols) += bias (broadcast over rows); then H = (H < 0 ? 0 : H) if relu,
+  // which keeps NaN as NaN (a fused path may not: docs/CUDA.md, "NaN contract").
   virtual void bias_activation_runs(float* H, std::size_t stride_h, const float* bias, std::size_t stride_bias,
                                     int rows, int cols, bool relu, int runs) = 0;
   // dH *= (H > 0): back through ReLU, where H is the post-activation (n elements per run).
@@ -266,8 +264,8 @@ class Backend {
   // sum_squares_op, one run after the other; a backend may override it with fused kernels.
   virtual void newton_schulz(const NsArgs& a);
   // out_r = U V^T from the thin SVD of G_r (rows x cols, G_r and out_r at r * stride): the exact
-  // polar factor. Singular values below the numerical rank cutoff (sigma_max * max(rows, cols)
-  // * fp32 epsilon) map to 0, as msign(0) = 0; in fp64 the data count as exact: only exact
+  // polar factor. Singular values at or below the numerical rank cutoff (sigma_max * max(rows,
+  // cols) * fp32 epsilon) map to 0, as msign(0) = 0; in fp64 the data count as exact: only exact
   // zeros map to 0.
   virtual void svd_op(DType type, const void* G, void* out, std::size_t stride, int rows, int cols, int runs) = 0;
 
@@ -411,7 +409,7 @@ inline std::vector<std::size_t> arena_layout(std::span<const std::size_t> sizes)
   std::vector<std::size_t> offsets{0};
   for (std::size_t n : sizes) {
     const std::size_t end = offsets.back() + n;
-    offsets.push_back((end + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment);
+    offsets.push_back(round_up(end, kArenaAlignment));
   }
   return offsets;
 }

@@ -25,6 +25,14 @@
 #include <cmath>
 #endif
 
+namespace skillrun {
+// One iteration X <- a X + b (X X^T) X + c (X X^T)^2 X of an odd matrix polynomial (msign's
+// Newton-Schulz schedules, optim/msign.h).
+struct NsCoefficients {
+  double a, b, c;
+};
+}  // namespace skillrun
+
 namespace skillrun::ns_tiles {
 
 constexpr int kTile = 64;      // output tile edge

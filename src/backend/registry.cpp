@@ -37,7 +37,7 @@ namespace {
 // under a reduced-precision label, which the analysis could not tell apart: refuse instead.
 std::unique_ptr<Backend> make_cpu(Precision precision, const std::string& why_cpu) {
   if (precision == Precision::Tf32 || precision == Precision::Bf16) {
-    throw UsageError("precision \"" + std::string(precision_name(precision)) +
+    throw UsageError("precision \"" + std::string(name(precision)) +
                      "\" needs the CUDA backend; the CPU backend computes in fp32 only" + why_cpu +
                      " (use precision fp32 for CPU runs)");
   }

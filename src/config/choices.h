@@ -111,9 +111,6 @@ constexpr std::string_view name(E value) {
   return "unknown";  // only for a value cast from outside the enum
 }
 
-// name(precision), under the name the backends' messages use.
-constexpr std::string_view precision_name(Precision precision) { return name(precision); }
-
 // The value spelled `spelling` (exactly: "SVD" is not "svd"); nullopt when there is none.
 template <ConfigChoice E>
 constexpr std::optional<E> find_choice(std::string_view spelling) {

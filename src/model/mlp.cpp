@@ -7,12 +7,12 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/round_up.h"
 #include "core/philox.h"
 
 namespace skillrun {
 
 namespace {
-std::size_t aligned(std::size_t n) { return (n + kArenaAlignment - 1) / kArenaAlignment * kArenaAlignment; }
 }  // namespace
 
 Mlp::Mlp(Backend& backend, int input_dim, int width, int depth, int classes, int max_rows, int runs)
@@ -38,7 +38,7 @@ Mlp::Mlp(Backend& backend, int input_dim, int width, int depth, int classes, int
       shapes.push_back(std::move(p));
     }
     // A run alone keeps its activations unpadded (stride unused); runs of a pack start aligned.
-    act_stride_.push_back(aligned(static_cast<std::size_t>(max_rows) * fan_out));
+    act_stride_.push_back(round_up(static_cast<std::size_t>(max_rows) * fan_out, kArenaAlignment));
     activations_.emplace_back(backend, (runs - 1) * act_stride_.back() + static_cast<std::size_t>(max_rows) * fan_out);
     if (l + 1 < depth) widest_hidden = std::max(widest_hidden, fan_out);
   }
@@ -68,14 +68,14 @@ Mlp::Mlp(Backend& backend, int input_dim, int width, int depth, int classes, int
     }
     params_.push_back(std::move(run_params));
   }
-  grad_stride_ = aligned(static_cast<std::size_t>(max_rows) * widest_hidden);
+  grad_stride_ = round_up(static_cast<std::size_t>(max_rows) * widest_hidden, kArenaAlignment);
   const std::size_t grad_size = (runs - 1) * grad_stride_ + static_cast<std::size_t>(max_rows) * widest_hidden;
   grad_a_ = Buffer<float>(backend, grad_size);
   grad_b_ = Buffer<float>(backend, grad_size);
   // The backend's ReLU masks of the hidden layers, one per run at a 256-byte multiple.
   for (int l = 0; l + 1 < depth; ++l) {
     const std::size_t bytes = backend.relu_mask_bytes(max_rows, dims_[l + 1]);
-    const std::size_t stride = (bytes + 255) / 256 * 256;
+    const std::size_t stride = round_up(bytes, 256);
     mask_stride_.push_back(stride);
     masks_.emplace_back(bytes == 0 ? Buffer<unsigned char>() : Buffer<unsigned char>(backend, stride * runs));
   }

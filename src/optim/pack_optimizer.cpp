@@ -93,13 +93,13 @@ PackOptimizer::PackOptimizer(Backend& backend, std::vector<std::vector<Parameter
           group->arenas.emplace_back(backend, slices * group->layout.sizes[static_cast<std::size_t>(slot)]);
       if (!arena.empty()) backend.fill(arena.data(), arena.size(), 0.0f);
     }
-    const std::vector<Parameter>& params = *params_[static_cast<std::size_t>(group->slots.front())];
-    group->tensors.resize(params.size());
-    for (std::size_t p = 0; p < params.size(); ++p) {
+    const std::vector<Parameter>& first = *params_[static_cast<std::size_t>(group->slots.front())];
+    group->tensors.resize(first.size());
+    for (std::size_t p = 0; p < first.size(); ++p) {
       Group::Tensor& t = group->tensors[p];
       t.device = Buffer<RunUpdate>(backend, slices);
       if (group->layout.rule_configs[p]->type == OptimizerType::Muon) {
-        t.scratch_stride = round_up(params[p].size(), kArenaAlignment);
+        t.scratch_stride = round_up(first[p].size(), kArenaAlignment);
         t.direction = Buffer<float>(backend, slices * t.scratch_stride);
         t.orthogonal = Buffer<float>(backend, slices * t.scratch_stride);
       }

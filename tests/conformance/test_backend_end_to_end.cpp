@@ -195,7 +195,7 @@ TEST(Registry, CpuBackendRejectsReducedPrecision) {
   for (Precision p : {Precision::Tf32, Precision::Bf16}) {
     try {
       make_backend(DeviceChoice::Cpu, p);
-      ADD_FAILURE() << "no error for " << precision_name(p);
+      ADD_FAILURE() << "no error for " << name(p);
     } catch (const UsageError& e) {
       EXPECT_NE(std::string(e.what()).find("needs the CUDA backend"), std::string::npos) << e.what();
     }

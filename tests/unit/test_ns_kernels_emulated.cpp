@@ -39,11 +39,10 @@ std::vector<float> random_x0(int rows, int cols, int runs, std::size_t stride, u
   return x;
 }
 
-// What CudaBackend::newton_schulz_kernels launches after the normalisation, through the same
-// launchers, in the same order, with buffers laid out as there: X at the caller's stride, the
-// other X buffer at its own (padded) stride, swapped with it every iteration, the Gram and
-// polynomial matrices at a padded stride, so that a stride passed in the wrong place shows.
-// Returns the last X and its stride.
+// CudaBackend::newton_schulz_kernels' own loop after the normalisation (launch_ns_iterations),
+// with buffers laid out as there: X at the caller's stride, the other X buffer at its own
+// (padded) stride, swapped with it every iteration, the Gram and polynomial matrices at a padded
+// stride, so that a stride passed in the wrong place shows. Returns the last X and its stride.
 struct Result {
   std::vector<float> x;
   std::size_t stride;
@@ -57,18 +56,13 @@ Result run_kernels(std::vector<float> x, int rows, int cols, int runs, std::size
   const float nan = std::numeric_limits<float>::quiet_NaN();
   std::vector<float> next(other_stride * runs, nan), gram(ss * runs, nan), poly(ss * runs, nan);
   std::vector<float> partials(partial_floats(p, runs), nan);
-  std::vector<int> counters(counter_count(p, runs), 0);
-  std::size_t xs = stride, ns = other_stride;
-  for (const NsCoefficients& k : iterations) {
-    cuda::launch_ns_gram(x.data(), xs, gram.data(), ss, partials.data(), counters.data(), p, runs, nullptr);
-    for (int c : counters) EXPECT_EQ(c, 0) << "a Gram launch left a chunk counter non-zero";
-    cuda::launch_ns_poly(gram.data(), poly.data(), ss, p, static_cast<float>(k.b), static_cast<float>(k.c), runs,
-                         nullptr);
-    cuda::launch_ns_apply(x.data(), xs, poly.data(), ss, next.data(), ns, p, static_cast<float>(k.a), runs, nullptr);
-    x.swap(next);
-    std::swap(xs, ns);
-  }
-  return {std::move(x), xs};
+  // Counters as a failed launch could leave them: the loop zeroes them itself.
+  std::vector<int> counters(counter_count(p, runs), 7);
+  cuda::launch_ns_iterations(x.data(), stride, next.data(), other_stride, gram.data(), poly.data(), ss,
+                             partials.data(), counters.data(), p, iterations.data(), iterations.size(), runs, nullptr);
+  for (int c : counters) EXPECT_EQ(c, 0) << "the Gram launches left a chunk counter non-zero";
+  if (iterations.size() % 2 == 1) return {std::move(next), other_stride};
+  return {std::move(x), stride};
 }
 
 std::size_t differing(const float* a, const float* b, std::size_t n) { return testing::bit_differences(a, b, n); }

@@ -82,7 +82,7 @@ CudaBackend::CudaBackend(int device, Precision precision)
     SKR_CUDA_CHECK(cudaGetDeviceProperties(&prop, device_));
     name_ = fmt::format("cuda:{} ({}, compute capability {}.{}, {:.1f} GiB, {})", device_, prop.name, prop.major,
                         prop.minor, static_cast<double>(prop.totalGlobalMem) / (1024.0 * 1024.0 * 1024.0),
-                        precision_name(precision_));
+                        skillrun::name(precision_));
 
     int pools = 0;
     SKR_CUDA_CHECK(cudaDeviceGetAttribute(&pools, cudaDevAttrMemoryPoolsSupported, device_));
@@ -689,19 +689,8 @@ void CudaBackend::newton_schulz_kernels(const float* G, float* out, std::size_t 
                                    partial_floats + round_up(counter_ints, 64));
   float* tiles = st.extra;
   int* counters = reinterpret_cast<int*>(tiles + partial_floats);
-  // The Gram launches leave their counters at zero; they start there in every call (and so in
-  // every replay of a captured step), whatever an earlier failed launch left.
-  if (counter_ints > 0)
-    SKR_CUDA_CHECK(cudaMemsetAsync(counters, 0, counter_ints * sizeof(int), stream_));
-  for (const NsCoefficients& k : iterations) {
-    cuda::launch_ns_gram(st.x, st.xs, st.gram, st.ss_padded, tiles, counters, plan, runs, stream_);
-    cuda::launch_ns_poly(st.gram, st.poly, st.ss_padded, plan, static_cast<float>(k.b), static_cast<float>(k.c), runs,
-                         stream_);
-    cuda::launch_ns_apply(st.x, st.xs, st.poly, st.ss_padded, st.x_next, st.xns, plan, static_cast<float>(k.a), runs,
-                          stream_);
-    std::swap(st.x, st.x_next);
-    std::swap(st.xs, st.xns);
-  }
+  cuda::launch_ns_iterations(st.x, st.xs, st.x_next, st.xns, st.gram, st.poly, st.ss_padded, tiles, counters, plan,
+                             iterations.data(), iterations.size(), runs, stream_);
 }
 
 void CudaBackend::newton_schulz(const NsArgs& a) {
