@@ -111,6 +111,29 @@ struct UpdateArgs {
   UpdateArgs(UpdateKind k, T* w_, const T* g_, std::size_t param_stride_, std::size_t n_, RunTableOf<T> runs)
       : kind(k), dtype(dtype_of<T>), w(w_), g(g_), param_stride(param_stride_), n(n_), entries(runs.host.data()),
         device_entries(runs.device), count(runs.host.size()) {}
+  // One run alone (w and g as they are, strides 0), `one` its table of one entry (referred to:
+  // it must outlive the update call, as a temporary in the same expression does).
+  template <class T>
+  UpdateArgs(UpdateKind k, T* w_, const T* g_, std::size_t n_, const RunUpdateOf<T>& one)
+      : UpdateArgs(k, w_, g_, 0, n_, RunTableOf<T>{{&one, 1}}) {}
+  UpdateArgs& state(void* m_, std::size_t m_stride_ = 0, void* v_ = nullptr, std::size_t v_stride_ = 0) {
+    m = m_;
+    m_stride = m_stride_;
+    v = v_;
+    v_stride = v_stride_;
+    return *this;
+  }
+  UpdateArgs& scratch_at(void* scratch_, std::size_t stride = 0) {
+    scratch = scratch_;
+    scratch_stride = stride;
+    return *this;
+  }
+  UpdateArgs& flags(bool nesterov_, bool decoupled_ = false, int64_t t_ = 0) {
+    nesterov = nesterov_;
+    decoupled = decoupled_;
+    t = t_;
+    return *this;
+  }
   template <class T>
   std::span<const RunUpdateOf<T>> table() const {
     return {static_cast<const RunUpdateOf<T>*>(entries), count};
@@ -322,61 +345,35 @@ class Backend {
     task_sums_runs(loss, correct, 0, tasks, rows, n_tasks, sums, 0, 1);
   }
   template <class T>
-  void sgd_update(T* w, const T* g, Scalar<T>* m, std::size_t n, Scalar<T> lr, Scalar<T> momentum, bool nesterov, Scalar<T> weight_decay) {
-    RunUpdateOf<T> u;
-    u.lr = lr;
-    u.momentum = momentum;
-    u.weight_decay = weight_decay;
-    UpdateArgs a(UpdateKind::Sgd, w, g, 0, n, RunTableOf<T>{{&u, 1}});
-    a.m = m;
-    a.nesterov = nesterov;
-    update(a);
+  void sgd_update(T* w, const T* g, Scalar<T>* m, std::size_t n, Scalar<T> lr, Scalar<T> momentum, bool nesterov,
+                  Scalar<T> weight_decay) {
+    momentum_rule(UpdateKind::Sgd, w, g, m, n, lr, momentum, weight_decay, nesterov);
   }
   template <class T>
-  void nmd_update(T* w, const T* g, Scalar<T>* m, std::size_t n, Scalar<T> lr, Scalar<T> beta, Scalar<T> weight_decay) {
-    RunUpdateOf<T> u;
-    u.lr = lr;
-    u.momentum = beta;
-    u.weight_decay = weight_decay;
-    UpdateArgs a(UpdateKind::Nmd, w, g, 0, n, RunTableOf<T>{{&u, 1}});
-    a.m = m;
-    update(a);
+  void nmd_update(T* w, const T* g, Scalar<T>* m, std::size_t n, Scalar<T> lr, Scalar<T> beta,
+                  Scalar<T> weight_decay) {
+    momentum_rule(UpdateKind::Nmd, w, g, m, n, lr, beta, weight_decay);
   }
   template <class T>
-  void adam_update(T* w, const T* g, Scalar<T>* m, Scalar<T>* v, std::size_t n, Scalar<T> lr, Scalar<T> beta1, Scalar<T> beta2, Scalar<T> eps, Scalar<T> weight_decay,
-                   bool decoupled, int64_t t) {
-    RunUpdateOf<T> u;
-    u.lr = lr;
-    u.momentum = beta1;
-    u.beta2 = beta2;
-    u.eps = eps;
-    u.weight_decay = weight_decay;
-    UpdateArgs a(UpdateKind::Adam, w, g, 0, n, RunTableOf<T>{{&u, 1}});
-    a.m = m;
-    a.v = v;
-    a.decoupled = decoupled;
-    a.t = t;
-    update(a);
+  void adam_update(T* w, const T* g, Scalar<T>* m, Scalar<T>* v, std::size_t n, Scalar<T> lr, Scalar<T> beta1,
+                   Scalar<T> beta2, Scalar<T> eps, Scalar<T> weight_decay, bool decoupled, int64_t t) {
+    update(UpdateArgs(UpdateKind::Adam, w, g, n,
+                          RunUpdateOf<T>{.lr = lr, .momentum = beta1, .beta2 = beta2, .eps = eps,
+                                         .weight_decay = weight_decay})
+                   .state(m, 0, v)
+                   .flags(false, decoupled, t));
   }
   template <class T>
-  void signgd_update(T* w, const T* g, Scalar<T>* m, std::size_t n, Scalar<T> lr, Scalar<T> momentum, Scalar<T> weight_decay) {
-    RunUpdateOf<T> u;
-    u.lr = lr;
-    u.momentum = momentum;
-    u.weight_decay = weight_decay;
-    UpdateArgs a(UpdateKind::SignGd, w, g, 0, n, RunTableOf<T>{{&u, 1}});
-    a.m = m;
-    update(a);
+  void signgd_update(T* w, const T* g, Scalar<T>* m, std::size_t n, Scalar<T> lr, Scalar<T> momentum,
+                     Scalar<T> weight_decay) {
+    momentum_rule(UpdateKind::SignGd, w, g, m, n, lr, momentum, weight_decay);
   }
   template <class T>
   void momentum_accumulate(T* m, const T* g, T* out, std::size_t n, Scalar<T> beta, bool nesterov) {
-    RunUpdateOf<T> u;
-    u.momentum = beta;
-    UpdateArgs a(UpdateKind::Momentum, static_cast<T*>(nullptr), g, 0, n, RunTableOf<T>{{&u, 1}});
-    a.m = m;
-    a.scratch = out;
-    a.nesterov = nesterov;
-    update(a);
+    update(UpdateArgs(UpdateKind::Momentum, static_cast<T*>(nullptr), g, n, RunUpdateOf<T>{.momentum = beta})
+                   .state(m)
+                   .scratch_at(out)
+                   .flags(nesterov));
   }
   template <class T>
   void msign_newton_schulz(const T* G, T* out, int rows, int cols, std::span<const NsCoefficients> iterations,
@@ -394,6 +391,14 @@ class Backend {
   }
 
  protected:
+  // The one-run spelling of a rule with (lr, momentum, weight decay) and at most a momentum buffer.
+  template <class T>
+  void momentum_rule(UpdateKind kind, T* w, const T* g, T* m, std::size_t n, T lr, T momentum, T weight_decay,
+                     bool nesterov = false) {
+    update(UpdateArgs(kind, w, g, n, RunUpdateOf<T>{.lr = lr, .momentum = momentum, .weight_decay = weight_decay})
+               .state(m)
+               .flags(nesterov));
+  }
   // Throws RuntimeError: `op` in fp64 is not available on this backend.
   [[noreturn]] void no_fp64(const char* op) const;
   // Throws std::invalid_argument for a batch or strides gemm_op does not accept.

@@ -26,30 +26,24 @@ int state_buffer_count(const OptimizerConfig& config);
 template <class T>
 RunUpdateOf<T> run_update(const OptimizerConfig& c, double lr_scale, uint32_t slot, uint32_t slice, int rows, int cols);
 
-// Where one tensor of every entry of a run table lives: w and g at entry.run * param_stride;
-// m and v (null where the rule keeps none) at entry.slice * their strides; Muon's scratch (its
-// direction and orthogonalised direction) at entry index * scratch_stride.
+// Muon's scratch for every entry of a run table: its direction and orthogonalised direction at
+// entry index * stride, and the tensor's shape (rows x cols), which msign needs. Other rules
+// keep none (all null).
 template <class T>
-struct TensorSlices {
-  T* w = nullptr;
-  const T* g = nullptr;
-  std::size_t param_stride = 0;
-  T* m = nullptr;
-  std::size_t m_stride = 0;
-  T* v = nullptr;
-  std::size_t v_stride = 0;
+struct MuonScratch {
   T* direction = nullptr;
   T* orthogonal = nullptr;
-  std::size_t scratch_stride = 0;
+  std::size_t stride = 0;
   int rows = 0, cols = 0;
-  std::size_t size() const { return static_cast<std::size_t>(rows) * cols; }
 };
 
-// One update by rule `c` of the tensor of every entry of `runs` (their step t, 1-based):
-// sgd | nmd | adam | adamw | signgd one Backend::update each; muon its momentum, msign
-// (optim/msign.h) and scaled step. Instantiated for float (the MLP) and double (fp64 runs).
+// One update by rule `c` of the tensor of every entry of `tensor`'s run table (their step t,
+// 1-based). `tensor` says where the entries' w, g, m and v lie (Backend::update's UpdateArgs:
+// its kind, scratch and flags are set here). sgd | nmd | adam | adamw | signgd are one
+// Backend::update each; muon its momentum, msign (optim/msign.h) and scaled step.
+// Instantiated for float (the MLP) and double (fp64 runs).
 template <class T>
-void update_tensor(Backend& backend, const OptimizerConfig& c, const TensorSlices<T>& tensor, RunTableOf<T> runs,
+void update_tensor(Backend& backend, const OptimizerConfig& c, UpdateArgs tensor, const MuonScratch<T>& muon,
                    int64_t t);
 
 // "muon(lr=0.02, beta=0.95, ...)": the rule of `c` on a (rows x cols) tensor, for run.log.

@@ -157,21 +157,15 @@ void PackOptimizer::step_group(Group& group, int64_t t) {
   for (std::size_t p = 0; p < params.size(); ++p) {
     Group::Tensor& tensor = group.tensors[p];
     const OptimizerConfig& c = *group.layout.rule_configs[p];
-    TensorSlices<float> x;
-    x.w = params[p].value.data();
-    x.g = params[p].grad.data();
-    x.param_stride = run_stride_;
     // This tensor's state in slice 0 of each arena (null when the rule keeps no such slot).
-    x.m = state_buffer_count(c) > 0 ? group.arenas[0].data() + group.layout.offsets[0][p] : nullptr;
-    x.m_stride = group.layout.sizes[0];
-    x.v = state_buffer_count(c) > 1 ? group.arenas[1].data() + group.layout.offsets[1][p] : nullptr;
-    x.v_stride = group.layout.sizes[1];
-    x.direction = tensor.direction.data();
-    x.orthogonal = tensor.orthogonal.data();
-    x.scratch_stride = tensor.scratch_stride;
-    x.rows = params[p].rows;
-    x.cols = params[p].cols;
-    update_tensor(backend_, c, x, RunTable{tensor.table, tensor.device.data()}, t);
+    float* m = state_buffer_count(c) > 0 ? group.arenas[0].data() + group.layout.offsets[0][p] : nullptr;
+    float* v = state_buffer_count(c) > 1 ? group.arenas[1].data() + group.layout.offsets[1][p] : nullptr;
+    const UpdateArgs x = UpdateArgs(UpdateKind::Sgd, params[p].value.data(), params[p].grad.data(), run_stride_,
+                                    params[p].size(), RunTable{tensor.table, tensor.device.data()})
+                             .state(m, group.layout.sizes[0], v, group.layout.sizes[1]);
+    const MuonScratch<float> muon{tensor.direction.data(), tensor.orthogonal.data(), tensor.scratch_stride,
+                                  params[p].rows, params[p].cols};
+    update_tensor(backend_, c, x, muon, t);
   }
 }
 

@@ -32,18 +32,14 @@ RunUpdateOf<T> run_update(const OptimizerConfig& c, double lr_scale, uint32_t sl
 }
 
 template <class T>
-void update_tensor(Backend& backend, const OptimizerConfig& c, const TensorSlices<T>& x, RunTableOf<T> runs,
+void update_tensor(Backend& backend, const OptimizerConfig& c, UpdateArgs tensor, const MuonScratch<T>& muon,
                    int64_t t) {
-  if (runs.host.empty()) return;
+  if (tensor.count == 0) return;
+  if (tensor.dtype != dtype_of<T>) throw RuntimeError("update_tensor: the tensor's element type is not the rule's");
+  tensor.flags(c.nesterov, c.type == OptimizerType::AdamW, t);  // adam: L2 in the gradient
   const auto args = [&](UpdateKind kind) {
-    UpdateArgs a(kind, x.w, x.g, x.param_stride, x.size(), runs);
-    a.m = x.m;
-    a.m_stride = x.m_stride;
-    a.v = x.v;
-    a.v_stride = x.v_stride;
-    a.nesterov = c.nesterov;
-    a.decoupled = c.type == OptimizerType::AdamW;  // adam: L2 in the gradient
-    a.t = t;
+    UpdateArgs a = tensor;
+    a.kind = kind;
     return a;
   };
   switch (c.type) {
@@ -59,16 +55,10 @@ void update_tensor(Backend& backend, const OptimizerConfig& c, const TensorSlice
     case OptimizerType::Muon: {
       // Muon (paper App. A): M = beta M + g (Nesterov: use g + beta M); W = W (1 - lr wd)
       // - lr * scale * msign(M). With momentum 0 and msign svd this is SpecGD: W -= lr msign(g).
-      UpdateArgs momentum = args(UpdateKind::Momentum);
-      momentum.scratch = x.direction;
-      momentum.scratch_stride = x.scratch_stride;
-      backend.update(momentum);
-      msign_runs(backend, c.msign, x.direction, x.orthogonal, x.scratch_stride, x.rows, x.cols, c.ns_steps,
-                 static_cast<int>(runs.host.size()));
-      UpdateArgs step = args(UpdateKind::MuonStep);
-      step.scratch = x.orthogonal;
-      step.scratch_stride = x.scratch_stride;
-      return backend.update(step);
+      backend.update(args(UpdateKind::Momentum).scratch_at(muon.direction, muon.stride));
+      msign_runs(backend, c.msign, muon.direction, muon.orthogonal, muon.stride, muon.rows, muon.cols, c.ns_steps,
+                 static_cast<int>(tensor.count));
+      return backend.update(args(UpdateKind::MuonStep).scratch_at(muon.orthogonal, muon.stride));
     }
     // The icl-only types are no rules of their own: icl_update_rule_config maps them first.
     case OptimizerType::Gd:
@@ -134,9 +124,8 @@ int state_buffer_count(const OptimizerConfig& c) {
 
 template RunUpdateOf<float> run_update<float>(const OptimizerConfig&, double, uint32_t, uint32_t, int, int);
 template RunUpdateOf<double> run_update<double>(const OptimizerConfig&, double, uint32_t, uint32_t, int, int);
-template void update_tensor<float>(Backend&, const OptimizerConfig&, const TensorSlices<float>&, RunTableOf<float>,
-                                   int64_t);
-template void update_tensor<double>(Backend&, const OptimizerConfig&, const TensorSlices<double>&,
-                                    RunTableOf<double>, int64_t);
+template void update_tensor<float>(Backend&, const OptimizerConfig&, UpdateArgs, const MuonScratch<float>&, int64_t);
+template void update_tensor<double>(Backend&, const OptimizerConfig&, UpdateArgs, const MuonScratch<double>&,
+                                    int64_t);
 
 }  // namespace skillrun

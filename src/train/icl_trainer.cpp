@@ -159,17 +159,10 @@ double IclTrainer<T>::step(int64_t t) {
   compute_gradient();
   const double scale = schedule_.scale(t);
   const int d = problem_.d();
-  TensorSlices<T> x;
-  x.w = q_.data();
-  x.g = grad_.data();
-  x.m = m_.data();
-  x.v = v_.data();
-  x.direction = direction_.data();
-  x.orthogonal = orthogonal_.data();
-  x.rows = d;
-  x.cols = d;
   const RunUpdateOf<T> entry = run_update<T>(rule_config_, scale, 0, 0, d, d);
-  update_tensor(backend_, rule_config_, x, RunTableOf<T>{{&entry, 1}}, t + 1);
+  const UpdateArgs q =
+      UpdateArgs(UpdateKind::Sgd, q_.data(), grad_.data(), q_.size(), entry).state(m_.data(), 0, v_.data());
+  update_tensor(backend_, rule_config_, q, MuonScratch<T>{direction_.data(), orthogonal_.data(), 0, d, d}, t + 1);
   return config_.optimizer.lr * scale;
 }
 

@@ -17,17 +17,10 @@ struct Strided {
 inline UpdateArgs update_args(UpdateKind kind, float* w, const float* g, std::size_t param_stride, Strided m,
                               Strided v, Strided scratch, std::size_t n, const RunTable& table, bool nesterov = false,
                               bool decoupled = false, int64_t t = 0) {
-  UpdateArgs a(kind, w, g, param_stride, n, table);
-  a.m = m.p;
-  a.m_stride = m.stride;
-  a.v = v.p;
-  a.v_stride = v.stride;
-  a.scratch = scratch.p;
-  a.scratch_stride = scratch.stride;
-  a.nesterov = nesterov;
-  a.decoupled = decoupled;
-  a.t = t;
-  return a;
+  return UpdateArgs(kind, w, g, param_stride, n, table)
+      .state(m.p, m.stride, v.p, v.stride)
+      .scratch_at(scratch.p, scratch.stride)
+      .flags(nesterov, decoupled, t);
 }
 
 }  // namespace skillrun::testing

@@ -174,23 +174,16 @@ TEST(Fp64Ops, LrScaleReachesEveryUpdateRule) {
       state.emplace_back(backend, n);
       backend.fill(state.back().data(), n, 0.0);
     }
-    const auto slices = [&](Buffer<double>& w, int first) {
-      TensorSlices<double> x;
-      x.w = w.data();
-      x.g = G.data();
-      x.m = state[first].data();
-      x.v = state[first + 1].data();
-      x.direction = state[first + 2].data();
-      x.orthogonal = state[first + 3].data();
-      x.rows = rows;
-      x.cols = cols;
-      return x;
+    // Rule `c` at lr scale `scale` on w, with state and scratch from state[first...].
+    const auto step = [&](const OptimizerConfig& c, double scale, Buffer<double>& w, int first, int t) {
+      const RunUpdateOf<double> u = run_update<double>(c, scale, 0, 0, rows, cols);
+      update_tensor(backend, c, UpdateArgs(UpdateKind::Sgd, w.data(), G.data(), n, u)
+                                    .state(state[first].data(), 0, state[first + 1].data()),
+                    MuonScratch<double>{state[first + 2].data(), state[first + 3].data(), 0, rows, cols}, t);
     };
     for (int t = 1; t <= 3; ++t) {
-      const RunUpdateOf<double> ua = run_update<double>(scaled, 0.25, 0, 0, rows, cols);
-      const RunUpdateOf<double> ub = run_update<double>(plain, 1.0, 0, 0, rows, cols);
-      update_tensor(backend, scaled, slices(Wa, 0), RunTableOf<double>{{&ua, 1}}, t);
-      update_tensor(backend, plain, slices(Wb, 4), RunTableOf<double>{{&ub, 1}}, t);
+      step(scaled, 0.25, Wa, 0, t);
+      step(plain, 1.0, Wb, 4, t);
     }
     const auto wa = Wa.download();
     EXPECT_EQ(wa, Wb.download()) << name(type);
