@@ -3,7 +3,10 @@
 // is not present on this machine (no GPU, built without CUDA) stays in the list and its cases
 // skip with the reason, so the test names are the same on every machine.
 #pragma once
+#include <gtest/gtest.h>
+
 #include <cstdlib>
+#include <cmath>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -11,6 +14,7 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "backend/cpu/cpu_backend.h"
 #include "support/reference_backend.h"
 #ifdef SKILLRUN_HAVE_CUDA
 #include "backend/cuda/cuda_factory.h"  // plain C++: cuda_unavailable_reason()
@@ -110,5 +114,47 @@ inline std::vector<std::string> backend_names() {
   for (const auto& b : backends_under_test()) names.push_back(b.name);
   return names;
 }
+
+// ||got - ref|| / ||ref|| where ref is not NaN; NaN in ref must be NaN in got (never written),
+// and got must be finite everywhere else. Returns the error (for the bound checks' messages).
+inline double expect_close(const std::string& what, const std::vector<float>& got, const std::vector<float>& ref,
+                           double tolerance) {
+  EXPECT_EQ(got.size(), ref.size()) << what;
+  if (got.size() != ref.size()) return 0.0;
+  std::size_t one_sided = 0;
+  double diff = 0.0, norm = 0.0;
+  for (std::size_t i = 0; i < ref.size(); ++i) {
+    if (std::isnan(ref[i]) || !std::isfinite(got[i])) {
+      if (!(std::isnan(ref[i]) && std::isnan(got[i]))) ++one_sided;
+      continue;
+    }
+    const double d = static_cast<double>(got[i]) - ref[i];
+    diff += d * d;
+    norm += static_cast<double>(ref[i]) * ref[i];
+  }
+  EXPECT_EQ(one_sided, 0u) << what << ": elements NaN/Inf on one side only (written outside the output, or left "
+                                      "unwritten?)";
+  const double error = norm > 0.0 ? std::sqrt(diff / norm) : std::sqrt(diff);
+  EXPECT_LE(error, tolerance) << what << ": normalised error";
+  return error;
+}
+
+// The fixture of a conformance case: the backend under test (GetParam() names its entry; the
+// case skips with the reason where it is absent) and the CPU backend to compare it with.
+class BackendCase : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    for (const BackendUnderTest& b : backends_under_test())
+      if (b.name == GetParam()) under_test_ = &b;
+    ASSERT_NE(under_test_, nullptr);
+    const std::string why = under_test_->unavailable();
+    if (!why.empty()) GTEST_SKIP() << why;
+    backend_ = under_test_->make();
+  }
+
+  const BackendUnderTest* under_test_ = nullptr;
+  CpuBackend cpu_;
+  std::unique_ptr<Backend> backend_;
+};
 
 }  // namespace skillrun::conformance

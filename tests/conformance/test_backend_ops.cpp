@@ -28,6 +28,7 @@
 #include <utility>
 #include <vector>
 
+#include "support/on_backend.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backends_under_test.h"
 #include "support/parity_case.h"
@@ -54,32 +55,8 @@ std::size_t count_nan(const HostVec& v) {
   return static_cast<std::size_t>(std::count_if(v.begin(), v.end(), [](float x) { return std::isnan(x); }));
 }
 
-// ||got - ref|| / ||ref|| over the elements where ref is not NaN; elements NaN in ref must be
-// NaN in got (unwritten by contract), and got must not be NaN/Inf anywhere else.
-void expect_close(const std::string& what, const HostVec& got, const HostVec& ref, double tolerance) {
-  ASSERT_EQ(got.size(), ref.size()) << what;
-  std::size_t one_sided = 0;
-  double diff = 0.0, norm = 0.0;
-  for (std::size_t i = 0; i < ref.size(); ++i) {
-    if (std::isnan(ref[i]) || !std::isfinite(got[i])) {
-      if (!(std::isnan(ref[i]) && std::isnan(got[i]))) ++one_sided;
-      continue;
-    }
-    const double d = static_cast<double>(got[i]) - ref[i];
-    diff += d * d;
-    norm += static_cast<double>(ref[i]) * ref[i];
-  }
-  EXPECT_EQ(one_sided, 0u) << what << ": elements NaN/Inf on one side only (an output left unwritten?)";
-  const double error = norm > 0.0 ? std::sqrt(diff / norm) : std::sqrt(diff);
-  EXPECT_LE(error, tolerance) << what << ": normalised error";
-}
 
-template <class T>
-Buffer<T> on(Backend& backend, const std::vector<T>& host) {
-  Buffer<T> b(backend, host.size());
-  b.upload(host);
-  return b;
-}
+using skillrun::testing::on;
 
 // Runs `op` on `backend` over copies of `buffers` (inputs, poisoned outputs and in-place state
 // alike) and returns every buffer as it is afterwards.
@@ -98,17 +75,8 @@ std::vector<HostVec> run_on(Backend& backend, const std::vector<HostVec>& buffer
   return out;
 }
 
-class BackendOps : public ::testing::TestWithParam<std::string> {
+class BackendOps : public BackendCase {
  protected:
-  void SetUp() override {
-    for (const BackendUnderTest& b : backends_under_test())
-      if (b.name == GetParam()) under_test_ = &b;
-    ASSERT_NE(under_test_, nullptr);
-    const std::string why = under_test_->unavailable();
-    if (!why.empty()) GTEST_SKIP() << why;
-    backend_ = under_test_->make();
-  }
-
   // Runs the case on the CPU and on the backend under test and compares every buffer.
   void compare(const std::string& what, const std::vector<HostVec>& buffers,
                const std::function<void(Backend&, std::vector<float*>&)>& op, double tolerance,
@@ -124,9 +92,6 @@ class BackendOps : public ::testing::TestWithParam<std::string> {
   double gemm_tolerance() const { return under_test_->gemm_tolerance; }
   double fp32_tolerance() const { return under_test_->fp32_tolerance; }
 
-  const BackendUnderTest* under_test_ = nullptr;
-  CpuBackend cpu_;
-  std::unique_ptr<Backend> backend_;
 };
 
 // ---- gemm ---------------------------------------------------------------------------------

@@ -25,6 +25,8 @@
 #include <utility>
 #include <vector>
 
+#include "core/round_up.h"
+#include "support/on_backend.h"
 #include "backend/cpu/cpu_backend.h"
 #include "backend/cuda/fused_linear_limits.h"  // plain C++: what the fused path takes, the mask layout
 #include "backends_under_test.h"
@@ -34,7 +36,7 @@ namespace skillrun::conformance {
 namespace {
 
 using HostVec = std::vector<float>;
-constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
+using testing::kNaN;
 
 HostVec random_vector(std::size_t n, unsigned seed, float scale = 1.0f) {
   return testing::uniform_floats(n, seed, -scale, scale);
@@ -51,37 +53,9 @@ HostVec per_run(std::size_t n, std::size_t stride, int runs, unsigned seed) {
   return v;
 }
 
-std::size_t round_up(std::size_t n, std::size_t to) { return (n + to - 1) / to * to; }
 
-// ||got - ref|| / ||ref|| where ref is not NaN; NaN in ref must be NaN in got (never written),
-// and got must be finite everywhere else. Returns the error (for the bound checks' messages).
-double expect_close(const std::string& what, const HostVec& got, const HostVec& ref, double tolerance) {
-  EXPECT_EQ(got.size(), ref.size()) << what;
-  if (got.size() != ref.size()) return 0.0;
-  std::size_t one_sided = 0;
-  double diff = 0.0, norm = 0.0;
-  for (std::size_t i = 0; i < ref.size(); ++i) {
-    if (std::isnan(ref[i]) || !std::isfinite(got[i])) {
-      if (!(std::isnan(ref[i]) && std::isnan(got[i]))) ++one_sided;
-      continue;
-    }
-    const double d = static_cast<double>(got[i]) - ref[i];
-    diff += d * d;
-    norm += static_cast<double>(ref[i]) * ref[i];
-  }
-  EXPECT_EQ(one_sided, 0u) << what << ": elements NaN/Inf on one side only (written outside the output, or left "
-                                      "unwritten?)";
-  const double error = norm > 0.0 ? std::sqrt(diff / norm) : std::sqrt(diff);
-  EXPECT_LE(error, tolerance) << what << ": normalised error";
-  return error;
-}
 
-template <class T>
-Buffer<T> on(Backend& backend, const std::vector<T>& host) {
-  Buffer<T> b(backend, host.size());
-  b.upload(host);
-  return b;
-}
+using skillrun::testing::on;
 
 // The backend's ReLU masks for `runs` runs of a (rows x cols) activation: null when it keeps none.
 // `offset` bytes past an allocation's start (which is 256-byte aligned).
@@ -152,17 +126,8 @@ struct ForwardCase;   // below, with the forward tests
 struct BackwardCase;  // below, with the backward tests
 struct BackwardResult;
 
-class LinearLayers : public ::testing::TestWithParam<std::string> {
+class LinearLayers : public BackendCase {
  protected:
-  void SetUp() override {
-    for (const BackendUnderTest& b : backends_under_test())
-      if (b.name == GetParam()) under_test_ = &b;
-    ASSERT_NE(under_test_, nullptr);
-    const std::string why = under_test_->unavailable();
-    if (!why.empty()) GTEST_SKIP() << why;
-    backend_ = under_test_->make();
-  }
-
   // The fused path is expected where the backend keeps ReLU masks (cuBLASLt on) at fp32 and the
   // shape is aligned: there it must have run (cuBLASLt supports these epilogues for fp32 on sm_90).
   bool expects_fused() const {
@@ -178,9 +143,6 @@ class LinearLayers : public ::testing::TestWithParam<std::string> {
   bool check_forward(const ForwardCase& c);
   BackwardResult check_backward(const BackwardCase& c);
 
-  const BackendUnderTest* under_test_ = nullptr;
-  CpuBackend cpu_;
-  std::unique_ptr<Backend> backend_;
 };
 
 // ---- forward ------------------------------------------------------------------------------

@@ -11,6 +11,22 @@
 
 namespace skillrun::testing {
 
+// A draw of `seed`: fixed_task < 0 a training draw (step 7), else the eval draw of that task,
+// from sample `first_sample` on.
+inline ParityDraw parity_draw(uint64_t seed, int32_t fixed_task, uint32_t first_sample, int n_tasks, int n_bits,
+                              int k) {
+  ParityDraw d;
+  d.seed = seed;
+  d.stream = fixed_task < 0 ? RngStream::TrainBatch : RngStream::EvalSet;
+  d.step_or_task = fixed_task < 0 ? 7u : static_cast<uint32_t>(fixed_task);
+  d.fixed_task = fixed_task;
+  d.first_sample = first_sample;
+  d.n_tasks = n_tasks;
+  d.n_bits = n_bits;
+  d.k = k;
+  return d;
+}
+
 struct ParityCase {
   static constexpr int kTasks = 5, kBits = 100, kSubsetSize = 3;
   std::vector<int32_t> subsets;
@@ -27,16 +43,7 @@ struct ParityCase {
 
   // fixed_task < 0: a training draw (step 7); else the eval draw of that task.
   static ParityDraw draw(int32_t fixed_task) {
-    ParityDraw d;
-    d.seed = 0x123456789ABCDEFull;
-    d.stream = fixed_task < 0 ? RngStream::TrainBatch : RngStream::EvalSet;
-    d.step_or_task = fixed_task < 0 ? 7u : static_cast<uint32_t>(fixed_task);
-    d.fixed_task = fixed_task;
-    d.first_sample = 3;
-    d.n_tasks = kTasks;
-    d.n_bits = kBits;
-    d.k = kSubsetSize;
-    return d;
+    return parity_draw(0x123456789ABCDEFull, fixed_task, 3, kTasks, kBits, kSubsetSize);
   }
 };
 

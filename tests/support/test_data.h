@@ -4,10 +4,13 @@
 #include <cmath>
 #include <cstddef>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <vector>
 
 namespace skillrun::testing {
+
+inline constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
 // n floats uniform in [lo, hi), the same for the same seed on every machine.
 inline std::vector<float> uniform_floats(std::size_t n, unsigned seed, float lo = -1.0f, float hi = 1.0f) {

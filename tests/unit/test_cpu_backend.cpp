@@ -17,6 +17,8 @@
 #include <utility>
 #include <vector>
 
+#include "support/on_backend.h"
+#include "support/parity_case.h"
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "backend/sparse_parity_gen.h"
@@ -33,12 +35,7 @@ std::vector<float> random_vector(std::size_t n, unsigned seed) {
   return v;
 }
 
-template <class T>
-Buffer<T> on_backend(Backend& backend, const std::vector<T>& host) {
-  Buffer<T> b(backend, host.size());
-  b.upload(host);
-  return b;
-}
+using skillrun::testing::on;
 
 void expect_all_near(const std::vector<float>& actual, const std::vector<double>& expected,
                      double tol) {
@@ -74,9 +71,9 @@ void check_gemm(Trans ta, Trans tb, int m, int n, int k, float alpha, float beta
       expected[static_cast<std::size_t>(i) * ldc + j] = alpha * dot + beta * c0[i * ldc + j];
     }
   }
-  auto A = on_backend(backend, a);
-  auto B = on_backend(backend, b);
-  auto C = on_backend(backend, c0);
+  auto A = on(backend, a);
+  auto B = on(backend, b);
+  auto C = on(backend, c0);
   backend.gemm(ta, tb, m, n, k, alpha, A.data(), lda, B.data(), ldb, beta, C.data(), ldc);
   const auto c = C.download();
   for (std::size_t i = 0; i < c.size(); ++i) {
@@ -159,9 +156,9 @@ TEST(CpuBackend, GemmStridedBatchedRefusesOverlappingOutputs) {
 TEST(CpuBackend, GemmBetaZeroOverwritesNaNInC) {
   CpuBackend backend;
   // [1 2; 3 4] [5; 6] = [17; 39], whatever C held before.
-  auto A = on_backend(backend, std::vector<float>{1, 2, 3, 4});
-  auto B = on_backend(backend, std::vector<float>{5, 6});
-  auto C = on_backend(backend, std::vector<float>(2, std::numeric_limits<float>::quiet_NaN()));
+  auto A = on(backend, std::vector<float>{1, 2, 3, 4});
+  auto B = on(backend, std::vector<float>{5, 6});
+  auto C = on(backend, std::vector<float>(2, std::numeric_limits<float>::quiet_NaN()));
   backend.gemm(Trans::No, Trans::No, 2, 1, 2, 1.0f, A.data(), 2, B.data(), 1, 0.0f, C.data(), 1);
   EXPECT_EQ(C.download(), (std::vector<float>{17, 39}));
 }
@@ -229,8 +226,8 @@ TEST(CpuBackend, FillSetsEveryElementOfALongVector) {
 TEST(CpuBackend, AxpbyComputesAlphaXPlusBetaY) {
   CpuBackend backend;
   // 2 (1, -2, 3) + 0.5 (4, 6, -8) = (4, -1, 2)
-  auto y = on_backend(backend, std::vector<float>{4, 6, -8});
-  auto x = on_backend(backend, std::vector<float>{1, -2, 3});
+  auto y = on(backend, std::vector<float>{4, 6, -8});
+  auto x = on(backend, std::vector<float>{1, -2, 3});
   backend.axpby(y.data(), x.data(), 3, 2.0f, 0.5f);
   EXPECT_EQ(y.download(), (std::vector<float>{4, -1, 2}));
 }
@@ -238,8 +235,8 @@ TEST(CpuBackend, AxpbyComputesAlphaXPlusBetaY) {
 TEST(CpuBackend, AxpbyWithBetaZeroDoesNotReadY) {
   CpuBackend backend;
   // -3 (1, -2, 3) = (-3, 6, -9): the NaN in y must not leak through 0 * NaN.
-  auto y = on_backend(backend, std::vector<float>(3, std::numeric_limits<float>::quiet_NaN()));
-  auto x = on_backend(backend, std::vector<float>{1, -2, 3});
+  auto y = on(backend, std::vector<float>(3, std::numeric_limits<float>::quiet_NaN()));
+  auto x = on(backend, std::vector<float>{1, -2, 3});
   backend.axpby(y.data(), x.data(), 3, -3.0f, 0.0f);
   EXPECT_EQ(y.download(), (std::vector<float>{-3, 6, -9}));
 }
@@ -247,7 +244,7 @@ TEST(CpuBackend, AxpbyWithBetaZeroDoesNotReadY) {
 TEST(CpuBackend, SumSquaresByHand) {
   CpuBackend backend;
   // 1 + 4 + 9 + 0.25 = 14.25
-  auto x = on_backend(backend, std::vector<float>{1, -2, 3, 0.5f});
+  auto x = on(backend, std::vector<float>{1, -2, 3, 0.5f});
   EXPECT_DOUBLE_EQ(backend.sum_squares(x.data(), 4), 14.25);
 }
 
@@ -256,7 +253,7 @@ TEST(CpuBackend, SumSquaresOfALongVectorMatchesDoubleLoop) {
   const auto h = random_vector(1000003, 5);
   double expected = 0.0;
   for (float v : h) expected += static_cast<double>(v) * v;  // ~ n / 3 = 333334
-  auto x = on_backend(backend, h);
+  auto x = on(backend, h);
   EXPECT_NEAR(backend.sum_squares(x.data(), h.size()), expected, 1e-9 * expected);
 }
 
@@ -265,16 +262,16 @@ TEST(CpuBackend, SumSquaresOfALongVectorMatchesDoubleLoop) {
 TEST(CpuBackend, BiasActivationWithReluAddsBiasThenClampsAtZero) {
   CpuBackend backend;
   // rows (1, -2, 3), (-4, 5, -6) + bias (0.5, 1, -1) = (1.5, -1, 2), (-3.5, 6, -7) -> relu
-  auto H = on_backend(backend, std::vector<float>{1, -2, 3, -4, 5, -6});
-  auto bias = on_backend(backend, std::vector<float>{0.5f, 1, -1});
+  auto H = on(backend, std::vector<float>{1, -2, 3, -4, 5, -6});
+  auto bias = on(backend, std::vector<float>{0.5f, 1, -1});
   backend.bias_activation(H.data(), bias.data(), 2, 3, true);
   EXPECT_EQ(H.download(), (std::vector<float>{1.5f, 0, 2, 0, 6, 0}));
 }
 
 TEST(CpuBackend, BiasActivationWithoutReluKeepsNegatives) {
   CpuBackend backend;
-  auto H = on_backend(backend, std::vector<float>{1, -2, 3, -4, 5, -6});
-  auto bias = on_backend(backend, std::vector<float>{0.5f, 1, -1});
+  auto H = on(backend, std::vector<float>{1, -2, 3, -4, 5, -6});
+  auto bias = on(backend, std::vector<float>{0.5f, 1, -1});
   backend.bias_activation(H.data(), bias.data(), 2, 3, false);
   EXPECT_EQ(H.download(), (std::vector<float>{1.5f, -1, 2, -3.5f, 6, -7}));
 }
@@ -288,8 +285,8 @@ TEST(CpuBackend, BiasActivationOnATrainingSizedBatchMatchesLoop) {
   for (int i = 0; i < rows; ++i)
     for (int j = 0; j < cols; ++j)
       expected[i * cols + j] = std::max(0.0f, h[i * cols + j] + b[j]);
-  auto H = on_backend(backend, h);
-  auto bias = on_backend(backend, b);
+  auto H = on(backend, h);
+  auto bias = on(backend, b);
   backend.bias_activation(H.data(), bias.data(), rows, cols, true);
   expect_all_near(H.download(), expected, 0.0);
 }
@@ -297,8 +294,8 @@ TEST(CpuBackend, BiasActivationOnATrainingSizedBatchMatchesLoop) {
 TEST(CpuBackend, ReluBackwardZeroesGradientWhereActivationIsNotPositive) {
   CpuBackend backend;
   // H = (2, 0, 0.5, -1): only H > 0 passes the gradient; H == 0 (a clamped unit) blocks it.
-  auto dH = on_backend(backend, std::vector<float>{0.1f, 0.2f, -0.3f, 0.4f});
-  auto H = on_backend(backend, std::vector<float>{2, 0, 0.5f, -1});
+  auto dH = on(backend, std::vector<float>{0.1f, 0.2f, -0.3f, 0.4f});
+  auto H = on(backend, std::vector<float>{2, 0, 0.5f, -1});
   backend.relu_backward(dH.data(), H.data(), 4);
   EXPECT_EQ(dH.download(), (std::vector<float>{0.1f, 0, -0.3f, 0}));
 }
@@ -306,7 +303,7 @@ TEST(CpuBackend, ReluBackwardZeroesGradientWhereActivationIsNotPositive) {
 TEST(CpuBackend, ColumnSumsByHand) {
   CpuBackend backend;
   // [1 2 3; 4 5 6; -7 0.5 1] -> (1 + 4 - 7, 2 + 5 + 0.5, 3 + 6 + 1) = (-2, 7.5, 10)
-  auto A = on_backend(backend, std::vector<float>{1, 2, 3, 4, 5, 6, -7, 0.5f, 1});
+  auto A = on(backend, std::vector<float>{1, 2, 3, 4, 5, 6, -7, 0.5f, 1});
   Buffer<float> out(backend, 3);
   backend.column_sums(A.data(), 3, 3, out.data());
   EXPECT_EQ(out.download(), (std::vector<float>{-2, 7.5f, 10}));
@@ -319,7 +316,7 @@ TEST(CpuBackend, ColumnSumsOfATrainingSizedBatchMatchDoubleLoop) {
   std::vector<double> expected(cols, 0.0);
   for (int i = 0; i < rows; ++i)
     for (int j = 0; j < cols; ++j) expected[j] += a[static_cast<std::size_t>(i) * cols + j];
-  auto A = on_backend(backend, a);
+  auto A = on(backend, a);
   Buffer<float> out(backend, cols);
   backend.column_sums(A.data(), rows, cols, out.data());
   expect_all_near(out.download(), expected, 1e-4);  // sums ~ sqrt(10000 / 3) = 58: float ulp 4e-6
@@ -336,8 +333,8 @@ CrossEntropyResult run_cross_entropy(const std::vector<float>& logits,
                                      float grad_scale) {
   CpuBackend backend;
   const int rows = static_cast<int>(labels.size());
-  auto L = on_backend(backend, logits);
-  auto y = on_backend(backend, labels);
+  auto L = on(backend, logits);
+  auto y = on(backend, labels);
   Buffer<float> loss(backend, rows), correct(backend, rows), d(backend, logits.size());
   backend.cross_entropy(L.data(), y.data(), rows, classes, loss.data(), correct.data(), d.data(),
                         grad_scale);
@@ -393,8 +390,8 @@ TEST(CrossEntropy, GradScaleMultipliesTheGradientOnly) {
 
 TEST(CrossEntropy, NullGradientPointerComputesLossAlone) {
   CpuBackend backend;
-  auto L = on_backend(backend, std::vector<float>{2, 0});
-  auto y = on_backend(backend, std::vector<int32_t>{1});
+  auto L = on(backend, std::vector<float>{2, 0});
+  auto y = on(backend, std::vector<int32_t>{1});
   Buffer<float> loss(backend, 1), correct(backend, 1);
   // label 1 of (2, 0): loss = ln(1 + e^2) = 2.126928
   backend.cross_entropy(L.data(), y.data(), 1, 2, loss.data(), correct.data(), nullptr, 1.0f);
@@ -427,10 +424,10 @@ TEST(CrossEntropy, ManyRowsMatchDoubleReference) {
 std::vector<double> run_task_sums(const std::vector<float>& loss, const std::vector<float>& correct,
                                   const std::vector<int32_t>& tasks, int n_tasks, const std::vector<double>& start) {
   CpuBackend backend;
-  auto l = on_backend(backend, loss);
-  auto c = on_backend(backend, correct);
-  auto t = on_backend(backend, tasks);
-  auto sums = on_backend(backend, start);
+  auto l = on(backend, loss);
+  auto c = on(backend, correct);
+  auto t = on(backend, tasks);
+  auto sums = on(backend, start);
   backend.task_sums(l.data(), c.data(), t.data(), static_cast<int>(tasks.size()), n_tasks, sums.data());
   return sums.download();
 }
@@ -480,12 +477,12 @@ TEST(TaskSums, ManyChunksMatchADoubleLoopWhateverTheThreadCount) {
 
 TEST(TaskSums, TaskIdOutsideTheRangeThrowsOutOfRangeAndLeavesSumsUntouched) {
   CpuBackend backend;
-  auto loss = on_backend(backend, std::vector<float>{1.0f, 2.0f});
-  auto correct = on_backend(backend, std::vector<float>{1.0f, 0.0f});
+  auto loss = on(backend, std::vector<float>{1.0f, 2.0f});
+  auto correct = on(backend, std::vector<float>{1.0f, 0.0f});
   const std::vector<double> start{4, 5, 6, 7, 8, 9};
   for (auto [n_tasks, bad] : {std::pair{3, 3}, std::pair{3, -1}, std::pair{0, 0}}) {
-    auto tasks = on_backend(backend, std::vector<int32_t>{0, bad});
-    auto sums = on_backend(backend, start);
+    auto tasks = on(backend, std::vector<int32_t>{0, bad});
+    auto sums = on(backend, start);
     try {
       backend.task_sums(loss.data(), correct.data(), tasks.data(), 2, n_tasks, sums.data());
       ADD_FAILURE() << "no exception for task id " << bad << " with n_tasks " << n_tasks;
@@ -514,16 +511,7 @@ struct ParityFixture {
     }
   }
   ParityDraw draw(int32_t fixed_task) const {
-    ParityDraw d;
-    d.seed = 0x1234'5678'9ABCull;
-    d.stream = fixed_task < 0 ? RngStream::TrainBatch : RngStream::EvalSet;
-    d.step_or_task = fixed_task < 0 ? 7u : static_cast<uint32_t>(fixed_task);
-    d.fixed_task = fixed_task;
-    d.first_sample = 300;
-    d.n_tasks = n_tasks;
-    d.n_bits = n_bits;
-    d.k = k;
-    return d;
+    return testing::parity_draw(0x1234'5678'9ABCull, fixed_task, 300, n_tasks, n_bits, k);
   }
 };
 
@@ -534,8 +522,8 @@ struct ParityBatch {
 
 ParityBatch run_sparse_parity(const ParityFixture& f, const ParityDraw& draw, int count) {
   CpuBackend backend;
-  auto subsets = on_backend(backend, f.subsets);
-  auto thresholds = on_backend(backend, f.thresholds);
+  auto subsets = on(backend, f.subsets);
+  auto thresholds = on(backend, f.thresholds);
   Buffer<float> x(backend, static_cast<std::size_t>(count) * (f.n_tasks + f.n_bits));
   Buffer<int32_t> labels(backend, count), tasks(backend, count);
   backend.sparse_parity(draw, ParityTables{subsets.data(), thresholds.data()}, count, x.data(),
@@ -591,8 +579,8 @@ const std::vector<float> kG{0.1f, 0.2f, -0.3f};
 
 TEST(Optimizer, SgdPlainStepByHand) {
   CpuBackend backend;
-  auto w = on_backend(backend, kW);
-  auto g = on_backend(backend, kG);
+  auto w = on(backend, kW);
+  auto g = on(backend, kG);
   // w - 0.1 g = (0.99, -2.02, 0.53); no momentum buffer needed.
   backend.sgd_update(w.data(), g.data(), nullptr, 3, 0.1f, 0.0f, false, 0.0f);
   expect_all_near(w.download(), {0.99, -2.02, 0.53}, 1e-6);
@@ -600,8 +588,8 @@ TEST(Optimizer, SgdPlainStepByHand) {
 
 TEST(Optimizer, SgdWeightDecayAddsToTheGradient) {
   CpuBackend backend;
-  auto w = on_backend(backend, kW);
-  auto g = on_backend(backend, kG);
+  auto w = on(backend, kW);
+  auto g = on(backend, kG);
   // g' = g + 0.5 w = (0.6, -0.8, -0.05); w - 0.1 g' = (0.94, -1.92, 0.505)
   backend.sgd_update(w.data(), g.data(), nullptr, 3, 0.1f, 0.0f, false, 0.5f);
   expect_all_near(w.download(), {0.94, -1.92, 0.505}, 1e-6);
@@ -609,9 +597,9 @@ TEST(Optimizer, SgdWeightDecayAddsToTheGradient) {
 
 TEST(Optimizer, SgdMomentumStepByHand) {
   CpuBackend backend;
-  auto w = on_backend(backend, kW);
-  auto g = on_backend(backend, kG);
-  auto m = on_backend(backend, std::vector<float>{0.5f, -0.5f, 1.0f});
+  auto w = on(backend, kW);
+  auto g = on(backend, kG);
+  auto m = on(backend, std::vector<float>{0.5f, -0.5f, 1.0f});
   // m = 0.9 (0.5, -0.5, 1) + g = (0.55, -0.25, 0.6); w - 0.1 m = (0.945, -1.975, 0.44)
   backend.sgd_update(w.data(), g.data(), m.data(), 3, 0.1f, 0.9f, false, 0.0f);
   expect_all_near(m.download(), {0.55, -0.25, 0.6}, 1e-6);
@@ -620,9 +608,9 @@ TEST(Optimizer, SgdMomentumStepByHand) {
 
 TEST(Optimizer, SgdNesterovWithWeightDecayStepByHand) {
   CpuBackend backend;
-  auto w = on_backend(backend, kW);
-  auto g = on_backend(backend, kG);
-  auto m = on_backend(backend, std::vector<float>{0.5f, -0.5f, 1.0f});
+  auto w = on(backend, kW);
+  auto g = on(backend, kG);
+  auto m = on(backend, std::vector<float>{0.5f, -0.5f, 1.0f});
   // g' = g + 0.01 w = (0.11, 0.18, -0.295); m = 0.9 m + g' = (0.56, -0.27, 0.605);
   // d = g' + 0.9 m = (0.614, -0.063, 0.2495); w - 0.1 d = (0.9386, -1.9937, 0.47505)
   backend.sgd_update(w.data(), g.data(), m.data(), 3, 0.1f, 0.9f, true, 0.01f);
@@ -632,9 +620,9 @@ TEST(Optimizer, SgdNesterovWithWeightDecayStepByHand) {
 
 TEST(Optimizer, NmdStepByHand) {
   CpuBackend backend;
-  auto w = on_backend(backend, kW);
-  auto g = on_backend(backend, std::vector<float>{0.1f, -0.2f, 0.3f});
-  auto m = on_backend(backend, std::vector<float>{0.2f, -0.4f, 0.2f});
+  auto w = on(backend, kW);
+  auto g = on(backend, std::vector<float>{0.1f, -0.2f, 0.3f});
+  auto m = on(backend, std::vector<float>{0.2f, -0.4f, 0.2f});
   // m = 0.5 m + g = (0.2, -0.4, 0.4), ||m|| = sqrt(0.04 + 0.16 + 0.16) = 0.6,
   // m / ||m|| = (1/3, -2/3, 2/3); w (1 - 0.3 * 0.1) = (0.97, -1.94, 0.485);
   // minus 0.3 (1/3, -2/3, 2/3) = (0.1, -0.2, 0.2)  ->  (0.87, -1.74, 0.285)
@@ -645,9 +633,9 @@ TEST(Optimizer, NmdStepByHand) {
 
 TEST(Optimizer, NmdTakesNoStepWhenMomentumVanishes) {
   CpuBackend backend;
-  auto w = on_backend(backend, kW);
-  auto g = on_backend(backend, std::vector<float>{0.1f, -0.2f, 0.3f});
-  auto m = on_backend(backend, std::vector<float>{-0.2f, 0.4f, -0.6f});
+  auto w = on(backend, kW);
+  auto g = on(backend, std::vector<float>{0.1f, -0.2f, 0.3f});
+  auto m = on(backend, std::vector<float>{-0.2f, 0.4f, -0.6f});
   // m = 0.5 m + g = 0 exactly (halving is exact in binary): no direction, so w stays (1, -2, 0.5),
   // weight decay included, rather than becoming NaN.
   backend.nmd_update(w.data(), g.data(), m.data(), 3, 0.3f, 0.5f, 0.1f);
@@ -665,10 +653,10 @@ struct AdamCase {
 
 std::vector<float> run_adam(const AdamCase& c, std::vector<float>* m_out = nullptr) {
   CpuBackend backend;
-  auto w = on_backend(backend, kW);
-  auto g = on_backend(backend, kG);
-  auto m = on_backend(backend, c.m0);
-  auto v = on_backend(backend, c.v0);
+  auto w = on(backend, kW);
+  auto g = on(backend, kG);
+  auto m = on(backend, c.m0);
+  auto v = on(backend, c.v0);
   backend.adam_update(w.data(), g.data(), m.data(), v.data(), 3, c.lr, 0.5f, 0.75f, 0.1f,
                       c.weight_decay, c.decoupled, c.t);
   if (m_out) *m_out = m.download();
@@ -720,8 +708,8 @@ TEST(Optimizer, AdamwSecondStepByHand) {
 
 TEST(Optimizer, SignGdWithoutMomentumStepsBySignAndSignOfZeroIsZero) {
   CpuBackend backend;
-  auto w = on_backend(backend, std::vector<float>{1, -2, 0.5f, 3});
-  auto g = on_backend(backend, std::vector<float>{0.1f, -0.2f, 0.0f, 0.3f});
+  auto w = on(backend, std::vector<float>{1, -2, 0.5f, 3});
+  auto g = on(backend, std::vector<float>{0.1f, -0.2f, 0.0f, 0.3f});
   // w (1 - 0.1 * 0.5) = (0.95, -1.9, 0.475, 2.85); sign(g) = (1, -1, 0, 1);
   // w - 0.1 sign(g) = (0.85, -1.8, 0.475, 2.75): the third weight only decays.
   backend.signgd_update(w.data(), g.data(), nullptr, 4, 0.1f, 0.0f, 0.5f);
@@ -730,9 +718,9 @@ TEST(Optimizer, SignGdWithoutMomentumStepsBySignAndSignOfZeroIsZero) {
 
 TEST(Optimizer, SignGdFollowsTheSignOfTheMomentum) {
   CpuBackend backend;
-  auto w = on_backend(backend, std::vector<float>{1, -2, 0.5f, 3});
-  auto g = on_backend(backend, std::vector<float>{0.1f, -0.2f, 0.0f, 0.3f});
-  auto m = on_backend(backend, std::vector<float>{0.4f, 0.6f, -0.2f, -0.8f});
+  auto w = on(backend, std::vector<float>{1, -2, 0.5f, 3});
+  auto g = on(backend, std::vector<float>{0.1f, -0.2f, 0.0f, 0.3f});
+  auto m = on(backend, std::vector<float>{0.4f, 0.6f, -0.2f, -0.8f});
   // m = 0.5 m + g = (0.3, 0.1, -0.1, -0.1): signs (+, +, -, -), two of them against g;
   // w - 0.1 sign(m) = (0.9, -2.1, 0.6, 3.1)
   backend.signgd_update(w.data(), g.data(), m.data(), 4, 0.1f, 0.5f, 0.0f);
@@ -742,8 +730,8 @@ TEST(Optimizer, SignGdFollowsTheSignOfTheMomentum) {
 
 TEST(Optimizer, MomentumAccumulateByHand) {
   CpuBackend backend;
-  auto m = on_backend(backend, std::vector<float>{0.5f, -0.5f, 1.0f});
-  auto g = on_backend(backend, kG);
+  auto m = on(backend, std::vector<float>{0.5f, -0.5f, 1.0f});
+  auto g = on(backend, kG);
   Buffer<float> out(backend, 3);
   // m = 0.9 m + g = (0.55, -0.25, 0.6); out = m
   backend.momentum_accumulate(m.data(), g.data(), out.data(), 3, 0.9f, false);
@@ -753,8 +741,8 @@ TEST(Optimizer, MomentumAccumulateByHand) {
 
 TEST(Optimizer, MomentumAccumulateNesterovByHand) {
   CpuBackend backend;
-  auto m = on_backend(backend, std::vector<float>{0.5f, -0.5f, 1.0f});
-  auto g = on_backend(backend, kG);
+  auto m = on(backend, std::vector<float>{0.5f, -0.5f, 1.0f});
+  auto g = on(backend, kG);
   Buffer<float> out(backend, 3);
   // m = (0.55, -0.25, 0.6); out = g + 0.9 m = (0.1 + 0.495, 0.2 - 0.225, -0.3 + 0.54)
   //   = (0.595, -0.025, 0.24)
@@ -769,10 +757,10 @@ TEST(Optimizer, AdamOnALongVectorMatchesTheScalarFormula) {
   const auto w0 = random_vector(n, 11), g0 = random_vector(n, 12), m0 = random_vector(n, 13);
   auto v0 = random_vector(n, 14);
   for (float& v : v0) v = v * v;
-  auto w = on_backend(backend, w0);
-  auto g = on_backend(backend, g0);
-  auto m = on_backend(backend, m0);
-  auto v = on_backend(backend, v0);
+  auto w = on(backend, w0);
+  auto g = on(backend, g0);
+  auto m = on(backend, m0);
+  auto v = on(backend, v0);
   backend.adam_update(w.data(), g.data(), m.data(), v.data(), n, 0.01f, 0.9f, 0.999f, 1e-8f, 0.1f,
                       true, 3);
   const double bc1 = 1 - std::pow(0.9, 3), bc2 = 1 - std::pow(0.999, 3);

@@ -32,8 +32,7 @@ namespace skillrun {
 namespace {
 
 using Vec = std::vector<float>;
-const float kNaN = std::numeric_limits<float>::quiet_NaN();
-
+using testing::kNaN;
 using testing::uniform_floats;
 
 // Elements whose bits differ (NaN equal to NaN); vectors of different sizes differ everywhere.

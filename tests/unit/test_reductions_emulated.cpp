@@ -24,8 +24,7 @@ namespace skillrun {
 namespace {
 
 using Vec = std::vector<float>;
-const float kNaN = std::numeric_limits<float>::quiet_NaN();
-
+using testing::kNaN;
 using testing::uniform_floats;
 
 template <class T>

@@ -11,6 +11,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "support/on_backend.h"
 #include "backend/backend.h"
 #include "backend/sparse_parity_gen.h"
 #include "core/error.h"
@@ -22,12 +23,6 @@ namespace {
 
 constexpr float kNaN = std::numeric_limits<float>::quiet_NaN();
 
-template <class T>
-Buffer<T> on(Backend& backend, const std::vector<T>& host) {
-  Buffer<T> b(backend, host.size());
-  b.upload(host);
-  return b;
-}
 
 // Every element within `tolerance` relative (absolute below 1); NaN expected means NaN got.
 template <class T>
