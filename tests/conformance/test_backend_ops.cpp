@@ -974,7 +974,9 @@ TEST_P(BackendOps, AssocMemoryDataBitIdentical) {
     EXPECT_EQ(x_got, x_ref) << "x differs (fixed_task " << fixed_task << ")";
     EXPECT_EQ(l_got, l_ref) << "labels differ";
     EXPECT_EQ(t_got, t_ref) << "group ids differ";
-    if (fixed_task >= 0) EXPECT_EQ(std::set<int32_t>(t_ref.begin(), t_ref.end()), std::set<int32_t>{1});
+    if (fixed_task >= 0) {
+      EXPECT_EQ(std::set<int32_t>(t_ref.begin(), t_ref.end()), std::set<int32_t>{1});
+    }
   }
 }
 
