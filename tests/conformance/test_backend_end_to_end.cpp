@@ -124,18 +124,17 @@ TEST(EndToEnd, Fig4MuonFirst20StepsAgreeCpuVsCuda) {
   }
 }
 
-// assoc_memory (configs/ci/assoc_tiny.json with label noise): GD, Muon (exact msign: the
-// polar factor of the same gradient up to gemm rounding) and SignGD, 20 steps on the CPU and
-// on CUDA: bit-identical batches, the per-step train loss to 1e-4 relative, W to 1e-3 (the
-// bounds of the MLP case above). SignGD's sign can flip on an entry whose gradient is ~0 in
-// one backend's rounding; from W = 0 the first steps' gradients are exact sums of a few
-// products, so a flip is rare, and one flip moves W by lr = 0.005, within the bound.
+// assoc_memory (configs/ci/assoc_tiny.json with label noise): GD and Muon (exact msign: the
+// polar factor of the same gradient up to gemm rounding), 20 steps on the CPU and on CUDA:
+// bit-identical batches, the per-step train loss to 1e-4 relative, W to 1e-3 (the bounds of
+// the MLP case above). Not SignGD: a gradient entry within rounding of 0 may take opposite
+// signs on the two backends, a difference of 2 lr in that entry that no tolerance on W bounds
+// (its elementwise update is held to the CPU's by test_backend_ops.cpp).
 TEST(EndToEnd, AssocMemoryFirst20StepsAgreeCpuVsCuda) {
   SKIP_WITHOUT_CUDA();
   spdlog::set_level(spdlog::level::warn);
   for (const char* optimizer : {R"(optimizer={"type":"sgd","lr":8})",
-                                R"(optimizer={"type":"muon","lr":0.05,"momentum":0,"msign":"svd","muon_params":"all_weights"})",
-                                R"(optimizer={"type":"signgd","lr":0.005})"}) {
+                                R"(optimizer={"type":"muon","lr":0.05,"momentum":0,"msign":"svd","muon_params":"all_weights"})"}) {
     const ExperimentConfig config =
         load_experiment(config_path("configs/ci/assoc_tiny.json"), {"task.label_noise=0.1", optimizer});
     CpuBackend cpu;
