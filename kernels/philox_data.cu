@@ -93,13 +93,14 @@ void launch_increment_counter(uint32_t* counter, cudaStream_t stream) {
 void launch_sparse_parity(const ParityDraw& draw, const ParityTables& tables, int count, float* x, int32_t* labels,
                           int32_t* tasks, const uint32_t* step_from, cudaStream_t stream) {
   if (count <= 0) return;
+  // (An assoc_memory draw, DrawKind::Assoc, has no bits: one row per thread, assoc_sample.)
   // The coalesced kernel when a block's words fit the default 48 KiB of shared memory and a
   // block's rows stay within 32-bit indices; else one row per thread.
   const int n_words = static_cast<int>(parity_word_count(draw.n_bits));
   const std::size_t shared = static_cast<std::size_t>(kRowsPerBlock) * (static_cast<std::size_t>(n_words) + 1) *
                              sizeof(uint32_t);
   const long long block_entries = static_cast<long long>(kRowsPerBlock) * (draw.n_tasks + draw.n_bits);
-  if (n_words > 0 && shared <= 48 * 1024 && block_entries < (1LL << 31)) {
+  if (draw.kind == DrawKind::Parity && n_words > 0 && shared <= 48 * 1024 && block_entries < (1LL << 31)) {
     const int blocks = (count + kRowsPerBlock - 1) / kRowsPerBlock;
     const bool vector_stores = reinterpret_cast<std::uintptr_t>(x) % 16 == 0;
     SKR_LAUNCH(blocks, kCoalescedThreads, shared, stream, sparse_parity_coalesced_kernel)(draw, tables, count, x, labels,

@@ -138,6 +138,14 @@ std::optional<StepScalingFit> fit_step_scaling(std::span<const int64_t> steps, s
   return f;
 }
 
+std::optional<double> predicted_assoc_loss_exponent(double zipf_exponent, double label_noise,
+                                                    const OptimizerConfig& optimizer) {
+  if (!(label_noise > 0) || !(zipf_exponent > 1)) return std::nullopt;
+  if (optimizer.type == OptimizerType::Muon) return 2.0;
+  if (optimizer.type == OptimizerType::Sgd && optimizer.momentum == 0) return 1.0 - 1.0 / zipf_exponent;
+  return std::nullopt;
+}
+
 std::optional<double> predicted_step_exponent(double zipf_exponent) {
   const double alpha = zipf_exponent - 1.0;
   if (!(alpha > 0)) return std::nullopt;

@@ -9,6 +9,7 @@
 #include <span>
 
 #include "analysis/acquisition.h"
+#include "config/experiment.h"
 
 namespace skillrun {
 
@@ -50,5 +51,11 @@ std::optional<StepScalingFit> fit_step_scaling(std::span<const int64_t> steps, s
 // α/(α+1) with α = zipf_exponent − 1: the step-scaling exponent the quantization model
 // predicts for Zipf-distributed subtasks. Empty when α <= 0 (no power law to predict).
 std::optional<double> predicted_step_exponent(double zipf_exponent);
+// assoc_memory with label noise and power-law frequencies (arXiv 2602.05725): the loss-vs-steps
+// exponents the paper predicts, GD's 1 - 1/beta (a lower bound on its loss: Omega~(T^-(1-1/beta)),
+// for sgd without momentum) and Muon's 2 (an upper bound: O~(T^-2)). Empty for other optimizers,
+// without noise or with beta <= 1.
+std::optional<double> predicted_assoc_loss_exponent(double zipf_exponent, double label_noise,
+                                                    const OptimizerConfig& optimizer);
 
 }  // namespace skillrun

@@ -85,7 +85,7 @@ RunAnalysis analyze_run(const RunRecord& run, const AnalysisOptions& options) {
   if (options.tau_bits && *options.tau_bits != a.tau_bits)
     throw std::logic_error("analyze_run: the run was read at another tau than --tau");
   a.last_step = m.steps.empty() ? 0 : m.steps.back();
-  a.p_k = zipf_probabilities(m.n_tasks, run.zipf_exponent);
+  a.p_k = run.stream_p.empty() ? zipf_probabilities(m.n_tasks, run.zipf_exponent) : run.stream_p;
   a.T_k = m.acquisition.times();
   if (a.tau_bits == run.tau_bits && run.has_summary && run.summary_T_k.size() == a.T_k.size() &&
       run.summary_T_k != a.T_k && !m.truncated)
@@ -101,7 +101,8 @@ RunAnalysis analyze_run(const RunRecord& run, const AnalysisOptions& options) {
 
   a.frequency_slope = acquisition_frequency_slope(a.T_k, a.p_k);
   a.step_scaling = fit_step_scaling(m.steps, m.mean_loss_bits);
-  a.predicted_alpha_s = predicted_step_exponent(run.zipf_exponent);
+  a.predicted_alpha_s =
+      run.stream_p.empty() ? predicted_step_exponent(run.zipf_exponent) : run.assoc_predicted_alpha_s;
   return a;
 }
 

@@ -15,6 +15,8 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "analysis/fits.h"
+#include "tasks/task.h"
 
 namespace skillrun {
 namespace {
@@ -270,7 +272,12 @@ RunRecord read_run(const fs::path& dir, std::optional<double> tau_bits) {
     throw RuntimeError(fmt::format("{}: an icl_linreg run, not sparse_parity", config_file.string()));
   r.config = config.json;
   r.zipf_exponent = config.config.task.zipf_exponent;
-  const int n_tasks = config.config.task.n_tasks;
+  const int n_tasks = config.config.task.streams();
+  if (config.config.task.type == TaskType::AssocMemory) {
+    r.stream_p = stream_frequencies(config.config.task);
+    r.assoc_predicted_alpha_s = predicted_assoc_loss_exponent(config.config.task.zipf_exponent,
+                                                              config.config.task.label_noise, config.config.optimizer);
+  }
 
   r.tau_bits = config.config.eval.tau_bits;
   if (const auto s = read_summary_json(dir, r.status, r.message)) {

@@ -110,6 +110,10 @@ struct RunRecord {
   std::filesystem::path dir;
   nlohmann::json config;        // config.json as written
   double zipf_exponent = 0;     // task.zipf_exponent (validated)
+  // assoc_memory runs: the groups' frequencies (the Zipf p_k of n_tasks otherwise: empty) and
+  // the paper's predicted loss-vs-steps exponent for the run's optimizer (fits.h).
+  std::vector<double> stream_p;
+  std::optional<double> assoc_predicted_alpha_s;
   MetricsCurves metrics{0, 0};  // T_k at the τ the run was read with
   bool has_summary = false;
   std::string status = kStatusIncomplete;  // summary.json's status (to_string(RunStatus)) or kStatusIncomplete

@@ -1,5 +1,6 @@
-// Multi-task sparse parity, one sample at a time: host+device code shared by the CPU backend's
-// loop and the CUDA kernel, so both produce the same bits from the same (seed, counter).
+// Multi-task sparse parity (and the facts of assoc_memory, DrawKind::Assoc), one sample at a
+// time: host+device code shared by the CPU backend's loop and the CUDA kernel, so both produce
+// the same bits from the same (seed, counter).
 //
 // Sample j of a draw: x = [u, v], u one-hot over n_tasks control bits, v in {0,1}^n_bits;
 // y = XOR of v over S_task. Random words come from Philox blocks (stream, step_or_task, j, block):
@@ -13,6 +14,10 @@
 
 namespace skillrun {
 
+// Which task a draw samples: multi-task sparse parity, or the facts of a linear associative
+// memory (tasks/assoc_memory.h): assoc_sample() below.
+enum class DrawKind : int32_t { Parity = 0, Assoc = 1 };
+
 // What to draw. Training batches: stream TrainBatch, step_or_task = step, fixed_task = -1 (Zipf).
 // Eval sets: stream EvalSet, step_or_task = task, fixed_task = task.
 struct ParityDraw {
@@ -24,12 +29,20 @@ struct ParityDraw {
   int32_t n_tasks = 0;
   int32_t n_bits = 0;
   int32_t k = 0;
+  // DrawKind::Assoc: n_tasks is the number of facts N (n_bits 0, k 0), the row the one-hot
+  // query; the label is answers[query], or with probability noise_threshold / 2^32 a uniform
+  // answer in [0, n_answers); the task id written is the query's group, query * n_groups / N.
+  DrawKind kind = DrawKind::Parity;
+  int32_t n_answers = 0;
+  uint32_t noise_threshold = 0;
+  int32_t n_groups = 1;
 };
 
 // Backend memory describing the task family (built once per run by tasks/sparse_parity.cpp).
 struct ParityTables {
   const int32_t* subsets = nullptr;           // (n_tasks, k): S_i as indices into v
   const uint32_t* zipf_thresholds = nullptr;  // (n_tasks - 1): task = #thresholds <= u
+  const int32_t* answers = nullptr;           // DrawKind::Assoc: (n_tasks) the answer f(i) of fact i
 };
 
 // Task for a uniform 32-bit word: the number of thresholds t_i with t_i <= u (thresholds
@@ -43,9 +56,27 @@ SKR_HD int32_t zipf_task(uint32_t u, const uint32_t* thresholds, int32_t n_tasks
   return lo;
 }
 
+// DrawKind::Assoc's sample `sample`: word 0 of block 0 picks the query (Zipf over the N facts;
+// with fixed_task >= 0 the query is fixed_task + sample instead: an eval set, every fact once,
+// labels clean), word 1 below noise_threshold replaces the answer by the uniform one of word 2
+// (multiply-shift). Writes the one-hot row (N floats) and the label; returns the query's group.
+SKR_HD int32_t assoc_sample(const ParityDraw& d, const ParityTables& t, uint32_t sample, float* x_row,
+                            int32_t* label) {
+  const Philox4x32 block = philox_draw(d.seed, d.stream, d.step_or_task, sample, 0);
+  const int32_t query = d.fixed_task >= 0 ? d.fixed_task + static_cast<int32_t>(sample)
+                                          : zipf_task(block.v[0], t.zipf_thresholds, d.n_tasks);
+  for (int32_t i = 0; i < d.n_tasks; ++i) x_row[i] = (i == query) ? 1.0f : 0.0f;
+  *label = block.v[1] < d.noise_threshold
+               ? static_cast<int32_t>((static_cast<uint64_t>(block.v[2]) * static_cast<uint64_t>(d.n_answers)) >> 32)
+               : t.answers[query];
+  return static_cast<int32_t>(static_cast<uint64_t>(query) * static_cast<uint64_t>(d.n_groups) /
+                              static_cast<uint64_t>(d.n_tasks));
+}
+
 // Writes row `x_row` (n_tasks + n_bits floats) and the label of sample `sample`; returns its task.
 SKR_HD int32_t parity_sample(const ParityDraw& d, const ParityTables& t, uint32_t sample,
                              float* x_row, int32_t* label) {
+  if (d.kind == DrawKind::Assoc) return assoc_sample(d, t, sample, x_row, label);
   Philox4x32 block = philox_draw(d.seed, d.stream, d.step_or_task, sample, 0);
   const int32_t task = d.fixed_task >= 0 ? d.fixed_task
                                          : zipf_task(block.v[0], t.zipf_thresholds, d.n_tasks);

@@ -128,7 +128,8 @@ int cmd_analyze(const AnalyzeOptions& options) {
                  dirs.size(), skipped.size());
   std::optional<AnalysisResult> result;
   if (!runs.empty()) {
-    for (const std::string& key : analysis.group_keys)
+    // Keys given with --group-by must exist; the defaults need not (assoc_memory has no model.width).
+    for (const std::string& key : analysis.group_keys_given ? analysis.group_keys : std::vector<std::string>{})
       if (std::all_of(runs.begin(), runs.end(), [&](const RunAnalysis& r) { return value_at(r.config, key).is_null(); }))
         throw UsageError(fmt::format("--group-by: no run has the config key \"{}\"", key));
     // A run that stopped once every subtask reached its own tau (stop_when_learned) has no rows

@@ -37,7 +37,7 @@ namespace {
 
 // Seconds for the GEMMs of one step alone (forward, weight gradients, data gradients of
 // every layer but the first), on scratch buffers of the same shapes.
-double time_gemms_alone(Backend& backend, const Mlp& model, int batch, int repeats) {
+double time_gemms_alone(Backend& backend, const Model& model, int batch, int repeats) {
   std::size_t biggest = 0;
   for (const Parameter& p : model.parameters())
     if (p.is_matrix)

@@ -39,14 +39,20 @@ void set_stop_signals(void (*handler)(int)) {
 
 void print_result_table(const Trainer& trainer, const RunSummary& s, const EvalResult& last,
                         const RunDirectory& dir) {
-  const auto& task = trainer.task();
-  const int k_bits = static_cast<int>(task.subsets().size()) / task.n_tasks();
+  const Task& task = trainer.task();
+  // S_k: a sparse-parity task's subset; an assoc_memory group's facts (0-based, by frequency rank).
+  const auto* parity = dynamic_cast<const SparseParityTask*>(&task);
+  const int k_bits = parity ? static_cast<int>(parity->subsets().size()) / task.n_tasks() : 0;
+  const int per_group = parity ? 0 : task.input_dim() / task.n_tasks();
   std::printf("\nrun: %s  status: %s  steps: %lld  %.1f s  device: %s\n", dir.path().c_str(), to_string(s.status),
               static_cast<long long>(s.steps), s.seconds, s.device.c_str());
   std::printf("%7s  %8s  %-16s  %9s  %12s  %9s\n", "subtask", "p_k", "S_k", "T_k", "loss (bits)", "accuracy");
   for (int k = 0; k < task.n_tasks(); ++k) {
-    const auto first = task.subsets().begin() + static_cast<std::ptrdiff_t>(k) * k_bits;
-    const std::string subset = fmt::format("{{{}}}", fmt::join(first, first + k_bits, ","));
+    std::string subset = fmt::format("facts {}-{}", k * per_group, (k + 1) * per_group - 1);
+    if (parity) {
+      const auto first = parity->subsets().begin() + static_cast<std::ptrdiff_t>(k) * k_bits;
+      subset = fmt::format("{{{}}}", fmt::join(first, first + k_bits, ","));
+    }
     const std::string t = s.T_k[k] ? std::to_string(*s.T_k[k]) : std::string("-");
     if (last.loss_bits.empty())  // interrupted before any eval of this process
       std::printf("%7d  %8.4f  %-16s  %9s  %12s  %9s\n", k, task.frequencies()[k], subset.c_str(), t.c_str(), "-", "-");
@@ -55,6 +61,19 @@ void print_result_table(const Trainer& trainer, const RunSummary& s, const EvalR
                   last.loss_bits[k], last.accuracy[k]);
   }
   std::printf("tau = %g bits; T_k = first eval step with loss_k <= tau (\"-\": not reached)\n", s.tau_bits);
+}
+
+// The log line that says what trains: the sparse-parity wording as before.
+void log_model_and_task(std::size_t parameters, const TaskConfig& task, const char* per_run) {
+  if (task.type == TaskType::AssocMemory) {
+    spdlog::info("model: linear, {} parameters{}; task: assoc_memory, {} facts in {} groups, {} answers, dim {}, "
+                 "zipf exponent {}, label noise {}, {} embeddings",
+                 parameters, per_run, task.n_facts, task.n_groups, task.n_answers, task.dim, task.zipf_exponent,
+                 task.label_noise, task.embeddings);
+    return;
+  }
+  spdlog::info("model: {} parameters{}; task: {} subtasks, {} bits, k = {}, zipf exponent {}", parameters, per_run,
+               task.n_tasks, task.n_bits, task.k, task.zipf_exponent);
 }
 
 void report_end(const RunSummary& summary) {
@@ -100,13 +119,11 @@ int run_in(RunDirectory& dir, Backend& backend, const ExperimentConfig& config, 
 
   Trainer trainer(backend, config);
   for (const std::string& line : trainer.optimizer().describe()) spdlog::info("optimizer: {}", line);
-  spdlog::info("model: {} parameters; task: {} subtasks, {} bits, k = {}, zipf exponent {}",
-               trainer.model().parameter_count(), config.task.n_tasks, config.task.n_bits, config.task.k,
-               config.task.zipf_exponent);
+  log_model_and_task(trainer.model().parameter_count(), config.task, "");
   std::optional<CheckpointState> checkpoint;
   if (options.resume) checkpoint = trainer.checkpoint_to_resume(dir.path());
 
-  Progress progress(detect_progress_mode(options.no_progress), config.train.max_steps, config.task.n_tasks);
+  Progress progress(detect_progress_mode(options.no_progress), config.train.max_steps, config.task.streams());
   const RunSummary summary = trainer.run(dir, progress, checkpoint ? &*checkpoint : nullptr);
   set_stop_signals(SIG_DFL);
 
@@ -199,11 +216,9 @@ PackEnd train_pack(Backend& backend, const std::vector<ExperimentConfig>& config
   std::vector<const CheckpointState*> resume;
   for (const auto& c : checkpoints) resume.push_back(c ? &*c : nullptr);
   const ExperimentConfig& shared = part.front();
-  spdlog::info("model: {} parameters per run; task: {} subtasks, {} bits, k = {}, zipf exponent {}",
-               trainer.model().parameter_count(), shared.task.n_tasks, shared.task.n_bits, shared.task.k,
-               shared.task.zipf_exponent);
+  log_model_and_task(trainer.model().parameter_count(), shared.task, " per run");
   Progress progress(detect_progress_mode(no_progress), shared.train.max_steps,
-                    shared.task.n_tasks * static_cast<int>(part.size()));
+                    shared.task.streams() * static_cast<int>(part.size()));
   const std::vector<RunSummary> summaries = trainer.run(dir_ptrs, progress, resume);
   std::printf("\n%-11s  %9s  %8s  %s\n", "status", "steps", "seconds", "run");
   for (std::size_t i = 0; i < summaries.size(); ++i) {

@@ -20,7 +20,7 @@ enum class DeviceChoice { Auto, Cpu, Cuda };
 // Fp64: every op in double; only the CPU backend and only the tasks that
 // are written for it (icl_linreg) take it.
 enum class Precision { Fp32, Tf32, Bf16, Fp64 };
-enum class TaskType { SparseParity, IclLinreg };
+enum class TaskType { SparseParity, IclLinreg, AssocMemory };
 // gd, ngd and specgd are icl_linreg only; train/icl_trainer.h maps them onto sgd, nmd and muon.
 enum class OptimizerType { Sgd, Nmd, Adam, AdamW, SignGd, Muon, Gd, Ngd, SpecGd };
 // Matrix sign msign(G) = U V^T for G = U S V^T: Newton-Schulz variants and the exact SVD.
@@ -60,7 +60,8 @@ template <>
 struct ChoiceSet<TaskType> {
   static constexpr std::string_view noun = "task type";
   static constexpr Choice<TaskType> all[] = {{TaskType::SparseParity, "sparse_parity"},
-                                             {TaskType::IclLinreg, "icl_linreg"}};
+                                             {TaskType::IclLinreg, "icl_linreg"},
+                                             {TaskType::AssocMemory, "assoc_memory"}};
 };
 template <>
 struct ChoiceSet<OptimizerType> {

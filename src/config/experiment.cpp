@@ -367,6 +367,37 @@ void reject_keys_of_other_task(const json& obj, const std::string& path, const N
 
 const Names kParityTaskKeys = {"n_tasks", "n_bits", "k", "zipf_exponent"};
 const Names kIclTaskKeys = {"d", "sigma_x", "sigma_w", "basis", "coordinates"};
+const Names kAssocTaskKeys = {"n_facts", "n_answers", "dim", "label_noise", "embeddings", "n_groups"};
+const Names kParityOnlyTaskKeys = {"n_tasks", "n_bits", "k"};  // zipf_exponent is assoc_memory's too
+
+// assoc_memory (the task's keys after "type"): every value checked, the errors naming the key.
+TaskConfig parse_assoc_task(const json& j, const std::string& path, TaskConfig t) {
+  reject_keys_of_other_task(j, path, kParityOnlyTaskKeys, "sparse_parity", name(t.type));
+  reject_keys_of_other_task(j, path, kIclTaskKeys, "icl_linreg", name(t.type));
+  read_integer(j, path, "n_facts", t.n_facts, 1, 1 << 20);
+  read_integer(j, path, "n_answers", t.n_answers, 2, 1 << 16);
+  read_integer(j, path, "dim", t.dim, 1, 4096);
+  read_number(j, path, "zipf_exponent", t.zipf_exponent, NumberRule::kNonNegative);
+  read_number(j, path, "label_noise", t.label_noise, NumberRule::kUnitInterval);
+  if (!(t.label_noise < 1.0)) throw ConfigError(join_path(path, "label_noise"), "must be in [0, 1), got 1");
+  read_choice(j, path, "embeddings", t.embeddings, {"orthogonal", "identity", "gaussian"}, "embeddings");
+  read_integer(j, path, "n_groups", t.n_groups, 1);
+  if (t.n_groups > t.n_facts || t.n_facts % t.n_groups != 0) {
+    throw ConfigError(join_path(path, "n_groups"), "must divide task.n_facts (" + std::to_string(t.n_facts) +
+                                                       ") into equal groups, got " + std::to_string(t.n_groups));
+  }
+  if (t.embeddings != "gaussian") {
+    for (const auto& [key, n] : {std::pair<const char*, int>{"n_facts", t.n_facts}, {"n_answers", t.n_answers}}) {
+      if (n > t.dim) {
+        throw ConfigError(join_path(path, key), "must be <= task.dim (" + std::to_string(t.dim) + ") for " +
+                                                    t.embeddings + " embeddings (" + std::to_string(n) +
+                                                    " orthonormal vectors in R^dim), got " + std::to_string(n) +
+                                                    "; \"gaussian\" embeddings allow more");
+      }
+    }
+  }
+  return t;
+}
 
 // The largest condition number a spectrum may have: Sigma_x^-1, and the distance to it, carry a
 // relative error of about kappa * 1e-16 in fp64, so beyond 1e12 they would no longer mean much.
@@ -409,13 +440,15 @@ TaskConfig parse_task(const json& j) {
   const std::string path = "task";
   expect_object(j, path);
   Names allowed = {"type"};
-  for (const auto* keys : {&kParityTaskKeys, &kIclTaskKeys}) allowed.insert(allowed.end(), keys->begin(), keys->end());
+  for (const auto* keys : {&kParityTaskKeys, &kIclTaskKeys, &kAssocTaskKeys})
+    allowed.insert(allowed.end(), keys->begin(), keys->end());
   reject_unknown_keys(j, path, allowed);
   if (!j.contains("type")) throw ConfigError(path, "missing required key \"type\" (sparse_parity or icl_linreg)");
   TaskConfig t;
   read_choice(j, path, "type", t.type);
   if (t.type == TaskType::IclLinreg) {
     reject_keys_of_other_task(j, path, kParityTaskKeys, "sparse_parity", name(t.type));
+    reject_keys_of_other_task(j, path, kAssocTaskKeys, "assoc_memory", name(t.type));
     read_integer(j, path, "d", t.d, 1, 4096);
     if (j.contains("sigma_x")) t.sigma_x = parse_spectrum(j["sigma_x"], "task.sigma_x", t.d);
     if (j.contains("sigma_w")) t.sigma_w = parse_spectrum(j["sigma_w"], "task.sigma_w", t.d);
@@ -423,7 +456,9 @@ TaskConfig parse_task(const json& j) {
     read_choice(j, path, "coordinates", t.coordinates, {"eigenbasis", "original"}, "coordinates");
     return t;
   }
+  if (t.type == TaskType::AssocMemory) return parse_assoc_task(j, path, t);
   reject_keys_of_other_task(j, path, kIclTaskKeys, "icl_linreg", name(t.type));
+  reject_keys_of_other_task(j, path, kAssocTaskKeys, "assoc_memory", name(t.type));
   read_integer(j, path, "n_tasks", t.n_tasks, 1);
   read_integer(j, path, "n_bits", t.n_bits, 1);
   read_integer(j, path, "k", t.k, 1);
@@ -435,12 +470,26 @@ TaskConfig parse_task(const json& j) {
   return t;
 }
 
-ModelConfig parse_model(const json& j) {
+ModelConfig parse_model(const json& j, const TaskConfig& task) {
   const std::string path = "model";
   expect_object(j, path);
   reject_unknown_keys(j, path, {"type", "width", "depth"});
   ModelConfig m;
-  read_choice(j, path, "type", m.type, {"mlp"}, "model type");
+  const bool assoc = task.type == TaskType::AssocMemory;
+  if (assoc) m.type = "linear";
+  read_choice(j, path, "type", m.type, {"mlp", "linear"}, "model type");
+  if ((m.type == "linear") != assoc) {
+    throw ConfigError(join_path(path, "type"), assoc ? "must be \"linear\" when task.type is assoc_memory, got \"" +
+                                                           m.type + "\""
+                                                     : "\"linear\" is only valid when task.type is assoc_memory");
+  }
+  if (assoc) {
+    for (std::string_view key : {"width", "depth"}) {
+      if (j.contains(key)) {
+        throw ConfigError(join_path(path, key), "only valid when model.type is mlp (linear is one d x d matrix W)");
+      }
+    }
+  }
   read_integer(j, path, "width", m.width, 1);
   read_integer(j, path, "depth", m.depth, 1);
   return m;
@@ -523,6 +572,10 @@ EvalConfig parse_eval(const json& j, const TaskConfig& task) {
   } else {
     reject_keys_of_other_task(j, path, kIclEvalKeys, "icl_linreg", name(task.type));
   }
+  if (task.type == TaskType::AssocMemory && j.contains("samples_per_task")) {
+    throw ConfigError(join_path(path, "samples_per_task"),
+                      "only valid when task.type is sparse_parity (assoc_memory evaluates every fact once)");
+  }
   EvalConfig e;
   if (icl) e.every = 10;
   read_integer(j, path, "every", e.every, 1);
@@ -547,6 +600,8 @@ EvalConfig parse_eval(const json& j, const TaskConfig& task) {
       e.modes.push_back(static_cast<int>(v));
     }
   }
+  // assoc_memory's eval set is every fact once: each group's facts.
+  if (task.type == TaskType::AssocMemory) e.samples_per_task = task.n_facts / task.n_groups;
   return e;
 }
 
@@ -584,7 +639,11 @@ ExperimentConfig parse_experiment(const json& j) {
     throw ConfigError("precision", "fp64 is only available for task.type icl_linreg (the MLP runs in fp32, tf32 "
                                    "or bf16)");
   }
-  if (j.contains("model")) c.model = parse_model(j["model"]);
+  if (j.contains("model")) {
+    c.model = parse_model(j["model"], c.task);
+  } else if (c.task.type == TaskType::AssocMemory) {
+    c.model = parse_model(json::object(), c.task);
+  }
   if (!j.contains("optimizer")) {
     throw ConfigError("optimizer",
                       "missing (required: an object with at least \"type\" and \"lr\")");
@@ -611,6 +670,16 @@ json to_json(const ExperimentConfig& c) {
                  {"sigma_w", spectrum_to_json(c.task.sigma_w)},
                  {"basis", c.task.basis},
                  {"coordinates", c.task.coordinates}};
+  } else if (c.task.type == TaskType::AssocMemory) {
+    j["task"] = {{"type", name(c.task.type)},
+                 {"n_facts", c.task.n_facts},
+                 {"n_answers", c.task.n_answers},
+                 {"dim", c.task.dim},
+                 {"zipf_exponent", c.task.zipf_exponent},
+                 {"label_noise", c.task.label_noise},
+                 {"embeddings", c.task.embeddings},
+                 {"n_groups", c.task.n_groups}};
+    j["model"] = {{"type", c.model.type}};
   } else {
     j["task"] = {{"type", name(c.task.type)},
                  {"n_tasks", c.task.n_tasks},
@@ -634,6 +703,7 @@ json to_json(const ExperimentConfig& c) {
     j["eval"] = {{"every", c.eval.every},
                  {"samples_per_task", c.eval.samples_per_task},
                  {"tau_bits", c.eval.tau_bits}};
+    if (c.task.type == TaskType::AssocMemory) j["eval"].erase("samples_per_task");  // every fact
   }
   return j;
 }

@@ -43,10 +43,23 @@ struct TaskConfig {
   // optimizers (gd, ngd, specgd, muon) follow the same trajectory in both up to rounding;
   // coordinate-wise ones (adam, signgd) do not.
   std::string coordinates = "eigenbasis";  // eigenbasis | original
+  // assoc_memory (arXiv 2602.05725; docs/CONFIG.md): N facts (query i drawn with p_i
+  // proportional to i^-zipf_exponent, i = 1..N, answer f(i) fixed from the seed), M answers,
+  // embeddings in R^dim, label noise eps (the answer replaced by a uniform one with probability
+  // eps), the loss streams: the facts by frequency rank in n_groups contiguous equal groups.
+  int n_facts = 64;
+  int n_answers = 64;
+  int dim = 64;
+  double label_noise = 0.0;
+  std::string embeddings = "orthogonal";  // orthogonal | identity | gaussian
+  int n_groups = 4;
+  // The loss streams of a run (metrics.csv's loss_k columns): n_groups for assoc_memory,
+  // n_tasks otherwise (icl_linreg has none of its own).
+  int streams() const { return type == TaskType::AssocMemory ? n_groups : n_tasks; }
 };
 
 struct ModelConfig {
-  std::string type = "mlp";
+  std::string type = "mlp";  // mlp (sparse_parity) | linear (assoc_memory: logits = U^T W E_x)
   int width = 250;
   int depth = 2;  // number of linear layers: input -> width -> ... -> 2 logits
 };

@@ -37,6 +37,15 @@ MemoryTerms memory_terms(const ExperimentConfig& c) {
     const uint64_t dd = sat_mul(as_count(c.task.d), as_count(c.task.d));
     return MemoryTerms{sat_mul(dd, 32), 0, 0};
   }
+  if (c.task.type == TaskType::AssocMemory) {
+    // assoc_memory: W (4 d x d with its gradient and two states) and the embeddings E, U; per
+    // row the one-hot query (N), its embedding, H and their gradients (4 d) and the logits, their
+    // gradient and per-example scratch (2 M + 8); the eval set is every fact once.
+    const uint64_t n = as_count(c.task.n_facts), dd = as_count(c.task.dim), m = as_count(c.task.n_answers);
+    const uint64_t row = sat_add(sat_add(n, sat_mul(dd, 4)), sat_add(sat_mul(m, 2), 8));
+    return MemoryTerms{sat_add(sat_mul(sat_mul(dd, dd), 16), sat_mul(sat_add(sat_mul(n, dd), sat_mul(dd, m)), 4)),
+                       sat_mul(as_count(c.train.batch_size), row), sat_mul(n, sat_add(n, 4))};
+  }
   const uint64_t d = sat_add(as_count(c.task.n_tasks), as_count(c.task.n_bits));  // input dim D
   const uint64_t w = as_count(c.model.width);
   const uint64_t hidden = c.model.depth > 1 ? as_count(c.model.depth) - 1 : 0;

@@ -52,6 +52,8 @@ enum class RngStream : uint32_t {
   Subsets = 3,     // counter (stream, task, draw, 0)
   InitWeights = 4, // counter (stream, parameter, element / 4, 0)
   IclBasis = 5,    // counter (stream, basis (0: Sigma_x, 1: Sigma_w), element / 2, 0)
+  AssocAnswers = 6,     // counter (stream, fact, 0, 0): the answer f(i) of assoc_memory fact i
+  AssocEmbeddings = 7,  // counter (stream, table (0: E, 1: U), element / 2, 0): its embeddings
 };
 
 SKR_HD PhiloxKey philox_key(uint64_t seed) {

@@ -7,30 +7,9 @@
 #include <vector>
 
 #include "backend/backend.h"
+#include "model/model.h"  // Model, RunRange, Parameter
 
 namespace skillrun {
-
-// Runs [first, first + count) of a pack: consecutive slots that read one input (the runs of one
-// seed share their batch), trained with one batched GEMM per product.
-struct RunRange {
-  int first = 0;
-  int count = 1;
-};
-
-// One trainable tensor. Weights are (rows = fan_out, cols = fan_in) row-major, like PyTorch's
-// nn.Linear; biases are (rows = 1, cols = fan_out).
-struct Parameter {
-  std::string name;  // "layers.0.weight", "layers.0.bias", ...
-  int rows = 0;
-  int cols = 0;
-  int layer = 0;
-  bool is_matrix = false;  // a weight matrix (Muon candidate), not a bias
-  bool is_hidden = false;  // a weight matrix that is neither the last layer (the output head)
-  int fan_in = 0;
-  Buffer<float> value;  // a view into the model's parameter arena
-  Buffer<float> grad;   // a view into its gradient arena
-  std::size_t size() const { return static_cast<std::size_t>(rows) * cols; }
-};
 
 // `runs` models of one shape (a pack; 1 for a run alone), run r's tensors at r * run_stride() in
 // one value and one gradient arena, its activations at r * (that layer's stride): each layer of
@@ -39,36 +18,36 @@ struct Parameter {
 // and bias gradient, fused where the backend can), so each run computes what it would alone (bit
 // for bit on the CPU). A backend that keeps ReLU masks (relu_mask_bytes > 0) gets one per hidden
 // layer and run, written by the forward and read by the backward.
-class Mlp {
+class Mlp : public Model {
  public:
   // max_rows bounds the rows of every forward/backward call (activation buffers are sized once).
   Mlp(Backend& backend, int input_dim, int width, int depth, int classes, int max_rows, int runs = 1);
 
   // Fresh PyTorch-style initialisation of run `run` from the InitWeights stream of `seed`.
   void initialize(uint64_t seed) { initialize(0, seed); }
-  void initialize(int run, uint64_t seed);
+  void initialize(int run, uint64_t seed) override;
 
   // logits (rows x classes) for x (rows x input_dim); the pointer stays valid until the next call.
   const float* forward(const float* x, int rows) { return forward(x, rows, RunRange{}); }
   // The same for every run of `range` on one x: run r's logits at the result + (r - range.first)
   // * logits_stride().
-  const float* forward(const float* x, int rows, RunRange range);
+  const float* forward(const float* x, int rows, RunRange range) override;
   // Gradients of sum_i dlogits_i . logits_i with respect to every parameter, for the last
   // forward() on the same x and rows (its activations are reused).
   void backward(const float* x, const float* dlogits, int rows) { backward(x, dlogits, 0, rows, RunRange{}); }
   // The same for a range: run r's dlogits at dlogits + (r - range.first) * dlogits_stride.
-  void backward(const float* x, const float* dlogits, std::size_t dlogits_stride, int rows, RunRange range);
+  void backward(const float* x, const float* dlogits, std::size_t dlogits_stride, int rows, RunRange range) override;
 
-  int runs() const { return runs_; }
+  int runs() const override { return runs_; }
   // Whether every parameter of `run` is finite (one sum of squares over its slice: synchronises).
-  bool parameters_finite(int run);
-  std::size_t run_stride() const { return run_stride_; }          // elements between runs' parameters
-  std::size_t logits_stride() const { return act_stride_.back(); }  // elements between runs' logits
-  std::vector<Parameter>& parameters(int run = 0) { return params_.at(static_cast<std::size_t>(run)); }
-  const std::vector<Parameter>& parameters(int run = 0) const { return params_.at(static_cast<std::size_t>(run)); }
+  bool parameters_finite(int run) override;
+  std::size_t run_stride() const override { return run_stride_; }        // elements between runs' parameters
+  std::size_t logits_stride() const override { return act_stride_.back(); }  // elements between runs' logits
+  std::vector<Parameter>& parameters(int run = 0) override { return params_.at(static_cast<std::size_t>(run)); }
+  const std::vector<Parameter>& parameters(int run = 0) const override { return params_.at(static_cast<std::size_t>(run)); }
   int depth() const { return static_cast<int>(dims_.size()) - 1; }
-  int classes() const { return dims_.back(); }
-  std::size_t parameter_count() const;
+  int classes() const override { return dims_.back(); }
+  std::size_t parameter_count() const override;
 
  private:
   Parameter& weight(int run, int layer) { return params_[static_cast<std::size_t>(run)][2 * layer]; }

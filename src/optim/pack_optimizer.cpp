@@ -50,14 +50,14 @@ struct PackOptimizer::Group {
 };
 
 namespace {
-std::vector<std::vector<Parameter>*> runs_of(Mlp& model) {
+std::vector<std::vector<Parameter>*> runs_of(Model& model) {
   std::vector<std::vector<Parameter>*> params;
   for (int r = 0; r < model.runs(); ++r) params.push_back(&model.parameters(r));
   return params;
 }
 }  // namespace
 
-PackOptimizer::PackOptimizer(Backend& backend, Mlp& model, const std::vector<OptimizerConfig>& configs)
+PackOptimizer::PackOptimizer(Backend& backend, Model& model, const std::vector<OptimizerConfig>& configs)
     : PackOptimizer(backend, runs_of(model), model.run_stride(), configs) {}
 
 PackOptimizer::PackOptimizer(Backend& backend, std::vector<Parameter>& params, const OptimizerConfig& config)

@@ -27,7 +27,7 @@ std::string optimizer_structure(const OptimizerConfig& config, const std::vector
 class PackOptimizer {
  public:
   // configs[s]: the optimizer of run (slot) s of `model`.
-  PackOptimizer(Backend& backend, Mlp& model, const std::vector<OptimizerConfig>& configs);
+  PackOptimizer(Backend& backend, Model& model, const std::vector<OptimizerConfig>& configs);
   // One run's parameters (any tensors, not only an Mlp's): a pack of one.
   PackOptimizer(Backend& backend, std::vector<Parameter>& params, const OptimizerConfig& config);
   ~PackOptimizer();

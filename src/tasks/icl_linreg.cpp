@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/philox.h"
+#include "core/philox_gaussian.h"
 
 namespace skillrun {
 
@@ -77,13 +78,7 @@ HostMatrix random_orthogonal(uint64_t seed, uint32_t index, int d) {
   // 2 (e % 2) and 2 (e % 2) + 1 of block e / 2. Column-major for LAPACK.
   const std::size_t count = static_cast<std::size_t>(d) * d;
   std::vector<double> g(count);
-  for (std::size_t e = 0; e < count; ++e) {
-    const Philox4x32 r = philox_draw(seed, RngStream::IclBasis, index, static_cast<uint32_t>(e / 2), 0);
-    const std::size_t w = 2 * (e % 2);
-    const double u1 = (static_cast<double>(r.v[w]) + 0.5) / 4294967296.0;
-    const double u2 = (static_cast<double>(r.v[w + 1]) + 0.5) / 4294967296.0;
-    g[e] = std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * std::numbers::pi * u2);
-  }
+  for (std::size_t e = 0; e < count; ++e) g[e] = philox_gaussian(seed, RngStream::IclBasis, index, e);
   std::vector<double> tau(static_cast<std::size_t>(d));
   lapack_int info = LAPACKE_dgeqrf(LAPACK_COL_MAJOR, d, d, g.data(), d, tau.data());
   std::vector<double> r_diagonal(static_cast<std::size_t>(d));

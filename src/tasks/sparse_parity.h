@@ -8,6 +8,7 @@
 
 #include "backend/backend.h"
 #include "config/experiment.h"
+#include "tasks/task.h"
 
 namespace skillrun {
 
@@ -19,20 +20,21 @@ std::vector<uint32_t> zipf_thresholds(std::span<const double> probabilities);
 // the Subsets stream of `seed`. Throws ConfigError when n_tasks exceeds C(n_bits, k).
 std::vector<int32_t> draw_subsets(uint64_t seed, int n_tasks, int n_bits, int k);
 
-class SparseParityTask {
+class SparseParityTask : public Task {
  public:
   SparseParityTask(Backend& backend, const TaskConfig& config, uint64_t seed);
 
-  int n_tasks() const { return config_.n_tasks; }
-  int input_dim() const { return config_.n_tasks + config_.n_bits; }
+  int n_tasks() const override { return config_.n_tasks; }
+  int input_dim() const override { return config_.n_tasks + config_.n_bits; }
   static constexpr int kClasses = 2;
-  const std::vector<double>& frequencies() const { return frequencies_; }
+  int classes() const override { return kClasses; }
+  const std::vector<double>& frequencies() const override { return frequencies_; }
   const std::vector<int32_t>& subsets() const { return subsets_; }  // (n_tasks, k)
 
   // The training batch of step `step`: a pure function of (seed, step).
-  void train_batch(int64_t step, int rows, float* x, int32_t* labels, int32_t* tasks) const;
+  void train_batch(int64_t step, int rows, float* x, int32_t* labels, int32_t* tasks) const override;
   // Rows [first, first + rows) of the held-out eval set of `task`.
-  void eval_rows(int task, int first, int rows, float* x, int32_t* labels, int32_t* tasks) const;
+  void eval_rows(int task, int first, int rows, float* x, int32_t* labels, int32_t* tasks) const override;
 
  private:
   ParityDraw base_draw() const;

@@ -15,7 +15,7 @@ namespace {
 void zero(Buffer<double>& sums) { sums.upload(std::vector<double>(sums.size(), 0.0)); }
 }  // namespace
 
-Evaluator::Evaluator(Backend& backend, const SparseParityTask& task, int samples_per_task, int chunk_rows,
+Evaluator::Evaluator(Backend& backend, const Task& task, int samples_per_task, int chunk_rows,
                      int max_runs)
     : backend_(backend),
       task_(task),
@@ -35,7 +35,7 @@ Evaluator::Evaluator(Backend& backend, const SparseParityTask& task, int samples
   }
 }
 
-std::vector<EvalResult> Evaluator::evaluate(Mlp& model, RunRange range) {
+std::vector<EvalResult> Evaluator::evaluate(Model& model, RunRange range) {
   if (range.count > max_runs_) throw std::length_error("Evaluator::evaluate: more runs than its buffers hold");
   const int n_tasks = task_.n_tasks();
   const std::size_t total = static_cast<std::size_t>(n_tasks) * samples_per_task_;

@@ -4,8 +4,8 @@
 #include <vector>
 
 #include "backend/backend.h"
-#include "model/mlp.h"
-#include "tasks/sparse_parity.h"
+#include "model/model.h"
+#include "tasks/task.h"
 
 namespace skillrun {
 
@@ -22,15 +22,15 @@ class Evaluator {
  public:
   // chunk_rows bounds the rows of one forward pass (the model's activation buffers); max_runs
   // the runs of one evaluate(model, range) (the runs of a pack that share this task's seed).
-  Evaluator(Backend& backend, const SparseParityTask& task, int samples_per_task, int chunk_rows, int max_runs = 1);
-  EvalResult evaluate(Mlp& model) { return evaluate(model, RunRange{}).front(); }
+  Evaluator(Backend& backend, const Task& task, int samples_per_task, int chunk_rows, int max_runs = 1);
+  EvalResult evaluate(Model& model) { return evaluate(model, RunRange{}).front(); }
   // Every run of `range` of a pack on this eval set, one forward pass per chunk for all of them;
   // each run's result is what evaluate() gives for it alone.
-  std::vector<EvalResult> evaluate(Mlp& model, RunRange range);
+  std::vector<EvalResult> evaluate(Model& model, RunRange range);
 
  private:
   Backend& backend_;
-  const SparseParityTask& task_;
+  const Task& task_;
   int samples_per_task_;
   int chunk_rows_;
   int max_runs_;

@@ -13,6 +13,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "model/linear_memory.h"
 #include "train/eval_batches.h"
 
 namespace skillrun {
@@ -25,10 +26,25 @@ std::vector<uint64_t> checked_seeds(const std::vector<ExperimentConfig>& configs
   for (const ExperimentConfig& c : configs) seeds.push_back(c.seed);
   return seeds;
 }
+
+// The classes of the logits of a config's task.
+int classes_of(const TaskConfig& task) {
+  return task.type == TaskType::AssocMemory ? task.n_answers : SparseParityTask::kClasses;
+}
+
+// The pack's model: an Mlp for sparse_parity, a LinearMemory (model.type linear) for assoc_memory.
+std::unique_ptr<Model> make_model(Backend& backend, const ExperimentConfig& c, int max_rows, int runs) {
+  if (c.task.type == TaskType::AssocMemory) {
+    return std::make_unique<LinearMemory>(backend, c.task.n_facts, c.task.dim, c.task.n_answers,
+                                          embedding_kind(c.task.embeddings), max_rows, runs);
+  }
+  return std::make_unique<Mlp>(backend, c.task.n_tasks + c.task.n_bits, c.model.width, c.model.depth,
+                               SparseParityTask::kClasses, max_rows, runs);
+}
 }  // namespace
 
 struct Trainer::SeedGroup {
-  std::unique_ptr<SparseParityTask> task;
+  std::unique_ptr<Task> task;
   std::unique_ptr<Evaluator> evaluator;
   Buffer<float> x;         // (batch, input_dim): the batch every run of this seed trains on
   Buffer<int32_t> labels;  // (batch)
@@ -51,12 +67,11 @@ Trainer::Trainer(Backend& backend, const std::vector<ExperimentConfig>& configs)
     : backend_(backend),
       members_(checked_seeds(configs)),
       batch_(configs.front().train.batch_size),
-      model_(backend, configs.front().task.n_tasks + configs.front().task.n_bits, configs.front().model.width,
-             configs.front().model.depth, SparseParityTask::kClasses, std::max(batch_, 1),
-             static_cast<int>(configs.size())),
+      model_(make_model(backend, configs.front(), std::max(batch_, 1), static_cast<int>(configs.size()))),
       loss_(backend, configs.size() * static_cast<std::size_t>(batch_)),
       correct_(backend, configs.size() * static_cast<std::size_t>(batch_)),
-      dlogits_(backend, configs.size() * static_cast<std::size_t>(batch_) * SparseParityTask::kClasses),
+      dlogits_(backend, configs.size() * static_cast<std::size_t>(batch_) * classes_of(configs.front().task)),
+      classes_(classes_of(configs.front().task)),
       graph_(backend, step_graph_wanted(backend, configs), [this] {
         return fmt::format("training step of {} run{}",
                            std::count(members_.active().begin(), members_.active().end(), true),
@@ -65,14 +80,14 @@ Trainer::Trainer(Backend& backend, const std::vector<ExperimentConfig>& configs)
   const ExperimentConfig& shared = configs.front();
   for (std::size_t g = 0; g < members_.groups(); ++g) {
     auto group = std::make_unique<SeedGroup>();
-    group->task = std::make_unique<SparseParityTask>(backend, shared.task, members_.seed(g));
+    group->task = make_task(backend, shared.task, members_.seed(g));
     for (int slot = members_.first_slot(g); slot < members_.first_slot(g) + members_.group_size(g); ++slot) {
       auto run = std::make_unique<RunState>();
       run->config = configs[static_cast<std::size_t>(members_.run_at(slot))];
       run->identity = checkpoint_identity(to_json(run->config));
       run->group = g;
       run->slot = slot;
-      model_.initialize(slot, members_.seed(g));
+      model_->initialize(slot, members_.seed(g));
       runs_.push_back(std::move(run));
     }
     const std::size_t batch = static_cast<std::size_t>(batch_);
@@ -85,7 +100,7 @@ Trainer::Trainer(Backend& backend, const std::vector<ExperimentConfig>& configs)
   }
   std::vector<OptimizerConfig> by_slot;
   for (const auto& run : runs_) by_slot.push_back(run->config.optimizer);
-  optimizers_ = std::make_unique<PackOptimizer>(backend, model_, by_slot);
+  optimizers_ = std::make_unique<PackOptimizer>(backend, *model_, by_slot);
   for (auto& run : runs_) run->optimizer = &optimizers_->optimizer(run->slot);
   optimizers_->set_active(members_.active());  // every slot
 }
@@ -97,7 +112,7 @@ Trainer::RunState& Trainer::at(int run) { return *runs_[static_cast<std::size_t>
 const Trainer::RunState& Trainer::at(int run) const { return *runs_[static_cast<std::size_t>(slot(run))]; }
 const ExperimentConfig& Trainer::config(int run) const { return at(run).config; }
 Optimizer& Trainer::optimizer(int run) { return *at(run).optimizer; }
-const SparseParityTask& Trainer::task(int run) const { return *groups_[at(run).group]->task; }
+const Task& Trainer::task(int run) const { return *groups_[at(run).group]->task; }
 const EvalResult& Trainer::last_eval(int run) const { return at(run).last_eval; }
 
 void Trainer::set_active(const std::vector<bool>& active) {
@@ -132,7 +147,7 @@ void Trainer::train_step(int64_t step, PhaseTimes* times) {
 void Trainer::eager_step(int64_t step, PhaseTimes* times) {
   const int batch = batch_;
   const std::size_t per_run = static_cast<std::size_t>(batch);
-  const std::size_t dlogits_stride = per_run * SparseParityTask::kClasses;
+  const std::size_t dlogits_stride = per_run * static_cast<std::size_t>(classes_);
   auto t0 = std::chrono::steady_clock::now();
   auto lap = [&](double PhaseTimes::*field) {
     if (!times) return;
@@ -148,9 +163,9 @@ void Trainer::eager_step(int64_t step, PhaseTimes* times) {
   lap(&PhaseTimes::data);
   for (const Segment& seg : members_.segments()) {
     SeedGroup& g = *groups_[seg.group];
-    const float* logits = model_.forward(g.x.data(), batch, seg.range);
+    const float* logits = model_->forward(g.x.data(), batch, seg.range);
     const std::size_t s = static_cast<std::size_t>(seg.range.first);
-    backend_.cross_entropy_runs(logits, model_.logits_stride(), g.labels.data(), batch, SparseParityTask::kClasses,
+    backend_.cross_entropy_runs(logits, model_->logits_stride(), g.labels.data(), batch, classes_,
                                 loss_.data() + s * per_run, correct_.data() + s * per_run, per_run,
                                 dlogits_.data() + s * dlogits_stride, dlogits_stride, 1.0f / static_cast<float>(batch),
                                 seg.range.count);
@@ -158,7 +173,7 @@ void Trainer::eager_step(int64_t step, PhaseTimes* times) {
   lap(&PhaseTimes::forward);
   for (const Segment& seg : members_.segments()) {
     SeedGroup& g = *groups_[seg.group];
-    model_.backward(g.x.data(), dlogits_.data() + static_cast<std::size_t>(seg.range.first) * dlogits_stride,
+    model_->backward(g.x.data(), dlogits_.data() + static_cast<std::size_t>(seg.range.first) * dlogits_stride,
                     dlogits_stride, batch, seg.range);
   }
   lap(&PhaseTimes::backward);
@@ -169,7 +184,7 @@ void Trainer::eager_step(int64_t step, PhaseTimes* times) {
 
 EvalResult Trainer::evaluate(int run) {
   const RunState& r = at(run);
-  return groups_[r.group]->evaluator->evaluate(model_, RunRange{r.slot, 1}).front();
+  return groups_[r.group]->evaluator->evaluate(*model_, RunRange{r.slot, 1}).front();
 }
 
 CheckpointState Trainer::snapshot(int64_t step, double wall_seconds, const std::vector<std::optional<int64_t>>& T_k,
@@ -180,13 +195,13 @@ CheckpointState Trainer::snapshot(int64_t step, double wall_seconds, const std::
   s.step = step;
   s.wall_seconds = wall_seconds;
   s.T_k = T_k;
-  save_run_buffers(s, model_.parameters(r.slot), *r.optimizer);
+  save_run_buffers(s, model_->parameters(r.slot), *r.optimizer);
   return s;
 }
 
 void Trainer::restore(const CheckpointState& s, int run) {
   RunState& r = at(run);
-  restore_run_buffers(s, model_.parameters(r.slot), *r.optimizer, task(run).n_tasks());
+  restore_run_buffers(s, model_->parameters(r.slot), *r.optimizer, task(run).n_tasks());
 }
 
 std::optional<CheckpointState> Trainer::checkpoint_to_resume(const std::filesystem::path& run_dir, int run) const {
@@ -239,7 +254,7 @@ std::vector<RunSummary> Trainer::run_runs(const std::vector<RunDirectory*>& dirs
   // The runs in `which` are evaluated together; each run's eval hook takes its result.
   shared.eval = [&](const std::vector<bool>& which, int64_t step) {
     evals.compute(members_.segments(which), step,
-                  [&](const Segment& seg) { return groups_[seg.group]->evaluator->evaluate(model_, seg.range); });
+                  [&](const Segment& seg) { return groups_[seg.group]->evaluator->evaluate(*model_, seg.range); });
   };
   // The progress line follows the pack (for a run alone: its own mean loss and subtasks learned).
   shared.evaluated = [&](const std::vector<bool>& which, int64_t step) {
@@ -335,7 +350,7 @@ std::vector<RunSummary> Trainer::run_runs(const std::vector<RunDirectory*>& dirs
       }
       // The parameters too: a NaN weight need not show in the loss (a ReLU that maps NaN to 0,
       // a unit that never fires), and training on would keep it there unnoticed.
-      L.nonfinite_parameters = !model_.parameters_finite(rs.slot);  // the model's index is the slot
+      L.nonfinite_parameters = !model_->parameters_finite(rs.slot);  // the model's index is the slot
       return r.finite && (!row.train_loss_bits || std::isfinite(*row.train_loss_bits)) && !L.nonfinite_parameters;
     };
     hooks.learned = [&L = L, n_tasks] { return L.learned == n_tasks; };

@@ -1,5 +1,6 @@
-// The training loop of sparse-parity runs: batch(t) -> forward -> cross-entropy -> backward ->
-// optimizer, with per-subtask evals at step 0 and every eval.every steps, the stop rule (all
+// The training loop of sparse-parity runs (and of assoc_memory runs, the same loop on another
+// Task and Model: tasks/assoc_memory.h, model/linear_memory.h): batch(t) -> forward ->
+// cross-entropy -> backward -> optimizer, with per-subtask evals at step 0 and every eval.every steps, the stop rule (all
 // subtasks below tau), divergence detection and signal-safe interruption.
 //
 // A Trainer trains a pack: one or more runs whose resolved configs differ at most in seed,
@@ -21,9 +22,11 @@
 #include "config/experiment.h"
 #include "io/run_dir.h"
 #include "model/mlp.h"
+#include "model/model.h"
 #include "optim/optimizer.h"
 #include "optim/pack_optimizer.h"
 #include "tasks/sparse_parity.h"
+#include "tasks/task.h"
 #include "train/checkpoint.h"
 #include "train/evaluator.h"
 #include "train/pack_members.h"  // check_pack
@@ -87,11 +90,12 @@ class Trainer {
   // Mean loss in bits of the last trained batch.
   double last_train_loss_bits(int run = 0);
 
-  // The pack's model: run i's parameters are model().parameters(slot(i)).
-  Mlp& model() { return model_; }
+  // The pack's model (an Mlp; a LinearMemory for assoc_memory): run i's parameters are
+  // model().parameters(slot(i)).
+  Model& model() { return *model_; }
   int slot(int run) const;
   Optimizer& optimizer(int run = 0);
-  const SparseParityTask& task(int run = 0) const;
+  const Task& task(int run = 0) const;
 
  private:
   struct SeedGroup;
@@ -110,11 +114,12 @@ class Trainer {
   std::vector<std::unique_ptr<RunState>> runs_;  // by slot
   std::vector<std::unique_ptr<SeedGroup>> groups_;
   int batch_;
-  Mlp model_;
+  std::unique_ptr<Model> model_;  // Mlp, or LinearMemory for assoc_memory
   std::unique_ptr<PackOptimizer> optimizers_;  // every run's optimizer; one call per tensor and group
   Buffer<float> loss_;                         // (runs, batch): per-sample nats
   Buffer<float> correct_;                      // (runs, batch)
-  Buffer<float> dlogits_;                      // (runs, batch, 2)
+  Buffer<float> dlogits_;                      // (runs, batch, classes)
+  int classes_;
   StepGraph graph_;
 };
 

@@ -188,6 +188,24 @@ TEST_F(AnalyzeCli, IclRunsGetAStepsToEpsilonTable) {
   EXPECT_TRUE(contains(slurp(out / "summary.md"), "## In-context linear regression"));
 }
 
+// An assoc_memory run (no model.width: the default group keys must not require it) is analysed
+// like a sparse-parity run, its p_k the groups' summed frequencies (0.8971 for group 0 of 64
+// facts at beta 1.5 in 4 groups) and its predicted exponent the paper's (1 - 1/beta for GD).
+TEST_F(AnalyzeCli, AssocMemoryRunIsAnalysedWithItsGroupFrequencies) {
+  const fs::path run = dir_ / "runs" / "assoc";
+  const Result trained = skillrun({"run", std::string(SKILLRUN_SOURCE_DIR) + "/configs/ci/assoc_tiny.json", "--out",
+                                   run.string(), "--set", "train.max_steps=300", "--set", "task.label_noise=0.1",
+                                   "--no-progress", "--log-level", "warn"});
+  ASSERT_EQ(trained.status, 0) << trained.err;
+  const fs::path out = dir_ / "analysis";
+  const Result r = skillrun({"analyze", (dir_ / "runs").string(), "--out", out.string()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_TRUE(contains(r.out, "0.8971")) << r.out;
+  const std::vector<std::string> rows = lines_of(slurp(out / "runs.csv"));
+  ASSERT_EQ(rows.size(), 2u);
+  EXPECT_TRUE(contains(rows[1], ",0.3333")) << rows[1];  // alpha_s_predicted = 1 - 1/1.5
+}
+
 // Sparse-parity and icl runs side by side: the sparse report is exactly what it is alone, the
 // icl one follows it.
 TEST_F(AnalyzeCli, MixedRunsKeepTheSparseReportUnchanged) {

@@ -124,6 +124,35 @@ TEST(EndToEnd, Fig4MuonFirst20StepsAgreeCpuVsCuda) {
   }
 }
 
+// assoc_memory (configs/ci/assoc_tiny.json with label noise): GD and Muon (exact msign: the
+// polar factor of the same gradient up to gemm rounding), 20 steps on the CPU and on CUDA:
+// bit-identical batches, the per-step train loss to 1e-4 relative, W to 1e-3 (the bounds of
+// the MLP case above). Not SignGD: a gradient entry within rounding of 0 may take opposite
+// signs on the two backends, a difference of 2 lr in that entry that no tolerance on W bounds
+// (its elementwise update is held to the CPU's by test_backend_ops.cpp).
+TEST(EndToEnd, AssocMemoryFirst20StepsAgreeCpuVsCuda) {
+  SKIP_WITHOUT_CUDA();
+  spdlog::set_level(spdlog::level::warn);
+  for (const char* optimizer : {R"(optimizer={"type":"sgd","lr":8})",
+                                R"(optimizer={"type":"muon","lr":0.05,"momentum":0,"msign":"svd","muon_params":"all_weights"})"}) {
+    const ExperimentConfig config =
+        load_experiment(config_path("configs/ci/assoc_tiny.json"), {"task.label_noise=0.1", optimizer});
+    CpuBackend cpu;
+    auto gpu = make_backend(DeviceChoice::Cuda);
+    Trainer on_cpu(cpu, config), on_gpu(*gpu, config);
+    for (int64_t step = 0; step < 20; ++step) {
+      on_cpu.train_step(step);
+      on_gpu.train_step(step);
+      const double ref = on_cpu.last_train_loss_bits(), got = on_gpu.last_train_loss_bits();
+      EXPECT_NEAR(got, ref, 1e-4 * std::abs(ref)) << optimizer << ": train loss at step " << step;
+    }
+    EXPECT_LE(normalised_error(on_gpu.model().parameters().front().value.download(),
+                               on_cpu.model().parameters().front().value.download()),
+              1e-3)
+        << optimizer;
+  }
+}
+
 // A pack on CUDA (batched GEMMs over runs of one seed, a graph over the whole pack) follows
 // each of its runs trained alone on CUDA for 20 steps: mixed seeds, learning rates and
 // optimizer types. Same products, but cuBLAS may pick another kernel for a strided batch than

@@ -898,6 +898,53 @@ TEST_P(BackendOps, SparseParityDataBitIdentical) {
   }
 }
 
+// assoc_memory's draw (DrawKind::Assoc): Zipf queries over 64 facts, answers, label noise,
+// groups; and an eval draw (every fact of a group once).
+TEST_P(BackendOps, AssocMemoryDataBitIdentical) {
+  const int n_facts = 64, n_answers = 50, count = 1031;
+  std::vector<int32_t> answers(n_facts);
+  for (int i = 0; i < n_facts; ++i) answers[static_cast<std::size_t>(i)] = (7 * i + 3) % n_answers;
+  std::vector<uint32_t> thresholds;
+  for (int i = 1; i < n_facts; ++i) thresholds.push_back(static_cast<uint32_t>(4294967295.0 * (1.0 - 1.0 / (i + 1))));
+  for (int32_t fixed_task : {-1, 16}) {
+    ParityDraw draw;
+    draw.kind = DrawKind::Assoc;
+    draw.seed = 11;
+    draw.stream = fixed_task < 0 ? RngStream::TrainBatch : RngStream::EvalSet;
+    draw.step_or_task = 5;
+    draw.fixed_task = fixed_task;
+    draw.n_tasks = n_facts;
+    draw.n_answers = n_answers;
+    draw.noise_threshold = fixed_task < 0 ? 1u << 30 : 0;  // 25% noise in training draws
+    draw.n_groups = 4;
+    const int rows = fixed_task < 0 ? count : 16;
+    auto generate = [&](Backend& b, HostVec& x, std::vector<int32_t>& labels, std::vector<int32_t>& tasks) {
+      Buffer<int32_t> a = on(b, answers);
+      Buffer<uint32_t> th = on(b, thresholds);
+      Buffer<float> xb = on(b, poisoned(static_cast<std::size_t>(n_facts) * rows));
+      Buffer<int32_t> lb = on(b, std::vector<int32_t>(rows, -7)), tb = on(b, std::vector<int32_t>(rows, -7));
+      ParityTables tables;
+      tables.zipf_thresholds = th.data();
+      tables.answers = a.data();
+      b.sparse_parity(draw, tables, rows, xb.data(), lb.data(), tb.data());
+      x = xb.download();
+      labels = lb.download();
+      tasks = tb.download();
+    };
+    HostVec x_ref, x_got;
+    std::vector<int32_t> l_ref, l_got, t_ref, t_got;
+    generate(cpu_, x_ref, l_ref, t_ref);
+    generate(*backend_, x_got, l_got, t_got);
+    EXPECT_EQ(count_nan(x_ref), 0u);
+    EXPECT_EQ(x_got, x_ref) << "x differs (fixed_task " << fixed_task << ")";
+    EXPECT_EQ(l_got, l_ref) << "labels differ";
+    EXPECT_EQ(t_got, t_ref) << "group ids differ";
+    if (fixed_task >= 0) {
+      EXPECT_EQ(std::set<int32_t>(t_ref.begin(), t_ref.end()), std::set<int32_t>{1});
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Backends, BackendOps, ::testing::ValuesIn(backend_names()),
                          [](const ::testing::TestParamInfo<std::string>& param) { return param.param; });
 

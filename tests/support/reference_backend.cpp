@@ -332,7 +332,24 @@ void newton_schulz_runs(const NsArgs& a) {
 // ---- data -----------------------------------------------------------------------------------
 
 // Sample `sample` of a draw, decoded from the layout documented in backend/sparse_parity_gen.h.
+// An assoc_memory sample (DrawKind::Assoc), from the same documentation: the query from word 0
+// (or fixed_task + sample), the answer replaced by the uniform one of word 2 when word 1 is
+// below the noise threshold; returns the query's group.
+int32_t assoc_row(const ParityDraw& d, const ParityTables& t, uint32_t sample, float* x_row, int32_t* label) {
+  const Philox4x32 block = philox_draw(d.seed, d.stream, d.step_or_task, sample, 0);
+  int32_t query = d.fixed_task + static_cast<int32_t>(sample);
+  if (d.fixed_task < 0) {
+    query = 0;
+    for (int32_t i = 0; i + 1 < d.n_tasks; ++i) query += t.zipf_thresholds[i] <= block.v[0] ? 1 : 0;
+  }
+  for (int32_t i = 0; i < d.n_tasks; ++i) x_row[i] = i == query ? 1.0f : 0.0f;
+  const double uniform = static_cast<double>(block.v[2]) / 4294967296.0;  // [0, 1), exact
+  *label = block.v[1] < d.noise_threshold ? static_cast<int32_t>(std::floor(uniform * d.n_answers)) : t.answers[query];
+  return static_cast<int32_t>(static_cast<int64_t>(query) * d.n_groups / d.n_tasks);
+}
+
 int32_t parity_row(const ParityDraw& d, const ParityTables& t, uint32_t sample, float* x_row, int32_t* label) {
+  if (d.kind == DrawKind::Assoc) return assoc_row(d, t, sample, x_row, label);
   const uint32_t word0 = philox_draw(d.seed, d.stream, d.step_or_task, sample, 0).v[0];
   int32_t task = d.fixed_task;
   if (task < 0) {  // Zipf: the number of thresholds <= word 0

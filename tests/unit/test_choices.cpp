@@ -59,7 +59,9 @@ TEST(ConfigChoicesSpelling, EachEnumIsSpelledAsInConfigs) {
   expect_spellings<DeviceChoice>({{DeviceChoice::Auto, "auto"}, {DeviceChoice::Cpu, "cpu"}, {DeviceChoice::Cuda, "cuda"}});
   expect_spellings<Precision>(
       {{Precision::Fp32, "fp32"}, {Precision::Tf32, "tf32"}, {Precision::Bf16, "bf16"}, {Precision::Fp64, "fp64"}});
-  expect_spellings<TaskType>({{TaskType::SparseParity, "sparse_parity"}, {TaskType::IclLinreg, "icl_linreg"}});
+  expect_spellings<TaskType>({{TaskType::SparseParity, "sparse_parity"},
+                              {TaskType::IclLinreg, "icl_linreg"},
+                              {TaskType::AssocMemory, "assoc_memory"}});
   expect_spellings<OptimizerType>({{OptimizerType::Sgd, "sgd"},
                                    {OptimizerType::Nmd, "nmd"},
                                    {OptimizerType::Adam, "adam"},

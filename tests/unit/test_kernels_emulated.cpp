@@ -268,5 +268,33 @@ TEST_F(KernelsEmulated, SparseParityDataBitIdentical) {
   }
 }
 
+// assoc_memory's draw through the same kernel launcher (DrawKind::Assoc: one row per thread).
+TEST_F(KernelsEmulated, AssocMemoryDataBitIdentical) {
+  const int n_facts = 32, count = 131;
+  std::vector<int32_t> answers(n_facts);
+  for (int i = 0; i < n_facts; ++i) answers[static_cast<std::size_t>(i)] = (5 * i + 1) % 9;
+  std::vector<uint32_t> thresholds;
+  for (int i = 1; i < n_facts; ++i) thresholds.push_back(static_cast<uint32_t>(i) * (4294967295u / n_facts));
+  ParityTables tables;
+  tables.zipf_thresholds = thresholds.data();
+  tables.answers = answers.data();
+  ParityDraw draw;
+  draw.kind = DrawKind::Assoc;
+  draw.seed = 3;
+  draw.n_tasks = n_facts;
+  draw.n_answers = 9;
+  draw.noise_threshold = 1u << 31;
+  draw.n_groups = 4;
+  for (std::size_t off : kOffsets) {
+    Vec x1(off + static_cast<std::size_t>(n_facts) * count, kNaN), x2 = x1;
+    std::vector<int32_t> l1(count, -7), t1(count, -7), l2 = l1, t2 = t1;
+    cuda::launch_sparse_parity(draw, tables, count, x1.data() + off, l1.data(), t1.data(), nullptr, nullptr);
+    cpu_.sparse_parity(draw, tables, count, x2.data() + off, l2.data(), t2.data());
+    EXPECT_EQ(differing(x1, x2), 0u) << "x, offset " << off;
+    EXPECT_EQ(l1, l2) << "labels";
+    EXPECT_EQ(t1, t2) << "groups";
+  }
+}
+
 }  // namespace
 }  // namespace skillrun
