@@ -69,6 +69,9 @@ class Mlp {
   int depth() const { return static_cast<int>(dims_.size()) - 1; }
   int classes() const { return dims_.back(); }
   std::size_t parameter_count() const;
+  // Every run's parameter values in one allocation (run r's at r * run_stride()): for copies
+  // of the whole model (train/spectra.h).
+  const Buffer<float>& value_arena() const { return values_; }
 
  private:
   Parameter& weight(int run, int layer) { return params_[static_cast<std::size_t>(run)][2 * layer]; }

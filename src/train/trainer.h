@@ -30,6 +30,7 @@
 #include "train/progress.h"
 #include "train/run_checkpoint.h"  // checkpoint_to_resume(run_dir, config): a pack's, before a Trainer
 #include "train/run_monitor.h"
+#include "train/spectra.h"
 #include "train/step_graph.h"
 
 namespace skillrun {
@@ -92,6 +93,8 @@ class Trainer {
   int slot(int run) const;
   Optimizer& optimizer(int run = 0);
   const SparseParityTask& task(int run = 0) const;
+  // eval.spectra_every > 0: the spectral diagnostics of the pack's runs (train/spectra.h); else null.
+  SpectraProbe* spectra() { return spectra_.get(); }
 
  private:
   struct SeedGroup;
@@ -116,6 +119,7 @@ class Trainer {
   Buffer<float> correct_;                      // (runs, batch)
   Buffer<float> dlogits_;                      // (runs, batch, 2)
   StepGraph graph_;
+  std::unique_ptr<SpectraProbe> spectra_;  // eval.spectra_every > 0: weights before the step, spectra
 };
 
 }  // namespace skillrun
