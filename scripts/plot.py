@@ -15,7 +15,7 @@ its best lr:
                        step, one line per entry, its mean T_k marked (runs with spectra.csv)
   spectra_values       normalised singular values sigma_i / sigma_max (log) of the first
                        weight and its update at step 0, T_first, T(1) and the end, per entry
-  atsr_vs_weight_decay ATSR = T(1)/T_first against optimizer.weight_decay, one line per
+  atsr_vs_weight_decay ATSR = T(1)/T_first (linear) against optimizer.weight_decay, one line per
                        weight_decay_mode (entries that differ in weight_decay)
 Step axes (--steps): log (the default when a figure compares two or more entries), linear on
 a shared range (the default for one entry), or panel (linear, each panel its own range, the
@@ -772,6 +772,7 @@ def spectra_ranks(analysis, out_dir):
                         ax.plot([t], [y], marker="|", ms=9, mew=1.5, color=entry_colour(i))
             ax.set_xscale("symlog", linthresh=max(1, min((p[0] for _, _, _, sp in drawn for p in sp[0].get(key, [])
                                                          if p[0] > 0), default=1)))
+            ax.set_ylim(bottom=0) if column == 1 else ax.set_ylim(0, 1.02)  # no zoom into rounding noise
             ax.set_title(f"{key[0]} ({key[1]}): {label}")
             ax.grid(True, which="major", color="0.92", lw=0.5)
             if row == len(keys) - 1:
@@ -838,13 +839,23 @@ def atsr_vs_weight_decay(analysis, out_dir):
         std = [p[1]["std"] or 0.0 for p in points]
         ax.errorbar(x, mean, yerr=std, marker=MARKERS[i % len(MARKERS)], ms=4, capsize=2, color=entry_colour(i),
                     ls=entry_style(i), label=name)
+        # λ where some seed never learned every subtask: an x on the top edge, with the fraction learned.
+        for wd, atsr, entry in points:
+            if atsr["mean"] is None:
+                learned = entry.get("fraction_learned", {}).get("mean")
+                ax.plot([wd], [1.0], marker="x", ms=7, mew=1.5, color=entry_colour(i), transform=ax.get_xaxis_transform(),
+                        clip_on=False)
+                if learned is not None:
+                    ax.annotate(f"{100 * learned:.0f}%", (wd, 1.0), xycoords=ax.get_xaxis_transform(), fontsize=6,
+                                xytext=(0, -10), textcoords="offset points", ha="center", color=entry_colour(i))
     ax.set_xscale("symlog", linthresh=linthresh)
-    ax.set_yscale("log")
+    ax.set_ylim(bottom=1)  # ATSR >= 1
     ax.set_xlabel("optimizer.weight_decay λ")
     ax.set_ylabel("ATSR = T(1) / T_first")
     ax.grid(True, which="major", color="0.92", lw=0.5)
-    ax.legend(frameon=False)
-    ax.set_title("Acquisition-time spread against weight decay (mean ± std over seeds; missing: not reached)")
+    ax.legend(frameon=False, loc="center right")
+    ax.set_title("ATSR against weight decay (mean ± std over seeds)\n× on top: T(1) not reached by every seed "
+                 "(% of subtasks learned)", fontsize=8)
     return save(fig, out_dir, "atsr_vs_weight_decay")
 
 

@@ -257,7 +257,7 @@ CLI::App* add_bench_command(CLI::App& app, std::function<int()>& action) {
   cmd->add_option("--warmup", o->warmup, "untimed steps (or msign calls) first")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  cmd->add_option("--msign-method", o->msign_method, "ns5 | polar_express | svd (5 iterations for ns5/polar_express)")
+  cmd->add_option("--msign-method", o->msign_method, "ns5 | polar_express | svd | norm_matched (5 iterations for ns5/polar_express)")
       ->needs(shape)
       ->capture_default_str();
   cmd->add_option("--repeats", o->repeats, "timed msign calls")

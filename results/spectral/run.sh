@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Regenerates results/spectral/ on the CPU (about 10 minutes on 2 cores): the sweeps into
+# runs/spectral/ (not committed), then `skillrun analyze --plot` into optimizers/ and
+# weight_decay/. A sweep already run is skipped (finished runs are never run twice).
+# Usage: results/spectral/run.sh   (from anywhere; SKILLRUN=path/to/skillrun to use another binary)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN=${SKILLRUN:-build/bin/skillrun}
+RUNS=${RUNS:-runs/spectral}
+for sweep in muon muon_norm_matched nmd adam weight_decay; do
+  "$BIN" sweep "results/spectral/configs/$sweep.json" --out "$RUNS/$sweep" --jobs 2
+done
+"$BIN" analyze "$RUNS/muon" "$RUNS/muon_norm_matched" "$RUNS/nmd" "$RUNS/adam" --out results/spectral/optimizers --plot
+"$BIN" analyze "$RUNS/weight_decay" --out results/spectral/weight_decay --plot
