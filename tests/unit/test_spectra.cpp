@@ -94,6 +94,36 @@ TEST(NormMatched, HasMuonsFrobeniusNormAndTheMomentumsSpectrum) {
   }
 }
 
+// The probe's update rows are W - W_before: a known change of one weight (rank 2, singular values
+// 3 and 1) between before_step and lines shows as that spectrum; the weights' rows as the
+// weights'; the other matrix, untouched, as a zero update.
+TEST(SpectraProbe, TheUpdateRowIsTheChangeSinceTheLastStep) {
+  CpuBackend backend;
+  Mlp model(backend, 12, 8, 2, 2, 4, 2);  // two runs: the probe must read run 1's slice
+  model.initialize(1, 7);
+  SpectraProbe probe(backend, model, 1, 10);
+  probe.before_step();
+  Parameter& w = model.parameters(1)[0];  // layers.0.weight, 8 x 12
+  ASSERT_EQ(w.name, "layers.0.weight");
+  const std::vector<float> change = with_singular_values(8, 12, {3.0, 1.0}, 5);
+  Buffer<float> delta(backend, change.size());
+  delta.upload(change);
+  backend.axpby(w.value.data(), delta.data(), change.size(), 1.0f, 1.0f);
+  const std::string lines = probe.lines(1, 10);
+  std::vector<std::string> rows;
+  for (std::size_t at = 0, end; (end = lines.find('\n', at)) != std::string::npos; at = end + 1)
+    rows.push_back(lines.substr(at, end - at));
+  ASSERT_EQ(rows.size(), 4u) << lines;  // weight and update of layers.0 and layers.1
+  EXPECT_TRUE(rows[0].starts_with("10,layers.0.weight,weight,8,12,"));
+  ASSERT_TRUE(rows[1].starts_with("10,layers.0.weight,update,8,12,")) << rows[1];
+  // sigma_max 3, stable rank (9 + 1) / 9, then the singular values 3 1 0 ...
+  const std::string fields = rows[1].substr(std::string("10,layers.0.weight,update,8,12,").size());
+  EXPECT_NEAR(std::stod(fields.substr(0, fields.find(','))), 3.0, 1e-4);
+  const std::size_t sr = fields.find(',') + 1;
+  EXPECT_NEAR(std::stod(fields.substr(sr)), 10.0 / 9.0, 1e-4);
+  EXPECT_TRUE(rows[3].starts_with("10,layers.1.weight,update,2,8,0,0,0,0,0 0")) << rows[3];
+}
+
 OptimizerConfig with_decay(OptimizerType type, double wd, WeightDecayMode mode) {
   OptimizerConfig c;
   c.type = type;
