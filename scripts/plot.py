@@ -11,6 +11,12 @@ its best lr:
   fig3_coverage_sal    p-coverage time T(p, τ) and SAL(p, τ) at the distinct ⌈p·n⌉/n
   fig4_width_grid      width x entry grid of per-subtask loss curves (only with two or more
                        widths: with one it would repeat fig2)
+  spectra_ranks        stable rank and spectral entropy of each weight and update against
+                       step, one line per entry, its mean T_k marked (runs with spectra.csv)
+  spectra_values       normalised singular values sigma_i / sigma_max (log) of the first
+                       weight and its update at step 0, T_first, T(1) and the end, per entry
+  atsr_vs_weight_decay ATSR = T(1)/T_first (linear) against optimizer.weight_decay, one line per
+                       weight_decay_mode (entries that differ in weight_decay)
 Step axes (--steps): log (the default when a figure compares two or more entries), linear on
 a shared range (the default for one entry), or panel (linear, each panel its own range, the
 shared range named under it). A curve with several seeds is their geometric mean with a
@@ -701,6 +707,158 @@ def fig5(icl, out_dir):
     return save(fig, out_dir, "fig5")
 
 
+def read_spectra(run_dir):
+    """spectra.csv of a run: {(tensor, of): [(step, stable_rank, entropy, [sigma...]), ...]}; {} without it."""
+    path = os.path.join(run_dir, "spectra.csv")
+    if not os.path.exists(path):
+        return {}
+    series = {}
+    with open(path, newline="") as f:
+        for row in csv.DictReader(f):
+            try:
+                sigma = [float(v) for v in row["singular_values"].split()] if row.get("singular_values") else []
+                point = (int(row["step"]), float(row["stable_rank"]), float(row["spectral_entropy"]), sigma)
+            except (KeyError, TypeError, ValueError):
+                continue  # a torn last line
+            series.setdefault((row["tensor"], row["of"]), []).append(point)
+    return series
+
+
+def entries_with_spectra(analysis):
+    """(entry index, entry, its drawn runs, their spectra) for the entries whose runs wrote spectra.csv."""
+    out = []
+    for i, entry in enumerate(analysis["optimizers"]):
+        runs = pick_runs(analysis, entry)
+        spectra = [read_spectra(r["dir"]) for r in runs]
+        if runs and all(spectra):
+            out.append((i, entry, runs, spectra))
+    return out
+
+
+def mean_series(spectra, key, column):
+    """The mean over runs of one column (1: stable rank, 2: entropy) at the steps every run has."""
+    by_step = {}
+    for s in spectra:
+        for point in s.get(key, []):
+            by_step.setdefault(point[0], []).append(point[column])
+    steps = sorted(t for t, v in by_step.items() if len(v) == len(spectra))
+    return steps, [sum(by_step[t]) / len(by_step[t]) for t in steps]
+
+
+def spectra_ranks(analysis, out_dir):
+    drawn = entries_with_spectra(analysis)
+    if not drawn:
+        return []
+    keys = []
+    for _, _, _, spectra in drawn:
+        for key in spectra[0]:
+            if key not in keys:
+                keys.append(key)
+    fig, axes = plt.subplots(len(keys), 2, figsize=(7.5, 1.9 * len(keys) + 0.6), layout="constrained",
+                             squeeze=False)
+    for row, key in enumerate(keys):
+        for col, (column, label) in enumerate(((1, "stable rank"), (2, "spectral entropy"))):
+            ax = axes[row][col]
+            for i, entry, runs, spectra in drawn:
+                steps, values = mean_series(spectra, key, column)
+                if not steps:
+                    continue
+                ax.plot(steps, values, color=entry_colour(i), ls=entry_style(i), lw=1.2, label=entry_label(entry))
+                # The entry's mean T_k (every run reached it) marked on its line.
+                for k in range(len(runs[0]["T_k"])):
+                    t = mean_acquisition(runs, k)
+                    if t is not None and steps[0] <= t <= steps[-1]:
+                        y = next(v for s, v in zip(steps, values) if s >= t)
+                        ax.plot([t], [y], marker="|", ms=9, mew=1.5, color=entry_colour(i))
+            ax.set_xscale("symlog", linthresh=max(1, min((p[0] for _, _, _, sp in drawn for p in sp[0].get(key, [])
+                                                         if p[0] > 0), default=1)))
+            ax.set_ylim(bottom=0) if column == 1 else ax.set_ylim(0, 1.02)  # no zoom into rounding noise
+            ax.set_title(f"{key[0]} ({key[1]}): {label}")
+            ax.grid(True, which="major", color="0.92", lw=0.5)
+            if row == len(keys) - 1:
+                ax.set_xlabel("step")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    fig.suptitle("Spectra of weights and updates at the best lr (mean over seeds; | marks the mean T_k)")
+    return save(fig, out_dir, "spectra_ranks")
+
+
+def spectra_values(analysis, out_dir):
+    drawn = entries_with_spectra(analysis)
+    if not drawn:
+        return []
+    first = sorted(drawn[0][3][0])[0][0]  # the first tensor by name: layers.0.weight
+    fig, axes = plt.subplots(2, len(drawn), figsize=(2.4 * len(drawn) + 1.2, 4.2), layout="constrained",
+                             squeeze=False)
+    for col, (i, entry, runs, spectra) in enumerate(drawn):
+        run, s = runs[0], spectra[0]
+        moments = [("step 0", 0), ("T_first", run.get("T_first")),
+                   ("T(1)", run["coverage"][-1] if run.get("coverage") else None), ("end", run.get("steps"))]
+        for row, of in enumerate(("weight", "update")):
+            ax = axes[row][col]
+            points = s.get((first, of), [])
+            for m, (name, t) in enumerate(moments):
+                if t is None:
+                    continue
+                before = [p for p in points if p[0] <= t]
+                if not before or not before[-1][3] or before[-1][3][0] <= 0:
+                    continue
+                step, _, _, sigma = before[-1]
+                ax.plot(range(1, len(sigma) + 1), [max(v / sigma[0], 1e-6) for v in sigma],
+                        color=subtask_colour(m, 4), lw=1.1, label=f"{name} (step {step})")
+            ax.set_yscale("log")
+            ax.set_title(f"{entry_label(entry)}\n{first} {of}", fontsize=8)
+            ax.set_xlabel("index i")
+            if col == 0:
+                ax.set_ylabel("σ_i / σ_max")
+            ax.legend(fontsize=6, frameon=False)
+    fig.suptitle(f"Normalised singular values, first seed of each entry ({first})")
+    return save(fig, out_dir, "spectra_values")
+
+
+def atsr_vs_weight_decay(analysis, out_dir):
+    """ATSR against optimizer.weight_decay, one line per (optimizer, weight_decay_mode)."""
+    lines = {}
+    for entry in analysis["optimizers"]:
+        runs = [analysis["runs"][j] for j in entry["runs"]]
+        if not runs or "atsr" not in entry:
+            continue
+        wd = config_value(runs[0], "optimizer.weight_decay")
+        mode = config_value(runs[0], "optimizer.weight_decay_mode") or "decoupled"
+        name = f"{entry.get('optimizer', '?')}, {mode}"
+        lines.setdefault(name, []).append((wd, entry["atsr"], entry))
+    if not any(len({wd for wd, _, _ in points}) >= 3 for points in lines.values()):
+        return []
+    fig, ax = plt.subplots(figsize=(4.8, 3.2), layout="constrained")
+    positive = [wd for points in lines.values() for wd, _, _ in points if wd]
+    linthresh = min(positive) if positive else 1e-4
+    for i, (name, points) in enumerate(sorted(lines.items())):
+        points.sort(key=lambda p: p[0])
+        x = [p[0] for p in points]
+        mean = [nan_if_none(p[1]["mean"]) for p in points]
+        std = [p[1]["std"] or 0.0 for p in points]
+        ax.errorbar(x, mean, yerr=std, marker=MARKERS[i % len(MARKERS)], ms=4, capsize=2, color=entry_colour(i),
+                    ls=entry_style(i), label=name)
+        # λ where some seed never learned every subtask: an x on the top edge, with the fraction learned.
+        for wd, atsr, entry in points:
+            if atsr["mean"] is None:
+                learned = entry.get("fraction_learned", {}).get("mean")
+                ax.plot([wd], [1.0], marker="x", ms=7, mew=1.5, color=entry_colour(i), transform=ax.get_xaxis_transform(),
+                        clip_on=False)
+                if learned is not None:
+                    ax.annotate(f"{100 * learned:.0f}%", (wd, 1.0), xycoords=ax.get_xaxis_transform(), fontsize=6,
+                                xytext=(0, -10), textcoords="offset points", ha="center", color=entry_colour(i))
+    ax.set_xscale("symlog", linthresh=linthresh)
+    ax.set_ylim(bottom=1)  # ATSR >= 1
+    ax.set_xlabel("optimizer.weight_decay λ")
+    ax.set_ylabel("ATSR = T(1) / T_first")
+    ax.grid(True, which="major", color="0.92", lw=0.5)
+    ax.legend(frameon=False, loc="center right")
+    ax.set_title("ATSR against weight decay (mean ± std over seeds)\n× on top: T(1) not reached by every seed "
+                 "(% of subtasks learned)", fontsize=8)
+    return save(fig, out_dir, "atsr_vs_weight_decay")
+
+
 def save(fig, out_dir, name):
     paths = []
     for ext in FORMATS:
@@ -736,6 +894,8 @@ def main(argv):
     if analysis.get("optimizers"):
         written += fig2(analysis, out_dir, args.steps) + fig2_overlay(analysis, out_dir, args.steps)
         written += fig3(analysis, out_dir) + fig4(analysis, out_dir, args.steps)
+        written += spectra_ranks(analysis, out_dir) + spectra_values(analysis, out_dir)
+        written += atsr_vs_weight_decay(analysis, out_dir)
     if icl.get("groups"):
         written += fig5(icl, out_dir)
     for path in written:

@@ -50,6 +50,13 @@ std::optional<double> skill_acquisition_lag(const AcquisitionTimes& T, double p)
   return static_cast<double>(*t_p - t_first) / static_cast<double>(*t_p);
 }
 
+std::optional<double> acquisition_time_spread_ratio(const AcquisitionTimes& T) {
+  const auto all = coverage_time(T, 1.0);
+  const auto first = first_acquisition(T);
+  if (!all || !first || *first <= 0) return std::nullopt;
+  return static_cast<double>(*all) / static_cast<double>(*first);
+}
+
 double fraction_learned(const AcquisitionTimes& T) {
   if (T.empty()) return 0.0;
   const auto n = std::count_if(T.begin(), T.end(), [](const auto& t) { return t.has_value(); });

@@ -46,6 +46,10 @@ std::optional<int64_t> coverage_time(const AcquisitionTimes& T, double p);
 // T(p, τ) = 0 (everything already below τ at initialisation).
 std::optional<double> skill_acquisition_lag(const AcquisitionTimes& T, double p);
 
+// The acquisition-time spread ratio ATSR = T(1, τ) / T_first (arXiv 2606.08388), = 1 / (1 −
+// Δ_SAL(1, τ)): 1 when every subtask is learned at once. Empty where T(1, τ) is, or T_first is 0.
+std::optional<double> acquisition_time_spread_ratio(const AcquisitionTimes& T);
+
 // Fraction of subtasks learned at all (T_k defined), in [0, 1]; 0 for no subtasks.
 double fraction_learned(const AcquisitionTimes& T);
 

@@ -78,6 +78,23 @@ RunSet summarize_runs(const std::vector<RunAnalysis>& all, std::vector<std::size
   set.alpha_s = stat_of(all, set.runs, [](const RunAnalysis& r) {
     return r.step_scaling ? std::optional(r.step_scaling->alpha_s) : std::nullopt;
   });
+  set.atsr = stat_of(all, set.runs, [](const RunAnalysis& r) { return r.atsr; });
+  for (std::size_t e = 0; e < first.spectra.size(); ++e) {
+    const SpectraAt& want = first.spectra[e];
+    const auto entry = [&](const RunAnalysis& r) -> const SpectraAt* {
+      const bool same = e < r.spectra.size() && r.spectra[e].tensor == want.tensor && r.spectra[e].of == want.of &&
+                        r.spectra[e].moment == want.moment;
+      return same ? &r.spectra[e] : nullptr;
+    };
+    set.spectra_stable_rank.push_back(stat_of(all, set.runs, [&](const RunAnalysis& r) {
+      const SpectraAt* a = entry(r);
+      return a ? a->stable_rank : std::nullopt;
+    }));
+    set.spectra_effective_rank.push_back(stat_of(all, set.runs, [&](const RunAnalysis& r) {
+      const SpectraAt* a = entry(r);
+      return a ? a->effective_rank : std::nullopt;
+    }));
+  }
   return set;
 }
 

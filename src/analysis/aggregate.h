@@ -32,6 +32,10 @@ struct RunSet {
   std::vector<Stat> T_k, coverage, sal;        // per subtask / per p of the grid
   Stat T_first, fraction_learned, final_mean_loss, frequency_slope, alpha_s;
   std::optional<double> predicted_alpha_s;     // of the first run
+  Stat atsr;                                   // T(1)/T_first
+  // Per entry of the first run's spectra (same tensor, of, moment in every run of one shape):
+  // the stable and effective rank over the runs; empty without spectra.
+  std::vector<Stat> spectra_stable_rank, spectra_effective_rank;
 };
 RunSet summarize_runs(const std::vector<RunAnalysis>& all, std::vector<std::size_t> indices);
 

@@ -65,8 +65,22 @@ json to_json(const RunSet& s) {
             {"final_mean_loss", to_json(s.final_mean_loss)},
             {"frequency_slope", to_json(s.frequency_slope)},
             {"alpha_s", to_json(s.alpha_s)},
-            {"predicted_alpha_s", to_json(s.predicted_alpha_s)}};
+            {"predicted_alpha_s", to_json(s.predicted_alpha_s)},
+            {"atsr", to_json(s.atsr)}};
+  if (!s.spectra_stable_rank.empty()) {
+    j["spectra_stable_rank"] = array_of(s.spectra_stable_rank);
+    j["spectra_effective_rank"] = array_of(s.spectra_effective_rank);
+  }
   return j;
+}
+
+// The ranks at the learning times: [{tensor, of, moment, step, stable_rank, effective_rank}].
+json spectra_json(const std::vector<SpectraAt>& entries) {
+  json out = json::array();
+  for (const SpectraAt& e : entries)
+    out.push_back({{"tensor", e.tensor}, {"of", e.of}, {"moment", e.moment}, {"step", to_json(e.step)},
+                   {"stable_rank", to_json(e.stable_rank)}, {"effective_rank", to_json(e.effective_rank)}});
+  return out;
 }
 
 json run_json(const RunAnalysis& a, const std::vector<std::string>& keys) {
@@ -98,7 +112,9 @@ json run_json(const RunAnalysis& a, const std::vector<std::string>& keys) {
           {"final_mean_loss", to_json(a.final_mean_loss)},
           {"frequency_slope", fit_a},
           {"step_scaling", fit_b},
-          {"predicted_alpha_s", to_json(a.predicted_alpha_s)}};
+          {"predicted_alpha_s", to_json(a.predicted_alpha_s)},
+          {"atsr", to_json(a.atsr)},
+          {"spectra", spectra_json(a.spectra)}};
 }
 
 // Key columns of coverage.csv / sal.csv: the group keys, plus optimizer.type, optimizer.lr and

@@ -103,6 +103,9 @@ RunAnalysis analyze_run(const RunRecord& run, const AnalysisOptions& options) {
   a.step_scaling = fit_step_scaling(m.steps, m.mean_loss_bits);
   a.predicted_alpha_s =
       run.stream_p.empty() ? predicted_step_exponent(run.zipf_exponent) : run.assoc_predicted_alpha_s;
+  a.atsr = acquisition_time_spread_ratio(a.T_k);
+  a.spectra = spectra_at(read_spectra(run.dir), {a.T_first, coverage_time(a.T_k, 0.5), coverage_time(a.T_k, 1.0),
+                                                 m.steps.empty() ? std::nullopt : std::optional(a.last_step)});
   return a;
 }
 

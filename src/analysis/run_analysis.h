@@ -13,6 +13,7 @@
 #include "analysis/acquisition.h"
 #include "analysis/fits.h"
 #include "analysis/run_reader.h"
+#include "analysis/spectra.h"
 
 namespace skillrun {
 
@@ -62,6 +63,8 @@ struct RunAnalysis {
   std::optional<LineFit> frequency_slope;        // log T_k vs log p_k
   std::optional<StepScalingFit> step_scaling;    // α_S
   std::optional<double> predicted_alpha_s;       // α/(α+1)
+  std::optional<double> atsr;                    // T(1)/T_first (acquisition_time_spread_ratio)
+  std::vector<SpectraAt> spectra;                // from spectra.csv, when the run wrote one
 };
 
 // The numbers of one run read by read_run at options.tau_bits (empty: the run's own τ).

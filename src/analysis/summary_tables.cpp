@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <iterator>
 #include <set>
 
 #include <fmt/format.h>
@@ -96,6 +97,7 @@ Table groups_table(const AnalysisResult& r) {
   for (const char* h : {"runs", "status", "T_first"}) t.header.emplace_back(h);
   t.header.push_back(fmt::format("T({})", p_label(p_max)));
   t.header.push_back(fmt::format("SAL({})", p_label(p_max)));
+  t.header.emplace_back("ATSR");
   t.header.emplace_back("learned");
   for (const Group& g : r.groups) {
     std::vector<std::string> row;
@@ -106,10 +108,12 @@ Table groups_table(const AnalysisResult& r) {
     row.push_back(format_stat(s.T_first, 0));
     row.push_back(format_stat(s.coverage.back(), 0));
     row.push_back(format_stat(s.sal.back(), 3));
+    row.push_back(format_stat(s.atsr, 2));
     row.push_back(format_percent(s.fraction_learned));
     t.rows.push_back(std::move(row));
   }
-  t.note = "SAL(p) = (T(p) − T_first)/T(p); learned: subtasks with T_k defined.";
+  t.note = "SAL(p) = (T(p) − T_first)/T(p); ATSR = T(1)/T_first = 1/(1 − SAL(1)); learned: subtasks with T_k "
+           "defined.";
   std::vector<std::pair<std::string, std::string>> pooled;
   for (const Group& g : r.groups) {
     std::vector<std::string> key;
@@ -234,8 +238,14 @@ Table coverage_table(const AnalysisResult& r, bool time) {
       row.push_back(time ? format_stat(o.at_best_lr.coverage[j], 0) : format_stat(o.at_best_lr.sal[j], 3));
     t.rows.push_back(std::move(row));
   }
+  if (!time) {  // the acquisition-time spread ratio beside SAL
+    std::vector<std::string> row{"ATSR"};
+    for (const OptimizerView& o : r.optimizers) row.push_back(format_stat(o.at_best_lr.atsr, 2));
+    t.rows.push_back(std::move(row));
+  }
   t.note = time ? "T(p): first step with at least ⌈p·n_tasks⌉ subtasks learned."
-                : "SAL(p) = (T(p) − T_first)/T(p). 0: learned together; near 1: in sequence.";
+                : "SAL(p) = (T(p) − T_first)/T(p). 0: learned together; near 1: in sequence. ATSR = T(1)/T_first = "
+                  "1/(1 − SAL(1)).";
   if (n_tasks.size() == 1 && t.rows.size() < r.options.p_grid.size())
     t.note += fmt::format(" With {} subtasks, p values asking for the same number of subtasks share one row (the "
                           "largest p shown).",
@@ -314,9 +324,37 @@ std::string render_markdown(const Table& t) {
   return out;
 }
 
+// Stable and effective rank of every weight and update at T_first, T(0.5), T(1) and the end, per
+// variant at its best lr (runs that wrote spectra.csv: eval.spectra_every); no rows without them.
+Table spectra_table(const AnalysisResult& r) {
+  Table t;
+  t.title = "Spectra at the learning times: stable rank | effective rank, at the best lr (mean ± std over runs)";
+  t.header = {"variant", "tensor", "of"};
+  for (const char* what : {"SR", "ER"})
+    for (const char* m : kSpectraMoments) t.header.push_back(fmt::format("{} {}", what, m));
+  for (const OptimizerView& o : r.optimizers) {
+    const RunSet& s = o.at_best_lr;
+    if (s.runs.empty()) continue;
+    const std::vector<SpectraAt>& entries = r.runs[s.runs.front()].spectra;
+    const std::size_t moments = std::size(kSpectraMoments);
+    for (std::size_t e = 0; e + moments <= entries.size() && e + moments <= s.spectra_stable_rank.size();
+         e += moments) {
+      std::vector<std::string> row{view_label(o), entries[e].tensor, entries[e].of};
+      for (std::size_t m = 0; m < moments; ++m) row.push_back(format_stat(s.spectra_stable_rank[e + m], 2));
+      for (std::size_t m = 0; m < moments; ++m) row.push_back(format_stat(s.spectra_effective_rank[e + m], 2));
+      t.rows.push_back(std::move(row));
+    }
+  }
+  t.note = "SR: stable rank ||X||_F^2/sigma_max^2; ER: effective rank exp(H(sigma/sum sigma)); from the last spectra row "
+           "at or before each time (spectra.csv, eval.spectra_every). update: W_t - W_{t-1}.";
+  return t;
+}
+
 std::vector<Table> summary_tables(const AnalysisResult& r) {
-  return {groups_table(r), fits_table(r), best_lr_table(r), acquisition_table(r), coverage_table(r, true),
-          coverage_table(r, false)};
+  std::vector<Table> tables{groups_table(r), fits_table(r), best_lr_table(r), acquisition_table(r),
+                            coverage_table(r, true), coverage_table(r, false)};
+  if (Table spectra = spectra_table(r); !spectra.rows.empty()) tables.push_back(std::move(spectra));
+  return tables;
 }
 
 std::string summary_headline(const AnalysisResult& r) {

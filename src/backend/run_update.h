@@ -14,6 +14,10 @@ struct RunUpdateOf {
   uint32_t slice = 0;  // its slice of the state arenas (m, v): at slice * state_stride
   T lr = 0, momentum = 0, beta2 = 0, eps = 0, weight_decay = 0;
   T step_alpha = 0, step_beta = 1;
+  // Coupled weight decay (optimizer.weight_decay_mode coupled): g += coupled_weight_decay * w
+  // before the rule, done by update_tensor (optim/optimizer.h) with one axpby per entry; the
+  // update kernels never read it (0: nothing is added).
+  T coupled_weight_decay = 0;
 };
 using RunUpdate = RunUpdateOf<float>;
 

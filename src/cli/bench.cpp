@@ -257,7 +257,7 @@ CLI::App* add_bench_command(CLI::App& app, std::function<int()>& action) {
   cmd->add_option("--warmup", o->warmup, "untimed steps (or msign calls) first")
       ->check(CLI::NonNegativeNumber)
       ->capture_default_str();
-  cmd->add_option("--msign-method", o->msign_method, "ns5 | polar_express | svd (5 iterations for ns5/polar_express)")
+  cmd->add_option("--msign-method", o->msign_method, "ns5 | polar_express | svd | norm_matched (5 iterations for ns5/polar_express)")
       ->needs(shape)
       ->capture_default_str();
   cmd->add_option("--repeats", o->repeats, "timed msign calls")
@@ -290,6 +290,19 @@ int cmd_bench(const BenchOptions& options) {
   for (int i = 0; i < eval_repeats; ++i) trainer.evaluate();
   backend->synchronize();
   const double eval_each = std::chrono::duration<double>(std::chrono::steady_clock::now() - e0).count() / eval_repeats;
+  // eval.spectra_every > 0: the spectra of one eval row (every weight and update) and the copy of
+  // the weights each step keeps for the update, each timed alone.
+  double spectra_each = 0, spectra_copy = 0;
+  if (SpectraProbe* spectra = trainer.spectra()) {
+    backend->synchronize();
+    const auto s0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < eval_repeats; ++i) spectra->lines(0, options.warmup + options.steps);
+    spectra_each = std::chrono::duration<double>(std::chrono::steady_clock::now() - s0).count() / eval_repeats;
+    const auto c0 = std::chrono::steady_clock::now();
+    for (int i = 0; i < eval_repeats; ++i) spectra->before_step();
+    backend->synchronize();
+    spectra_copy = std::chrono::duration<double>(std::chrono::steady_clock::now() - c0).count() / eval_repeats;
+  }
   const double gemms = time_gemms_alone(*backend, trainer.model(), config.train.batch_size, static_cast<int>(options.steps));
   // Untimed steps as training runs them: on a backend with step graphs, graph replays (captured
   // during the warm-up), measured end to end over all steps.
@@ -328,6 +341,11 @@ int cmd_bench(const BenchOptions& options) {
   std::printf("%-22s %10.3f\n", "step (no eval)", step * 1e3);
   std::printf("%-22s %10.3f\n", "step + eval", (step + eval) * 1e3);
   if (replayed > 0) std::printf("%-22s %10.3f\n", "step (graph replay)", replayed * 1e3);
+  if (trainer.spectra()) {
+    std::printf("%-22s %10.3f ms per spectra eval row (eval.spectra_every = %d)\n", "spectra", spectra_each * 1e3,
+                config.eval.spectra_every);
+    std::printf("%-22s %10.3f ms per step (the weights kept for the update)\n", "spectra copy", spectra_copy * 1e3);
+  }
   std::printf("%-22s %10.3f\n", "GEMMs alone", gemms * 1e3);
   std::printf("ratio step/GEMMs: %.2f   data share of step: %.1f%%\n", step / gemms, 100.0 * data / step);
   print_fused_linear_report(*backend);

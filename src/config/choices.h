@@ -24,12 +24,18 @@ enum class TaskType { SparseParity, IclLinreg, AssocMemory };
 // gd, ngd and specgd are icl_linreg only; train/icl_trainer.h maps them onto sgd, nmd and muon.
 enum class OptimizerType { Sgd, Nmd, Adam, AdamW, SignGd, Muon, Gd, Ngd, SpecGd };
 // Matrix sign msign(G) = U V^T for G = U S V^T: Newton-Schulz variants and the exact SVD.
-enum class MsignMethod { NewtonSchulz5, PolarExpress, Svd };
+// NormMatched is the control of arXiv 2606.08388: not a sign, G sqrt(min(m, n)) / ||G||_F, the
+// Frobenius norm of msign(G) with G's own spectrum (optim/msign.h).
+enum class MsignMethod { NewtonSchulz5, PolarExpress, Svd, NormMatched };
 // Muon's step scale for an m x n weight (optim/optimizer.h: muon_scale).
 enum class MuonScale { SqrtRatio, Keller, Moonshot, None };
 // The weights Muon updates: the hidden weight matrices, or every weight matrix.
 enum class MuonParams { Hidden, AllWeights };
 enum class LrScheduleType { Constant, Plateau, Geometric };
+// Where weight decay enters (optimizer.weight_decay_mode; nmd, signgd, muon): Decoupled shrinks
+// the weights, w *= 1 - lr wd, beside the step; Coupled folds it into the gradient, g += wd w,
+// before momentum (and msign).
+enum class WeightDecayMode { Decoupled, Coupled };
 
 // One value and its config spelling.
 template <class E>
@@ -75,7 +81,8 @@ template <>
 struct ChoiceSet<MsignMethod> {
   static constexpr std::string_view noun = "msign method";
   static constexpr Choice<MsignMethod> all[] = {
-      {MsignMethod::NewtonSchulz5, "ns5"}, {MsignMethod::PolarExpress, "polar_express"}, {MsignMethod::Svd, "svd"}};
+      {MsignMethod::NewtonSchulz5, "ns5"}, {MsignMethod::PolarExpress, "polar_express"}, {MsignMethod::Svd, "svd"},
+      {MsignMethod::NormMatched, "norm_matched"}};
 };
 template <>
 struct ChoiceSet<MuonScale> {
@@ -96,6 +103,13 @@ struct ChoiceSet<LrScheduleType> {
   static constexpr Choice<LrScheduleType> all[] = {{LrScheduleType::Constant, "constant"},
                                                    {LrScheduleType::Plateau, "plateau"},
                                                    {LrScheduleType::Geometric, "geometric"}};
+};
+
+template <>
+struct ChoiceSet<WeightDecayMode> {
+  static constexpr std::string_view noun = "weight decay mode";
+  static constexpr Choice<WeightDecayMode> all[] = {{WeightDecayMode::Decoupled, "decoupled"},
+                                                    {WeightDecayMode::Coupled, "coupled"}};
 };
 
 template <class E>

@@ -176,6 +176,7 @@ const std::vector<OptimizerKey>& optimizer_keys() {
       {"scale", {"muon"}},
       {"muon_params", {"muon"}},
       {"other_params", {"muon"}},
+      {"weight_decay_mode", {"nmd", "signgd", "muon"}},
   };
   return keys;
 }
@@ -278,6 +279,7 @@ OptimizerConfig parse_optimizer(const json& j, const std::string& path, bool nes
   read_integer(j, path, "ns_steps", o.ns_steps, 1, 100);
   read_choice(j, path, "scale", o.scale);
   read_choice(j, path, "muon_params", o.muon_params);
+  read_choice(j, path, "weight_decay_mode", o.weight_decay_mode);
   if (o.type == OptimizerType::Muon && !icl) {
     const auto it = j.find("other_params");
     o.other = std::make_shared<OptimizerConfig>(
@@ -303,6 +305,7 @@ json optimizer_to_json(const OptimizerConfig& o, bool icl) {
   put("msign", name(o.msign));
   put("ns_steps", o.ns_steps);
   put("scale", name(o.scale));
+  put("weight_decay_mode", name(o.weight_decay_mode));
   if (icl) return j;
   put("muon_params", name(o.muon_params));
   if (o.type == OptimizerType::Muon) {
@@ -552,7 +555,7 @@ TrainConfig parse_train(const json& j, const TaskConfig& task) {
   return t;
 }
 
-const Names kParityEvalKeys = {"samples_per_task", "tau_bits"};
+const Names kParityEvalKeys = {"samples_per_task", "tau_bits", "spectra_every"};
 const Names kIclEvalKeys = {"epsilon", "modes"};
 
 // The default eigenmodes logged for a d x d problem: the first, the middle and the last.
@@ -565,7 +568,7 @@ std::vector<int> default_modes(int d) {
 EvalConfig parse_eval(const json& j, const TaskConfig& task) {
   const std::string path = "eval";
   expect_object(j, path);
-  reject_unknown_keys(j, path, {"every", "samples_per_task", "tau_bits", "epsilon", "modes"});
+  reject_unknown_keys(j, path, {"every", "samples_per_task", "tau_bits", "epsilon", "modes", "spectra_every"});
   const bool icl = task.type == TaskType::IclLinreg;
   if (icl) {
     reject_keys_of_other_task(j, path, kParityEvalKeys, "sparse_parity", name(task.type));
@@ -581,6 +584,7 @@ EvalConfig parse_eval(const json& j, const TaskConfig& task) {
   read_integer(j, path, "every", e.every, 1);
   read_integer(j, path, "samples_per_task", e.samples_per_task, 1);
   read_number(j, path, "tau_bits", e.tau_bits, NumberRule::kPositive);
+  read_integer(j, path, "spectra_every", e.spectra_every, 0);
   read_number(j, path, "epsilon", e.epsilon, NumberRule::kPositive);
   if (const auto it = j.find("modes"); it != j.end()) {
     const std::string where = join_path(path, "modes");
@@ -702,7 +706,8 @@ json to_json(const ExperimentConfig& c) {
                   {"checkpoint_seconds", c.train.checkpoint_seconds}};
     j["eval"] = {{"every", c.eval.every},
                  {"samples_per_task", c.eval.samples_per_task},
-                 {"tau_bits", c.eval.tau_bits}};
+                  {"tau_bits", c.eval.tau_bits},
+                  {"spectra_every", c.eval.spectra_every}};
     if (c.task.type == TaskType::AssocMemory) j["eval"].erase("samples_per_task");  // every fact
   }
   return j;

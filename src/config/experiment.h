@@ -77,6 +77,8 @@ struct OptimizerConfig {
   int ns_steps = 5;                                // muon ns5 / polar_express iterations
   MuonScale scale = MuonScale::SqrtRatio;          // muon
   MuonParams muon_params = MuonParams::Hidden;     // muon
+  // nmd, signgd, muon: decoupled (w *= 1 - lr wd) or coupled (g += wd w before momentum/msign)
+  WeightDecayMode weight_decay_mode = WeightDecayMode::Decoupled;
   std::shared_ptr<OptimizerConfig> other;  // muon only: "other_params" (default adam, lr 1e-3)
 };
 
@@ -113,6 +115,9 @@ struct EvalConfig {
   // logged (default: 1, the middle one and d).
   double epsilon = 1e-3;
   std::vector<int> modes;
+  // sparse_parity: singular values of every weight matrix and of its last update at every
+  // spectra_every-th eval row (and the run's last), into spectra.csv (train/spectra.h); 0: off
+  int spectra_every = 0;
 };
 
 struct ExperimentConfig {

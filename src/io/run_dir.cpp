@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstdlib>
+#include <charconv>
 #include <cstring>
 #include <ctime>
 #include <set>
@@ -443,6 +444,40 @@ void RunDirectory::write_metrics_line(fmt::memory_buffer& line) {
   check_in_place();  // the open file would take rows after its directory is gone, unseen
   if (std::fwrite(line.data(), 1, line.size(), metrics_) != line.size() || std::fflush(metrics_) != 0)
     throw RuntimeError(fmt::format("cannot write {}: {}", (path_ / "metrics.csv").string(), std::strerror(errno)));
+}
+
+void RunDirectory::open_table(const std::string& file, const std::string& header,
+                              std::optional<int64_t> keep_through) {
+  guarded_write([&] {
+    const fs::path path = path_ / file;
+    std::string content = header + "\n";
+    if (keep_through && fs::exists(path)) {
+      const std::string old = read_file(path);
+      if (old.compare(0, content.size(), content) == 0) {
+        std::size_t pos = content.size();
+        while (pos < old.size()) {
+          const std::size_t end = old.find('\n', pos);
+          if (end == std::string::npos) break;  // a torn last line
+          int64_t step = 0;
+          const auto [ptr, ec] = std::from_chars(old.data() + pos, old.data() + end, step);
+          if (ec != std::errc() || ptr == old.data() + end || *ptr != ',' || step > *keep_through) break;
+          content.append(old, pos, end + 1 - pos);
+          pos = end + 1;
+        }
+      }
+    }
+    write_file_atomic(path, content);
+  });
+}
+
+void RunDirectory::append_table(const std::string& file, const std::string& lines) {
+  guarded_write([&] {
+    const fs::path path = path_ / file;
+    std::FILE* f = std::fopen(path.c_str(), "a");
+    if (!f) throw RuntimeError(fmt::format("cannot open {}: {}", path.string(), std::strerror(errno)));
+    const bool ok = std::fwrite(lines.data(), 1, lines.size(), f) == lines.size();
+    if (std::fclose(f) != 0 || !ok) throw RuntimeError(fmt::format("cannot write {}: {}", path.string(), std::strerror(errno)));
+  });
 }
 
 void RunDirectory::write_summary(const RunSummary& s) {

@@ -107,6 +107,12 @@ class RunDirectory {
   // A row of open_metrics_columns: step, wall_s, then one value per column (%.9g; NaN is "nan").
   void append_metrics_values(int64_t step, double wall_seconds, const std::vector<double>& values);
   void write_summary(const RunSummary& s);
+  // A side table of the run (spectra.csv): `file` in the directory, starting with `header`.
+  // Fresh: written with the header alone. With keep_through, an existing file keeps its whole
+  // lines whose first field (the step) is <= keep_through, as metrics.csv does on a resume.
+  void open_table(const std::string& file, const std::string& header, std::optional<int64_t> keep_through);
+  // Appends `lines` (each ending in a newline) to it and flushes them.
+  void append_table(const std::string& file, const std::string& lines);
   // Marks the run failed in summary.json (status "failed", `message`), keeping what the last
   // summary recorded (steps, T_k); best effort, since the failure may be the disk itself.
   void record_failure(const std::string& message) noexcept;

@@ -46,6 +46,7 @@ class LinearMemory : public Model {
     return params_.at(static_cast<std::size_t>(run));
   }
   std::size_t parameter_count() const override { return static_cast<std::size_t>(dim_) * dim_; }
+  const Buffer<float>& value_arena() const override { return values_; }
   // Run `run`'s E then U (backend memory).
   const float* embeddings(int run) const { return embeddings_.data() + static_cast<std::size_t>(run) * emb_stride_; }
 

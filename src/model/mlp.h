@@ -48,6 +48,7 @@ class Mlp : public Model {
   int depth() const { return static_cast<int>(dims_.size()) - 1; }
   int classes() const override { return dims_.back(); }
   std::size_t parameter_count() const override;
+  const Buffer<float>& value_arena() const override { return values_; }
 
  private:
   Parameter& weight(int run, int layer) { return params_[static_cast<std::size_t>(run)][2 * layer]; }

@@ -54,6 +54,9 @@ class Model {
   virtual std::vector<Parameter>& parameters(int run = 0) = 0;
   virtual const std::vector<Parameter>& parameters(int run = 0) const = 0;
   virtual std::size_t parameter_count() const = 0;
+  // Every run's parameter values in one allocation (run r's at r * run_stride()): for copies
+  // of the whole model (train/spectra.h).
+  virtual const Buffer<float>& value_arena() const = 0;
 };
 
 }  // namespace skillrun

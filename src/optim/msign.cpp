@@ -41,9 +41,17 @@ NsSchedule ns_schedule(MsignMethod method, int steps, bool fp64) {
       // The schedule was optimised for ||X0||_F slightly below 1, hence the 2% margin.
       return {polar_express_coefficients(steps), 1.02, fp64 ? 1e-300 : 1e-6};
     case MsignMethod::Svd:
+    case MsignMethod::NormMatched:  // its scale depends on the shape: norm_matched_schedule
       break;
   }
   throw std::invalid_argument("ns_schedule: not a Newton-Schulz method");
+}
+
+NsSchedule norm_matched_schedule(int rows, int cols, bool fp64) {
+  const double side = static_cast<double>(std::max(1, std::min(rows, cols)));
+  const NsSchedule ns5 = ns_schedule(MsignMethod::NewtonSchulz5, 0, fp64);
+  // X0 = G / (||G||_F / sqrt(side) + eps / sqrt(side)) = sqrt(side) G / (||G||_F + eps).
+  return {{}, 1.0 / std::sqrt(side), ns5.norm_eps / std::sqrt(side)};
 }
 
 // The eps in X0 = G / (scale ||G||_F + eps) only keeps G = 0 from dividing by zero. In fp32 it is
@@ -54,7 +62,9 @@ template <class T>
 void msign_runs(Backend& backend, MsignMethod method, const T* G, T* out, std::size_t stride, int rows, int cols,
                 int steps, int runs) {
   if (method == MsignMethod::Svd) return backend.svd_op(dtype_of<T>, G, out, stride, rows, cols, runs);
-  const NsSchedule s = ns_schedule(method, steps, std::is_same_v<T, double>);
+  const bool fp64 = std::is_same_v<T, double>;
+  const NsSchedule s =
+      method == MsignMethod::NormMatched ? norm_matched_schedule(rows, cols, fp64) : ns_schedule(method, steps, fp64);
   backend.newton_schulz(NsArgs{dtype_of<T>, G, out, stride, rows, cols, s.iterations, s.norm_scale, s.norm_eps, runs});
 }
 template void msign_runs<float>(Backend&, MsignMethod, const float*, float*, std::size_t, int, int, int, int);

@@ -25,9 +25,16 @@ struct NsSchedule {
 };
 NsSchedule ns_schedule(MsignMethod method, int steps, bool fp64);
 
+// The norm-matched control (msign: norm_matched, arXiv 2606.08388): no iteration, only the
+// normalisation, with norm_scale = 1/sqrt(min(rows, cols)): out = sqrt(min(m, n)) G / (||G||_F +
+// eps'), eps' = ns5's eps * sqrt(min(m, n)), so out has the Frobenius norm of msign(G) (sqrt of
+// its rank) and G's singular vectors and ratios. Batched and capturable like ns5.
+NsSchedule norm_matched_schedule(int rows, int cols, bool fp64);
+
 // out_r (rows x cols) = msign(G_r) by `method` for r < runs, G_r and out_r at r * stride: one
 // batched Backend::newton_schulz for the Newton-Schulz variants (`steps` iterations), one
-// Backend::svd_op for svd (`steps` ignored). G and out may not alias. T: float, or double
+// Backend::svd_op for svd (`steps` ignored); norm_matched is a Newton-Schulz of zero iterations
+// (norm_matched_schedule; `steps` ignored). G and out may not alias. T: float, or double
 // (precision fp64).
 template <class T>
 void msign_runs(Backend& backend, MsignMethod method, const T* G, T* out, std::size_t stride, int rows, int cols,

@@ -19,6 +19,10 @@ namespace skillrun {
 // second moments), in that order.
 int state_buffer_count(const OptimizerConfig& config);
 
+// Whether rule `c` folds its weight decay into the gradient (weight_decay_mode coupled, wd > 0;
+// nmd, signgd, muon): its entries carry coupled_weight_decay instead of weight_decay.
+bool coupled_decay(const OptimizerConfig& c);
+
 // ---- the update path: every update of every rule goes through these two functions ----------
 // The entry of run `slot` (its state in slice `slice`) for a (rows x cols) tensor under rule `c`
 // at lr_scale (a step-size schedule's factor; 1 for a constant lr): the rule's scalars in T,
@@ -40,8 +44,10 @@ struct MuonScratch {
 // One update by rule `c` of the tensor of every entry of `tensor`'s run table (their step t,
 // 1-based). `tensor` says where the entries' w, g, m and v lie (Backend::update's UpdateArgs:
 // its kind, scratch and flags are set here). sgd | nmd | adam | adamw | signgd are one
-// Backend::update each; muon its momentum, msign (optim/msign.h) and scaled step.
-// Instantiated for float (the MLP) and double (fp64 runs).
+// Backend::update each; muon its momentum, msign (optim/msign.h) and scaled step. Entries with
+// coupled_weight_decay first get g += wd w, one axpby each, in g's own buffer (it is the step's
+// gradient, rewritten before the next step). Instantiated for float (the MLP) and double (fp64
+// runs).
 template <class T>
 void update_tensor(Backend& backend, const OptimizerConfig& c, UpdateArgs tensor, const MuonScratch<T>& muon,
                    int64_t t);

@@ -12,6 +12,11 @@
 
 namespace skillrun {
 
+bool coupled_decay(const OptimizerConfig& c) {
+  const bool takes_mode = c.type == OptimizerType::Nmd || c.type == OptimizerType::SignGd || c.type == OptimizerType::Muon;
+  return takes_mode && c.weight_decay_mode == WeightDecayMode::Coupled && c.weight_decay > 0;
+}
+
 template <class T>
 RunUpdateOf<T> run_update(const OptimizerConfig& c, double lr_scale, uint32_t slot, uint32_t slice, int rows,
                           int cols) {
@@ -28,6 +33,11 @@ RunUpdateOf<T> run_update(const OptimizerConfig& c, double lr_scale, uint32_t sl
     u.step_alpha = static_cast<T>(-lr * muon_scale(c.scale, rows, cols));
     u.step_beta = static_cast<T>(1.0 - lr * c.weight_decay);
   }
+  if (coupled_decay(c)) {  // g += wd w before the rule (update_tensor); no decay of w beside the step
+    u.coupled_weight_decay = u.weight_decay;
+    u.weight_decay = 0;
+    u.step_beta = 1;
+  }
   return u;
 }
 
@@ -37,6 +47,14 @@ void update_tensor(Backend& backend, const OptimizerConfig& c, UpdateArgs tensor
   if (tensor.count == 0) return;
   if (tensor.dtype != dtype_of<T>) throw RuntimeError("update_tensor: the tensor's element type is not the rule's");
   tensor.flags(c.nesterov, c.type == OptimizerType::AdamW, t);  // adam: L2 in the gradient
+  // Coupled weight decay: g' = g + wd w in the gradient buffer itself (the step's own: the next
+  // backward or gradient overwrites it), before the rule reads it. Nothing when no entry has it.
+  for (const RunUpdateOf<T>& u : tensor.table<T>()) {
+    if (u.coupled_weight_decay == T(0)) continue;
+    const std::size_t at = static_cast<std::size_t>(u.run) * tensor.param_stride;
+    backend.axpby(const_cast<T*>(static_cast<const T*>(tensor.g)) + at, static_cast<const T*>(tensor.w) + at,
+                  tensor.n, u.coupled_weight_decay, T(1));
+  }
   const auto args = [&](UpdateKind kind) {
     UpdateArgs a = tensor;
     a.kind = kind;
@@ -69,18 +87,23 @@ void update_tensor(Backend& backend, const OptimizerConfig& c, UpdateArgs tensor
   throw ConfigError("optimizer.type", fmt::format("{} has no update rule of its own", name(c.type)));
 }
 
+namespace {
+// ", coupled" after wd in run.log for coupled decay; decoupled (today's) adds nothing.
+const char* coupled_note(const OptimizerConfig& c) { return c.weight_decay_mode == WeightDecayMode::Coupled ? " coupled" : ""; }
+}  // namespace
+
 std::string describe_rule(const OptimizerConfig& c, int rows, int cols) {
   switch (c.type) {
     case OptimizerType::Sgd:
       return fmt::format("sgd(lr={}, momentum={}, nesterov={}, wd={})", c.lr, c.momentum, c.nesterov, c.weight_decay);
     case OptimizerType::Nmd:
-      return fmt::format("nmd(lr={}, beta={}, wd={})", c.lr, c.momentum, c.weight_decay);
+      return fmt::format("nmd(lr={}, beta={}, wd={}{})", c.lr, c.momentum, c.weight_decay, coupled_note(c));
     case OptimizerType::SignGd:
-      return fmt::format("signgd(lr={}, momentum={}, wd={})", c.lr, c.momentum, c.weight_decay);
+      return fmt::format("signgd(lr={}, momentum={}, wd={}{})", c.lr, c.momentum, c.weight_decay, coupled_note(c));
     case OptimizerType::Muon:
-      return fmt::format("muon(lr={}, beta={}, nesterov={}, msign={}, ns_steps={}, scale={}={:.4g}, wd={})", c.lr,
+      return fmt::format("muon(lr={}, beta={}, nesterov={}, msign={}, ns_steps={}, scale={}={:.4g}, wd={}{})", c.lr,
                          c.momentum, c.nesterov, name(c.msign), c.ns_steps, name(c.scale),
-                         muon_scale(c.scale, rows, cols), c.weight_decay);
+                         muon_scale(c.scale, rows, cols), c.weight_decay, coupled_note(c));
     default:
       return fmt::format("{}(lr={}, betas=({}, {}), eps={}, wd={})", name(c.type), c.lr, c.beta1, c.beta2, c.eps,
                          c.weight_decay);

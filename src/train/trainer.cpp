@@ -103,6 +103,8 @@ Trainer::Trainer(Backend& backend, const std::vector<ExperimentConfig>& configs)
   optimizers_ = std::make_unique<PackOptimizer>(backend, *model_, by_slot);
   for (auto& run : runs_) run->optimizer = &optimizers_->optimizer(run->slot);
   optimizers_->set_active(members_.active());  // every slot
+  if (shared.eval.spectra_every > 0)
+    spectra_ = std::make_unique<SpectraProbe>(backend, *model_, shared.eval.spectra_every, shared.eval.every);
 }
 
 Trainer::~Trainer() = default;
@@ -122,6 +124,7 @@ void Trainer::set_active(const std::vector<bool>& active) {
 }
 
 void Trainer::train_step(int64_t step, PhaseTimes* times) {
+  if (spectra_) spectra_->before_step();  // W_{t-1}, for the update's spectrum; outside any capture
   // The recorded step runs nothing, so the optimizers' step counts go back to what they were;
   // a replay runs the step on the device, so the active runs' counts go up here.
   const auto record = [&] {
@@ -315,6 +318,8 @@ std::vector<RunSummary> Trainer::run_runs(const std::vector<RunDirectory*>& dirs
         spdlog::info("{}resuming from the checkpoint at step {}", L.label, R.step);
       }
       dir.open_metrics(n_tasks, resume[i] ? std::optional<int64_t>(R.step) : std::nullopt);
+      if (spectra_)
+        dir.open_table(kSpectraFile, kSpectraHeader, resume[i] ? std::optional<int64_t>(R.step) : std::nullopt);
       L.learned = static_cast<int>(
           std::count_if(summary.T_k.begin(), summary.T_k.end(), [](const auto& t) { return t.has_value(); }));
     });
@@ -351,6 +356,12 @@ std::vector<RunSummary> Trainer::run_runs(const std::vector<RunDirectory*>& dirs
       // The parameters too: a NaN weight need not show in the loss (a ReLU that maps NaN to 0,
       // a unit that never fires), and training on would keep it there unnoticed.
       L.nonfinite_parameters = !model_->parameters_finite(rs.slot);  // the model's index is the slot
+      // Spectra (eval.spectra_every): read only, at every spectra_every-th row and the run's last.
+      if (spectra_ && r.finite && !L.nonfinite_parameters) {
+        const bool last = at_step >= rs.config.train.max_steps ||
+                          (rs.config.train.stop_when_learned && L.learned == n_tasks);
+        if (spectra_->due(at_step, last)) dir.append_table(kSpectraFile, spectra_->lines(rs.slot, at_step));
+      }
       return r.finite && (!row.train_loss_bits || std::isfinite(*row.train_loss_bits)) && !L.nonfinite_parameters;
     };
     hooks.learned = [&L = L, n_tasks] { return L.learned == n_tasks; };

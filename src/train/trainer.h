@@ -33,6 +33,7 @@
 #include "train/progress.h"
 #include "train/run_checkpoint.h"  // checkpoint_to_resume(run_dir, config): a pack's, before a Trainer
 #include "train/run_monitor.h"
+#include "train/spectra.h"
 #include "train/step_graph.h"
 
 namespace skillrun {
@@ -96,6 +97,8 @@ class Trainer {
   int slot(int run) const;
   Optimizer& optimizer(int run = 0);
   const Task& task(int run = 0) const;
+  // eval.spectra_every > 0: the spectral diagnostics of the pack's runs (train/spectra.h); else null.
+  SpectraProbe* spectra() { return spectra_.get(); }
 
  private:
   struct SeedGroup;
@@ -121,6 +124,7 @@ class Trainer {
   Buffer<float> dlogits_;                      // (runs, batch, classes)
   int classes_;
   StepGraph graph_;
+  std::unique_ptr<SpectraProbe> spectra_;  // eval.spectra_every > 0: weights before the step, spectra
 };
 
 }  // namespace skillrun

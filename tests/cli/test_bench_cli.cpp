@@ -79,7 +79,7 @@ TEST_F(BenchCli, MsignFlagsNamingAChoiceAreReadAsTheConfigReadsThem) {
   const Result method = skillrun({"bench", "--msign", "40x12", "--device", "cpu", "--msign-method", "ns7"});
   EXPECT_EQ(method.status, 2) << method.err;
   EXPECT_TRUE(contains(method.err, "error: --msign-method: unknown msign method \"ns7\" (expected one of: ns5, "
-                                   "polar_express, svd)"));
+                                   "polar_express, svd, norm_matched)"));
   // fp64 is a precision, but not one msign of fp32 matrices can be timed in.
   const Result fp64 = skillrun({"bench", "--msign", "40x12", "--device", "cpu", "--precision", "fp64"});
   EXPECT_EQ(fp64.status, 2) << fp64.err;
@@ -100,6 +100,19 @@ TEST_F(BenchCli, PackPrintsTheRunStepsPerSecondOfThePackAndOfOneRunAlone) {
     EXPECT_NE(r.out.find(part), std::string::npos) << part << " not in\n" << r.out;
   EXPECT_EQ(skillrun({"bench", std::string(SKILLRUN_SOURCE_DIR) + "/configs/ci/tiny.json", "--pack", "0",
                       "--device", "cpu"}).status, 2);
+}
+
+// eval.spectra_every > 0: the spectra's cost per eval row and the per-step copy of the weights.
+TEST_F(BenchCli, SpectraOnPrintsTheirCostPerEvalRowAndPerStep) {
+  const std::string config = std::string(SKILLRUN_SOURCE_DIR) + "/configs/ci/tiny.json";
+  const Result on = skillrun({"bench", config, "--steps", "3", "--warmup", "1", "--device", "cpu", "--set",
+                              "eval.spectra_every=1"});
+  ASSERT_EQ(on.status, 0) << on.err;
+  EXPECT_TRUE(contains(on.out, "ms per spectra eval row (eval.spectra_every = 1)")) << on.out;
+  EXPECT_TRUE(contains(on.out, "ms per step (the weights kept for the update)")) << on.out;
+  const Result off = skillrun({"bench", config, "--steps", "3", "--warmup", "1", "--device", "cpu"});
+  ASSERT_EQ(off.status, 0) << off.err;
+  EXPECT_FALSE(contains(off.out, "spectra")) << off.out;
 }
 
 }  // namespace

@@ -256,6 +256,52 @@ class Figures(unittest.TestCase):
         self.assertEqual(len([c for c in ax.collections if isinstance(c, PolyCollection)]), 1)
         self.assertIn("2 seeds, reached 0/2", ax.get_legend().get_texts()[0].get_text())
 
+    def test_spectra_figures_draw_each_entry_with_its_t_k_and_sigma_ratios(self):
+        runs = []
+        for v, momentum in enumerate((0.95, 0.0)):
+            for seed in range(2):
+                run = write_run(self.root, f"sp{momentum}-s{seed}", 3, 600, scale=0.3, seed=seed, momentum=momentum)
+                with open(os.path.join(run["dir"], "spectra.csv"), "w") as f:
+                    f.write("step,tensor,of,rows,cols,sigma_max,stable_rank,effective_rank,spectral_entropy,"
+                            "singular_values\n")
+                    for step in range(0, 601, 100):
+                        f.write(f"{step},layers.0.weight,weight,4,8,2,{1 + step / 100 + v},2,0.5,2 1 0.5 0.25\n")
+                        if step:
+                            f.write(f"{step},layers.0.weight,update,4,8,1,{3 - v},2,0.9,1 1 1 0.5\n")
+                run["T_first"], run["steps"], run["coverage"] = min(run["T_k"]), 600, [None] * 9 + [max(run["T_k"])]
+                runs.append(run)
+        self.plot(write_analysis(self.root, runs, [entry(runs, [0, 1], "muon, momentum=0.95"),
+                                                   entry(runs, [2, 3], "muon, momentum=0")]))
+        ranks = self.figures["spectra_ranks"].axes[0]  # layers.0.weight (weight): stable rank
+        lines = [l for l in ranks.get_lines() if len(l.get_xdata()) > 1]
+        self.assertEqual(len(lines), 2)
+        self.assertEqual(list(lines[0].get_ydata()), [1 + s / 100 for s in range(0, 601, 100)])  # mean over seeds
+        self.assertEqual(list(lines[1].get_ydata()), [2 + s / 100 for s in range(0, 601, 100)])
+        ticks = [l for l in ranks.get_lines() if l.get_marker() == "|"]
+        self.assertEqual(len(ticks), 2 * 3)  # each entry's 3 mean T_k
+        values = self.figures["spectra_values"].axes[0]  # the first entry's weight
+        self.assertEqual(list(values.get_lines()[0].get_ydata()), [1, 0.5, 0.25, 0.125])  # sigma / sigma_max
+        self.assertNotIn("atsr_vs_weight_decay", self.figures)  # no weight-decay grid here
+
+    def test_atsr_against_weight_decay_draws_one_line_per_mode_and_marks_unreached(self):
+        runs, entries = [], []
+        for mode in ("decoupled", "coupled"):
+            for wd in (0, 0.001, 0.01):
+                run = write_run(self.root, f"{mode}-{wd}", 3, 400, 0.3, seed=0)
+                run["config"]["optimizer"].update({"weight_decay": wd, "weight_decay_mode": mode})
+                runs.append(run)
+                e = entry(runs, [len(runs) - 1], f"muon, {mode}, {wd}")
+                unreached = mode == "coupled" and wd == 0.01
+                e["atsr"] = stat([None if unreached else 2.0 + wd])
+                e["fraction_learned"] = stat([0.4 if unreached else 1.0])
+                entries.append(e)
+        self.plot(write_analysis(self.root, runs, entries))
+        ax = self.figures["atsr_vs_weight_decay"].axes[0]
+        self.assertEqual(sorted(t.get_text() for t in ax.get_legend().get_texts()),
+                         ["muon, coupled", "muon, decoupled"])
+        self.assertEqual(len([l for l in ax.get_lines() if l.get_marker() == "x"]), 1)
+        self.assertIn("40%", [t.get_text() for t in ax.texts])
+
     def test_entry_label(self):
         self.assertEqual(plot.entry_label({"optimizer": "adam", "lr": 0.001}), "adam (lr 0.001)")
         self.assertEqual(plot.entry_label({"optimizer": "muon", "lr": 0.01, "label": "muon, momentum=0"}),

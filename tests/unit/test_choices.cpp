@@ -72,7 +72,11 @@ TEST(ConfigChoicesSpelling, EachEnumIsSpelledAsInConfigs) {
                                    {OptimizerType::Ngd, "ngd"},
                                    {OptimizerType::SpecGd, "specgd"}});
   expect_spellings<MsignMethod>(
-      {{MsignMethod::NewtonSchulz5, "ns5"}, {MsignMethod::PolarExpress, "polar_express"}, {MsignMethod::Svd, "svd"}});
+      {{MsignMethod::NewtonSchulz5, "ns5"},
+       {MsignMethod::PolarExpress, "polar_express"},
+       {MsignMethod::Svd, "svd"},
+       {MsignMethod::NormMatched, "norm_matched"}});
+  expect_spellings<WeightDecayMode>({{WeightDecayMode::Decoupled, "decoupled"}, {WeightDecayMode::Coupled, "coupled"}});
   expect_spellings<MuonScale>({{MuonScale::SqrtRatio, "sqrt_ratio"},
                                {MuonScale::Keller, "keller"},
                                {MuonScale::Moonshot, "moonshot"},
@@ -90,7 +94,7 @@ TEST(ConfigChoicesSpelling, TheMessageNamesTheChoiceAndListsTheAlternatives) {
     parse_choice<MsignMethod>("newton_schulz");
     ADD_FAILURE() << "newton_schulz accepted";
   } catch (const std::invalid_argument& e) {
-    EXPECT_STREQ(e.what(), "unknown msign method \"newton_schulz\" (expected ns5 | polar_express | svd)");
+    EXPECT_STREQ(e.what(), "unknown msign method \"newton_schulz\" (expected ns5 | polar_express | svd | norm_matched)");
   }
 }
 

@@ -175,6 +175,7 @@ TEST(ConfigRoundTrip, EveryNonDefaultValueSurvivesTheRoundTrip) {
         {"ns_steps", 7},
         {"scale", "moonshot"},
         {"muon_params", "all_weights"},
+        {"weight_decay_mode", "coupled"},
         {"other_params",
          {{"type", "adamw"},
           {"lr", 0.003},
@@ -184,7 +185,7 @@ TEST(ConfigRoundTrip, EveryNonDefaultValueSurvivesTheRoundTrip) {
           {"eps", 1e-10}}}}},
       {"train", {{"batch_size", 64}, {"max_steps", 4000000000LL}, {"stop_when_learned", false},
                  {"checkpoint_every", 500}, {"checkpoint_seconds", 0.0}}},
-      {"eval", {{"every", 3}, {"samples_per_task", 17}, {"tau_bits", 0.25}}},
+      {"eval", {{"every", 3}, {"samples_per_task", 17}, {"tau_bits", 0.25}, {"spectra_every", 2}}},
   };
   // Every key is given, so the resolved JSON is the input itself.
   EXPECT_EQ(to_json(parse_experiment(in)), in);
@@ -535,7 +536,7 @@ TEST(NearestName, SuggestsOnlyAWordCloseEnoughToBeMeant) {
 TEST(ConfigErrors, UnknownMsignListsChoices) {
   EXPECT_EQ(config_error(with_optimizer({{"type", "muon"}, {"lr", 0.1}, {"msign", "ns6"}})),
             "optimizer.msign: unknown msign method \"ns6\" (expected one of: ns5, polar_express, "
-            "svd)");
+            "svd, norm_matched)");
 }
 
 TEST(ConfigErrors, NestedLrErrorHasNestedPath) {
@@ -805,5 +806,48 @@ TEST(ConfigErrors, NegativeCheckpointSecondsIsRejected) {
     EXPECT_EQ(std::string(e.what()).rfind("train.checkpoint_seconds: must be >= 0", 0), 0u) << e.what();
   }
 }
+}  // namespace
+}  // namespace skillrun
+
+// ---------------------------------------------------------------------------------------------
+// the spectral lens: eval.spectra_every, optimizer.weight_decay_mode, msign norm_matched
+
+namespace skillrun {
+namespace {
+
+TEST(SpectralConfig, SpectraEveryIsOffByDefaultAndANonNegativeInteger) {
+  EXPECT_EQ(parse_experiment(minimal()).eval.spectra_every, 0);
+  json j = minimal();
+  j["eval"] = {{"spectra_every", 3}};
+  EXPECT_EQ(parse_experiment(j).eval.spectra_every, 3);
+  EXPECT_EQ(to_json(parse_experiment(j))["eval"]["spectra_every"], 3);
+  j["eval"] = {{"spectra_every", -1}};
+  EXPECT_TRUE(starts_with(config_error(j), "eval.spectra_every: "));
+}
+
+TEST(SpectralConfig, WeightDecayModeIsForNmdSignGdAndMuonOnly) {
+  for (const char* type : {"nmd", "signgd", "muon"}) {
+    const ExperimentConfig c =
+        parse_experiment(with_optimizer({{"type", type}, {"lr", 0.1}, {"weight_decay_mode", "coupled"}}));
+    EXPECT_EQ(c.optimizer.weight_decay_mode, WeightDecayMode::Coupled) << type;
+    EXPECT_EQ(to_json(c)["optimizer"]["weight_decay_mode"], "coupled") << type;
+    EXPECT_EQ(parse_experiment(with_optimizer({{"type", type}, {"lr", 0.1}})).optimizer.weight_decay_mode,
+              WeightDecayMode::Decoupled);
+  }
+  // sgd is coupled by definition; adam/adamw: the type decides.
+  for (const char* type : {"sgd", "adam", "adamw"})
+    EXPECT_EQ(config_error(with_optimizer({{"type", type}, {"lr", 0.1}, {"weight_decay_mode", "coupled"}})),
+              std::string("optimizer.weight_decay_mode: only valid when optimizer.type is nmd, signgd or muon (it is ") +
+                  type + ")");
+  EXPECT_TRUE(contains(config_error(with_optimizer({{"type", "muon"}, {"lr", 0.1}, {"weight_decay_mode", "l2"}})),
+                       "unknown weight decay mode \"l2\" (expected one of: decoupled, coupled)"));
+}
+
+TEST(SpectralConfig, MsignNormMatchedIsAMuonChoice) {
+  const ExperimentConfig c = parse_experiment(with_optimizer({{"type", "muon"}, {"lr", 0.1}, {"msign", "norm_matched"}}));
+  EXPECT_EQ(c.optimizer.msign, MsignMethod::NormMatched);
+  EXPECT_EQ(to_json(c)["optimizer"]["msign"], "norm_matched");
+}
+
 }  // namespace
 }  // namespace skillrun
