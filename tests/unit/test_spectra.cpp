@@ -148,16 +148,9 @@ std::vector<float> one_update(const OptimizerConfig& c, std::vector<float> g_hos
   w.upload(w_host);
   g.upload(g_host);
   m.upload(m_host);
-  TensorSlices<float> x;
-  x.w = w.data();
-  x.g = g.data();
-  x.m = m.data();
-  x.direction = dir.data();
-  x.orthogonal = orth.data();
-  x.rows = rows;
-  x.cols = cols;
   const RunUpdate u = run_update<float>(c, 1.0, 0, 0, rows, cols);
-  update_tensor(backend, c, x, RunTable{{&u, 1}, nullptr}, 1);
+  update_tensor(backend, c, UpdateArgs(UpdateKind::Sgd, w.data(), g.data(), n, u).state(m.data()),
+                MuonScratch<float>{dir.data(), orth.data(), 0, rows, cols}, 1);
   return w.download();
 }
 
