@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "support/metrics_rows.h"
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "core/fs.h"
@@ -205,12 +206,8 @@ class AssocMemoryRuns : public ::testing::Test {
     return trainer.run(dirs, progress, from);
   }
   std::string metrics(const std::string& dir) const {
-    std::istringstream in(read_file(root_ / dir / "metrics.csv"));
     std::string out;
-    for (std::string line; std::getline(in, line);) {
-      const auto first = line.find(','), second = line.find(',', first + 1);
-      out += line.substr(0, first) + line.substr(second) + "\n";  // without wall_s
-    }
+    for (const std::string& row : testing::metrics_rows(root_ / dir)) out += row + "\n";  // without wall_s
     return out;
   }
   fs::path root_;

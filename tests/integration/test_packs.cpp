@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "support/metrics_rows.h"
 #include "backend/cpu/cpu_backend.h"
 #include "core/error.h"
 #include "core/fs.h"
@@ -31,16 +32,7 @@ ExperimentConfig tiny(const std::vector<std::string>& overrides = {}) {
   return load_experiment(std::string(SKILLRUN_SOURCE_DIR) + "/configs/ci/tiny.json", overrides);
 }
 
-// metrics.csv without its wall_s column.
-std::vector<std::string> rows_of(const fs::path& dir) {
-  std::istringstream in(read_file(dir / "metrics.csv"));
-  std::vector<std::string> out;
-  for (std::string line; std::getline(in, line);) {
-    const auto first = line.find(','), second = line.find(',', first + 1);
-    out.push_back(line.substr(0, first) + line.substr(second));
-  }
-  return out;
-}
+std::vector<std::string> rows_of(const fs::path& dir) { return testing::metrics_rows(dir); }
 
 // Trains `configs` as one pack into dirs (fresh, or resumed from `resume`).
 std::vector<RunSummary> train_pack(const std::vector<ExperimentConfig>& configs, const std::vector<fs::path>& dirs,

@@ -14,6 +14,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "support/metrics_rows.h"
 #include "backend/cpu/cpu_backend.h"
 #include "core/fs.h"
 #include "train/trainer.h"
@@ -45,16 +46,7 @@ void train(const std::vector<ExperimentConfig>& configs, const std::vector<fs::p
   trainer.run(run_dirs, progress, std::vector<const CheckpointState*>(configs.size(), nullptr));
 }
 
-// metrics.csv without its wall_s column.
-std::vector<std::string> metrics_rows(const fs::path& dir) {
-  std::istringstream in(read_file(dir / "metrics.csv"));
-  std::vector<std::string> out;
-  for (std::string line; std::getline(in, line);) {
-    const auto first = line.find(','), second = line.find(',', first + 1);
-    out.push_back(line.substr(0, first) + line.substr(second));
-  }
-  return out;
-}
+using testing::metrics_rows;
 
 // stable_rank of every spectra.csv row of (tensor, of), in step order.
 std::vector<double> stable_ranks(const fs::path& dir, const std::string& tensor, const std::string& of) {
