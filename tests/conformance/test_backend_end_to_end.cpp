@@ -102,11 +102,9 @@ TEST(StepGraphs, ReplayedStepsFollowTheEagerRun) {
 // test_backend_ops.cpp), and each step moves the weights by lr = 0.01 times that direction, so
 // after 20 steps the weights can differ by about 20 * 0.01 * 1e-4 relative to O(1) weights, far
 // below the 1e-3 bound (50x margin); the per-step training loss (mean over 1000 samples) to 1e-4 relative.
-TEST(EndToEnd, Fig4MuonFirst20StepsAgreeCpuVsCuda) {
-  SKIP_WITHOUT_CUDA();
-  spdlog::set_level(spdlog::level::warn);
-  const ExperimentConfig config =
-      load_experiment(config_path("configs/paper/fig4_muon_w250.json"), {"train.batch_size=1000"});
+// `config` for 20 steps on the CPU and on CUDA: the per-step train loss to 1e-4 relative and
+// every parameter to 1e-3 (normalised) at the end. `what` names the case in the messages.
+void expect_first_20_steps_agree(const ExperimentConfig& config, const std::string& what) {
   CpuBackend cpu;
   auto gpu = make_backend(DeviceChoice::Cuda);
   Trainer on_cpu(cpu, config), on_gpu(*gpu, config);
@@ -114,14 +112,22 @@ TEST(EndToEnd, Fig4MuonFirst20StepsAgreeCpuVsCuda) {
     on_cpu.train_step(step);
     on_gpu.train_step(step);
     const double ref = on_cpu.last_train_loss_bits(), got = on_gpu.last_train_loss_bits();
-    EXPECT_NEAR(got, ref, 1e-4 * std::abs(ref)) << "train loss at step " << step;
+    EXPECT_NEAR(got, ref, 1e-4 * std::abs(ref)) << what << ": train loss at step " << step;
   }
   auto& p_cpu = on_cpu.model().parameters();
   auto& p_gpu = on_gpu.model().parameters();
-  ASSERT_EQ(p_cpu.size(), p_gpu.size());
+  ASSERT_EQ(p_cpu.size(), p_gpu.size()) << what;
   for (std::size_t i = 0; i < p_cpu.size(); ++i) {
-    EXPECT_LE(normalised_error(p_gpu[i].value.download(), p_cpu[i].value.download()), 1e-3) << p_cpu[i].name;
+    EXPECT_LE(normalised_error(p_gpu[i].value.download(), p_cpu[i].value.download()), 1e-3)
+        << what << ": " << p_cpu[i].name;
   }
+}
+
+TEST(EndToEnd, Fig4MuonFirst20StepsAgreeCpuVsCuda) {
+  SKIP_WITHOUT_CUDA();
+  spdlog::set_level(spdlog::level::warn);
+  expect_first_20_steps_agree(
+      load_experiment(config_path("configs/paper/fig4_muon_w250.json"), {"train.batch_size=1000"}), "fig4 muon");
 }
 
 // assoc_memory (configs/ci/assoc_tiny.json with label noise): GD and Muon (exact msign: the
@@ -135,21 +141,8 @@ TEST(EndToEnd, AssocMemoryFirst20StepsAgreeCpuVsCuda) {
   spdlog::set_level(spdlog::level::warn);
   for (const char* optimizer : {R"(optimizer={"type":"sgd","lr":8})",
                                 R"(optimizer={"type":"muon","lr":0.05,"momentum":0,"msign":"svd","muon_params":"all_weights"})"}) {
-    const ExperimentConfig config =
-        load_experiment(config_path("configs/ci/assoc_tiny.json"), {"task.label_noise=0.1", optimizer});
-    CpuBackend cpu;
-    auto gpu = make_backend(DeviceChoice::Cuda);
-    Trainer on_cpu(cpu, config), on_gpu(*gpu, config);
-    for (int64_t step = 0; step < 20; ++step) {
-      on_cpu.train_step(step);
-      on_gpu.train_step(step);
-      const double ref = on_cpu.last_train_loss_bits(), got = on_gpu.last_train_loss_bits();
-      EXPECT_NEAR(got, ref, 1e-4 * std::abs(ref)) << optimizer << ": train loss at step " << step;
-    }
-    EXPECT_LE(normalised_error(on_gpu.model().parameters().front().value.download(),
-                               on_cpu.model().parameters().front().value.download()),
-              1e-3)
-        << optimizer;
+    expect_first_20_steps_agree(
+        load_experiment(config_path("configs/ci/assoc_tiny.json"), {"task.label_noise=0.1", optimizer}), optimizer);
   }
 }
 
