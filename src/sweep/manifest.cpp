@@ -100,6 +100,9 @@ void check_sweep_directory(const fs::path& out_dir, const Sweep& sweep) {
     const bool directory = it->is_directory(ec);
     if (is_sweep_bookkeeping(name, directory) || (directory && (run_names.contains(name) || holds_run(it->path()))))
       continue;
+    // Another task of the same array may have written its manifest since the check above (the
+    // tasks start together): a manifest seen now is a sweep's too.
+    if (name == kManifestFile && !directory && holds_manifest(out_dir)) continue;
     throw UsageError(fmt::format("{} is not empty and holds no sweep (it has {}{}); refusing to write a sweep into "
                                  "it (nothing was changed): choose an empty or new --out",
                                  out_dir.string(), name,
